@@ -1,0 +1,5 @@
+import sys
+
+from asd.cli import main
+
+sys.exit(main())

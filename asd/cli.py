@@ -1,0 +1,86 @@
+"""Command line: ``asd synth``, ``asd run``, ``asd download``, ``asd bench``.
+
+Bad input ends with a one-line ``asd: error: ...`` message and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from asd.config import NETWORKS, PROFILES, get_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asd", description="Unsupervised anomalous machine-sound detection.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write the embedded synthetic slider dataset")
+    s.add_argument("out", type=Path)
+    s.add_argument("--profile", choices=PROFILES, default=None)
+    s.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("run", help="train and evaluate detectors, print the AUC/pAUC table")
+    r.add_argument("--data", type=Path, required=True, help="folder holding <machine>/train and <machine>/test")
+    r.add_argument("--machine", default="slider")
+    r.add_argument("--ids", nargs="+", default=None, help="machine IDs (default: all found)")
+    r.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME")
+    r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
+    r.add_argument("--profile", choices=PROFILES, default=None)
+    r.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
+    r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
+    d.add_argument("dest", type=Path)
+    d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"))
+    d.add_argument("--machine", default="slider")
+    return p
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from asd import synth
+
+    cfg = get_config(args.profile, seed=args.seed)
+    root = synth.generate(args.out, cfg.synth, seed=args.seed)
+    print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}) in {root}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from asd.detectors import DETECTORS
+    from asd.experiment import run
+
+    unknown = [m for m in args.models if m not in DETECTORS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+    cfg = get_config(args.profile, seed=args.seed, machine=args.machine)
+    if args.epochs is not None:
+        cfg = cfg.with_epochs(args.epochs)
+    results = run(cfg, args.data, args.models, ids=args.ids, device=args.device,
+                  per_id=args.per_id, progress=not args.quiet)
+    print(f"data: {args.data} | machine: {args.machine} | profile: {cfg.profile} | device: {results.device}")
+    print(results.table())
+    if args.out:
+        results.save(args.out)
+        print(f"results written to {args.out}")
+
+
+def _download(args: argparse.Namespace) -> None:
+    from asd.download import download
+
+    print(f"unpacked into {download(args.dest, args.which, args.machine)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from asd.data import DataError
+    from asd.download import DownloadError
+
+    try:
+        {"synth": _synth, "run": _run, "download": _download}[args.command](args)
+    except (DataError, DownloadError, ValueError, RuntimeError, OSError) as err:
+        print(f"asd: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,141 @@
+"""The whole pipeline as in the DCASE 2020 baseline: features -> detector -> scores -> AUC/pAUC.
+
+One detector per machine type is trained on all its IDs' normal training clips (as the
+baseline does) and every test clip is scored; ``per_id=True`` trains one detector per ID.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asd import metrics
+from asd.config import Config, home
+from asd.data import list_clips, machine_ids
+from asd.detectors import make
+from asd.features import FrameSet, Standardiser, extract
+from asd.train import History
+from asd.utils import atomic_write_bytes, resolve_device
+
+
+@dataclass
+class Prepared:
+    """Standardised training and test frames of one machine type."""
+
+    train: FrameSet
+    test: FrameSet
+    standardiser: Standardiser
+    ids: list[str]
+
+    @property
+    def id_index(self) -> dict[str, int]:
+        return {mid: i for i, mid in enumerate(self.ids)}
+
+
+@dataclass
+class ModelResult:
+    name: str
+    rows: list[dict]
+    scores: np.ndarray
+    histories: dict[str, History]  # "all", or one per machine ID with per-ID training
+    seconds: float
+
+    @property
+    def steps(self) -> int:
+        return sum(h.steps for h in self.histories.values())
+
+
+@dataclass
+class Results:
+    cfg: Config
+    machine: str
+    data: str
+    device: str
+    test: FrameSet
+    models: dict[str, ModelResult] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict]:
+        return [r for m in self.models.values() for r in m.rows]
+
+    def table(self) -> str:
+        return metrics.format_table(metrics.table(self.rows))
+
+    def to_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "machine": self.machine,
+            "data": self.data,
+            "profile": self.cfg.profile,
+            "config": self.cfg.to_dict(),
+            "config_hash": self.cfg.hash(),
+            "device": self.device,
+            "seconds": {m.name: round(m.seconds, 2) for m in self.models.values()},
+            "steps": {m.name: m.steps for m in self.models.values()},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "numpy": np.__version__},
+            "git_commit": _git_commit(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self, path: Path) -> None:
+        atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
+            cache_dir: Path | None = None, progress: bool = True) -> Prepared:
+    """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics."""
+    machine = machine or cfg.machine
+    cache_dir = cache_dir if cache_dir is not None else home() / "features"
+    train_clips = list_clips(root, machine, "train", ids)
+    test_clips = list_clips(root, machine, "test", ids)
+    train = extract(train_clips, cfg.feature, cache_dir, progress, desc=f"{machine} train")
+    test = extract(test_clips, cfg.feature, cache_dir, progress, desc=f"{machine} test")
+    std = Standardiser.fit(train.frames)
+    return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips))
+
+
+def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, machine: str,
+              per_id: bool = False, progress: bool = True) -> ModelResult:
+    """Fit detector ``name`` (once, or once per ID), score the test clips, compute AUC/pAUC per ID."""
+    start = time.perf_counter()
+    groups = [[mid] for mid in prep.ids] if per_id else [prep.ids]
+    scores = np.zeros(len(prep.test))
+    histories = {}
+    for group in groups:
+        train_sel = [i for i, c in enumerate(prep.train.clips) if c.machine_id in group]
+        test_sel = [i for i, c in enumerate(prep.test.clips) if c.machine_id in group]
+        detector = make(name, cfg, prep.id_index, device)
+        histories[group[0] if per_id else "all"] = detector.fit(prep.train.subset(train_sel), progress)
+        scores[test_sel] = detector.score(prep.test.subset(test_sel))
+    rows = metrics.per_id(name, machine, prep.test.machine_ids, prep.test.y_true, scores, cfg.max_fpr)
+    return ModelResult(name, rows, scores, histories, time.perf_counter() - start)
+
+
+def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
+        device: str | None = None, per_id: bool = False, progress: bool = True,
+        data_label: str | None = None) -> Results:
+    """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results."""
+    machine = machine or cfg.machine
+    dev = resolve_device(device)
+    prep = prepare(cfg, root, machine, ids, progress=progress)
+    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test)
+    for name in models:
+        results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress)
+    return results

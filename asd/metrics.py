@@ -1,0 +1,76 @@
+"""AUC and pAUC as the DCASE 2020 evaluator computes them, and per-ID result tables.
+
+pAUC is scikit-learn's ``roc_auc_score(y_true, scores, max_fpr=0.1)``: the area under the ROC
+curve for false-positive rates up to ``max_fpr``, McClish-standardised so that a random
+detector scores 0.5 and a perfect one 1.0 (not the raw area, which would be at most 0.1).
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+# The course report's table (dev set, slider): AUC, pAUC per ID.
+REPORT = {
+    "baseline": {"00": (0.957, 0.795), "02": (0.763, 0.617), "04": (0.910, 0.673)},
+    "batchnorm": {"00": (0.961, 0.810), "02": (0.776, 0.639), "04": (0.944, 0.736)},
+    "dropout": {"00": (0.966, 0.835), "02": (0.779, 0.640), "04": (0.929, 0.685)},
+    "sequential": {"00": (0.967, 0.837), "02": (0.790, 0.631), "04": (0.923, 0.700)},
+}
+# The DCASE 2020 Task 2 baseline README (slider, dev set).
+DCASE2020_BASELINE = {"00": (0.963, 0.818), "02": (0.788, 0.629), "04": (0.946, 0.740)}
+
+
+def auc_pauc(y_true, scores, max_fpr: float = 0.1) -> tuple[float, float]:
+    """``(AUC, pAUC)`` of anomaly ``scores`` (higher = more anomalous) against labels (1 = anomaly)."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
+    if y_true.shape != scores.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and scores {scores.shape} must be 1-d of equal length")
+    if set(np.unique(y_true)) != {0, 1}:
+        raise ValueError("y_true needs both normal (0) and anomalous (1) clips")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or infinity")
+    return float(roc_auc_score(y_true, scores)), float(roc_auc_score(y_true, scores, max_fpr=max_fpr))
+
+
+def per_id(model: str, machine: str, ids: np.ndarray, y_true: np.ndarray, scores: np.ndarray,
+           max_fpr: float = 0.1) -> list[dict]:
+    """One result row ``{model, machine, id, auc, pauc}`` per machine ID."""
+    rows = []
+    for mid in sorted(set(ids.tolist())):
+        sel = ids == mid
+        auc, pauc = auc_pauc(y_true[sel], scores[sel], max_fpr)
+        rows.append({"model": model, "machine": machine, "id": mid, "auc": auc, "pauc": pauc})
+    return rows
+
+
+def table(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{model: {id: (auc, pauc), ..., "AVG": (mean auc, mean pauc)}}`` from result rows."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for r in rows:
+        out.setdefault(r["model"], {})[r["id"]] = (r["auc"], r["pauc"])
+    for model, cells in out.items():
+        values = np.array(list(cells.values()))
+        cells["AVG"] = (float(values[:, 0].mean()), float(values[:, 1].mean()))
+    return out
+
+
+def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report."""
+    cols = list(next(iter(tab.values())).keys())
+    width = max(len(m) for m in tab) + 2
+    head = f"{'model':<{width}}" + "".join(f"{c:>14}" for c in cols)
+    lines = [head, f"{'':<{width}}" + "".join(f"{'AUC/pAUC':>14}" for _ in cols)]
+    for model, cells in tab.items():
+        lines.append(f"{model:<{width}}" + "".join(
+            f"{cells[c][0]:.3f}/{cells[c][1]:.3f}".rjust(14) if c in cells else f"{'-':>14}"
+            for c in cols))
+    return "\n".join(lines)
+
+
+def reference_table() -> dict[str, dict[str, tuple[float, float]]]:
+    """The report's four networks and the DCASE 2020 baseline, with their averages."""
+    rows = [{"model": f"report {m}", "id": i, "auc": a, "pauc": p}
+            for m, cells in REPORT.items() for i, (a, p) in cells.items()]
+    rows += [{"model": "DCASE 2020 baseline", "id": i, "auc": a, "pauc": p}
+             for i, (a, p) in DCASE2020_BASELINE.items()]
+    return table(rows)

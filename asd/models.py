@@ -1,0 +1,138 @@
+"""The report's four networks, with their losses and anomaly scores.
+
+Every network maps a batch of stacked log-mel vectors ``x`` (and the clips' machine-ID
+indices ``ids``, used only by ID-aware detectors) to a per-vector training ``loss`` and a
+per-vector anomaly ``score``; a clip's score is the mean over its vectors.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from asd.config import NETWORKS, Config
+
+REPORT_PARAMS = {"baseline": 858_280, "batchnorm": 861_480, "dropout": 861_480, "sequential": 267_928}
+
+
+def _block(n_in: int, n_out: int, batchnorm: bool, dropout: float, **bn_kwargs) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(n_out, **bn_kwargs))
+    layers.append(nn.ReLU())
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
+class VAE(nn.Module):
+    """640-400-400-(20, 20)-20-400-400-640 variational autoencoder (the PyTorch VAE example's shape).
+
+    Training loss: summed squared reconstruction error plus ``kl_weight`` times the KL divergence
+    of the approximate posterior from N(0, I). At evaluation the decoder reads the posterior mean,
+    so the anomaly score (mean squared error) is deterministic.
+    """
+
+    def __init__(self, dim: int, hidden: int, latent: int, kl_weight: float,
+                 batchnorm: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.kl_weight = kl_weight
+        self.encoder = nn.Sequential(*_block(dim, hidden, batchnorm, dropout),
+                                     *_block(hidden, hidden, batchnorm, dropout))
+        self.mu = nn.Linear(hidden, latent)
+        self.logvar = nn.Linear(hidden, latent)
+        self.decoder = nn.Sequential(*_block(latent, hidden, batchnorm, dropout),
+                                     *_block(hidden, hidden, batchnorm, dropout),
+                                     nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decoder(z), mu, logvar
+
+    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        recon, mu, logvar = self(x)
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+        return ((recon - x) ** 2).sum(dim=1) + self.kl_weight * kl
+
+    def score(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return ((self(x)[0] - x) ** 2).mean(dim=1)
+
+
+class Autoencoder(nn.Module):
+    """The DCASE 2020 baseline: Dense-BatchNorm-ReLU blocks around an 8-d bottleneck, then Dense.
+
+    Keras defaults are kept: Glorot-uniform weights, zero biases, BatchNorm momentum 0.99
+    (PyTorch ``momentum=0.01``) and epsilon 1e-3. Loss and score: mean squared error.
+    """
+
+    def __init__(self, dim: int, hidden: int = 128, bottleneck: int = 8):
+        super().__init__()
+        widths = [dim, hidden, hidden, hidden, hidden, bottleneck, hidden, hidden, hidden, hidden]
+        layers = [m for a, b in zip(widths, widths[1:])
+                  for m in _block(a, b, batchnorm=True, dropout=0.0, momentum=0.01, eps=1e-3)]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, dim))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return ((self(x) - x) ** 2).mean(dim=1)
+
+    score = loss
+
+
+def build(name: str, cfg: Config, n_ids: int = 1) -> nn.Module:
+    """A freshly initialised network by name (``n_ids``: machine IDs, for ID-aware networks)."""
+    dim, net = cfg.feature.dim, cfg.net
+    if name == "baseline":
+        return VAE(dim, net.hidden, net.latent, net.kl_weight)
+    if name == "batchnorm":
+        return VAE(dim, net.hidden, net.latent, net.kl_weight, batchnorm=True)
+    if name == "dropout":
+        return VAE(dim, net.hidden, net.latent, net.kl_weight, batchnorm=True, dropout=net.dropout)
+    if name == "sequential":
+        return Autoencoder(dim, net.seq_hidden, net.bottleneck)
+    raise ValueError(f"unknown network {name!r}; choose from {', '.join(NETWORKS)}")
+
+
+def n_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def summary_rows(model: nn.Module, dim: int) -> list[tuple[str, tuple[int, ...], int]]:
+    """``(layer, output shape, params)`` per leaf layer in call order, as torchsummary lists them."""
+    rows: list[tuple[str, tuple[int, ...], int]] = []
+
+    def hook(module: nn.Module, _inp, out) -> None:
+        kind = type(module).__name__
+        shape = (-1, *out.shape[1:])
+        rows.append((f"{kind}-{len(rows) + 1}", shape, sum(p.numel() for p in module.parameters())))
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, dim))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return rows
+
+
+def summary(model: nn.Module, dim: int) -> str:
+    """A torchsummary-style table of ``model`` (layer, output shape, params) with the totals."""
+    line = "-" * 64
+    out = [line, f"{'Layer (type)':>25}  {'Output Shape':>20} {'Param #':>15}", "=" * 64]
+    for name, shape, params in summary_rows(model, dim):
+        out.append(f"{name:>25}  {str(list(shape)):>20} {params:>15,}")
+    out += ["=" * 64, f"Trainable params: {n_params(model):,}", line]
+    return "\n".join(out)

@@ -1,0 +1,210 @@
+"""asd.download against a real HTTP server on 127.0.0.1 that plays Zenodo."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import socket
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asd.download import KNOWN_MD5, DownloadError, download
+
+KEY = "dev_data_slider.zip"
+MEMBER = "dev_data/slider/train/normal_id_00_00000000.wav"
+FILE_PATH = f"/files/{KEY}"
+API_PATH = "/api/records/3678171"
+FALLBACK_PATH = f"/records/3678171/files/{KEY}"
+
+
+@dataclass
+class FakeZenodo:
+    """What the server serves and what it saw; tests change the fields to misbehave."""
+
+    payload: bytes
+    md5: str
+    honour_range: bool = True
+    api_status: int = 200
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    url: str = ""
+
+    def record(self) -> bytes:
+        """The record JSON in Zenodo's shape."""
+        entry = {"key": KEY, "checksum": f"md5:{self.md5}", "size": len(self.payload),
+                 "links": {"self": self.url + FILE_PATH}}
+        return json.dumps({"id": 3678171, "files": [entry]}).encode()
+
+
+def _handler(state: FakeZenodo) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = self.path.split("?")[0]
+            state.requests.append((path, self.headers.get("Range")))
+            if path == API_PATH and state.api_status == 200:
+                self._send(200, state.record(), "application/json")
+            elif path == API_PATH:
+                self._send(state.api_status, b"oops", "text/plain")
+            elif path in (FILE_PATH, FALLBACK_PATH):
+                self._send_file()
+            else:
+                self._send(404, b"not found", "text/plain")
+
+        def _send_file(self) -> None:
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            if not (match and state.honour_range):
+                self._send(200, state.payload, "application/zip")
+                return
+            start, size = int(match[1]), len(state.payload)
+            self._send(206, state.payload[start:], "application/zip",
+                       {"Content-Range": f"bytes {start}-{size - 1}/{size}"})
+
+        def _send(self, code: int, body: bytes, ctype: str,
+                  extra: dict[str, str] | None = None) -> None:
+            self.send_response(code)
+            for name, value in {"Content-Type": ctype, "Content-Length": str(len(body)),
+                                **(extra or {})}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def _zip_bytes(tmp_path: Path, member: str = MEMBER) -> bytes:
+    """A small zip holding one 0.1 s wav written by soundfile."""
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, np.zeros(1600, dtype=np.float32), 16000)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(wav, member)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[FakeZenodo]:
+    payload = _zip_bytes(tmp_path)
+    state = FakeZenodo(payload, hashlib.md5(payload).hexdigest())
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{httpd.server_port}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def _fetch(server: FakeZenodo, dest: Path) -> Path:
+    return download(dest, base_url=server.url, progress=False)
+
+
+def _check_unpacked(dest: Path) -> None:
+    audio, sr = sf.read(dest / MEMBER)
+    assert sr == 16000 and len(audio) == 1600
+    assert not (dest / KEY).exists() and not (dest / f"{KEY}.part").exists()
+
+
+def test_full_download_and_unpack(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    assert download(dest, base_url=server.url, progress=True) == dest
+    _check_unpacked(dest)
+    assert server.requests == [(API_PATH, None), (FILE_PATH, None)]
+
+
+def test_resume_from_partial_file(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    dest.mkdir()
+    cut = len(server.payload) // 2
+    (dest / f"{KEY}.part").write_bytes(server.payload[:cut])
+    _fetch(server, dest)
+    _check_unpacked(dest)
+    assert (FILE_PATH, f"bytes={cut}-") in server.requests
+
+
+def test_server_ignoring_range_restarts(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / f"{KEY}.part").write_bytes(b"x" * 100)  # garbage that must not survive
+    server.honour_range = False
+    _fetch(server, dest)
+    _check_unpacked(dest)
+    assert (FILE_PATH, "bytes=100-") in server.requests
+
+
+def test_checksum_mismatch_raises_and_deletes(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    good = server.md5
+    server.md5 = "0" * 32
+    with pytest.raises(DownloadError, match=f"{KEY}.*{'0' * 32}.*{good}"):
+        _fetch(server, dest)
+    assert list(dest.iterdir()) == []  # no zip, no .part, no marker
+
+
+def test_verified_zip_is_not_downloaded_again(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / KEY).write_bytes(server.payload)
+    _fetch(server, dest)
+    _check_unpacked(dest)
+    assert server.requests == [(API_PATH, None)]
+
+
+def test_second_call_is_a_no_op(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    _fetch(server, dest)
+    seen = len(server.requests)
+    assert _fetch(server, dest) == dest
+    assert len(server.requests) == seen
+
+
+def test_unusable_api_falls_back_to_known_md5(
+    server: FakeZenodo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(KNOWN_MD5, KEY, server.md5)
+    server.api_status = 500
+    dest = tmp_path / "data"
+    with pytest.warns(UserWarning, match="HTTP 500"):
+        _fetch(server, dest)
+    _check_unpacked(dest)
+    assert (FALLBACK_PATH, None) in server.requests
+
+
+def test_member_escaping_dest_is_rejected(server: FakeZenodo, tmp_path: Path) -> None:
+    server.payload = _zip_bytes(tmp_path, "../evil.wav")
+    server.md5 = hashlib.md5(server.payload).hexdigest()
+    with pytest.raises(DownloadError, match="escapes"):
+        _fetch(server, tmp_path / "data")
+    assert not (tmp_path / "evil.wav").exists()
+
+
+@pytest.mark.parametrize(("which", "machine", "match"), [
+    ("test", "slider", "unknown set 'test'"),
+    ("dev", "car", "unknown machine 'car'"),
+    ("eval", "Slider", "unknown machine 'Slider'"),
+])
+def test_bad_arguments(tmp_path: Path, which: str, machine: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        download(tmp_path, which, machine, base_url="http://127.0.0.1:9", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_server(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port that nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "data", base_url=f"http://127.0.0.1:{port}", progress=False)
+    message = str(info.value)
+    assert f"http://127.0.0.1:{port}/api/records/3678171" in message and "\n" not in message
