@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--no-cache", action="store_true", help="retrain even if an identical run is cached")
 
     d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
     d.add_argument("dest", type=Path)
@@ -59,7 +60,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
     results = run(cfg, args.data, args.models, ids=args.ids, device=args.device,
-                  per_id=args.per_id, progress=not args.quiet)
+                  per_id=args.per_id, progress=not args.quiet, cache=not args.no_cache)
     print(f"data: {args.data} | machine: {args.machine} | profile: {cfg.profile} | device: {results.device}")
     print(results.table())
     if args.out:

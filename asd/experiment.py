@@ -5,7 +5,9 @@ baseline does) and every test clip is scored; ``per_id=True`` trains one detecto
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
@@ -20,9 +22,32 @@ from asd import metrics
 from asd.config import Config, home
 from asd.data import list_clips, machine_ids
 from asd.detectors import make
-from asd.features import FrameSet, Standardiser, extract
+from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History
 from asd.utils import atomic_write_bytes, resolve_device
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the book's data comes from: the real DCASE data (``$ASD_DATA``) or the synthetic stand-in."""
+
+    dev: Path  # folder holding <machine>/train and <machine>/test
+    eval: Path | None
+    synthetic: bool
+    label: str
+
+
+def data_source(cfg: Config, progress: bool = True) -> DataSource:
+    """``$ASD_DATA`` (and optionally ``$ASD_EVAL_DATA``) if set, else the synthetic data, generated on first use."""
+    if os.environ.get("ASD_DATA"):
+        dev = Path(os.environ["ASD_DATA"]).expanduser()
+        ev = Path(os.environ["ASD_EVAL_DATA"]).expanduser() if os.environ.get("ASD_EVAL_DATA") else None
+        return DataSource(dev, ev, False, f"real DCASE 2020 data ({dev})")
+    from asd import synth
+
+    root = synth.ensure(cfg, progress=progress)
+    return DataSource(root / "dev_data", root / "eval_data", True,
+                      f"synthetic slider stand-in ({cfg.profile} profile, seed {cfg.seed})")
 
 
 @dataclass
@@ -33,6 +58,7 @@ class Prepared:
     test: FrameSet
     standardiser: Standardiser
     ids: list[str]
+    key: str  # fingerprint of the clips and the feature config
 
     @property
     def id_index(self) -> dict[str, int]:
@@ -108,12 +134,45 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     train = extract(train_clips, cfg.feature, cache_dir, progress, desc=f"{machine} train")
     test = extract(test_clips, cfg.feature, cache_dir, progress, desc=f"{machine} test")
     std = Standardiser.fit(train.frames)
-    return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips))
+    key = cache_key(train_clips + test_clips, cfg.feature)
+    return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key)
+
+
+def _source_hash() -> str:
+    """Hash of the package's source, so cached results never outlive a code change."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool) -> Path:
+    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), _source_hash()]
+    return home() / "results" / f"{name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:20]}.json"
+
+
+def _save_result(path: Path, res: ModelResult) -> None:
+    blob = {"name": res.name, "rows": res.rows, "scores": res.scores.tolist(), "seconds": res.seconds,
+            "histories": {k: vars(h) for k, h in res.histories.items()}}
+    atomic_write_bytes(path, json.dumps(blob).encode())
+
+
+def _load_result(path: Path) -> ModelResult:
+    blob = json.loads(path.read_text())
+    return ModelResult(blob["name"], blob["rows"], np.array(blob["scores"]),
+                       {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"])
 
 
 def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, machine: str,
-              per_id: bool = False, progress: bool = True) -> ModelResult:
-    """Fit detector ``name`` (once, or once per ID), score the test clips, compute AUC/pAUC per ID."""
+              per_id: bool = False, progress: bool = True, cache: bool = True) -> ModelResult:
+    """Fit detector ``name`` (once, or once per ID), score the test clips, compute AUC/pAUC per ID.
+
+    With ``cache``, a result is stored under ``$ASD_HOME/results`` keyed on the config, the
+    clips, the device type and the package source, and reused by an identical later call.
+    """
+    path = _result_path(name, cfg, prep, device, per_id)
+    if cache and path.exists():
+        return _load_result(path)
     start = time.perf_counter()
     groups = [[mid] for mid in prep.ids] if per_id else [prep.ids]
     scores = np.zeros(len(prep.test))
@@ -125,17 +184,20 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         histories[group[0] if per_id else "all"] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
     rows = metrics.per_id(name, machine, prep.test.machine_ids, prep.test.y_true, scores, cfg.max_fpr)
-    return ModelResult(name, rows, scores, histories, time.perf_counter() - start)
+    result = ModelResult(name, rows, scores, histories, time.perf_counter() - start)
+    if cache:
+        _save_result(path, result)
+    return result
 
 
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
-        data_label: str | None = None) -> Results:
+        data_label: str | None = None, cache: bool = True) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results."""
     machine = machine or cfg.machine
     dev = resolve_device(device)
     prep = prepare(cfg, root, machine, ids, progress=progress)
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test)
     for name in models:
-        results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress)
+        results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
     return results

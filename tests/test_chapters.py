@@ -1,0 +1,152 @@
+"""Structural checks on the book: chapter pairing, stripped outputs, the TOC.
+
+These tests never execute a notebook (``pytest --nbmake chapters`` does that).
+They hold with zero chapters present, except the TOC test, which needs every
+file that ``_toc.yml`` names to exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+TOC = ROOT / "_toc.yml"
+CONFIG = ROOT / "_config.yml"
+
+NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+SCRIPTS = sorted(CHAPTERS.glob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    """(cell_type, source) of every cell, as jupytext reads the file."""
+    nb = jupytext.read(path)
+    return [(cell.cell_type, cell.source) for cell in nb.cells]
+
+
+def _toc_files(node: object) -> list[str]:
+    """Every ``file:``/``root:`` entry of a (possibly nested) jb-book TOC."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if isinstance(node.get(key), str):
+                found.append(node[key])
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                found.extend(_toc_files(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_toc_files(item))
+    return found
+
+
+def _toc_entries() -> list[str]:
+    return _toc_files(yaml.safe_load(TOC.read_text(encoding="utf-8")))
+
+
+def _global_allow_errors(metadata: dict) -> list[str]:
+    """Where notebook-level metadata turns on allow_errors (myst-nb or nbmake)."""
+    hits = []
+    execution = metadata.get("execution") or {}
+    if execution.get("allow_errors"):
+        hits.append("metadata.execution.allow_errors")
+    mystnb = metadata.get("mystnb") or {}
+    if mystnb.get("execution_allow_errors"):
+        hits.append("metadata.mystnb.execution_allow_errors")
+    if (mystnb.get("execution") or {}).get("allow_errors"):
+        hits.append("metadata.mystnb.execution.allow_errors")
+    return hits
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_rel)
+def test_notebook_has_py_percent_twin(notebook: Path) -> None:
+    twin = notebook.with_suffix(".py")
+    assert twin.exists(), (
+        f"{_rel(notebook)} has no py:percent twin; run `jupytext --sync {_rel(notebook)}`"
+    )
+    assert "# %%" in twin.read_text(encoding="utf-8"), (
+        f"{_rel(twin)} is not in py:percent format (no `# %%` cell markers)"
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_rel)
+def test_notebook_and_twin_have_same_cells(notebook: Path) -> None:
+    twin = notebook.with_suffix(".py")
+    if not twin.exists():
+        pytest.fail(f"{_rel(notebook)} has no .py twin")
+    from_ipynb, from_py = _cells(notebook), _cells(twin)
+    for index, (a, b) in enumerate(zip(from_ipynb, from_py)):
+        assert a == b, (
+            f"cell {index} differs between {_rel(notebook)} and {_rel(twin)}; "
+            f"run `jupytext --sync` on the one you edited\n ipynb: {a!r}\n    py: {b!r}"
+        )
+    assert len(from_ipynb) == len(from_py), (
+        f"{_rel(notebook)} has {len(from_ipynb)} cells, {_rel(twin)} has {len(from_py)}"
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_rel)
+def test_notebook_outputs_are_stripped(notebook: Path) -> None:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    dirty = [
+        index
+        for index, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code"
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{_rel(notebook)}: code cells {dirty} carry outputs or an execution_count; "
+        "rebuild it from its twin without outputs: `jupytext --to ipynb <chapter>.py`"
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_rel)
+def test_notebook_does_not_allow_errors_globally(notebook: Path) -> None:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    hits = _global_allow_errors(nb.get("metadata") or {})
+    assert not hits, (
+        f"{_rel(notebook)} sets {hits}; tag the one cell `raises-exception` instead"
+    )
+
+
+def test_no_py_chapter_without_notebook() -> None:
+    orphans = [_rel(p) for p in SCRIPTS if not p.with_suffix(".ipynb").exists()]
+    assert not orphans, (
+        f"py:percent chapters without an .ipynb twin: {orphans}; "
+        "create it with `jupytext --to ipynb <file>.py` (outputs stay empty)"
+    )
+
+
+def test_book_config_does_not_allow_errors() -> None:
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    execute = config.get("execute") or {}
+    assert execute.get("allow_errors", False) is False
+    sphinx_config = (config.get("sphinx") or {}).get("config") or {}
+    assert not sphinx_config.get("nb_execution_allow_errors", False)
+
+
+def test_every_toc_entry_exists() -> None:
+    missing = [
+        entry
+        for entry in _toc_entries()
+        if not any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb"))
+        and not (ROOT / entry).exists()
+    ]
+    assert not missing, f"_toc.yml names files that do not exist (.md or .ipynb): {missing}"
+
+
+def test_every_chapter_is_in_the_toc() -> None:
+    # only_build_toc_files: true silently drops a chapter missing from the TOC.
+    listed = {Path(entry).with_suffix("").as_posix() for entry in _toc_entries()}
+    chapters = [*NOTEBOOKS, *sorted(CHAPTERS.glob("*.md"))]
+    unlisted = [_rel(p) for p in chapters if _rel(p.with_suffix("")) not in listed]
+    assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
