@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("dest", type=Path)
     d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"))
     d.add_argument("--machine", default="slider")
+    b = sub.add_parser("bench", help="time the plain DataLoader loop against asd.train, and feature extraction")
+    b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
+    b.add_argument("--machine", default="slider")
+    b.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME")
+    b.add_argument("--epochs", type=int, default=2)
+    b.add_argument("--profile", choices=PROFILES, default=None)
+    b.add_argument("--device", default=None)
+    b.add_argument("--max-clips", type=int, default=None, help="use at most this many training clips")
+    b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
     return p
 
 
@@ -74,13 +83,40 @@ def _download(args: argparse.Namespace) -> None:
     print(f"unpacked into {download(args.dest, args.which, args.machine)}")
 
 
+def _bench(args: argparse.Namespace) -> None:
+    import json
+
+    from asd import bench
+    from asd.experiment import data_source, prepare
+    from asd.utils import atomic_write_bytes, resolve_device
+
+    cfg = get_config(args.profile, machine=args.machine)
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    device = resolve_device(args.device)
+    root = args.data or data_source(cfg).dev
+    prep = prepare(cfg, root, args.machine, progress=False)
+    if args.max_clips:
+        prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
+    training = bench.bench_training(cfg, prep, args.models, args.epochs, device)
+    features = bench.bench_features(prep.train.clips, cfg, device)
+    info = bench.device_info(device)
+    print(f"data: {root} | device: {info['device']} | {len(prep.train)} training clips")
+    print(bench.format_training(training))
+    print(f"features: librosa {features['librosa_clips_per_s']:.1f} clips/s, "
+          f"torch {features['torch_clips_per_s']:.1f} clips/s")
+    if args.out:
+        blob = {"data": str(root), **info, "training": training, "features": features}
+        atomic_write_bytes(args.out, json.dumps(blob, indent=2).encode())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from asd.data import DataError
     from asd.download import DownloadError
 
     try:
-        {"synth": _synth, "run": _run, "download": _download}[args.command](args)
+        {"synth": _synth, "run": _run, "download": _download, "bench": _bench}[args.command](args)
     except (DataError, DownloadError, ValueError, RuntimeError, OSError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2

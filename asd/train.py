@@ -108,18 +108,23 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
     return hist
 
 
-def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
-              device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train (plain)") -> History:
-    """The same training with materialised vectors and a ``DataLoader`` (the reference loop)."""
+def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, shuffle: bool,
+            seed: int) -> "torch.utils.data.DataLoader":
     from torch.utils.data import DataLoader, TensorDataset
 
-    tr_idx, _ = split_clips(len(train), fit_cfg.validation_split, seed)
-    sub = train.subset(tr_idx)
-    _, clip_of = sub.vector_starts(n_frames)
-    ids = np.array([id_index.get(c.machine_id, -1) for c in sub.clips], dtype=np.int64)[clip_of]
-    dataset = TensorDataset(torch.from_numpy(sub.vectors(n_frames)), torch.from_numpy(ids))
-    loader = DataLoader(dataset, batch_size=fit_cfg.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    _, clip_of = fs.vector_starts(n_frames)
+    ids = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
+    dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(ids))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
+              device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train (plain)") -> History:
+    """The same training with materialised vectors and ``DataLoader``s (the reference loop)."""
+    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
+    loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, True, seed)
+    val_loader = _loader(train.subset(val_idx), n_frames, id_index, 4096, False, seed) if len(val_idx) else None
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
     hist, start = History(), time.perf_counter()
@@ -133,7 +138,13 @@ def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
             opt.step()
             total += loss.item() * len(x)
             hist.steps += 1
-        hist.train_loss.append(total / len(dataset))
+        hist.train_loss.append(total / len(loader.dataset))
+        if val_loader is not None:
+            model.eval()
+            with torch.no_grad():
+                val = sum(model.loss(x.to(device), y.to(device)).sum().item() for x, y in val_loader)
+            hist.val_loss.append(val / len(val_loader.dataset))
+            model.train()
     hist.seconds = time.perf_counter() - start
     model.eval()
     return hist

@@ -1,0 +1,74 @@
+"""Side-by-side timings: the plain ``DataLoader`` loop vs :func:`asd.train.fit`, librosa vs torch features.
+
+Both training loops run in the same process, on the same frames, device, seed and number of
+updates, so their ratio is a fair measure of what the fast path saves.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import replace
+
+import torch
+
+from asd.config import Config
+from asd.data import Clip
+from asd.experiment import Prepared
+from asd.features import extract
+from asd.models import build
+from asd.train import fit, fit_plain
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
+                   device: torch.device, progress: bool = False) -> list[dict]:
+    """Steps/s and seconds per epoch of both loops for each network, plus their ratio and final losses."""
+    rows = []
+    for name in models:
+        fit_cfg = replace(cfg.fit[name], epochs=epochs)
+        runs = {}
+        for label, loop in (("plain", fit_plain), ("asd", fit)):
+            torch.manual_seed(cfg.seed)
+            model = build(name, cfg, n_ids=len(prep.ids))
+            hist = loop(model, prep.train, fit_cfg, cfg.feature.n_frames, prep.id_index, device,
+                        seed=cfg.seed, progress=progress, desc=f"{name} {label}")
+            runs[label] = hist
+        plain, fast = runs["plain"], runs["asd"]
+        rows.append({
+            "model": name, "batch_size": fit_cfg.batch_size, "epochs": epochs, "steps": fast.steps,
+            "plain_steps_per_s": plain.steps / plain.seconds, "asd_steps_per_s": fast.steps / fast.seconds,
+            "plain_s_per_epoch": plain.seconds / epochs, "asd_s_per_epoch": fast.seconds / epochs,
+            "speedup": plain.seconds / fast.seconds,
+            "plain_final_loss": plain.train_loss[-1], "asd_final_loss": fast.train_loss[-1],
+        })
+    return rows
+
+
+def bench_features(clips: list[Clip], cfg: Config, device: torch.device) -> dict:
+    """Clips per second of log-mel extraction with librosa (CPU) and with the torch path on ``device``."""
+    out = {"clips": len(clips)}
+    for backend in ("librosa", "torch"):
+        start = time.perf_counter()
+        extract(clips, cfg.feature, cache_dir=None, progress=False, backend=backend, device=device)
+        out[f"{backend}_clips_per_s"] = len(clips) / (time.perf_counter() - start)
+    return out
+
+
+def format_training(rows: list[dict]) -> str:
+    """A plain-text table of :func:`bench_training` rows."""
+    head = f"{'model':<11}{'batch':>6}{'steps':>7}{'plain st/s':>12}{'asd st/s':>10}{'plain s/ep':>12}{'asd s/ep':>10}{'ratio':>7}"
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['model']:<11}{r['batch_size']:>6}{r['steps']:>7}{r['plain_steps_per_s']:>12.1f}"
+                     f"{r['asd_steps_per_s']:>10.1f}{r['plain_s_per_epoch']:>12.3f}{r['asd_s_per_epoch']:>10.3f}"
+                     f"{r['speedup']:>7.2f}")
+    return "\n".join(lines)
+
+
+def device_info(device: torch.device) -> dict:
+    return {"device": _device_name(device), "torch": torch.__version__, "python": platform.python_version()}
