@@ -20,7 +20,7 @@ import torch
 
 from asd import metrics
 from asd.config import Config, home
-from asd.data import list_clips, machine_ids
+from asd.data import DataError, list_clips, machine_ids
 from asd.detectors import make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History
@@ -133,6 +133,9 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     test_clips = list_clips(root, machine, "test", ids)
     train = extract(train_clips, cfg.feature, cache_dir, progress, desc=f"{machine} train")
     test = extract(test_clips, cfg.feature, cache_dir, progress, desc=f"{machine} test")
+    missing = sorted(set(machine_ids(test_clips)) - set(machine_ids(train_clips)))
+    if missing:
+        raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
     std = Standardiser.fit(train.frames)
     key = cache_key(train_clips + test_clips, cfg.feature)
     return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key)

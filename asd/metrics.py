@@ -38,7 +38,10 @@ def per_id(model: str, machine: str, ids: np.ndarray, y_true: np.ndarray, scores
     rows = []
     for mid in sorted(set(ids.tolist())):
         sel = ids == mid
-        auc, pauc = auc_pauc(y_true[sel], scores[sel], max_fpr)
+        try:
+            auc, pauc = auc_pauc(y_true[sel], scores[sel], max_fpr)
+        except ValueError as err:
+            raise ValueError(f"{machine} ID {mid}: {err}") from None
         rows.append({"model": model, "machine": machine, "id": mid, "auc": auc, "pauc": pauc})
     return rows
 
@@ -56,7 +59,7 @@ def table(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
 
 def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
     """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report."""
-    cols = list(next(iter(tab.values())).keys())
+    cols = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG")) + ["AVG"]
     width = max(len(m) for m in tab) + 2
     head = f"{'model':<{width}}" + "".join(f"{c:>14}" for c in cols)
     lines = [head, f"{'':<{width}}" + "".join(f"{'AUC/pAUC':>14}" for _ in cols)]

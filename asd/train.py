@@ -57,12 +57,17 @@ class DeviceVectors:
         return x, self.ids[index]
 
 
+def n_batches(n: int, batch_size: int) -> int:
+    """Batches per epoch; a final batch of a single vector is dropped (BatchNorm cannot train on one)."""
+    return n // batch_size if n % batch_size == 1 else -(-n // batch_size)
+
+
 def split_clips(n_clips: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random clip-level train/validation split (whole clips, so overlapping vectors never leak)."""
     order = np.random.default_rng(seed).permutation(n_clips)
-    n_val = int(round(n_clips * validation_split))
-    if validation_split > 0 and (n_val == 0 or n_val == n_clips):
-        raise ValueError(f"validation_split {validation_split} leaves no clip on one side of {n_clips}")
+    n_val = max(1, int(round(n_clips * validation_split))) if validation_split > 0 else 0
+    if n_val >= n_clips:
+        raise ValueError(f"validation_split {validation_split} leaves no training clip out of {n_clips}")
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -79,7 +84,11 @@ def _mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int) -> float:
 
 def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
         device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train") -> History:
-    """Train ``model`` with Adam on ``train``'s stacked vectors (a clip-level validation split held out)."""
+    """Train ``model`` with Adam on ``train``'s stacked vectors (a clip-level validation split held out).
+
+    ``seed`` fixes the split, the shuffling and PyTorch's global generator (VAE sampling, dropout).
+    """
+    torch.manual_seed(seed)
     tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
     data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
@@ -91,8 +100,8 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
     for _ in bar:
         perm = torch.randperm(len(data), generator=gen, device=device)
         total = torch.zeros((), device=device)
-        for b in range(0, len(data), fit_cfg.batch_size):
-            x, ids = data.batch(perm[b : b + fit_cfg.batch_size])
+        for b in range(n_batches(len(data), fit_cfg.batch_size)):
+            x, ids = data.batch(perm[b * fit_cfg.batch_size : (b + 1) * fit_cfg.batch_size])
             loss = model.loss(x, ids).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -110,18 +119,20 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
 
 def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, shuffle: bool,
             seed: int) -> "torch.utils.data.DataLoader":
+    """A ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
     from torch.utils.data import DataLoader, TensorDataset
 
     _, clip_of = fs.vector_starts(n_frames)
     ids = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
     dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(ids))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
                       generator=torch.Generator().manual_seed(seed))
 
 
 def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
               device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train (plain)") -> History:
     """The same training with materialised vectors and ``DataLoader``s (the reference loop)."""
+    torch.manual_seed(seed)
     tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
     loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, True, seed)
     val_loader = _loader(train.subset(val_idx), n_frames, id_index, 4096, False, seed) if len(val_idx) else None

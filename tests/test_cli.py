@@ -1,0 +1,147 @@
+"""The command line: ``asd run`` end to end on a tiny dataset, and clean one-line errors for bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from asd.cli import main
+from asd.config import NETWORKS
+
+
+@pytest.fixture(scope="module")
+def root(make_dataset, tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("cli") / "data", ids=("00", "02"), n_train=8,
+                        n_test_normal=4, n_test_anomaly=4, seconds=1.0)
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("asd: error: ")
+    return lines[0]
+
+
+def test_run_all_networks_end_to_end(root, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    code = main(["run", "--data", str(root), "--epochs", "2", "--quiet", "--device", "cpu", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    lines = captured.out.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["model"])
+    assert lines[head].split() == ["model", "00", "02", "AVG"]
+    assert [ln.split()[0] for ln in lines[head + 2: head + 2 + len(NETWORKS)]] == list(NETWORKS)
+    assert f"results written to {out}" in captured.out
+
+    blob = json.loads(out.read_text())
+    rows = blob["rows"]
+    assert {(r["model"], r["id"]) for r in rows} == {(m, i) for m in NETWORKS for i in ("00", "02")}
+    assert len(rows) == len(NETWORKS) * 2
+    for r in rows:
+        assert set(r) == {"model", "machine", "id", "auc", "pauc"}
+        assert r["machine"] == "slider"
+        assert 0 <= r["pauc"] <= 1
+        assert r["auc"] > 0.8, r  # far above chance on clearly separable anomalies
+    # the printed table shows the same numbers as the JSON
+    for m in NETWORKS:
+        cells = [f"{r['auc']:.3f}/{r['pauc']:.3f}" for r in rows if r["model"] == m]
+        line = next(ln for ln in lines if ln.split()[:1] == [m])
+        assert line.split()[1:3] == cells
+    assert blob["profile"] == "quick" and blob["device"] == "cpu"
+    assert all(fc["epochs"] == 2 for fc in blob["config"]["fit"].values())
+
+
+def test_run_per_id(root, tmp_path, capsys):
+    out = tmp_path / "per_id.json"
+    args = ["run", "--data", str(root), "--models", "sequential", "--epochs", "3", "--quiet", "--device", "cpu"]
+    assert main(args + ["--per-id", "--out", str(out)]) == 0
+    per_id = json.loads(out.read_text())
+    assert main(args + ["--out", str(tmp_path / "all.json")]) == 0
+    joint = json.loads((tmp_path / "all.json").read_text())
+    capsys.readouterr()
+    assert [r["id"] for r in per_id["rows"]] == ["00", "02"]
+    assert all(r["auc"] > 0.8 for r in per_id["rows"])
+    # per ID: 7 training clips (1 held out) x 28 vectors = 196 -> 1 batch of 256 per epoch, for each of 2 IDs;
+    # jointly: 14 clips x 28 = 392 -> 2 batches per epoch
+    assert per_id["steps"] == {"sequential": 2 * 3 * 1}
+    assert joint["steps"] == {"sequential": 3 * 2}
+
+
+def test_run_ids_subset(root, capsys):
+    assert main(["run", "--data", str(root), "--ids", "02", "--models", "sequential", "--epochs", "1",
+                 "--quiet", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert next(ln for ln in out.splitlines() if ln.split()[:1] == ["model"]).split() == ["model", "02", "AVG"]
+
+
+def test_missing_folder(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["run", "--data", str(missing), "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert str(missing) in line and "folder not found" in line
+
+
+def test_unknown_model(root, capsys):
+    assert main(["run", "--data", str(root), "--models", "sequential", "transformer", "--quiet"]) == 2
+    assert "unknown model(s) transformer" in _error_line(capsys)
+
+
+def test_unknown_id(root, capsys):
+    assert main(["run", "--data", str(root), "--ids", "07", "--quiet", "--device", "cpu"]) == 2
+    assert "07" in _error_line(capsys)
+
+
+def test_corrupt_wav_in_data(make_dataset, tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", ids=("00",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=0.5)
+    bad = data / "slider" / "test" / "anomaly_id_00_00000000.wav"
+    bad.write_bytes(np.random.default_rng(0).bytes(2048))
+    assert main(["run", "--data", str(data), "--epochs", "1", "--quiet", "--device", "cpu"]) == 2
+    assert str(bad) in _error_line(capsys)
+
+
+def test_badly_named_file_in_data(make_dataset, tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", ids=("00",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=0.5)
+    (data / "slider" / "train" / "take2.wav").write_bytes(b"")
+    assert main(["run", "--data", str(data), "--epochs", "1", "--quiet", "--device", "cpu"]) == 2
+    assert "take2.wav" in _error_line(capsys)
+
+
+def test_bad_profile_is_argparse_error(root, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--data", str(root), "--profile", "huge"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'huge'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_bad_epochs(root, capsys, epochs):
+    assert main(["run", "--data", str(root), "--epochs", epochs, "--quiet"]) == 2
+    assert "epochs must be >= 1" in _error_line(capsys)
+
+
+def test_bad_device(root, capsys):
+    assert main(["run", "--data", str(root), "--device", "tpu", "--models", "sequential", "--quiet"]) == 2
+    assert "unknown device 'tpu'" in _error_line(capsys)
+
+
+def test_python_m_asd_help():
+    proc = subprocess.run([sys.executable, "-m", "asd", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: asd")
+    for command in ("run", "synth", "download"):
+        assert command in proc.stdout
+
+
+def test_no_command_is_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: asd") and "Traceback" not in err

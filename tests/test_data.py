@@ -1,0 +1,192 @@
+"""asd.data: file names, clip listing, counts and WAV loading on files written to tmp_path."""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asd.data import DataError, counts, list_clips, load_wav, machine_ids, parse_name
+
+SR = 16000
+
+
+def _tone(seconds: float, sr: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+# --- parse_name --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("normal_id_00_00000000.wav", (0, "00", 0)),
+    ("anomaly_id_02_00000042.wav", (1, "02", 42)),
+    ("normal_id_04_00000967.wav", (0, "04", 967)),
+])
+def test_parse_name_good(name, expected):
+    assert parse_name(Path("dev_data/slider/test") / name) == expected
+    assert parse_name(name) == expected  # a plain string works too
+
+
+@pytest.mark.parametrize("name", [
+    "normal_id_0_00000000.wav",      # one-digit ID
+    "abnormal_id_00_00000000.wav",   # unknown label
+    "normal_id_00_00000000.flac",    # wrong extension
+    "normal_id_00_.wav",             # no index
+    "normal-id-00-00000000.wav",     # wrong separators
+    "section_00_source_test_normal_0000.wav",  # DCASE 2021+ naming
+])
+def test_parse_name_bad(name):
+    with pytest.raises(DataError, match=re.escape(name)) as info:
+        parse_name(Path(name))
+    assert "unlabelled eval" not in str(info.value)
+
+
+def test_parse_name_eval_style_gives_hint():
+    with pytest.raises(DataError, match="unlabelled eval test clips cannot be scored") as info:
+        parse_name(Path("eval_data/slider/test/id_01_00000000.wav"))
+    assert "id_01_00000000.wav" in str(info.value)
+
+
+def test_data_error_is_value_error():
+    assert issubclass(DataError, ValueError)
+
+
+# --- list_clips / counts -----------------------------------------------------------------------
+
+
+def _touch_wavs(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        sf.write(folder / name, np.zeros(1600, dtype=np.float32), SR, subtype="PCM_16")
+
+
+def test_list_clips_sorted_by_id_label_index(tmp_path):
+    names = ["anomaly_id_02_00000001.wav", "normal_id_02_00000010.wav", "normal_id_00_00000002.wav",
+             "anomaly_id_00_00000000.wav", "normal_id_00_00000010.wav", "normal_id_02_00000009.wav"]
+    _touch_wavs(tmp_path / "slider" / "test", names)
+    (tmp_path / "slider" / "test" / "README.txt").write_text("not audio")  # ignored: not a .wav
+    clips = list_clips(tmp_path, "slider", "test")
+    got = [(c.machine_id, c.label_name, c.index) for c in clips]
+    # numeric (not lexicographic) index order, normal (0) before anomaly (1) within an ID
+    assert got == [("00", "normal", 2), ("00", "normal", 10), ("00", "anomaly", 0),
+                   ("02", "normal", 9), ("02", "normal", 10), ("02", "anomaly", 1)]
+    assert all(c.split == "test" for c in clips)
+    assert all(c.path.parent == tmp_path / "slider" / "test" for c in clips)
+    assert [c.label for c in clips] == [0, 0, 1, 0, 0, 1]
+    assert machine_ids(clips) == ["00", "02"]
+
+
+def test_list_clips_filters_by_ids(make_dataset, tmp_path):
+    root = make_dataset(tmp_path, ids=("00", "02", "04"), n_train=2, n_test_normal=1, n_test_anomaly=1,
+                        seconds=0.2)
+    clips = list_clips(root, "slider", "train", ids=["02", "04"])
+    assert machine_ids(clips) == ["02", "04"]
+    assert len(clips) == 4
+    assert machine_ids(list_clips(root, "slider", "test", ids=["00"])) == ["00"]
+    with pytest.raises(DataError, match="for IDs 06"):
+        list_clips(root, "slider", "train", ids=["06"])
+
+
+def test_counts(make_dataset, tmp_path):
+    root = make_dataset(tmp_path, ids=("00", "02"), n_train=3, n_test_normal=2, n_test_anomaly=1, seconds=0.2)
+    clips = list_clips(root, "slider", "train") + list_clips(root, "slider", "test")
+    assert counts(clips) == {
+        ("00", "test", "anomaly"): 1, ("00", "test", "normal"): 2, ("00", "train", "normal"): 3,
+        ("02", "test", "anomaly"): 1, ("02", "test", "normal"): 2, ("02", "train", "normal"): 3,
+    }
+
+
+def test_list_clips_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="folder not found") as info:
+        list_clips(tmp_path, "slider", "train")
+    assert str(tmp_path / "slider" / "train") in str(info.value)
+
+
+def test_list_clips_empty_folder(tmp_path):
+    (tmp_path / "slider" / "test").mkdir(parents=True)
+    with pytest.raises(DataError, match="no .wav clips") as info:
+        list_clips(tmp_path, "slider", "test")
+    assert str(tmp_path / "slider" / "test") in str(info.value)
+
+
+def test_list_clips_bad_file_name_names_the_file(tmp_path):
+    _touch_wavs(tmp_path / "slider" / "train", ["normal_id_00_00000000.wav", "recording 3.wav"])
+    with pytest.raises(DataError, match="recording 3.wav"):
+        list_clips(tmp_path, "slider", "train")
+
+
+def test_list_clips_bad_split(tmp_path):
+    with pytest.raises(ValueError, match="split"):
+        list_clips(tmp_path, "slider", "validation")
+
+
+# --- load_wav ----------------------------------------------------------------------------------
+
+
+def test_load_wav_float32_mono(tmp_path):
+    y = _tone(0.5, SR)
+    path = tmp_path / "normal_id_00_00000000.wav"
+    sf.write(path, y, SR, subtype="PCM_16")
+    got = load_wav(path)
+    assert got.dtype == np.float32 and got.ndim == 1 and got.shape == y.shape
+    assert got.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(got, y, atol=1.0 / 2**15)  # 16-bit quantisation
+
+
+def test_load_wav_stereo_keeps_first_channel(tmp_path):
+    first, second = _tone(0.5, SR, 440.0), _tone(0.5, SR, 1000.0) * 0.5
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([first, second], axis=1), SR, subtype="PCM_16")
+    got = load_wav(path)
+    assert got.shape == first.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, first, atol=1.0 / 2**15)
+    assert np.abs(got - second).max() > 0.1  # not the second channel, not a mix
+
+
+def test_load_wav_resamples_44k_with_warning(tmp_path):
+    sr = 44100
+    path = tmp_path / "cd.wav"
+    sf.write(path, _tone(1.0, sr, 440.0), sr, subtype="PCM_16")
+    with pytest.warns(UserWarning, match="44100"):
+        got = load_wav(path, sample_rate=SR)
+    assert got.dtype == np.float32
+    assert abs(len(got) - SR) <= 1  # 1 s of audio is 16000 samples after resampling
+    # the tone survives: its spectral peak is still at 440 Hz
+    spectrum = np.abs(np.fft.rfft(got))
+    assert abs(np.argmax(spectrum) * SR / len(got) - 440.0) < 2.0
+
+
+def test_load_wav_no_warning_at_native_rate(tmp_path):
+    path = tmp_path / "native.wav"
+    sf.write(path, _tone(0.2, SR), SR, subtype="PCM_16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_wav(path)
+
+
+def test_load_wav_corrupt_file_names_the_file(tmp_path):
+    path = tmp_path / "normal_id_00_00000000.wav"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DataError, match="cannot read audio") as info:
+        load_wav(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_wav_zero_length_names_the_file(tmp_path):
+    path = tmp_path / "normal_id_00_00000001.wav"
+    sf.write(path, np.zeros(0, dtype=np.float32), SR, subtype="PCM_16")
+    assert path.stat().st_size > 0  # a valid header with no samples
+    with pytest.raises(DataError) as info:
+        load_wav(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_wav_missing_file(tmp_path):
+    path = tmp_path / "nope.wav"
+    with pytest.raises(DataError, match="nope.wav"):
+        load_wav(path)

@@ -1,0 +1,121 @@
+"""asd.experiment: preparation with training statistics, per-ID results, JSON, the result cache."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import asd.experiment
+from asd.config import get_config
+from asd.data import DataError, list_clips
+from asd.experiment import prepare, run
+from asd.features import extract
+
+
+@pytest.fixture(scope="module")
+def root(make_dataset, tmp_path_factory):
+    """Two IDs, 8 training clips each (so a 10 % validation split leaves clips on both sides per ID)."""
+    return make_dataset(tmp_path_factory.mktemp("experiment") / "data", ids=("00", "02"), n_train=8,
+                        n_test_normal=4, n_test_anomaly=4, seconds=1.0)
+
+
+@pytest.fixture
+def cfg():
+    return get_config("quick").with_epochs(2)
+
+
+def test_prepare_standardises_with_training_statistics(root, cfg, _private_asd_home):
+    prep = prepare(cfg, root, progress=False)
+    assert prep.ids == ["00", "02"] and prep.id_index == {"00": 0, "02": 1}
+    raw_train = extract(list_clips(root, "slider", "train"), cfg.feature, None, progress=False)
+    raw_test = extract(list_clips(root, "slider", "test"), cfg.feature, None, progress=False)
+    mean = raw_train.frames.astype(np.float64).mean(axis=0)
+    std = raw_train.frames.astype(np.float64).std(axis=0)
+    np.testing.assert_allclose(prep.train.frames, (raw_train.frames - mean) / std, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(prep.test.frames, (raw_test.frames - mean) / std, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(prep.train.frames.mean(axis=0), 0, atol=1e-4)
+    # the default feature cache lives under ASD_HOME
+    cached = list((_private_asd_home / "features").glob("logmel-*.npz"))
+    assert len(cached) == 2  # train and test
+
+
+def test_prepare_with_ids(root, cfg):
+    prep = prepare(cfg, root, ids=["02"], progress=False)
+    assert prep.ids == ["02"]
+    assert set(prep.train.machine_ids) == set(prep.test.machine_ids) == {"02"}
+
+
+def test_run_rows_match_sklearn_on_scores(root, cfg, tmp_path):
+    res = run(cfg, root, ["sequential", "baseline"], device="cpu", progress=False)
+    assert list(res.models) == ["sequential", "baseline"]
+    y, ids = res.test.y_true, res.test.machine_ids
+    for name, m in res.models.items():
+        assert m.scores.shape == (len(res.test),) and np.all(np.isfinite(m.scores)) and np.all(m.scores > 0)
+        assert [r["id"] for r in m.rows] == ["00", "02"]
+        assert list(m.histories) == ["all"]
+        for r in m.rows:
+            sel = ids == r["id"]
+            assert r["auc"] == pytest.approx(roc_auc_score(y[sel], m.scores[sel]), abs=1e-12)
+            assert r["pauc"] == pytest.approx(roc_auc_score(y[sel], m.scores[sel], max_fpr=0.1), abs=1e-12)
+            assert r["auc"] > 0.8  # the anomalies are loud and obvious
+    out = tmp_path / "sub" / "results.json"
+    res.save(out)
+    blob = json.loads(out.read_text())
+    assert blob["rows"] == res.rows
+    assert blob["config_hash"] == cfg.hash() and blob["profile"] == "quick"
+    assert blob["steps"] == {n: m.steps for n, m in res.models.items()}
+    assert [p.name for p in out.parent.iterdir()] == ["results.json"]  # no temp files left
+    assert "sequential" in res.table() and "AVG" in res.table()
+
+
+def test_run_per_id_trains_one_model_per_id(root, cfg):
+    res = run(cfg, root, ["sequential"], device="cpu", per_id=True, progress=False)
+    m = res.models["sequential"]
+    assert list(m.histories) == ["00", "02"]
+    # per ID: 8 clips, 1 held out for validation, 7 * 28 vectors, one batch of 256 per epoch
+    assert all(h.steps == 2 * 1 for h in m.histories.values())
+    assert np.all(m.scores > 0)
+
+
+def test_run_result_cache(root, cfg, monkeypatch, _private_asd_home):
+    first = run(cfg, root, ["sequential"], device="cpu", progress=False)
+    assert len(list((_private_asd_home / "results").glob("sequential-*.json"))) == 1
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a detector was built although the result is cached")
+
+    monkeypatch.setattr(asd.experiment, "make", boom)
+    again = run(cfg, root, ["sequential"], device="cpu", progress=False)
+    assert again.rows == first.rows
+    np.testing.assert_allclose(again.models["sequential"].scores, first.models["sequential"].scores)
+    assert again.models["sequential"].steps == first.models["sequential"].steps
+    with pytest.raises(AssertionError, match="was built"):
+        run(cfg, root, ["sequential"], device="cpu", progress=False, cache=False)
+    with pytest.raises(AssertionError, match="was built"):  # another config is another result
+        run(cfg.with_epochs(3), root, ["sequential"], device="cpu", progress=False)
+
+
+def test_run_is_reproducible_without_cache(root, cfg):
+    a = run(cfg, root, ["dropout"], device="cpu", progress=False, cache=False)
+    b = run(cfg, root, ["dropout"], device="cpu", progress=False, cache=False)
+    np.testing.assert_array_equal(a.models["dropout"].scores, b.models["dropout"].scores)
+
+
+def test_run_missing_data(tmp_path, cfg):
+    with pytest.raises(DataError, match="folder not found"):
+        run(cfg, tmp_path, ["sequential"], device="cpu", progress=False)
+
+
+def test_test_ids_without_training_clips_are_refused(make_dataset, tmp_path, cfg):
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), test_ids=("00", "02", "04"), n_train=8,
+                        n_test_normal=3, n_test_anomaly=3, seconds=1.0)
+    with pytest.raises(DataError, match="ID\\(s\\) 04 have no training clips"):
+        run(cfg, root, ["sequential"], device="cpu", progress=False)
+
+
+def test_private_asd_home_in_use(_private_asd_home):
+    assert os.environ["ASD_HOME"] == str(_private_asd_home)
+    assert asd.experiment.home() == _private_asd_home

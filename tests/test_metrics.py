@@ -1,0 +1,155 @@
+"""asd.metrics: AUC/pAUC against scikit-learn and a by-hand ROC, per-ID tables, the report's averages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from asd.metrics import REPORT, auc_pauc, format_table, per_id, reference_table, table
+
+
+def auc_by_hand(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney: share of (anomaly, normal) pairs ranked correctly, ties counting one half."""
+    pos, neg = s[y == 1][:, None], s[y == 0][None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
+def pauc_by_hand(y: np.ndarray, s: np.ndarray, max_fpr: float) -> float:
+    """Area under the ROC curve up to ``max_fpr`` (linear interpolation), McClish-standardised."""
+    thresholds = np.unique(s)[::-1]
+    tpr = np.array([0.0] + [np.mean(s[y == 1] >= t) for t in thresholds])
+    fpr = np.array([0.0] + [np.mean(s[y == 0] >= t) for t in thresholds])
+    area = 0.0
+    for k in range(1, len(fpr)):
+        x0, x1, y0, y1 = fpr[k - 1], fpr[k], tpr[k - 1], tpr[k]
+        if x0 >= max_fpr:
+            break
+        if x1 > max_fpr:  # cut the last segment at max_fpr
+            y1 = y0 + (y1 - y0) * (max_fpr - x0) / (x1 - x0)
+            x1 = max_fpr
+        area += (x1 - x0) * (y0 + y1) / 2
+    lo, hi = max_fpr**2 / 2, max_fpr  # a random and a perfect detector
+    return 0.5 * (1 + (area - lo) / (hi - lo))
+
+
+def _random_case(seed: int, n: int = 200, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    y[:2] = [0, 1]
+    s = rng.standard_normal(n) + 0.8 * y
+    if ties:
+        s = np.round(s * 2) / 2  # few distinct values: many ties across the classes
+    return y, s
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("max_fpr", [0.1, 0.05, 0.3, 1.0])
+def test_auc_pauc_matches_sklearn_and_by_hand(seed, ties, max_fpr):
+    y, s = _random_case(seed, ties=ties)
+    auc, pauc = auc_pauc(y, s, max_fpr=max_fpr)
+    assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert auc == pytest.approx(auc_by_hand(y, s), abs=1e-12)
+    if max_fpr < 1:
+        assert pauc == pytest.approx(roc_auc_score(y, s, max_fpr=max_fpr), abs=1e-12)
+        assert pauc == pytest.approx(pauc_by_hand(y, s, max_fpr), abs=1e-9)
+    else:  # the whole curve: no standardisation
+        assert pauc == pytest.approx(auc, abs=1e-12)
+
+
+def test_auc_pauc_default_max_fpr_is_dcase():
+    y, s = _random_case(5)
+    assert auc_pauc(y, s)[1] == pytest.approx(pauc_by_hand(y, s, 0.1), abs=1e-9)
+    assert auc_pauc(y, s)[1] != pytest.approx(auc_pauc(y, s, 0.2)[1], abs=1e-6)
+
+
+def test_perfect_and_reversed_detector():
+    y = np.array([0] * 10 + [1] * 5)
+    s = np.arange(15.0)
+    assert auc_pauc(y, s) == (1.0, 1.0)
+    auc, pauc = auc_pauc(y, -s)
+    assert auc == 0.0
+    # nothing found before FPR 0.1: raw area 0, standardised 0.5 * (1 - 0.005 / 0.095)
+    assert pauc == pytest.approx(0.5 * (1 - 0.005 / 0.095), abs=1e-12)
+    assert auc_pauc(y.astype(bool), s) == (1.0, 1.0)  # boolean labels work too
+
+
+def test_random_detector_pauc_near_half():
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(300):
+        y = np.r_[np.zeros(100, int), np.ones(100, int)]
+        draws.append(auc_pauc(y, rng.standard_normal(200)))
+    auc, pauc = np.mean(draws, axis=0)
+    assert abs(auc - 0.5) < 0.02
+    assert abs(pauc - 0.5) < 0.02  # McClish: chance is 0.5, not the raw area 0.1**2 / 2
+
+
+@pytest.mark.parametrize(("y", "s", "match"), [
+    ([0, 0, 0], [0.1, 0.2, 0.3], "both"),
+    ([1, 1], [0.1, 0.2], "both"),
+    ([0, 1, 2], [0.1, 0.2, 0.3], "both"),
+    ([0, 1, 1], [0.1, np.nan, 0.3], "NaN"),
+    ([0, 1, 1], [0.1, np.inf, 0.3], "infinity"),
+    ([0, 1, 1], [0.1, 0.2], "equal length"),
+    ([[0, 1], [1, 0]], [[0.1, 0.2], [0.3, 0.4]], "1-d"),
+])
+def test_bad_inputs(y, s, match):
+    with pytest.raises(ValueError, match=match):
+        auc_pauc(y, s)
+
+
+def _rows() -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    ids = np.repeat(["02", "00", "04"], 40)
+    y = np.tile(np.r_[np.zeros(25, int), np.ones(15, int)], 3)
+    s = rng.standard_normal(120) + y * np.repeat([0.5, 2.0, 1.0], 40)
+    return per_id("batchnorm", "slider", ids, y, s), ids, y, s
+
+
+def test_per_id_rows():
+    rows, ids, y, s = _rows()
+    assert [r["id"] for r in rows] == ["00", "02", "04"]
+    for r in rows:
+        sel = ids == r["id"]
+        assert set(r) == {"model", "machine", "id", "auc", "pauc"}
+        assert (r["model"], r["machine"]) == ("batchnorm", "slider")
+        assert r["auc"] == pytest.approx(roc_auc_score(y[sel], s[sel]), abs=1e-12)
+        assert r["pauc"] == pytest.approx(roc_auc_score(y[sel], s[sel], max_fpr=0.1), abs=1e-12)
+    rows_wide = per_id("batchnorm", "slider", ids, y, s, max_fpr=0.5)
+    sel = ids == "00"
+    assert rows_wide[0]["pauc"] == pytest.approx(roc_auc_score(y[sel], s[sel], max_fpr=0.5), abs=1e-12)
+
+
+def test_table_average_and_format():
+    rows, ids, y, s = _rows()
+    other = [dict(r, model="dropout", auc=r["auc"] / 2, pauc=r["pauc"] / 3) for r in rows]
+    tab = table(rows + other)
+    assert list(tab) == ["batchnorm", "dropout"]
+    assert list(tab["batchnorm"]) == ["00", "02", "04", "AVG"]
+    for model, group in (("batchnorm", rows), ("dropout", other)):
+        for r in group:
+            assert tab[model][r["id"]] == (r["auc"], r["pauc"])
+        assert tab[model]["AVG"][0] == pytest.approx(np.mean([r["auc"] for r in group]), abs=1e-12)
+        assert tab[model]["AVG"][1] == pytest.approx(np.mean([r["pauc"] for r in group]), abs=1e-12)
+
+    text = format_table(tab)
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "00", "02", "04", "AVG"]
+    for model in tab:
+        line = next(ln for ln in lines if ln.startswith(model))
+        assert line.split()[1:] == [f"{a:.3f}/{p:.3f}" for a, p in tab[model].values()]
+
+
+def test_reference_table_reproduces_report_averages():
+    tab = reference_table()
+    published_avg = {"baseline": (0.877, 0.695), "batchnorm": (0.894, 0.728),
+                     "dropout": (0.891, 0.720), "sequential": (0.893, 0.723)}
+    for model, (auc, pauc) in published_avg.items():
+        got = tab[f"report {model}"]["AVG"]
+        assert abs(got[0] - auc) <= 0.0005 + 1e-9 and abs(got[1] - pauc) <= 0.0005 + 1e-9
+        for mid, cell in REPORT[model].items():
+            assert tab[f"report {model}"][mid] == cell
+    assert "DCASE 2020 baseline" in tab
+    text = format_table(tab)
+    assert "0.877/0.695" in next(ln for ln in text.splitlines() if ln.startswith("report baseline"))

@@ -1,0 +1,180 @@
+"""asd.train: the clip-level split, the fast training loop against the reference loop, per-clip scores."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from asd.config import Config, FitConfig
+from asd.experiment import Prepared, prepare
+from asd.features import FrameSet
+from asd.models import build
+from asd.train import DeviceVectors, fit, fit_plain, score, split_clips
+
+CPU = torch.device("cpu")
+CFG = Config()
+N_FRAMES = CFG.feature.n_frames
+
+
+@pytest.fixture(scope="module")
+def prep(make_dataset, tmp_path_factory) -> Prepared:
+    """Standardised frames of a tiny two-ID dataset: 16 training clips of 1 s (28 vectors each)."""
+    tmp = tmp_path_factory.mktemp("train_data")
+    root = make_dataset(tmp / "data", ids=("00", "02"), n_train=8, n_test_normal=3, n_test_anomaly=3, seconds=1.0)
+    return prepare(CFG, root, cache_dir=tmp / "cache", progress=False)
+
+
+def n_vectors(fs: FrameSet) -> int:
+    return int((np.diff(fs.offsets) - N_FRAMES + 1).sum())
+
+
+def _fit(name: str, prep: Prepared, fit_cfg: FitConfig, seed: int = 0, loop=fit):
+    torch.manual_seed(seed)
+    model = build(name, CFG, n_ids=len(prep.ids))
+    hist = loop(model, prep.train, fit_cfg, N_FRAMES, prep.id_index, CPU, seed=seed, progress=False)
+    return model, hist
+
+
+# --- split_clips -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "split"), [(16, 0.1), (10, 0.5), (968, 0.1), (7, 0.3)])
+def test_split_clips_disjoint_complete_deterministic(n, split):
+    tr, val = split_clips(n, split, seed=3)
+    assert len(np.intersect1d(tr, val)) == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, val])), np.arange(n))
+    assert len(val) == round(n * split)
+    assert np.all(np.diff(tr) > 0) and np.all(np.diff(val) > 0)  # sorted
+    tr2, val2 = split_clips(n, split, seed=3)
+    np.testing.assert_array_equal(tr, tr2)
+    np.testing.assert_array_equal(val, val2)
+
+
+def test_split_clips_depends_on_seed():
+    assert any(not np.array_equal(split_clips(100, 0.2, 0)[1], split_clips(100, 0.2, s)[1]) for s in (1, 2, 3))
+
+
+def test_split_clips_no_validation():
+    tr, val = split_clips(5, 0.0, seed=0)
+    np.testing.assert_array_equal(tr, np.arange(5))
+    assert len(val) == 0
+
+
+def test_split_clips_keeps_one_validation_clip_of_few():
+    tr, val = split_clips(3, 0.1, seed=0)
+    assert len(val) == 1 and len(tr) == 2
+
+
+@pytest.mark.parametrize(("n", "split"), [(1, 0.1), (2, 0.9)])
+def test_split_clips_refuses_an_empty_training_side(n, split):
+    with pytest.raises(ValueError, match="leaves no training clip"):
+        split_clips(n, split, seed=0)
+
+
+# --- DeviceVectors ------------------------------------------------------------------------------
+
+
+def test_device_vectors_batch_equals_frameset_vectors(prep):
+    data = DeviceVectors.build(prep.train, N_FRAMES, prep.id_index, CPU)
+    vectors = prep.train.vectors(N_FRAMES)
+    assert len(data) == len(vectors) == n_vectors(prep.train)
+    index = torch.tensor([0, 27, 28, len(data) - 1, 5])
+    x, ids = data.batch(index)
+    np.testing.assert_array_equal(x.numpy(), vectors[index.numpy()])
+    _, clip_of = prep.train.vector_starts(N_FRAMES)
+    want_ids = [prep.id_index[prep.train.clips[c].machine_id] for c in clip_of[index.numpy()]]
+    assert ids.tolist() == want_ids
+
+
+# --- fit ----------------------------------------------------------------------------------------
+
+
+def test_fit_history_and_steps(prep):
+    fit_cfg = FitConfig(epochs=3, batch_size=100, validation_split=0.1)
+    model, hist = _fit("sequential", prep, fit_cfg)
+    tr_idx, val_idx = split_clips(len(prep.train), 0.1, seed=0)
+    n_train = n_vectors(prep.train.subset(tr_idx))
+    assert len(hist.train_loss) == len(hist.val_loss) == 3
+    assert hist.steps == 3 * math.ceil(n_train / 100)
+    assert hist.seconds > 0
+    assert not model.training
+    # the last validation loss is the mean loss over the held-out clips' vectors, by hand
+    val = prep.train.subset(val_idx)
+    with torch.no_grad():
+        x = torch.from_numpy(val.vectors(N_FRAMES))
+        want = model.loss(x, torch.zeros(len(x), dtype=torch.long)).mean().item()
+    assert hist.val_loss[-1] == pytest.approx(want, rel=1e-5)
+
+
+def test_fit_without_validation(prep):
+    _, hist = _fit("sequential", prep, FitConfig(epochs=2, batch_size=256, validation_split=0.0))
+    assert hist.val_loss == [] and len(hist.train_loss) == 2
+    assert hist.steps == 2 * math.ceil(n_vectors(prep.train) / 256)
+
+
+def test_fit_deterministic_and_loss_decreases(prep):
+    fit_cfg = FitConfig(epochs=4, batch_size=128)
+    # the dropout VAE draws from every source of randomness: init, shuffling, dropout masks, sampling
+    m1, h1 = _fit("dropout", prep, fit_cfg, seed=1)
+    m2, h2 = _fit("dropout", prep, fit_cfg, seed=1)
+    assert h1.train_loss == h2.train_loss and h1.val_loss == h2.val_loss
+    s1 = score(m1, prep.test, N_FRAMES, prep.id_index, CPU)
+    s2 = score(m2, prep.test, N_FRAMES, prep.id_index, CPU)
+    np.testing.assert_array_equal(s1, s2)
+    assert h1.train_loss[-1] < h1.train_loss[0]
+    _, h3 = _fit("dropout", prep, fit_cfg, seed=2)
+    assert h3.train_loss != h1.train_loss
+
+
+def test_fit_seed_alone_makes_training_reproducible(prep):
+    fit_cfg = FitConfig(epochs=1, batch_size=128)
+    torch.manual_seed(0)
+    m1 = build("dropout", CFG)
+    m2 = copy.deepcopy(m1)
+    h1 = fit(m1, prep.train, fit_cfg, N_FRAMES, prep.id_index, CPU, seed=0, progress=False)
+    h2 = fit(m2, prep.train, fit_cfg, N_FRAMES, prep.id_index, CPU, seed=0, progress=False)
+    assert h1.train_loss == h2.train_loss
+
+
+def test_fit_and_fit_plain_reach_similar_loss(prep):
+    fit_cfg = FitConfig(epochs=10, batch_size=128)
+    _, fast = _fit("sequential", prep, fit_cfg, loop=fit)
+    _, plain = _fit("sequential", prep, fit_cfg, loop=fit_plain)
+    assert fast.steps == plain.steps
+    assert len(plain.train_loss) == len(plain.val_loss) == 10
+    start = fast.train_loss[0]
+    assert fast.train_loss[-1] < start and plain.train_loss[-1] < start
+    assert abs(fast.train_loss[-1] - plain.train_loss[-1]) < 0.2 * fast.train_loss[-1]
+    # also close relative to how far training moved the loss (a much stricter yardstick here)
+    assert abs(fast.train_loss[-1] - plain.train_loss[-1]) < 0.2 * (start - fast.train_loss[-1])
+    assert abs(fast.val_loss[-1] - plain.val_loss[-1]) < 0.2 * fast.val_loss[-1]
+
+
+@pytest.mark.parametrize("loop", [fit, fit_plain], ids=["fit", "fit_plain"])
+def test_fit_survives_final_batch_of_one(prep, loop):
+    batch = n_vectors(prep.train) - 1  # one full batch, then a batch of a single vector
+    _, hist = _fit("sequential", prep, FitConfig(epochs=1, batch_size=batch, validation_split=0.0), loop=loop)
+    assert hist.steps == 1 and np.isfinite(hist.train_loss[0])  # the lone vector is dropped
+
+
+# --- score --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["batchnorm", "sequential"])
+def test_score_is_mean_of_vector_scores(prep, name):
+    model, _ = _fit(name, prep, FitConfig(epochs=1, batch_size=256))
+    scores = score(model, prep.test, N_FRAMES, prep.id_index, CPU)
+    assert scores.shape == (len(prep.test),) and np.all(np.isfinite(scores))
+
+    _, clip_of = prep.test.vector_starts(N_FRAMES)
+    x = torch.from_numpy(prep.test.vectors(N_FRAMES))
+    model.eval()
+    with torch.no_grad():
+        per_vector = model.score(x, torch.zeros(len(x), dtype=torch.long)).double().numpy()
+    want = np.array([per_vector[clip_of == i].mean() for i in range(len(prep.test))])
+    np.testing.assert_allclose(scores, want, rtol=1e-5)
+    # batches that cut across clip boundaries give the same answer
+    np.testing.assert_allclose(score(model, prep.test, N_FRAMES, prep.id_index, CPU, batch_size=7), scores, rtol=1e-5)
