@@ -1,0 +1,409 @@
+"""A procedurally generated stand-in for the DCASE 2020 Task 2 slider data.
+
+Each machine ID is a slide rail with its own mechanics: a carriage strokes back and forth
+(trapezoidal velocity profile, dwell at the end stops), a motor whose harmonics follow the
+speed, friction noise whose level follows the speed, and damped end-stop impacts at every
+reversal. A factory surrounds it: coloured noise, hum tones and occasional distant events.
+Faults follow the MIMII slider faults: a damaged rail clicks at one position on every pass, a
+loose belt makes the motion irregular and rattles, a dry rail squeals. Every clip is rendered
+from its own seed, so any single clip can be reproduced without the rest of the dataset.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from asd.config import Config, SynthConfig, home
+from asd.utils import atomic_write_bytes
+
+MACHINE = "slider"
+ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
+VERSION = 1  # bump whenever the sound changes, so that generated datasets are rebuilt
+MARKER = ".complete"
+
+# Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
+FLOOR_HZ = (0, 70, 164, 257, 351, 444, 538, 631, 725, 818, 912, 1006, 1107, 1220, 1343, 1479, 1629,
+            1794, 1976, 2176, 2396, 2638, 2906, 3200, 3524, 3881, 4274, 4706, 5183, 5708, 6286,
+            6922, 8000)
+FLOOR_DB = (-76.3, -74.8, -71.1, -86.2, -79.7, -78.8, -80.8, -84.3, -84.1, -84.5, -85.2, -86.8,
+            -84.5, -88.4, -86.5, -88.0, -88.7, -89.2, -90.8, -90.9, -92.3, -92.1, -92.3, -94.2,
+            -94.6, -94.7, -96.0, -96.6, -97.4, -98.6, -98.6, -100.9, -105.3)
+
+
+@dataclass(frozen=True)
+class Rail:
+    """Mechanics and surroundings of one slider (one machine ID)."""
+
+    period_s: float  # one-way stroke, dwell included
+    dwell: float  # fraction of a stroke spent at rest against the end stop
+    ramp: float  # fraction of the travel spent accelerating (and again braking)
+    jitter: float  # spread (log sd) of the stroke period between clips
+    motor_hz: float  # motor fundamental at full speed
+    harmonics: tuple[float, ...]  # amplitudes of the motor harmonics 1, 2, ...
+    friction_hz: tuple[float, float]  # friction noise band
+    modes: tuple[tuple[float, float], ...]  # end-stop resonances: (Hz, decay time in s)
+    mix_db: tuple[float, float, float]  # motor, friction and impact gains
+    snr_db: tuple[float, float]  # machine-to-background power ratio, range over clips
+    hum: tuple[tuple[float, float, float], ...]  # tones: (Hz, dB over floor per FFT bin, presence)
+    tilt_db: float  # background slope relative to FLOOR_DB, dB per octave
+    level_dbfs: float  # RMS level of every clip
+    faults: tuple[float, float, float]  # probabilities of ANOMALIES for this ID
+    severity_db: tuple[float, float]  # fault power relative to the machine, range over clips
+    squeal_hz: tuple[float, float]  # range of the dry-rail squeal frequency
+
+
+RAILS: dict[str, Rail] = {
+    "00": Rail(
+        period_s=1.1, dwell=0.1, ramp=0.2, jitter=0.04, motor_hz=180.0,
+        harmonics=(1.0, 0.5, 0.6, 0.25, 0.2, 0.1), friction_hz=(200.0, 1200.0),
+        modes=((420.0, 0.04), (1130.0, 0.025), (2650.0, 0.012)), mix_db=(-3.0, -3.0, 3.0),
+        snr_db=(-21.0, -11.0), hum=((248.0, 18.0, 1.0), (300.5, 10.0, 0.55), (2480.5, 14.0, 0.7),
+                                  (4961.0, 14.0, 0.7), (1191.0, 10.0, 0.45), (72.0, 8.0, 0.4)),
+        tilt_db=0.0, level_dbfs=-39.7, faults=(0.45, 0.3, 0.25), severity_db=(-2.0, 12.0),
+        squeal_hz=(1800.0, 4200.0),
+    ),
+    "01": Rail(
+        period_s=1.6, dwell=0.15, ramp=0.25, jitter=0.05, motor_hz=140.0,
+        harmonics=(1.0, 0.7, 0.3, 0.3, 0.15), friction_hz=(250.0, 1800.0),
+        modes=((350.0, 0.05), (980.0, 0.03), (2300.0, 0.015)), mix_db=(-4.0, -2.0, 2.0),
+        snr_db=(-18.0, -9.0), hum=((60.0, 12.0, 0.9), (120.0, 10.0, 0.8), (180.0, 8.0, 0.5),
+                                  (1000.0, 10.0, 0.3)),
+        tilt_db=-0.3, level_dbfs=-40.5, faults=(0.35, 0.35, 0.3), severity_db=(-6.0, 10.0),
+        squeal_hz=(2200.0, 4800.0),
+    ),
+    "02": Rail(
+        period_s=2.3, dwell=0.2, ramp=0.3, jitter=0.1, motor_hz=95.0,
+        harmonics=(1.0, 0.8, 0.5, 0.5, 0.3, 0.3, 0.2, 0.1), friction_hz=(120.0, 900.0),
+        modes=((180.0, 0.08), (610.0, 0.04), (1650.0, 0.02)), mix_db=(-2.0, -4.0, 4.0),
+        snr_db=(-16.0, -6.0), hum=((50.0, 12.0, 0.9), (100.0, 12.0, 0.9), (150.0, 8.0, 0.6),
+                                  (3150.0, 12.0, 0.5), (620.0, 8.0, 0.3)),
+        tilt_db=-0.5, level_dbfs=-41.5, faults=(0.3, 0.4, 0.3), severity_db=(-19.0, -1.0),
+        squeal_hz=(1200.0, 3000.0),
+    ),
+    "03": Rail(
+        period_s=0.9, dwell=0.12, ramp=0.2, jitter=0.06, motor_hz=210.0,
+        harmonics=(1.0, 0.4, 0.5, 0.2, 0.2), friction_hz=(300.0, 2000.0),
+        modes=((520.0, 0.03), (1400.0, 0.02), (3300.0, 0.01)), mix_db=(-3.0, -3.0, 2.0),
+        snr_db=(-17.0, -7.0), hum=((248.0, 14.0, 0.8), (496.0, 10.0, 0.5), (3720.0, 12.0, 0.5)),
+        tilt_db=0.3, level_dbfs=-39.0, faults=(0.3, 0.3, 0.4), severity_db=(-12.0, 6.0),
+        squeal_hz=(1500.0, 3600.0),
+    ),
+    "04": Rail(
+        period_s=0.6, dwell=0.15, ramp=0.15, jitter=0.05, motor_hz=260.0,
+        harmonics=(1.0, 0.6, 0.4, 0.3, 0.1), friction_hz=(400.0, 2500.0),
+        modes=((760.0, 0.03), (1900.0, 0.015), (4100.0, 0.008)), mix_db=(-4.0, -2.0, 3.0),
+        snr_db=(-18.0, -8.0), hum=((300.0, 14.0, 0.8), (1500.0, 10.0, 0.4), (5200.0, 10.0, 0.5)),
+        tilt_db=0.4, level_dbfs=-38.5, faults=(0.35, 0.3, 0.35), severity_db=(-10.0, 8.0),
+        squeal_hz=(2500.0, 5500.0),
+    ),
+    "05": Rail(
+        period_s=2.0, dwell=0.25, ramp=0.3, jitter=0.08, motor_hz=120.0,
+        harmonics=(1.0, 0.9, 0.4, 0.4, 0.2, 0.2, 0.1), friction_hz=(150.0, 1100.0),
+        modes=((240.0, 0.07), (720.0, 0.035), (1900.0, 0.02)), mix_db=(-2.0, -3.0, 4.0),
+        snr_db=(-16.0, -6.0), hum=((50.0, 10.0, 0.8), (100.0, 12.0, 0.8), (2750.0, 10.0, 0.4)),
+        tilt_db=-0.2, level_dbfs=-41.0, faults=(0.35, 0.35, 0.3), severity_db=(-12.0, 6.0),
+        squeal_hz=(1400.0, 3400.0),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Carriage trajectory sampled at the audio rate."""
+
+    speed: np.ndarray  # carriage speed, 1 = nominal peak
+    motor: np.ndarray  # motor speed (differs from the carriage when the belt slips)
+    position: np.ndarray  # 0 .. 1 along the rail
+    stops: np.ndarray  # sample indices of the end-stop arrivals
+
+
+def _smooth(rng: np.random.Generator, n: int, sr: int, hz: float) -> np.ndarray:
+    """Unit-variance noise varying at about ``hz`` (linear interpolation of random knots)."""
+    k = int(n / sr * hz) + 2
+    return np.interp(np.arange(n), np.linspace(0, n, k), rng.standard_normal(k))
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, sr: int, gain_db: np.ndarray) -> np.ndarray:
+    """Unit-variance Gaussian noise with power spectrum ``gain_db`` (over the rfft bins)."""
+    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    x = np.fft.irfft(spec * 10 ** (gain_db / 20), n)
+    return x / x.std()
+
+
+def _band_db(n: int, sr: int, lo: float, hi: float) -> np.ndarray:
+    """Gain (dB) of a smooth band-pass over the rfft bins: flat in [lo, hi], 12 dB/oct skirts."""
+    f = np.maximum(np.fft.rfftfreq(n, 1 / sr), 1.0)
+    return -12 * (np.log2(np.maximum(lo / f, 1)) + np.log2(np.maximum(f / hi, 1)))
+
+
+def _ring(modes: tuple[tuple[float, float], ...], sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Impulse response of damped resonant modes, each slightly detuned."""
+    t = np.arange(int(sr * 4 * max(d for _, d in modes))) / sr
+    h = sum(np.exp(-t / d) * np.sin(2 * np.pi * (f * rng.uniform(0.97, 1.03) * t + rng.random()))
+            for f, d in modes)
+    return h / np.abs(h).max()
+
+
+def _place(n: int, at: np.ndarray, amps: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """A signal of length ``n`` with ``h`` scaled by ``amps`` starting at each sample in ``at``."""
+    y = np.zeros(n + len(h))
+    for i, a in zip(at[at < n], amps[at < n]):
+        y[i:i + len(h)] += a * h
+    return y[:n]
+
+
+def _trapezoid_position(u: np.ndarray, r: float) -> np.ndarray:
+    """Travelled fraction at normalised time ``u`` of a trapezoidal profile with ramp ``r``."""
+    a = np.clip(u, 0, r)
+    b = np.clip(u - r, 0, 1 - 2 * r)
+    c = np.clip(u - 1 + r, 0, r)
+    return (a * a / (2 * r) + b + c - c * c / (2 * r)) / (1 - r)
+
+
+def _motion(rail: Rail, rng: np.random.Generator, n: int, sr: int, slack: float) -> Motion:
+    """Jittered trapezoidal strokes; ``slack`` (a loose belt) makes them irregular and slip."""
+    period = rail.period_s * np.exp(rail.jitter * rng.standard_normal())
+    k = 2 * int(n / sr / period) + 4
+    durs = period * np.exp((0.06 + 0.2 * slack) * rng.standard_normal(k))
+    ends = np.cumsum(durs) - rng.uniform(0, period)
+    t = np.arange(n) / sr
+    i = np.searchsorted(ends, t, side="right")
+    travel = durs * (1 - rail.dwell)
+    u = (t - ends[i] + durs[i]) / travel[i]
+    peak = period * (1 - rail.dwell) / travel[i]  # a shorter stroke runs faster
+    motor = np.clip(np.minimum(u, 1 - u) / rail.ramp, 0, 1) * peak
+    motor *= 1 + (0.01 + 0.08 * slack) * _smooth(rng, n, sr, 6.0)
+    slip = np.clip(_smooth(rng, n, sr, 12.0) - 1.0, 0, None)
+    x = _trapezoid_position(np.clip(u, 0, 1), rail.ramp)
+    forward = (i + int(rng.integers(2))) % 2 == 0
+    stops = np.round((ends - durs + travel) * sr).astype(int)
+    return Motion(speed=motor * (1 - slack * slip), motor=motor,
+                  position=np.where(forward, x, 1 - x), stops=stops[(stops >= 0) & (stops < n)])
+
+
+def _machine(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Motor harmonics, friction noise and end-stop impacts of one clip."""
+    n = len(m.speed)
+    z = np.exp(2j * np.pi * np.cumsum(rail.motor_hz * m.motor) / sr)
+    k = len(rail.harmonics)
+    jitter = np.exp(0.2 * rng.standard_normal(k) + 2j * np.pi * rng.random(k))  # level and phase
+    coef = np.multiply(rail.harmonics, jitter)
+    partials = np.zeros(n, complex)
+    for c in coef[::-1]:  # Horner: sum of coef[h - 1] * z**h
+        partials = (partials + c) * z
+    motor = partials.imag * (np.sqrt(m.motor) + 0.05)
+    friction = _shaped_noise(rng, n, sr, _band_db(n, sr, *rail.friction_hz))
+    friction *= m.speed * np.exp(0.3 * _smooth(rng, n, sr, 20.0))
+    strength = np.exp(0.3 * rng.standard_normal(len(m.stops)))
+    impacts = _place(n, m.stops, strength, _ring(rail.modes, sr, rng))
+    gains = 10 ** (np.asarray(rail.mix_db) / 20)
+    return gains[0] * motor / np.sqrt(2) + gains[1] * friction + gains[2] * impacts
+
+
+def _rail_damage(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Clicks (front and rear wheel) each time the carriage passes a damaged spot."""
+    n = len(m.speed)
+    spot = rng.uniform(0.15, 0.85)
+    side = m.position > spot
+    at = np.flatnonzero(side[1:] != side[:-1])
+    v = m.speed[at] + 0.1
+    click = _ring(((rng.uniform(2000, 3500), 0.004), (rng.uniform(4000, 6500), 0.002)), sr, rng)
+    rear = at + (0.02 * sr / v).astype(int)
+    return _place(n, np.r_[at, rear], np.r_[v, 0.7 * v], click)
+
+
+def _loose_belt(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Belt rattle: small knocks at a rate that follows the motor speed, and slaps at reversals."""
+    n = len(m.speed)
+    rate = 25.0 * m.motor / sr
+    at = np.flatnonzero(rng.random(n) < rate)
+    knock = _ring(((rng.uniform(150, 300), 0.02), (rng.uniform(600, 1200), 0.01)), sr, rng)
+    amps = np.r_[rng.uniform(0.3, 1.0, len(at)), np.full(len(m.stops), 1.5)]
+    return _place(n, np.r_[at, m.stops + int(0.05 * sr)], amps, knock)
+
+
+def _no_grease(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Narrow-band squeal whose level follows the speed, with stick-slip flutter."""
+    n = len(m.speed)
+    f = rng.uniform(*rail.squeal_hz) * (1 + 0.01 * _smooth(rng, n, sr, 4.0))
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    level = m.speed ** 1.5 * np.clip(1 + 0.5 * _smooth(rng, n, sr, 15.0), 0, None)
+    return level * (np.sin(phase) + 0.3 * np.sin(2 * phase + rng.uniform(0, 2 * np.pi)))
+
+
+# Each fault's sound and level offset (dB); the offsets even out how conspicuous the faults are.
+FAULTS = {
+    "rail_damage": (_rail_damage, 0.0),
+    "loose_belt": (_loose_belt, 4.0),
+    "no_grease": (_no_grease, -6.0),
+}
+
+
+def _background(rail: Rail, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Unit-power factory noise: coloured floor, hum tones, slow drift and distant events."""
+    f = np.fft.rfftfreq(n, 1 / sr)
+    tilt = rng.normal(rail.tilt_db, 1.0) * np.log2(np.maximum(f, 30) / 1000)
+    floor = 10 ** ((np.interp(f, FLOOR_HZ, FLOOR_DB) + tilt) / 20)
+    spec = floor * (rng.standard_normal(len(f)) + 1j * rng.standard_normal(len(f)))
+    for hz, db, presence in rail.hum:
+        k = round(hz * n / sr)
+        if rng.random() < presence and k + 4 < len(f):  # a line with weak sidebands: it wavers
+            line = rng.uniform(0.05, 0.25) * (rng.standard_normal(7) + 1j * rng.standard_normal(7))
+            line[3] = np.exp(2j * np.pi * rng.random())
+            amplitude = floor[k] * np.sqrt(2 * n / 1024 * 10 ** ((db + rng.normal(0, 3)) / 10))
+            spec[k - 3:k + 4] += amplitude * line
+    high = 1 / (1 + (1000 / np.maximum(f, 1)) ** 2)
+    y = sum(np.fft.irfft(spec * w, n) * _drift(rng, n, sr) for w in (1 - high, high))
+    y = y / y.std() + _distant_events(rng, n, sr)
+    return y / np.sqrt(np.mean(y ** 2))
+
+
+def _drift(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Random gain whose level in dB wanders with a 1/f-like modulation spectrum."""
+    k = int(n / sr * 40) + 2  # knots at 40 Hz
+    f = np.fft.rfftfreq(k, 1 / 40)
+    spec = rng.standard_normal(len(f)) + 1j * rng.standard_normal(len(f))
+    d = np.fft.irfft(spec / np.maximum(f, 0.1) ** 0.6, k)
+    d *= rng.uniform(0.2, 0.7) / d.std()
+    return 10 ** (np.interp(np.arange(n), np.linspace(0, n, k), d) / 20)
+
+
+def _distant_events(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Other machines nearby: a gated tone, knocks and short high beeps, each occasional."""
+    t = np.arange(n) / sr
+    y = np.zeros(n)
+    if rng.random() < 0.15:
+        gate = (t * rng.uniform(0.8, 3.0) + rng.random()) % 1 < rng.uniform(0.4, 0.8)
+        y += 0.3 * gate * np.sin(2 * np.pi * rng.uniform(150, 1200) * t)
+    knocks = rng.integers(0, n, rng.poisson(1.0))
+    thud = _ring(((rng.uniform(80, 400), 0.08),), sr, rng)
+    y += _place(n, knocks, rng.uniform(0.5, 3.0, len(knocks)), thud)
+    for start in rng.integers(0, max(n - sr // 10, 1), rng.poisson(0.3)):
+        seg = slice(start, start + sr // 10)
+        y[seg] += 0.2 * np.sin(2 * np.pi * rng.uniform(5000, 7500) * t[seg])
+    return y
+
+
+def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: float = 10.0,
+                sample_rate: int = 16000) -> np.ndarray:
+    """One clip of slider ``machine_id`` (float32 mono in [-1, 1]), ``anomaly`` None for normal.
+
+    The machine, the background and the fault draw from separate streams of ``seed``: a faulty
+    clip keeps the background (and, unless the belt is loose, the motion) of its normal twin.
+    """
+    if machine_id not in RAILS:
+        raise ValueError(f"unknown machine ID {machine_id!r}; choose one of {', '.join(RAILS)}")
+    if anomaly is not None and anomaly not in ANOMALIES:
+        raise ValueError(f"unknown anomaly {anomaly!r}; use None or one of {', '.join(ANOMALIES)}")
+    rail, n, sr = RAILS[machine_id], round(duration_s * sample_rate), sample_rate
+    mech, back, fault = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    severity_db = fault.uniform(*rail.severity_db)
+    slack = min(1.0, 10 ** (severity_db / 20)) if anomaly == "loose_belt" else 0.0  # belt play
+    motion = _motion(rail, mech, n, sr, slack)
+    machine = _machine(rail, motion, mech, sr)
+    gain = 10 ** (mech.uniform(*rail.snr_db) / 20)
+    machine *= gain / np.sqrt(np.mean(machine ** 2))
+    if anomaly is not None:
+        sound, offset_db = FAULTS[anomaly]
+        extra = sound(rail, motion, fault, sr)
+        rms = max(np.sqrt(np.mean(extra ** 2)), 1e-12)  # zero when, say, no damaged spot was passed
+        machine += extra * gain * 10 ** ((severity_db + offset_db) / 20) / rms
+    y = _background(rail, back, n, sr) + machine
+    y *= 10 ** ((rail.level_dbfs + back.normal(0, 0.05)) / 20) / np.sqrt(np.mean(y ** 2))
+    return np.clip(y, -1, 1).astype(np.float32)
+
+
+class ClipPlan(NamedTuple):
+    """One file of the dataset and everything needed to render it."""
+
+    path: Path
+    machine_id: str
+    anomaly: str | None
+    seed: int
+
+
+def plan(root: Path, synth: SynthConfig, seed: int = 0) -> list[ClipPlan]:
+    """Every clip of the dataset under ``root``, seeded from (seed, set, ID, split/label, index)."""
+    clips = []
+    for s, (folder, counts) in enumerate((("dev_data", synth.dev), ("eval_data", synth.eval))):
+        groups = (("train", "normal", counts.train), ("test", "normal", counts.test_normal),
+                  ("test", "anomaly", counts.test_anomaly))
+        for g, (split, label, per_id) in enumerate(groups):
+            for mid, count in zip(counts.ids, per_id):
+                where = Path(root) / folder / MACHINE / split
+                clips += [_planned(where / f"{label}_id_{mid}_{i:08d}.wav", mid, label == "anomaly",
+                                   np.random.SeedSequence(seed, spawn_key=(s, int(mid), g, i)))
+                          for i in range(count)]
+    return clips
+
+
+def _planned(path: Path, machine_id: str, anomalous: bool, key: np.random.SeedSequence) -> ClipPlan:
+    """A clip's seed and, if anomalous, its fault type drawn from the ID's fault mix."""
+    clip_seed, pick = (int(x) for x in key.generate_state(2))
+    fault = np.random.default_rng(pick).choice(len(ANOMALIES), p=RAILS[machine_id].faults)
+    return ClipPlan(path, machine_id, ANOMALIES[fault] if anomalous else None, clip_seed)
+
+
+def _write(clip: ClipPlan, duration_s: float, sample_rate: int = 16000) -> None:
+    """Render ``clip`` and write it as 16-bit PCM WAV (via a temporary file, then renamed)."""
+    y = render_clip(clip.machine_id, clip.anomaly, clip.seed, duration_s, sample_rate)
+    tmp = clip.path.with_name(f".{clip.path.name}.tmp")
+    sf.write(tmp, y, sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(tmp, clip.path)
+
+
+def _marker(synth: SynthConfig, seed: int) -> dict:
+    return json.loads(json.dumps({"version": VERSION, "seed": seed, "synth": asdict(synth)}))
+
+
+def _is_complete(root: Path, synth: SynthConfig, seed: int) -> bool:
+    try:
+        return json.loads((root / MARKER).read_text()) == _marker(synth, seed)
+    except (OSError, ValueError):
+        return False
+
+
+def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = True,
+             workers: int | None = None) -> Path:
+    """Write the synthetic dataset (DCASE layout) under ``root`` unless it is already there.
+
+    ``root/.complete`` (written last) records the config and seed; with a matching marker this
+    returns at once, with another one the old clips are removed first. ``workers`` processes
+    render the clips (default: one per CPU).
+    """
+    root = Path(root)
+    if _is_complete(root, synth, seed):
+        return root
+    if (root / MARKER).exists():
+        (root / MARKER).unlink()
+        for folder in ("dev_data", "eval_data"):
+            shutil.rmtree(root / folder / MACHINE, ignore_errors=True)
+    clips = plan(root, synth, seed)
+    for folder in {clip.path.parent for clip in clips}:
+        folder.mkdir(parents=True, exist_ok=True)
+    write = partial(_write, duration_s=synth.duration_s)
+    with ProcessPoolExecutor(workers) as pool:
+        done = map(write, clips) if workers == 1 else pool.map(write, clips, chunksize=8)
+        for _ in tqdm(done, total=len(clips), disable=not progress, desc="synthetic slider clips"):
+            pass
+    atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed), indent=2).encode())
+    return root
+
+
+def ensure(cfg: Config, root: Path | None = None, progress: bool = True) -> Path:
+    """Root of the synthetic data of ``cfg``, generated if needed.
+
+    The default root is ``home() / f"synth-{cfg.profile}-seed{cfg.seed}"``.
+    """
+    root = Path(root) if root is not None else home() / f"synth-{cfg.profile}-seed{cfg.seed}"
+    return generate(root, cfg.synth, cfg.seed, progress)

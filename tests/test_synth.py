@@ -1,0 +1,151 @@
+"""The synthetic slider: determinism, the DCASE layout, and agreement with real slider audio."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asd import synth
+from asd.config import Config, SplitCounts, SynthConfig
+
+SR = 16000
+TINY = SynthConfig(
+    dev=SplitCounts(("00", "02"), (2, 1), (1, 2), (2, 1)),
+    eval=SplitCounts(("01",), (1,), (1,), (1,)),
+    duration_s=1.0,
+)
+NAME = re.compile(r"(normal|anomaly)_id_(\d\d)_(\d{8})\.wav")
+
+
+def expected_names(synth_cfg: SynthConfig) -> set[str]:
+    """Relative paths the DCASE layout prescribes, counted here independently of ``synth.plan``."""
+    names = set()
+    for folder, counts in (("dev_data", synth_cfg.dev), ("eval_data", synth_cfg.eval)):
+        for i, mid in enumerate(counts.ids):
+            for split, label, n in (("train", "normal", counts.train[i]),
+                                    ("test", "normal", counts.test_normal[i]),
+                                    ("test", "anomaly", counts.test_anomaly[i])):
+                names |= {f"{folder}/slider/{split}/{label}_id_{mid}_{k:08d}.wav" for k in range(n)}
+    return names
+
+
+def wav_names(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*.wav")}
+
+
+def test_render_is_deterministic_and_seed_dependent() -> None:
+    a = synth.render_clip("00", None, seed=3, duration_s=2.0)
+    assert np.array_equal(a, synth.render_clip("00", None, seed=3, duration_s=2.0))
+    assert not np.allclose(a, synth.render_clip("00", None, seed=4, duration_s=2.0))
+    assert not np.allclose(a, synth.render_clip("02", None, seed=3, duration_s=2.0))
+
+
+@pytest.mark.parametrize("machine_id", sorted(synth.RAILS))
+def test_render_shape_dtype_range(machine_id: str) -> None:
+    y = synth.render_clip(machine_id, None, seed=0, duration_s=1.5, sample_rate=SR)
+    assert y.shape == (int(1.5 * SR),) and y.dtype == np.float32
+    assert np.all(np.abs(y) <= 1) and np.all(np.isfinite(y))
+    level = 10 * np.log10(np.mean(y.astype(float) ** 2))
+    assert level == pytest.approx(synth.RAILS[machine_id].level_dbfs, abs=0.5)
+
+
+@pytest.mark.parametrize("anomaly", synth.ANOMALIES)
+def test_each_anomaly_changes_the_signal(anomaly: str) -> None:
+    normal = synth.render_clip("00", None, seed=11)
+    faulty = synth.render_clip("00", anomaly, seed=11)
+    assert faulty.shape == normal.shape
+    # The same seed gives the same surroundings; the fault must change the sound audibly.
+    assert np.sqrt(np.mean((faulty - normal) ** 2)) > 0.01 * np.sqrt(np.mean(normal ** 2))
+
+
+def test_render_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="machine ID"):
+        synth.render_clip("07", None, seed=0)
+    with pytest.raises(ValueError, match="anomaly"):
+        synth.render_clip("00", "broken_motor", seed=0)
+
+
+def test_generate_writes_dcase_layout(tmp_path: Path) -> None:
+    root = synth.generate(tmp_path / "data", TINY, seed=1, progress=False)
+    assert wav_names(root) == expected_names(TINY)
+    for path in root.rglob("*.wav"):
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == (SR, 1, "PCM_16", SR)
+        assert NAME.fullmatch(path.name)
+    marker = json.loads((root / synth.MARKER).read_text())
+    assert marker["seed"] == 1 and marker["synth"]["duration_s"] == TINY.duration_s
+
+
+def test_generated_clips_reproduce_from_the_plan(tmp_path: Path) -> None:
+    root = synth.generate(tmp_path, TINY, seed=2, progress=False, workers=1)
+    clips = synth.plan(root, TINY, seed=2)
+    assert {c.anomaly is None for c in clips} == {True, False}
+    assert all((c.anomaly is None) == c.path.name.startswith("normal") for c in clips)
+    assert len({c.seed for c in clips}) == len(clips)
+    for clip in clips[::3]:
+        stored, _ = sf.read(clip.path, dtype="float32")
+        rendered = synth.render_clip(clip.machine_id, clip.anomaly, clip.seed, TINY.duration_s)
+        np.testing.assert_allclose(stored, rendered, atol=1.5 / 2 ** 15)
+
+
+def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) -> None:
+    root = synth.generate(tmp_path, TINY, seed=0, progress=False)
+    stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.wav")}
+    synth.generate(tmp_path, TINY, seed=0, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.wav")} == stamps
+
+    smaller = SynthConfig(dev=SplitCounts(("00",), (1,), (1,), (1,)), eval=TINY.eval, duration_s=1.0)
+    synth.generate(tmp_path, smaller, seed=0, progress=False)
+    assert wav_names(root) == expected_names(smaller)  # stale clips of the old config are gone
+
+
+def test_ensure_uses_the_profile_and_seed_folder() -> None:
+    cfg = Config(profile="quick", seed=5, synth=TINY)
+    root = synth.ensure(cfg, progress=False)
+    assert root.name == "synth-quick-seed5" and (root / synth.MARKER).is_file()
+    assert (root / "dev_data" / "slider" / "train").is_dir() and (root / "eval_data" / "slider").is_dir()
+
+
+def _log_mel(y: np.ndarray) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(y=np.asarray(y, float), sr=SR, n_fft=1024, hop_length=512,
+                                         n_mels=128, power=2.0)
+    return 10 * np.log10(mel + np.finfo(float).eps)
+
+
+def _profile(clips: list[np.ndarray]) -> dict[str, np.ndarray | float]:
+    """Mean log-mel spectrum, per-bin std over time, band-energy fluctuation and RMS level."""
+    mels = np.stack([_log_mel(y) for y in clips])
+    bands = [(0, 20), (20, 70), (70, 128)]
+    return {
+        "mean": mels.mean(axis=(0, 2)),
+        "std": mels.std(axis=2).mean(axis=0),
+        "fluct": np.array([np.mean([m[a:b].mean(axis=0).std() for m in mels]) for a, b in bands]),
+        "rms_db": float(np.mean([10 * np.log10(np.mean(np.square(y, dtype=float))) for y in clips])),
+    }
+
+
+def test_synthetic_id00_resembles_real_slider_audio(real_dir: Path) -> None:
+    n = 10
+    real = _profile([sf.read(p, dtype="float32")[0] for p in sorted(real_dir.glob("*.wav"))[:n]])
+    fake = _profile([synth.render_clip("00", None, seed=s) for s in range(n)])
+    spectrum_corr = np.corrcoef(real["mean"], fake["mean"])[0, 1]
+    level_diff = fake["mean"].mean() - real["mean"].mean()
+    std_corr = np.corrcoef(real["std"], fake["std"])[0, 1]
+    std_diff = np.abs(real["std"] - fake["std"]).mean()
+    fluct_ratio = fake["fluct"] / real["fluct"]
+    print(f"\nreal vs synthetic slider id 00 ({n} normal clips each)"
+          f"\n  mean log-mel spectrum: correlation {spectrum_corr:.3f}, level difference {level_diff:+.2f} dB"
+          f"\n  RMS level: real {real['rms_db']:.2f} dBFS, synthetic {fake['rms_db']:.2f} dBFS"
+          f"\n  per-bin std over time: correlation {std_corr:.3f}, mean |difference| {std_diff:.2f} dB"
+          f"\n  band-energy fluctuation (low/mid/high), dB: real {np.round(real['fluct'], 2)}, "
+          f"synthetic {np.round(fake['fluct'], 2)}")
+    assert spectrum_corr > 0.95
+    assert abs(level_diff) < 3.0
+    assert abs(fake["rms_db"] - real["rms_db"]) < 1.0
+    assert std_corr > 0.85 and std_diff < 0.5
+    assert np.all((fluct_ratio > 0.6) & (fluct_ratio < 1.6))
