@@ -1,0 +1,45 @@
+"""The benchmark command in CI-sized form, and the committed full-scale records."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asd.cli import main
+from asd.config import get_config
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=6, seconds=1.0)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--data", str(root), "--models", "sequential", "batchnorm", "--epochs", "2",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "sequential" in printed and "clips/s" in printed
+    blob = json.loads(out.read_text())
+    assert [r["model"] for r in blob["training"]] == ["sequential", "batchnorm"]
+    for row in blob["training"]:
+        assert row["steps"] > 0 and row["plain_steps_per_s"] > 0 and row["asd_steps_per_s"] > 0
+        assert row["speedup"] == pytest.approx(row["plain_s_per_epoch"] / row["asd_s_per_epoch"])
+        # same seed and number of updates: the two loops end at similar losses
+        assert abs(row["asd_final_loss"] - row["plain_final_loss"]) < 0.25 * row["plain_final_loss"]
+    assert blob["features"]["clips"] == 12
+    assert blob["features"]["librosa_clips_per_s"] > 0 and blob["features"]["torch_clips_per_s"] > 0
+    assert blob["device"].startswith("CPU")
+
+
+def test_bench_rejects_bad_epochs(make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "data", ids=("00",), n_train=3, seconds=0.5)
+    assert main(["bench", "--data", str(root), "--epochs", "0"]) == 2
+    assert "asd: error: --epochs must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record", sorted(RESULTS.glob("full-*.json")), ids=lambda p: p.name)
+def test_recorded_full_run_matches_the_full_config(record):
+    blob = json.loads(record.read_text())
+    assert blob["profile"] == "full"
+    assert blob["config_hash"] == get_config("full").hash(), (
+        f"{record.name} was recorded with another full config; re-run it or update the record")
