@@ -125,19 +125,24 @@ def _git_commit() -> str | None:
 
 
 def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
-            cache_dir: Path | None = None, progress: bool = True) -> Prepared:
-    """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics."""
+            cache_dir: Path | None = None, progress: bool = True, backend: str = "torch",
+            device: torch.device | None = None) -> Prepared:
+    """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics.
+
+    The default ``torch`` backend batches clips through ``torch.stft`` (several times faster than
+    librosa clip by clip, on the CPU too, and equal to librosa's values within float32 rounding).
+    """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
     train_clips = list_clips(root, machine, "train", ids)
     test_clips = list_clips(root, machine, "test", ids)
-    train = extract(train_clips, cfg.feature, cache_dir, progress, desc=f"{machine} train")
-    test = extract(test_clips, cfg.feature, cache_dir, progress, desc=f"{machine} test")
+    train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", backend, device)
+    test = extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", backend, device)
     missing = sorted(set(machine_ids(test_clips)) - set(machine_ids(train_clips)))
     if missing:
         raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
     std = Standardiser.fit(train.frames)
-    key = cache_key(train_clips + test_clips, cfg.feature)
+    key = cache_key(train_clips + test_clips, cfg.feature, backend)
     return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key)
 
 
@@ -199,7 +204,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results."""
     machine = machine or cfg.machine
     dev = resolve_device(device)
-    prep = prepare(cfg, root, machine, ids, progress=progress)
+    prep = prepare(cfg, root, machine, ids, progress=progress, device=dev)
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test)
     for name in models:
         results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
