@@ -77,3 +77,13 @@ def reference_table() -> dict[str, dict[str, tuple[float, float]]]:
     rows += [{"model": "DCASE 2020 baseline", "id": i, "auc": a, "pauc": p}
              for i, (a, p) in DCASE2020_BASELINE.items()]
     return table(rows)
+
+
+def average_rank(tab: dict[str, dict[str, tuple[float, float]]]) -> dict[str, float]:
+    """Mean rank of each model over every per-ID AUC and pAUC (1 = best; ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    models = list(tab)
+    cols = [c for c in next(iter(tab.values())) if c != "AVG"]
+    ranks = [rankdata([-tab[m][c][k] for m in models]) for c in cols for k in (0, 1)]
+    return dict(zip(models, np.mean(ranks, axis=0).tolist()))

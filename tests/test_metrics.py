@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from asd import metrics
 from asd.metrics import REPORT, auc_pauc, format_table, per_id, reference_table, table
 
 
@@ -153,3 +154,15 @@ def test_reference_table_reproduces_report_averages():
     assert "DCASE 2020 baseline" in tab
     text = format_table(tab)
     assert "0.877/0.695" in next(ln for ln in text.splitlines() if ln.startswith("report baseline"))
+
+
+def test_average_rank_orders_models_and_shares_ties():
+    tab = metrics.table([
+        {"model": "a", "id": "00", "auc": 0.9, "pauc": 0.8}, {"model": "a", "id": "02", "auc": 0.7, "pauc": 0.6},
+        {"model": "b", "id": "00", "auc": 0.8, "pauc": 0.8}, {"model": "b", "id": "02", "auc": 0.6, "pauc": 0.5},
+        {"model": "c", "id": "00", "auc": 0.5, "pauc": 0.5}, {"model": "c", "id": "02", "auc": 0.9, "pauc": 0.9},
+    ])
+    ranks = metrics.average_rank(tab)
+    # columns: 00 AUC a1 b2 c3 | 00 pAUC a,b tie 1.5, c3 | 02 AUC a2 b3 c1 | 02 pAUC a2 b3 c1
+    assert ranks == pytest.approx({"a": (1 + 1.5 + 2 + 2) / 4, "b": (2 + 1.5 + 3 + 3) / 4, "c": (3 + 3 + 1 + 1) / 4})
+    assert sum(ranks.values()) == pytest.approx(1 + 2 + 3)
