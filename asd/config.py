@@ -57,6 +57,20 @@ class NetConfig:
 
 
 @dataclass(frozen=True)
+class BeyondConfig:
+    """Settings of the detectors that go beyond the report (PCA, IDNN, ID classifier)."""
+
+    # An int is a number of components; a fraction in (0, 1) keeps the fewest components that
+    # explain that share of the training variance (scikit-learn's convention).
+    pca_components: int | float = 0.9
+    pca_max_vectors: int = 100_000  # seeded subsample of training vectors the PCA is fitted on
+    idnn_hidden: int = 128
+    idnn_bottleneck: int = 32
+    idclf_hidden: int = 256
+    idclf_dropout: float = 0.2
+
+
+@dataclass(frozen=True)
 class SplitCounts:
     """Clips per machine ID for one set (dev or eval)."""
 
@@ -80,12 +94,16 @@ FULL_FIT = {
     "batchnorm": FitConfig(epochs=100, batch_size=512),
     "dropout": FitConfig(epochs=100, batch_size=512),
     "sequential": FitConfig(epochs=200, batch_size=256),
+    "idnn": FitConfig(epochs=100, batch_size=512),
+    "idclf": FitConfig(epochs=20, batch_size=512),
 }
 QUICK_FIT = {
     "baseline": FitConfig(epochs=30, batch_size=1000),
     "batchnorm": FitConfig(epochs=15, batch_size=512),
     "dropout": FitConfig(epochs=15, batch_size=512),
     "sequential": FitConfig(epochs=15, batch_size=256),
+    "idnn": FitConfig(epochs=10, batch_size=512),
+    "idclf": FitConfig(epochs=3, batch_size=512),
 }
 FULL_SYNTH = SynthConfig(
     dev=SplitCounts(("00", "02", "04"), (968, 968, 434), (100, 100, 100), (356, 267, 178)),
@@ -110,6 +128,7 @@ class Config:
     net: NetConfig = field(default_factory=NetConfig)
     fit: dict[str, FitConfig] = field(default_factory=lambda: dict(FULL_FIT))
     synth: SynthConfig = FULL_SYNTH
+    beyond: BeyondConfig = field(default_factory=BeyondConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,18 +1,22 @@
 """Detectors: anything that fits on normal training clips and scores test clips.
 
 Every method in the book sits behind this interface, so one experiment runner and one
-AUC/pAUC table serve the report's four networks and the methods that go beyond them.
+AUC/pAUC table serve the report's four networks and the methods that go beyond them:
+``pca`` (a classical linear baseline), ``idnn`` (interpolation DNN) and ``idclf`` (machine-ID
+classifier).
 """
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from asd.config import NETWORKS, Config
 from asd.features import FrameSet
-from asd.models import build, n_params
+from asd.models import BEYOND_NETWORKS, build, n_params
 from asd.train import History, fit, score
 
 
@@ -44,11 +48,106 @@ class NetworkDetector:
         return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device)
 
 
-DETECTORS = NETWORKS
+class IDClassifierDetector(NetworkDetector):
+    """:class:`asd.models.IDClassifier` behind the detector interface.
+
+    The classifier scores a clip by how unsure it is of the clip's own ID, so it must be trained
+    on at least two IDs (not with per-ID training) and can only score IDs it was trained on.
+    """
+
+    def fit(self, train: FrameSet, progress: bool = True) -> History:
+        present = sorted(set(train.machine_ids.tolist()))
+        if len(present) < 2:
+            raise ValueError(f"idclf needs training clips of at least 2 machine IDs, got {present} "
+                             "(per-ID training leaves one)")
+        self._check_known(train)
+        return super().fit(train, progress)
+
+    def score(self, test: FrameSet) -> np.ndarray:
+        self._check_known(test)
+        return super().score(test)
+
+    def _check_known(self, fs: FrameSet) -> None:
+        unknown = sorted(set(fs.machine_ids.tolist()) - set(self.id_index))
+        if unknown:
+            raise ValueError(f"idclf knows IDs {', '.join(self.id_index)}, not {', '.join(unknown)}")
+
+
+def gather_vectors(frames: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
+    """The stacked vectors whose first frames are ``starts``: ``(len(starts), n_frames * n_mels)``."""
+    return frames[starts[:, None] + np.arange(n_frames)].reshape(len(starts), -1)
+
+
+def n_kept(spec: int | float, eigvals: np.ndarray) -> int:
+    """Components to keep: ``spec`` when an int, else the fewest explaining that variance fraction.
+
+    ``eigvals`` are the covariance eigenvalues in descending order.
+    """
+    if isinstance(spec, int):
+        return spec
+    return int(np.searchsorted(np.cumsum(eigvals) / eigvals.sum(), spec)) + 1
+
+
+class PCADetector:
+    """PCA reconstruction error on the standardised stacked vectors (a classical linear baseline).
+
+    Assumption: normal vectors lie close to a linear subspace, the span of the leading eigenvectors
+    of the training covariance (``pca_components``: a number, or a fraction of the variance to
+    explain); an anomaly leaves it. Fitted on at most ``pca_max_vectors`` training vectors (a
+    seeded subsample) in seconds. Score: the mean squared distance of a clip's vectors from the
+    subspace (per dimension, like the networks' MSE).
+    """
+
+    name = "pca"
+
+    def __init__(self, cfg: Config):
+        self.n_frames, self.seed = cfg.feature.n_frames, cfg.seed
+        self.spec, self.max_vectors = cfg.beyond.pca_components, cfg.beyond.pca_max_vectors
+        valid = 1 <= self.spec < cfg.feature.dim if isinstance(self.spec, int) else 0 < self.spec < 1
+        if not valid:
+            raise ValueError(f"pca_components must be an int in [1, {cfg.feature.dim}) or a fraction "
+                             f"in (0, 1), got {self.spec!r}")
+        self.mean: np.ndarray | None = None
+        self.components: np.ndarray | None = None  # (n_components, dim), orthonormal rows
+
+    def fit(self, train: FrameSet, progress: bool = True) -> History:
+        start = time.perf_counter()
+        starts, _ = train.vector_starts(self.n_frames)
+        if len(starts) > self.max_vectors:
+            rng = np.random.default_rng(self.seed)
+            starts = np.sort(rng.choice(starts, size=self.max_vectors, replace=False))
+        x = gather_vectors(train.frames, starts, self.n_frames).astype(np.float64)
+        self.mean = x.mean(axis=0)
+        x -= self.mean
+        cov = x.T @ x / max(len(x) - 1, 1)
+        with threadpool_limits(1, user_api="blas"):  # small eigh: threads only stall on busy cores
+            eigvals, eigvecs = np.linalg.eigh(cov)
+        eigvals, eigvecs = eigvals[::-1], eigvecs[:, ::-1]  # descending
+        self.components = eigvecs[:, : n_kept(self.spec, eigvals)].T.copy()
+        residual = x - (x @ self.components.T) @ self.components
+        return History(train_loss=[float((residual**2).mean())], seconds=time.perf_counter() - start)
+
+    def score(self, test: FrameSet, batch_size: int = 65536) -> np.ndarray:
+        if self.components is None:
+            raise RuntimeError("fit the PCA detector before scoring")
+        starts, clip_of = test.vector_starts(self.n_frames)
+        sums = np.zeros(len(test))
+        for b in range(0, len(starts), batch_size):
+            x = gather_vectors(test.frames, starts[b : b + batch_size], self.n_frames) - self.mean
+            residual = x - (x @ self.components.T) @ self.components
+            sums += np.bincount(clip_of[b : b + batch_size], (residual**2).mean(axis=1), minlength=len(test))
+        return sums / (np.diff(test.offsets) - self.n_frames + 1)
+
+
+DETECTORS = (*NETWORKS, "pca", *BEYOND_NETWORKS)
 
 
 def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> Detector:
     """A new, unfitted detector by name."""
-    if name in NETWORKS:
+    if name == "pca":
+        return PCADetector(cfg)
+    if name == "idclf":
+        return IDClassifierDetector(name, cfg, id_index, device)
+    if name in DETECTORS:
         return NetworkDetector(name, cfg, id_index, device)
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")

@@ -1,4 +1,4 @@
-"""The report's four networks, with their losses and anomaly scores.
+"""The report's four networks and the networks beyond it, with their losses and anomaly scores.
 
 Every network maps a batch of stacked log-mel vectors ``x`` (and the clips' machine-ID
 indices ``ids``, used only by ID-aware detectors) to a per-vector training ``loss`` and a
@@ -7,11 +7,13 @@ per-vector anomaly ``score``; a clip's score is the mean over its vectors.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from asd.config import NETWORKS, Config
 
 REPORT_PARAMS = {"baseline": 858_280, "batchnorm": 861_480, "dropout": 861_480, "sequential": 267_928}
+BEYOND_NETWORKS = ("idnn", "idclf")
 
 
 def _block(n_in: int, n_out: int, batchnorm: bool, dropout: float, **bn_kwargs) -> list[nn.Module]:
@@ -86,6 +88,76 @@ class Autoencoder(nn.Module):
     score = loss
 
 
+class IDNN(nn.Module):
+    """Interpolation DNN (Suefusa et al. 2020): predict a vector's centre frame from the frames around it.
+
+    A stacked vector holds ``n_frames`` log-mel frames, frame-major; the network reads all but the
+    centre frame (frames 1, 2, 4, 5 of 5) and regresses the centre. An autoencoder can pass part
+    of its input through; here the target is never an input, so the error stays high where the
+    sound's time course is unlike the normal one (the paper's case: non-stationary machines such
+    as the slider). Dense-BatchNorm-ReLU blocks as in the DCASE baseline. Loss and score: mean
+    squared error of the predicted centre frame.
+    """
+
+    def __init__(self, n_mels: int, n_frames: int, hidden: int = 128, bottleneck: int = 32):
+        super().__init__()
+        if n_frames < 3 or n_frames % 2 == 0:
+            raise ValueError(f"IDNN needs an odd number of frames >= 3 around a centre, got {n_frames}")
+        self.n_mels, self.centre = n_mels, n_frames // 2
+        widths = [n_mels * (n_frames - 1), hidden, hidden, bottleneck, hidden, hidden]
+        layers = [m for a, b in zip(widths, widths[1:]) for m in _block(a, b, batchnorm=True, dropout=0.0)]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, n_mels))
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(context, centre)``: the vector without its centre frame, and the centre frame."""
+        lo, hi = self.centre * self.n_mels, (self.centre + 1) * self.n_mels
+        return torch.cat([x[:, :lo], x[:, hi:]], dim=1), x[:, lo:hi]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted centre frame of each full stacked vector (its own centre is not read)."""
+        return self.net(self.split(x)[0])
+
+    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return ((self(x) - self.split(x)[1]) ** 2).mean(dim=1)
+
+    score = loss
+
+
+class IDClassifier(nn.Module):
+    """An MLP that tells a machine type's IDs apart, used as an anomaly detector.
+
+    Trained with cross-entropy on normal vectors labelled with their machine ID. Assumption: the
+    other IDs of the same machine type act as proxy outliers, so the features that separate the
+    IDs are also those an anomaly disturbs; a vector the network cannot confidently assign to its
+    own ID is anomalous. Score: the negative log-probability of the vector's own ID. Needs at
+    least two IDs.
+    """
+
+    def __init__(self, dim: int, n_ids: int, hidden: int = 256, dropout: float = 0.2):
+        super().__init__()
+        if n_ids < 2:
+            raise ValueError(f"the ID classifier needs at least 2 machine IDs to tell apart, got {n_ids}")
+        self.net = nn.Sequential(*_block(dim, hidden, batchnorm=True, dropout=dropout),
+                                 *_block(hidden, hidden, batchnorm=True, dropout=dropout),
+                                 nn.Linear(hidden, n_ids))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """``-log p(own ID)`` as ``softplus(logsumexp(other logits - own logit))``.
+
+        The same value as cross-entropy, but it does not round to 0 for confident vectors, so
+        the scores of well-classified clips still rank.
+        """
+        logits = self(x)
+        own = logits.gather(1, ids[:, None])
+        others = logits.masked_fill(F.one_hot(ids, logits.shape[1]).bool(), float("-inf"))
+        return F.softplus(torch.logsumexp(others - own, dim=1))
+
+    score = loss
+
+
 def build(name: str, cfg: Config, n_ids: int = 1) -> nn.Module:
     """A freshly initialised network by name (``n_ids``: machine IDs, for ID-aware networks)."""
     dim, net = cfg.feature.dim, cfg.net
@@ -97,7 +169,11 @@ def build(name: str, cfg: Config, n_ids: int = 1) -> nn.Module:
         return VAE(dim, net.hidden, net.latent, net.kl_weight, batchnorm=True, dropout=net.dropout)
     if name == "sequential":
         return Autoencoder(dim, net.seq_hidden, net.bottleneck)
-    raise ValueError(f"unknown network {name!r}; choose from {', '.join(NETWORKS)}")
+    if name == "idnn":
+        return IDNN(cfg.feature.n_mels, cfg.feature.n_frames, cfg.beyond.idnn_hidden, cfg.beyond.idnn_bottleneck)
+    if name == "idclf":
+        return IDClassifier(dim, n_ids, cfg.beyond.idclf_hidden, cfg.beyond.idclf_dropout)
+    raise ValueError(f"unknown network {name!r}; choose from {', '.join((*NETWORKS, *BEYOND_NETWORKS))}")
 
 
 def n_params(model: nn.Module) -> int:

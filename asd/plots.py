@@ -1,0 +1,304 @@
+"""The book's figures: small functions that each return a matplotlib :class:`~matplotlib.figure.Figure`.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly, not through pyplot: nothing
+is shown, nothing stays open, and a chapter can glue a figure under a caption (in a notebook,
+``%matplotlib inline`` lets a returned Figure display as an image; a script calls
+``fig.savefig``). Arrays follow :mod:`asd.features`: spectrograms are time-first ``(frames, bins)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+
+# Bar order and colours of the (split, label) groups in a counts chart.
+COUNT_GROUPS = {("train", "normal"): "tab:blue", ("test", "normal"): "tab:green",
+                ("test", "anomaly"): "tab:red"}
+METRICS = ("auc", "pauc")
+METRIC_NAMES = {"auc": "AUC", "pauc": "pAUC"}
+
+
+class LossHistory(Protocol):
+    """What :func:`training_curves` reads (:class:`asd.train.History` has it)."""
+
+    train_loss: list[float]
+    val_loss: list[float]
+
+
+def _grid(n: int, ncols: int | None = None, panel: tuple[float, float] = (4.0, 3.0),
+          **subplots) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure with ``n`` panels on a grid, and its axes as a flat array."""
+    ncols = min(n, ncols or n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, **subplots)).ravel()
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
+def _spans_a_decade(values: np.ndarray) -> bool:
+    """Whether positive ``values`` span at least a factor of 10 (then a log axis reads better)."""
+    values = np.asarray(values, dtype=float)
+    return bool(values.size and np.all(values > 0) and values.max() >= 10 * values.min())
+
+
+def _model_colours(names: Sequence[str]) -> dict[str, str]:
+    return {name: f"C{i % 10}" for i, name in enumerate(names)}
+
+
+def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figure:
+    """Clips per machine ID, split and label, one panel per set (the report's Figs 1-2).
+
+    ``sets`` maps a panel title (e.g. ``"dev set"``) to :func:`asd.data.counts` output:
+    ``{(machine_id, split, label): n}``. Each ID gets one bar per (split, label) present, with
+    its count written on top; groups other than those in :data:`COUNT_GROUPS` (e.g. unlabelled
+    test clips) are drawn in grey after them.
+    """
+    if not sets:
+        raise ValueError("no sets to plot")
+    fig, axes = _grid(len(sets), panel=(5.0, 3.4))
+    for ax, (title, counts) in zip(axes, sets.items()):
+        ids = sorted({mid for mid, _, _ in counts})
+        present = {(split, label) for _, split, label in counts}
+        groups = [g for g in COUNT_GROUPS if g in present] + sorted(present - set(COUNT_GROUPS))
+        width = 0.8 / len(groups)
+        x = np.arange(len(ids))
+        for k, (split, label) in enumerate(groups):
+            heights = [counts.get((mid, split, label), 0) for mid in ids]
+            bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, heights, width,
+                          label=f"{split} / {label}", color=COUNT_GROUPS.get((split, label), "0.6"))
+            ax.bar_label(bars, fontsize=8, padding=1)
+        ax.set_xticks(x, [f"ID {mid}" for mid in ids])
+        ax.set_ylabel("clips")
+        ax.set_title(f"{title}: {sum(counts.values())} clips")
+        ax.margins(y=0.12)
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def waveforms(signals: Mapping[str, np.ndarray], sample_rate: int) -> Figure:
+    """One row per signal (title -> samples), sharing the time and amplitude axes."""
+    if not signals:
+        raise ValueError("no signals to plot")
+    fig, axes = _grid(len(signals), ncols=1, panel=(9.0, 2.0), sharex=True, sharey=True)
+    for ax, (title, y) in zip(axes, signals.items()):
+        ax.plot(np.arange(len(y)) / sample_rate, y, lw=0.4, color="0.2")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("amplitude")
+    axes[-1].set_xlabel("time (s)")
+    return fig
+
+
+def spectrograms(panels: Mapping[str, np.ndarray], hop_s: float, ylabel: str = "mel band",
+                 clabel: str = "dB", y_extent: tuple[float, float] | None = None,
+                 shared_scale: bool = True, ncols: int | None = None, cmap: str = "magma",
+                 centre: float | None = None) -> Figure:
+    """Time-first matrices ``(frames, bins)`` side by side as images (the report's Figs 3-4).
+
+    ``hop_s`` is the time between frames (seconds); ``y_extent`` the values of the first and
+    last bin's edges (default: bin numbers). With ``shared_scale`` every panel uses one colour
+    scale and one colour bar, so the panels compare directly; otherwise each has its own. With
+    ``centre`` (e.g. 0 for standardised values and a diverging ``cmap``) every scale is symmetric
+    about it, so the colour map's middle colour marks it.
+    """
+    if not panels:
+        raise ValueError("no matrices to plot")
+    mats = {title: np.asarray(m) for title, m in panels.items()}
+    if any(m.ndim != 2 for m in mats.values()):
+        raise ValueError("every panel must be a 2-d (frames, bins) matrix")
+    fig, axes = _grid(len(mats), ncols, panel=(4.6, 3.2), sharey=True)
+
+    def limits(values: np.ndarray) -> tuple[float, float]:
+        if centre is None:
+            return float(values.min()), float(values.max())
+        half = float(np.abs(values - centre).max())
+        return centre - half, centre + half
+
+    shared = limits(np.concatenate([m.ravel() for m in mats.values()])) if shared_scale else None
+    for ax, (title, m) in zip(axes, mats.items()):
+        lo, hi = y_extent if y_extent is not None else (0, m.shape[1])
+        vmin, vmax = shared or limits(m)
+        image = ax.imshow(m.T, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                          extent=(0, m.shape[0] * hop_s, lo, hi), interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time (s)")
+        if not shared_scale:
+            fig.colorbar(image, ax=ax, label=clabel)
+    for ax in axes[:: ncols or len(mats)]:
+        ax.set_ylabel(ylabel)
+    if shared_scale:
+        fig.colorbar(image, ax=list(axes), label=clabel)
+    return fig
+
+
+def mel_filterbank(basis: np.ndarray, sample_rate: int) -> Figure:
+    """The mel filters over frequency (left) and each band's centre frequency (right).
+
+    ``basis`` is :func:`asd.features.mel_basis` output, ``(n_mels, n_fft // 2 + 1)``.
+    """
+    basis = np.asarray(basis)
+    n_mels, n_bins = basis.shape
+    freqs = np.linspace(0, sample_rate / 2, n_bins)
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(2, 1))
+    colours = [f"C{i % 10}" for i in range(n_mels)]
+    for weights, colour in zip(basis, colours):
+        left.plot(freqs, weights, lw=0.7, color=colour)
+    left.set_xlabel("frequency (Hz)")
+    left.set_ylabel("filter weight")
+    left.set_title(f"{n_mels} mel filters over {n_bins} STFT bins", fontsize=10)
+    centres = freqs[np.argmax(basis, axis=1)]
+    right.plot(np.arange(n_mels), centres, ".", ms=3, color="0.2")
+    right.set_xlabel("mel band")
+    right.set_ylabel("centre frequency (Hz)")
+    right.set_title("band centres", fontsize=10)
+    return fig
+
+
+def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> Figure:
+    """Training and validation loss per epoch, one panel per network (their losses differ in scale).
+
+    With ``log``, a panel whose losses span a factor of 10 or more gets a logarithmic y axis.
+    """
+    if not histories:
+        raise ValueError("no training histories to plot")
+    fig, axes = _grid(len(histories), ncols=min(len(histories), 4), panel=(3.6, 2.8))
+    for ax, (name, hist) in zip(axes, histories.items()):
+        epochs = np.arange(1, len(hist.train_loss) + 1)
+        ax.plot(epochs, hist.train_loss, label="training", color="C0")
+        if len(hist.val_loss):
+            ax.plot(np.arange(1, len(hist.val_loss) + 1), hist.val_loss, label="validation", color="C1")
+        if log and _spans_a_decade(np.asarray([*hist.train_loss, *hist.val_loss])):
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8, frameon=False)
+    axes[0].set_ylabel("mean loss per vector")
+    return fig
+
+
+def _reference_value(ref: Mapping[str, tuple[float, float]], column: str, k: int) -> float | None:
+    """``ref[column][k]``, or for ``"AVG"`` the mean over the reference's IDs when it lists none."""
+    if column in ref:
+        return ref[column][k]
+    if column == "AVG":
+        values = [v[k] for c, v in ref.items() if c != "AVG"]
+        return float(np.mean(values)) if values else None
+    return None
+
+
+def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: str = "auc",
+               report: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+               baseline: Mapping[str, tuple[float, float]] | None = None,
+               title: str | None = None) -> Figure:
+    """Our AUC or pAUC per ID (and average) as bars, with reference values as markers (Figs 5-6).
+
+    ``table`` is :func:`asd.metrics.table` output (model -> column -> (AUC, pAUC)). ``report``
+    (like :data:`asd.metrics.REPORT`) puts a black tick on each bar at the report's value for the
+    same network and column; ``baseline`` (like :data:`asd.metrics.DCASE2020_BASELINE`) draws a
+    dashed line across each column's group. A missing ``"AVG"`` in a reference is its IDs' mean.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if not table:
+        raise ValueError("empty results table")
+    k = METRICS.index(metric)
+    models = list(table)
+    columns = list(dict.fromkeys(c for cells in table.values() for c in cells))
+    colours = _model_colours(models)
+    width = 0.8 / len(models)
+    fig = Figure(figsize=(max(6.0, 1.9 * len(columns) + 1.5), 3.8), layout="constrained")
+    ax = fig.subplots()
+    shown: list[float] = []
+    report_labelled = baseline_labelled = False
+    for j, model in enumerate(models):
+        xs = np.arange(len(columns)) + (j - (len(models) - 1) / 2) * width
+        values = [table[model].get(c, (np.nan, np.nan))[k] for c in columns]
+        ax.bar(xs, values, width, label=model, color=colours[model])
+        shown += values
+        ref = (report or {}).get(model)
+        for x, column in zip(xs, columns):
+            value = _reference_value(ref, column, k) if ref else None
+            if value is not None:
+                ax.plot([x - width / 2, x + width / 2], [value, value], color="black", lw=2,
+                        label=None if report_labelled else "report (dev set)")
+                report_labelled = True
+                shown.append(value)
+    for i, column in enumerate(columns):
+        value = _reference_value(baseline, column, k) if baseline else None
+        if value is not None:
+            ax.plot([i - 0.45, i + 0.45], [value, value], color="0.35", ls="--", lw=1.2,
+                    label=None if baseline_labelled else "DCASE 2020 baseline (dev set)")
+            baseline_labelled = True
+            shown.append(value)
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":", label="chance (0.5)")
+    low = np.nanmin(shown)
+    ax.set_ylim(min(0.45, low - 0.05), 1.0)
+    ax.set_xticks(np.arange(len(columns)), [c if c == "AVG" else f"ID {c}" for c in columns])
+    ax.set_ylabel(METRIC_NAMES[metric])
+    ax.set_title(title or f"{METRIC_NAMES[metric]} per machine ID", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def roc_curves(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, np.ndarray],
+               max_fpr: float = 0.1) -> Figure:
+    """ROC curves, one panel per machine ID and one line per model; the pAUC range is shaded."""
+    y_true, ids = np.asarray(y_true), np.asarray(ids)
+    if not scores:
+        raise ValueError("no scores to plot")
+    machine_ids = sorted(set(ids.tolist()))
+    colours = _model_colours(list(scores))
+    fig, axes = _grid(len(machine_ids), panel=(3.4, 3.4), sharey=True)
+    for ax, mid in zip(axes, machine_ids):
+        sel = ids == mid
+        ax.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
+        for name, s in scores.items():
+            fpr, tpr, _ = roc_curve(y_true[sel], np.asarray(s)[sel])
+            ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=name)
+        ax.set_title(f"ID {mid}", fontsize=10)
+        ax.set_xlabel("false-positive rate")
+        ax.set_aspect("equal")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+    axes[0].set_ylabel("true-positive rate")
+    axes[-1].legend(fontsize=8, frameon=False, loc="lower right")
+    return fig
+
+
+def score_histograms(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, np.ndarray],
+                     bins: int = 25, log: bool = True) -> Figure:
+    """Clip scores of normal and anomalous test clips, rows = models, columns = machine IDs.
+
+    With ``log``, a panel whose scores span a factor of 10 or more gets bins spaced evenly on a
+    logarithmic axis, which suits reconstruction errors when a few anomalies score many times
+    the normal level; other panels are linear.
+    """
+    y_true, ids = np.asarray(y_true), np.asarray(ids)
+    if not scores:
+        raise ValueError("no scores to plot")
+    machine_ids = sorted(set(ids.tolist()))
+    fig = Figure(figsize=(3.3 * len(machine_ids), 2.0 * len(scores) + 0.6), layout="constrained")
+    axes = fig.subplots(len(scores), len(machine_ids), squeeze=False)
+    for row, (name, s) in zip(axes, scores.items()):
+        s = np.asarray(s, dtype=float)
+        for ax, mid in zip(row, machine_ids):
+            sel = ids == mid
+            use_log = log and _spans_a_decade(s[sel])
+            lo, hi = s[sel].min(), s[sel].max()
+            edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)
+            for label, text, colour in ((0, "normal", "tab:green"), (1, "anomalous", "tab:red")):
+                ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
+            if use_log:
+                ax.set_xscale("log")
+            ax.set_title(f"{name}, ID {mid}", fontsize=9)
+        row[0].set_ylabel("clips")
+    for ax in axes[-1]:
+        ax.set_xlabel("anomaly score")
+    axes[0, -1].legend(fontsize=8, frameon=False)
+    return fig

@@ -1,0 +1,156 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The data
+#
+# DCASE 2020 Task 2 {cite}`koizumi2020description` ships its clips in one folder per machine
+# type, split into `train` (normal clips only) and `test` (normal and anomalous clips). The
+# file name says everything the task reveals about a clip: its label (`normal` or `anomaly`),
+# its machine ID and an index, e.g. `test/anomaly_id_02_00000042.wav`. The slider clips come
+# from the MIMII dataset {cite}`purohit2019mimii`: 10 s, one channel, 16 kHz.
+#
+# This chapter counts the clips per machine ID, split and label (the report's first two
+# figures {cite}`report2021`), then looks at and listens to a normal and an anomalous clip.
+
+# %% tags=["remove-output"]
+# %matplotlib inline
+from IPython.display import Audio, display
+from myst_nb import glue
+
+import asd
+from asd import data, experiment, plots
+
+cfg = asd.get_config()
+asd.seed_everything(cfg.seed)
+src = asd.experiment.data_source(cfg)
+
+# %% tags=["hide-input"]
+glue("data", src.label, display=False)
+glue("profile", cfg.profile, display=False)
+print(f"data: {src.label} | profile: {cfg.profile}")
+
+# %% [markdown]
+# ```{admonition} Which data?
+# :class: important
+# Everything below comes from the **{glue:text}`data`**, profile {glue:text}`profile`.
+# The synthetic stand-in has the real data's layout, names and IDs; in the `full` profile it
+# also has the real clip counts, in the `quick` profile fewer clips. The
+# {doc}`introduction <intro>` explains how to run the book on the real data.
+# ```
+#
+# ## How many clips?
+#
+# `asd.data.list_clips` parses every file name of one split (and rejects a name that does
+# not parse, naming the file); `asd.data.counts` counts the clips per machine ID, split and
+# label.
+
+# %%
+dev_clips = [clip for split in data.SPLITS for clip in data.list_clips(src.dev, cfg.machine, split)]
+sets = {"development set": data.counts(dev_clips)}
+if src.eval is not None:
+    eval_clips = data.list_clips(src.eval, cfg.machine, "train")
+    try:
+        eval_clips += data.list_clips(src.eval, cfg.machine, "test")
+    except data.DataError as err:  # the official eval test clips carry no label in their names
+        print(f"evaluation test clips not counted: {err}")
+    sets["evaluation set"] = data.counts(eval_clips)
+
+# %% tags=["hide-input"]
+def total(counts, split=None, label=None):
+    return sum(n for (_, s, lab), n in counts.items() if split in (None, s) and label in (None, lab))
+
+
+dev_counts = sets["development set"]
+glue("n_dev_train", total(dev_counts, "train"), display=False)
+glue("n_dev_test", total(dev_counts, "test"), display=False)
+glue("n_dev_test_normal", total(dev_counts, "test", "normal"), display=False)
+glue("n_dev_test_anomaly", total(dev_counts, "test", "anomaly"), display=False)
+glue("dev_ids", ", ".join(data.machine_ids(dev_clips)), display=False)
+glue("fig_counts", plots.counts_bars(sets), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_counts
+# :name: fig-counts
+#
+# Clips per machine ID, split and label in the {glue:text}`data` (profile
+# {glue:text}`profile`). The report's Figs 1-2 show the same for the real data.
+# ```
+#
+# The development set here has {glue:text}`n_dev_train` training clips (all normal) and
+# {glue:text}`n_dev_test` test clips ({glue:text}`n_dev_test_normal` normal,
+# {glue:text}`n_dev_test_anomaly` anomalous) of machine IDs {glue:text}`dev_ids`. For
+# comparison, the real development set has 2370 training clips (968, 968 and 434 for IDs 00,
+# 02 and 04) and 1101 test clips (100 normal clips per ID plus 356, 267 and 178 anomalous
+# ones); the real evaluation set has IDs 01, 03 and 05 with 2370 training and 834 test clips.
+#
+# Three things matter for what follows:
+#
+# - the training data holds **normal clips only**: a detector learns what normal is and
+#   nothing about the faults;
+# - ID 04 has less than half the training clips of IDs 00 and 02. One detector is trained on
+#   all IDs of the machine type together, as in the DCASE baseline, so ID 04 weighs less in
+#   its training loss;
+# - the test sets are **imbalanced** and differ between IDs. AUC and pAUC do not depend on
+#   the class balance, which is one reason the task uses them instead of accuracy.
+#
+# ## What does a slider sound like?
+#
+# One normal and one anomalous test clip of the same machine ID, the first of each in file
+# order (no hand-picking):
+
+# %%
+machine_id = data.machine_ids(dev_clips)[0]
+test_clips = [c for c in dev_clips if c.split == "test" and c.machine_id == machine_id]
+normal = next(c for c in test_clips if c.label_name == "normal")
+anomaly = next(c for c in test_clips if c.label_name == "anomaly")
+y_normal = data.load_wav(normal.path, cfg.feature.sample_rate)
+y_anomaly = data.load_wav(anomaly.path, cfg.feature.sample_rate)
+print(f"normal:    {normal.path.name}, {len(y_normal) / cfg.feature.sample_rate:.1f} s")
+print(f"anomalous: {anomaly.path.name}, {len(y_anomaly) / cfg.feature.sample_rate:.1f} s")
+
+# %% tags=["hide-input"]
+glue("machine_id", machine_id, display=False)
+glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
+                                       f"anomalous: {anomaly.path.name}": y_anomaly},
+                                      cfg.feature.sample_rate), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_waveforms
+# :name: fig-waveforms
+#
+# Waveforms of a normal (top) and an anomalous (bottom) test clip of machine ID
+# {glue:text}`machine_id`, {glue:text}`data`, on the same amplitude scale.
+# ```
+#
+# A waveform shows how loud a clip is over time, not what it sounds like: in factory noise,
+# neither the machine's rhythm nor a fault need stand out at this scale. Listening helps
+# more. The players below normalise each clip's loudness, so turn the volume down first.
+#
+# The normal clip:
+
+# %%
+display(Audio(y_normal, rate=cfg.feature.sample_rate))
+
+# %% [markdown]
+# The anomalous clip:
+
+# %%
+display(Audio(y_anomaly, rate=cfg.feature.sample_rate))
+
+# %% [markdown]
+# The difference is in the spectrum over time: which frequencies sound, and when. The next
+# chapter turns each clip into the log-mel features that make it visible, and that the
+# networks read.

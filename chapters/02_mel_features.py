@@ -1,0 +1,259 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # From sound to vectors: log-mel features
+#
+# The networks do not read waveforms. Like the DCASE 2020 baseline {cite}`koizumi2020description`
+# and the report {cite}`report2021`, every clip becomes a sequence of 640-dimensional vectors
+# in five steps:
+#
+# 1. a short-time Fourier transform (STFT): Hann window of 1024 samples (64 ms), hop of 512
+#    samples (32 ms), power spectrum;
+# 2. a mel filterbank that pools the 513 frequency bins into 128 bands, narrow at low
+#    frequencies and wide at high ones;
+# 3. a logarithm, `10 * log10(mel + eps)`, exactly as the DCASE 2020 baseline computes it;
+# 4. standardisation of every band with the mean and standard deviation of the *training*
+#    frames;
+# 5. stacking five consecutive frames into one vector of 5 x 128 = 640 numbers.
+#
+# This chapter does each step by hand on one clip, checks it against the package
+# (`asd.features`), and compares a normal and an anomalous clip.
+
+# %% tags=["remove-output"]
+# %matplotlib inline
+import librosa
+import numpy as np
+from myst_nb import glue
+
+import asd
+from asd import data, experiment, features, plots
+
+cfg = asd.get_config()
+asd.seed_everything(cfg.seed)
+src = asd.experiment.data_source(cfg)
+
+# %% tags=["hide-input"]
+glue("data", src.label, display=False)
+glue("profile", cfg.profile, display=False)
+print(f"data: {src.label} | profile: {cfg.profile}")
+
+# %% [markdown]
+# ```{admonition} Which data?
+# :class: important
+# The clips and statistics below come from the **{glue:text}`data`**, profile
+# {glue:text}`profile`.
+# ```
+#
+# The feature settings are part of the configuration (`cfg.feature`), with the report's values
+# as defaults:
+
+# %%
+fc = cfg.feature
+print(fc)
+
+# %% [markdown]
+# We follow the same two test clips as in the previous chapter: the first normal and the first
+# anomalous test clip of the first machine ID.
+
+# %%
+test_clips = data.list_clips(src.dev, cfg.machine, "test")
+machine_id = data.machine_ids(test_clips)[0]
+normal = next(c for c in test_clips if c.machine_id == machine_id and c.label_name == "normal")
+anomaly = next(c for c in test_clips if c.machine_id == machine_id and c.label_name == "anomaly")
+y = data.load_wav(normal.path, fc.sample_rate)
+print(normal.path.name, y.shape)
+
+# %% [markdown]
+# ## Step 1: the STFT
+#
+# The STFT cuts the signal into overlapping frames of `n_fft` samples (the first and last
+# frames centred on the clip's ends, padded), multiplies each by a Hann window and takes its
+# Fourier transform. Its squared magnitude is the power in each of `n_fft / 2 + 1` frequency
+# bins, from 0 Hz to the Nyquist frequency, 8 kHz.
+
+# %%
+power = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length, window="hann")) ** fc.power
+print(f"power spectrogram: {power.shape[0]} frequency bins x {power.shape[1]} frames")
+
+# %% tags=["hide-input"]
+hop_s = fc.hop_length / fc.sample_rate
+glue("n_bins", power.shape[0], display=False)
+glue("n_clip_frames", power.shape[1], display=False)
+glue("fig_stft", plots.spectrograms({f"power spectrum (dB): {normal.path.name}":
+                                     10 * np.log10(power.T + features.EPS)},
+                                    hop_s, ylabel="frequency (Hz)", y_extent=(0, fc.sample_rate / 2)),
+     display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_stft
+# :name: fig-stft
+#
+# The STFT power of a normal clip ({glue:text}`n_bins` bins x {glue:text}`n_clip_frames`
+# frames, shown in dB), {glue:text}`data`.
+# ```
+#
+# ## Step 2: the mel filterbank
+#
+# Hearing resolves low frequencies finely and high frequencies coarsely; the mel scale mimics
+# that. `asd.features.mel_basis` is librosa's filterbank (Slaney's mel scale, area-normalised
+# triangles): 128 triangular filters, each a weighted sum of neighbouring STFT bins.
+
+# %%
+basis = features.mel_basis(fc)
+mel = basis @ power
+print(f"mel filterbank: {basis.shape} -> mel power: {mel.shape[0]} bands x {mel.shape[1]} frames")
+
+# %% tags=["hide-input"]
+glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_mel_basis
+# :name: fig-mel-basis
+#
+# Left: the 128 mel filters over the STFT's frequency axis (one colour per filter; each
+# filter's area is normalised, so the narrow low-frequency filters are tall). Right: each
+# band's centre frequency, almost linear up to 1 kHz and logarithmic above.
+# ```
+#
+# ## Step 3: the logarithm
+#
+# Mel power spans many orders of magnitude: on a linear scale a few loud bands hide all the
+# others. The DCASE 2020 baseline takes `20 / power * log10(mel + eps)`, i.e.
+# `10 * log10(mel + eps)` for a power spectrogram, with `eps` the float64 machine epsilon so
+# that silent bands stay finite. Doing it by hand gives the same numbers as the package's
+# `asd.features.logmel`:
+
+# %%
+logmel = 10 * np.log10(mel + features.EPS).T  # (frames, bands): time first, as in asd
+assert np.allclose(logmel, features.logmel(y, fc), atol=1e-3)
+print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, "
+      f"from {logmel.min():.1f} to {logmel.max():.1f} dB; matches asd.features.logmel")
+
+# %% tags=["hide-input"]
+glue("fig_log", plots.spectrograms({"mel power (linear)": mel.T, "log-mel (dB)": logmel}, hop_s,
+                                   clabel="", shared_scale=False), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_log
+# :name: fig-log
+#
+# The mel power of the normal clip on a linear scale (left) and in dB (right), each with its
+# own colour scale, {glue:text}`data`.
+# ```
+#
+# ### Normal and anomalous, side by side
+#
+# The report's Figs 3-4 compare the log-mel spectrograms of a normal and an anomalous clip.
+# Here both are on one colour scale, so a colour means the same level in both.
+
+# %%
+y_anomaly = data.load_wav(anomaly.path, fc.sample_rate)
+logmel_anomaly = features.logmel(y_anomaly, fc)
+
+# %% tags=["hide-input"]
+glue("machine_id", machine_id, display=False)
+glue("fig_normal_anomaly", plots.spectrograms({f"normal: {normal.path.name}": logmel,
+                                               f"anomalous: {anomaly.path.name}": logmel_anomaly},
+                                              hop_s), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_normal_anomaly
+# :name: fig-normal-anomaly
+#
+# Log-mel spectrograms (dB) of a normal and an anomalous test clip of machine ID
+# {glue:text}`machine_id`, {glue:text}`data`.
+# ```
+#
+# A detector trained on normal clips only has to notice such differences without ever having
+# seen one: energy where a normal clip has none, a missing or shifted pattern, an irregular
+# rhythm.
+#
+# ## Step 4: standardisation with training statistics
+#
+# The bands differ in level by tens of dB. Standardising each band to zero mean and unit
+# standard deviation puts them on one scale, so that a reconstruction error weighs every band
+# alike. The statistics come from the **training frames only**: the test clips, anomalies
+# included, must not influence anything the detector learns. `asd.experiment.prepare`
+# extracts the log-mel frames of every clip (cached in `ASD_HOME`) and fits
+# `asd.features.Standardiser` on the training frames.
+
+# %%
+prep = experiment.prepare(cfg, src.dev, progress=False)
+standardiser = prep.standardiser
+z = (logmel - standardiser.mean) / standardiser.std
+z_anomaly = (logmel_anomaly - standardiser.mean) / standardiser.std
+print(f"statistics from {prep.train.frames.shape[0]:,} training frames of {len(prep.train)} clips")
+print(f"band means: {standardiser.mean.min():.1f} to {standardiser.mean.max():.1f} dB, "
+      f"standard deviations: {standardiser.std.min():.2f} to {standardiser.std.max():.2f} dB")
+train_z = prep.train.frames  # already standardised
+print(f"standardised training frames: largest |band mean| {np.abs(train_z.mean(axis=0)).max():.1e}, "
+      f"band standard deviations {train_z.std(axis=0).min():.3f} to {train_z.std(axis=0).max():.3f}")
+
+# %% tags=["hide-input"]
+glue("n_train_frames", prep.train.frames.shape[0], display=False)
+glue("n_train_clips", len(prep.train), display=False)
+glue("fig_standardised", plots.spectrograms({f"normal: {normal.path.name}": z,
+                                             f"anomalous: {anomaly.path.name}": z_anomaly},
+                                            hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0),
+     display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_standardised
+# :name: fig-standardised
+#
+# The same two clips after standardisation with the mean and standard deviation of the
+# {glue:text}`n_train_clips` training clips' {glue:text}`n_train_frames:,d` frames: 0 (white) is
+# the typical training level of a band, red is louder and blue quieter, {glue:text}`data`.
+# ```
+#
+# ## Step 5: stacking five frames
+#
+# One 32 ms frame says little about a machine's rhythm. The baseline concatenates five
+# consecutive frames, frame by frame, into one vector: frames 1-5 make the first vector,
+# frames 2-6 the second, and so on. A clip of $T$ frames gives $T - 4$ vectors of
+# $5 \times 128 = 640$ numbers; the networks reconstruct each vector, and a clip's anomaly
+# score is the mean error over its vectors.
+
+# %%
+vectors = features.stack(z, fc.n_frames)
+print(f"{z.shape[0]} frames x {z.shape[1]} bands -> {vectors.shape[0]} vectors x {vectors.shape[1]} numbers")
+assert vectors.shape == (z.shape[0] - fc.n_frames + 1, fc.dim) == (z.shape[0] - 4, 640)
+assert np.array_equal(vectors[0], z[: fc.n_frames].ravel())  # frame-major: frame 1, then frame 2, ...
+n_train_vectors = len(prep.train.vector_starts(fc.n_frames)[0])
+print(f"check passed: 640-d vectors, n_vectors = n_frames - 4; the training set gives {n_train_vectors:,} vectors")
+
+# %% tags=["hide-input"]
+glue("n_vectors", vectors.shape[0], display=False)
+glue("n_train_vectors", n_train_vectors, display=False)
+shown = vectors[:100]
+fig_vectors = plots.spectrograms({f"the first {len(shown)} vectors of {normal.path.name}": shown},
+                                 hop_s, ylabel="vector element", clabel="standard deviations",
+                                 y_extent=(0, fc.dim), cmap="RdBu_r", centre=0.0)
+for k in range(1, fc.n_frames):
+    fig_vectors.axes[0].axhline(k * fc.n_mels, color="black", lw=0.8)
+glue("fig_vectors", fig_vectors, display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_vectors
+# :name: fig-vectors
+#
+# Stacked vectors, one column per vector: the five 128-band frames lie on top of each other
+# (black lines), each a copy of its neighbour shifted by one hop, {glue:text}`data`.
+# ```
+#
+# The clip gives {glue:text}`n_vectors` vectors, and the
+# {glue:text}`n_train_clips` training clips give {glue:text}`n_train_vectors:,d` vectors in
+# all: the training set of the networks in the next chapter.

@@ -1,0 +1,222 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Four networks
+#
+# All four networks of the report {cite}`report2021` are **autoencoders**: they squeeze each
+# 640-dimensional log-mel vector through a narrow layer and try to rebuild it. Trained on
+# normal vectors only, they learn to rebuild what normal sounds like; a vector unlike anything
+# in training comes out worse. The anomaly score of a clip is the **mean squared
+# reconstruction error** over its vectors, exactly as in the DCASE 2020 baseline
+# {cite}`koizumi2020description`.
+#
+# | Network | What it is | Why it was tried |
+# |---|---|---|
+# | Baseline | a variational autoencoder (VAE) {cite}`kingma2014auto` | a probabilistic autoencoder, whose latent space is kept smooth by a prior |
+# | BatchNorm | the VAE with batch normalisation after every hidden layer {cite}`ioffe2015batch` | faster, steadier training |
+# | Dropout | the BatchNorm VAE with dropout after every hidden layer {cite}`srivastava2014dropout` | less overfitting |
+# | Sequential | the DCASE 2020 baseline autoencoder | the task organisers' reference system |
+#
+# The report gives each network's parameter count but not every layer; this chapter shows the
+# architectures the package builds (`asd.models`), checks their parameter counts against the
+# report's, and explains each choice the report leaves open. This chapter trains nothing, so
+# its numbers do not depend on the data.
+
+# %% tags=["remove-output"]
+from dataclasses import replace
+
+import torch
+from myst_nb import glue
+
+import asd
+from asd import config, experiment, models
+
+cfg = asd.get_config()
+asd.seed_everything(cfg.seed)
+src = asd.experiment.data_source(cfg)
+
+# %% [markdown]
+# ## Parameter counts
+#
+# `asd.models.build(name, cfg)` returns a freshly initialised network, and
+# `asd.models.REPORT_PARAMS` holds the report's counts. The check below fails the book's build
+# if any count differs.
+
+# %%
+print(f"{'network':<12}{'asd':>10}{'report':>10}")
+for name in config.NETWORKS:
+    n = models.n_params(models.build(name, cfg))
+    print(f"{name:<12}{n:>10,}{models.REPORT_PARAMS[name]:>10,}")
+    assert n == models.REPORT_PARAMS[name], f"{name}: {n:,} parameters, the report has {models.REPORT_PARAMS[name]:,}"
+print("all four parameter counts equal the report's")
+
+# %% tags=["hide-input"]
+for name in config.NETWORKS:
+    glue(f"params_{name}", models.n_params(models.build(name, cfg)), display=False)
+glue("hidden", cfg.net.hidden, display=False)
+glue("latent", cfg.net.latent, display=False)
+glue("dropout", cfg.net.dropout, display=False)
+glue("kl_weight", cfg.net.kl_weight, display=False)
+glue("bottleneck", cfg.net.bottleneck, display=False)
+glue("seq_hidden", cfg.net.seq_hidden, display=False)
+
+# %% [markdown]
+# ## Baseline: a variational autoencoder
+#
+# The encoder maps a vector through two hidden layers of {glue:text}`hidden` units to the mean
+# $\mu$ and log-variance $\log \sigma^2$ of a {glue:text}`latent`-dimensional Gaussian; during
+# training the decoder reads a sample $z = \mu + \sigma \epsilon$, $\epsilon \sim N(0, I)$, and
+# rebuilds the vector through two hidden layers of {glue:text}`hidden` units. Every hidden
+# layer is a linear layer followed by a ReLU. The widths follow the PyTorch VAE example (400
+# hidden units, a 20-dimensional latent space) with two hidden layers per side, and reproduce
+# the report's count of {glue:text}`params_baseline:,d` parameters exactly.
+
+# %%
+print(models.summary(models.build("baseline", cfg), cfg.feature.dim))
+
+# %% [markdown]
+# ## BatchNorm: the VAE with batch normalisation
+#
+# The same VAE with a batch-normalisation layer between every hidden linear layer and its ReLU
+# (encoder and decoder; not on the $\mu$, $\log\sigma^2$ or output layers). Batch
+# normalisation {cite}`ioffe2015batch` standardises each unit over the mini-batch and learns a
+# scale and a shift: it keeps the inputs of every layer in a steady range while the layers
+# below change, which usually makes training faster and less sensitive to the learning rate,
+# and adds a little noise that regularises. Its 4 x 400 scales and shifts add 3,200 parameters
+# ({glue:text}`params_batchnorm:,d` in all; the running means and variances used at test time
+# are buffers, not parameters).
+
+# %%
+print(models.summary(models.build("batchnorm", cfg), cfg.feature.dim))
+
+# %% [markdown]
+# ## Dropout: batch normalisation and dropout
+#
+# The BatchNorm VAE with dropout {cite}`srivastava2014dropout` after every hidden ReLU: during
+# training each hidden unit is zeroed with probability {glue:text}`dropout`, so no unit can
+# rely on a few others, a standard defence against overfitting. Dropout has no parameters, so
+# the count is the BatchNorm network's, {glue:text}`params_dropout:,d`, as in the report. At
+# scoring time dropout is off (`model.eval()`).
+#
+# For anomaly detection, regularisation cuts both ways: a network that generalises too well
+# also rebuilds anomalies well, and its scores stop separating them. Whether BatchNorm and
+# dropout help is therefore an empirical question; {doc}`04_training_results` answers it for
+# the data at hand.
+
+# %%
+print(models.summary(models.build("dropout", cfg), cfg.feature.dim))
+
+# %% [markdown]
+# ## Sequential: the DCASE 2020 baseline autoencoder
+#
+# The task organisers' baseline, a plain (not variational) autoencoder written as a Keras
+# `Sequential` model: four Dense-BatchNorm-ReLU blocks of {glue:text}`seq_hidden` units, a
+# bottleneck block of {glue:text}`bottleneck` units, four more blocks of
+# {glue:text}`seq_hidden` units and a linear output layer; loss and score are the mean squared error. The package
+# keeps Keras's defaults so that it trains like the original: Glorot-uniform weights, zero
+# biases, batch-normalisation momentum 0.99 (PyTorch `momentum=0.01`) and epsilon 0.001. Its
+# {glue:text}`params_sequential:,d` parameters are the report's count (the trainable ones;
+# Keras's summary adds the non-trainable running statistics to its total).
+
+# %%
+print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
+
+# %% [markdown]
+# ## Choices the report leaves open
+#
+# The report names the networks, their parameter counts, the optimiser (Adam
+# {cite}`kingma2015adam`, learning rate 0.001) and each network's epochs and batch size. Where
+# it is silent the package had to choose. Every choice below is a field of the configuration
+# (`asd.config.NetConfig`, `asd.config.FitConfig`), so it can be changed without touching the
+# code.
+#
+# **The VAE's loss.** Per vector, the *summed* squared error over the 640 elements plus
+# `kl_weight` times the Kullback-Leibler divergence of the approximate posterior
+# $N(\mu, \sigma^2)$ from the prior $N(0, I)$, averaged over the batch. With `kl_weight` =
+# {glue:text}`kl_weight` this is the standard evidence lower bound {cite}`kingma2014auto` of a
+# Gaussian decoder with fixed variance; the PyTorch VAE example also sums its reconstruction
+# term over the elements. Summing rather than averaging matters: it sets the balance between
+# reconstruction and KL, and a mean over the 640 elements would weigh the KL term 640 times
+# more, pulling the latent code towards the prior at the expense of the reconstructions.
+#
+# **The VAE's score.** The score is the mean squared reconstruction error, like the other
+# networks', computed from the **posterior mean**: at evaluation the decoder reads $\mu$ instead
+# of a random sample, so a clip's score is deterministic. The KL term is not part of the score.
+
+# %%
+vae = models.build("baseline", cfg)
+x, ids = torch.randn(8, cfg.feature.dim), torch.zeros(8, dtype=torch.long)
+vae.eval()
+assert torch.equal(vae.score(x, ids), vae.score(x, ids))  # posterior mean: the same score twice
+vae.train()
+print("evaluation mode: deterministic scores; training mode: sampled, different each call:",
+      not torch.equal(vae.score(x, ids), vae.score(x, ids)))
+
+# %% [markdown]
+# **Dropout rate and placement.** {glue:text}`dropout`, after every hidden ReLU of the
+# encoder and the decoder (`NetConfig.dropout`).
+#
+# **Batch-normalisation settings.** PyTorch's defaults in the two VAEs; Keras's defaults in
+# the Sequential network, which reimplements a Keras model.
+#
+# **Validation.** 10% of the training clips (`FitConfig.validation_split`), drawn at random
+# with the seed, are held out and their loss is reported after every epoch. The split is made
+# by **whole clips**: consecutive vectors of one clip share four of their five frames, so a
+# split by vectors would put near-copies of training vectors into the validation set. (The
+# DCASE baseline's Keras `validation_split` takes the last 10% of the vectors instead.) The
+# validation loss is only monitored, never used to stop training early or pick a model, so
+# every network trains for its configured number of epochs.
+#
+# **One network per machine type.** As in the DCASE baseline, one network is trained on the
+# normal clips of all the slider's IDs together and scores every test clip;
+# `asd.experiment.run(..., per_id=True)` trains one network per ID instead.
+#
+# **Seeds.** `asd.seed_everything(cfg.seed)` at the top of each chapter, and each network's
+# initialisation and batch order are seeded from `cfg.seed`.
+#
+# The epochs and batch sizes of the two profiles: `full` has the report's values, `quick`
+# fewer epochs so that the book builds in minutes on a laptop's CPU.
+
+# %%
+full = config.get_config("full")
+print(f"{'network':<12}{'full: epochs/batch':>20}{'quick: epochs/batch':>21}{'lr':>8}{'validation':>12}")
+for name in config.NETWORKS:
+    f, q = full.fit[name], config.get_config("quick").fit[name]
+    print(f"{name:<12}{f'{f.epochs}/{f.batch_size}':>20}{f'{q.epochs}/{q.batch_size}':>21}{f.lr:>8g}"
+          f"{f.validation_split:>12.0%}")
+
+# %% [markdown]
+# ### Changing a choice
+#
+# The configuration is a frozen dataclass: `dataclasses.replace` makes a changed copy. A
+# changed configuration has a different hash, so the results cache (keyed on it) trains
+# afresh instead of returning results of the old settings. For example, a VAE with a weaker
+# KL term and more dropout:
+
+# %%
+variant = replace(cfg, net=replace(cfg.net, kl_weight=0.1, dropout=0.5))
+print(variant.net)
+print(f"config hash {cfg.hash()} -> {variant.hash()}")
+# asd.experiment.run(variant, src.dev, ["baseline", "dropout"]) would train and score them
+
+# %% [markdown]
+# Architecture changes work the same way, but they move the parameter counts away from the
+# report's, which the check at the top of this chapter would catch:
+
+# %%
+wider = replace(cfg, net=replace(cfg.net, hidden=512))
+print(f"baseline with 512 hidden units: {models.n_params(models.build('baseline', wider)):,} parameters "
+      f"(the report: {models.REPORT_PARAMS['baseline']:,})")

@@ -1,0 +1,273 @@
+# ---
+# jupyter:
+#   execution:
+#     timeout: 1800
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Training and results
+#
+# This chapter trains the four networks of {doc}`03_networks` on the normal training clips,
+# scores every test clip by its mean reconstruction error, and computes AUC and pAUC per
+# machine ID, as the DCASE 2020 evaluator does {cite}`koizumi2020description`. The results
+# stand beside the report's {cite}`report2021` and the DCASE 2020 baseline's, which are
+# *references*: numbers copied from those documents, not computed here.
+
+# %% tags=["remove-output"]
+# %matplotlib inline
+import json
+from pathlib import Path
+
+import numpy as np
+from myst_nb import glue
+from sklearn.metrics import roc_auc_score, roc_curve
+
+import asd
+from asd import config, experiment, metrics, plots
+
+cfg = asd.get_config()
+asd.seed_everything(cfg.seed)
+src = asd.experiment.data_source(cfg)
+
+# %% [markdown]
+# ## Training
+#
+# `asd.experiment.run` extracts and standardises the features ({doc}`02_mel_features`),
+# trains each network with Adam on the stacked vectors of all the slider's training clips
+# (10% of the clips held out for validation), scores the test clips and computes AUC and pAUC
+# per ID. Its results are cached in `ASD_HOME`, keyed on the configuration, the clips and the
+# package's code: a second build reuses them, and any change retrains.
+
+# %% tags=["remove-output"]
+results = asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), progress=True, data_label=src.label)
+
+# %% tags=["hide-input"]
+glue("data", src.label, display=False)
+glue("profile", cfg.profile, display=False)
+glue("device", results.device, display=False)
+provenance = f"data: {src.label} | profile: {cfg.profile} | device: {results.device}"
+print(provenance)
+print(f"\n{'network':<12}{'epochs':>7}{'batch':>7}{'updates':>9}{'seconds':>9}"
+      f"{'final training loss':>21}{'final validation loss':>23}")
+for name, model in results.models.items():
+    fit, hist = cfg.fit[name], model.histories["all"]
+    val = f"{hist.val_loss[-1]:.4g}" if hist.val_loss else "-"
+    print(f"{name:<12}{fit.epochs:>7}{fit.batch_size:>7}{model.steps:>9}{model.seconds:>9.1f}"
+          f"{hist.train_loss[-1]:>21.4g}{val:>23}")
+
+# %% [markdown]
+# ```{admonition} Which data?
+# :class: important
+# Every number and figure in this chapter, except those labelled as references, comes from
+# the **{glue:text}`data`**, profile {glue:text}`profile`, trained on {glue:text}`device`.
+# Numbers from the synthetic stand-in show that the pipeline works; they are not the
+# report's numbers and say nothing about the real slider.
+# ```
+#
+# ### Training curves
+#
+# The loss per epoch on the training clips and on the held-out validation clips. The losses
+# have different scales (the VAEs' is a sum over the 640 elements plus the KL term, the
+# Sequential network's a mean), so each network has its own panel.
+
+# %% tags=["hide-input"]
+glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m in results.models.items()}),
+     display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_curves
+# :name: fig-curves
+#
+# Training and validation loss per epoch, one panel per network,
+# {glue:text}`data`, profile {glue:text}`profile`.
+# ```
+#
+# A validation loss that follows the training loss means the network has not memorised its
+# training clips. The validation loss can even lie *below* the training loss: the training
+# loss is averaged over the epoch while the network still improves, and it is computed in
+# training mode (the VAEs sample their latent code, dropout drops units, batch normalisation
+# uses the batch's statistics), the validation loss at the end of the epoch in evaluation
+# mode.
+#
+# ## AUC and pAUC per machine ID
+#
+# `asd.metrics.table` collects the per-ID results and computes the average over the IDs;
+# `asd.metrics.format_table` prints it as the report does, AUC/pAUC per cell.
+
+# %%
+table = metrics.table(results.rows)
+print(f"This book: {provenance}\n")
+print(metrics.format_table(table))
+
+# %% [markdown]
+# The references, copied from the report (development set, real data) and from the DCASE 2020
+# baseline's README (development set, real data); their averages are computed from the
+# per-ID values:
+
+# %%
+print("References (not computed here): the report's table and the DCASE 2020 baseline, real development set\n")
+print(metrics.format_table(metrics.reference_table()))
+
+# %% tags=["hide-input"]
+ids = [c for c in next(iter(table.values())) if c != "AVG"]
+for name, cells in table.items():
+    glue(f"avg_auc_{name}", cells["AVG"][0], display=False)
+    glue(f"avg_pauc_{name}", cells["AVG"][1], display=False)
+best_auc = max(table, key=lambda m: table[m]["AVG"][0])
+best_pauc = max(table, key=lambda m: table[m]["AVG"][1])
+glue("best_auc_model", best_auc, display=False)
+glue("best_auc", table[best_auc]["AVG"][0], display=False)
+glue("best_pauc_model", best_pauc, display=False)
+glue("best_pauc", table[best_pauc]["AVG"][1], display=False)
+avg_aucs = [cells["AVG"][0] for cells in table.values()]
+glue("spread_auc", max(avg_aucs) - min(avg_aucs), display=False)
+reference = metrics.reference_table()
+report_aucs = [reference[f"report {m}"]["AVG"][0] for m in metrics.REPORT]
+glue("report_spread_auc", max(report_aucs) - min(report_aucs), display=False)
+id_auc = {i: float(np.mean([table[m][i][0] for m in table])) for i in ids}
+hardest = min(id_auc, key=id_auc.get)
+glue("hardest_id", hardest, display=False)
+glue("hardest_auc", id_auc[hardest], display=False)
+report_id_auc = {i: float(np.mean([metrics.REPORT[m][i][0] for m in metrics.REPORT])) for i in metrics.DCASE2020_BASELINE}
+glue("report_hardest_id", min(report_id_auc, key=report_id_auc.get), display=False)
+glue("fig_auc", plots.score_bars(table, "auc", metrics.REPORT, metrics.DCASE2020_BASELINE,
+                                 title=f"AUC per machine ID: {src.label}"), display=False)
+glue("fig_pauc", plots.score_bars(table, "pauc", metrics.REPORT, metrics.DCASE2020_BASELINE,
+                                  title=f"pAUC per machine ID: {src.label}"), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_auc
+# :name: fig-auc
+#
+# AUC per machine ID and on average. Bars: this book's networks on the {glue:text}`data`,
+# profile {glue:text}`profile` (the report's Fig. 5 shows its own). Black ticks: the report's
+# value for the same network; dashed lines: the DCASE 2020 baseline. Both references are
+# from the real development set.
+# ```
+#
+# ```{glue:figure} fig_pauc
+# :name: fig-pauc
+#
+# pAUC (false-positive rate up to 0.1, McClish-standardised: chance is 0.5) per machine ID and
+# on average, {glue:text}`data`, profile {glue:text}`profile`; references as in
+# {numref}`fig-auc` (the report's Fig. 6 shows its own).
+# ```
+#
+# On this data, **{glue:text}`best_auc_model`** has the highest average AUC
+# ({glue:text}`best_auc:.3f`) and **{glue:text}`best_pauc_model`** the highest average pAUC
+# ({glue:text}`best_pauc:.3f`). The four networks' average AUCs lie within
+# {glue:text}`spread_auc:.3f` of each other; in the report they lie within
+# {glue:text}`report_spread_auc:.3f`. Machine ID {glue:text}`hardest_id` is the hardest here
+# (mean AUC of the four networks {glue:text}`hardest_auc:.3f`); in the report it is ID
+# {glue:text}`report_hardest_id`.
+#
+# ## ROC curves
+#
+# The ROC curve of one ID plots, for every threshold on the score, the share of anomalous
+# clips flagged (true-positive rate) against the share of normal clips flagged (false-positive
+# rate). AUC is the area under the whole curve; pAUC looks only at the shaded strip, where at
+# most 10% of normal clips raise a false alarm.
+
+# %% tags=["hide-input"]
+scores = {name: m.scores for name, m in results.models.items()}
+y_true, machine_ids = results.test.y_true, results.test.machine_ids
+glue("fig_roc", plots.roc_curves(y_true, machine_ids, scores, cfg.max_fpr), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_roc
+# :name: fig-roc
+#
+# ROC curves per machine ID, one line per network, {glue:text}`data`, profile
+# {glue:text}`profile`. Shaded: the false-positive range of pAUC. Dotted: chance.
+# ```
+#
+# ### How pAUC is standardised
+#
+# The raw area of the strip is at most 0.1 (a perfect detector) and 0.005 for a random one
+# (the triangle under the diagonal). scikit-learn's `roc_auc_score(y_true, scores,
+# max_fpr=0.1)`, which the DCASE 2020 evaluator calls, reports instead McClish's standardised
+# partial area {cite}`mcclish1989analyzing`,
+#
+# $$\mathrm{pAUC} = \frac{1}{2}\left(1 + \frac{A - A_\min}{A_\max - A_\min}\right),
+# \qquad A_\min = \frac{0.1^2}{2},\ A_\max = 0.1,$$
+#
+# which maps a random detector to 0.5 and a perfect one to 1, like AUC. This is the pAUC of
+# the DCASE results, of the report and of this book. Computed by hand for one network and ID:
+
+# %%
+name, machine_id = config.NETWORKS[0], ids[0]
+sel = machine_ids == machine_id
+fpr, tpr, _ = roc_curve(y_true[sel], scores[name][sel])
+stop = np.searchsorted(fpr, cfg.max_fpr, side="right")
+x = np.r_[fpr[:stop], cfg.max_fpr]
+y = np.r_[tpr[:stop], np.interp(cfg.max_fpr, fpr, tpr)]
+raw = np.trapezoid(y, x)
+a_min, a_max = cfg.max_fpr**2 / 2, cfg.max_fpr
+pauc = 0.5 * (1 + (raw - a_min) / (a_max - a_min))
+print(f"{name}, ID {machine_id}: raw partial area {raw:.4f} -> standardised pAUC {pauc:.4f}")
+assert np.isclose(pauc, roc_auc_score(y_true[sel], scores[name][sel], max_fpr=cfg.max_fpr))
+assert np.isclose(pauc, table[name][machine_id][1])
+print("equal to roc_auc_score(..., max_fpr=0.1) and to the table above")
+
+# %% [markdown]
+# ## Score distributions
+#
+# AUC summarises how well the scores of normal and anomalous clips separate; the histograms
+# show it. An ideal detector puts every anomalous clip (red) to the right of every normal one
+# (green).
+
+# %% tags=["hide-input"]
+glue("fig_scores", plots.score_histograms(y_true, machine_ids, scores), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_scores
+# :name: fig-scores
+#
+# Anomaly scores (mean reconstruction error; a logarithmic axis where they span a factor of
+# 10 or more) of the normal and anomalous test clips,
+# one row per network and one column per machine ID, {glue:text}`data`, profile
+# {glue:text}`profile`.
+# ```
+#
+# The scores of different IDs lie at different levels. Each ID is evaluated on its own, so this
+# does not affect its AUC; but one threshold for all IDs of a machine type would not work,
+# and a deployed system calibrates a threshold per machine, e.g. on the normal training clips'
+# scores.
+#
+# ## Report-scale run
+#
+# The quick profile trains for fewer epochs on fewer clips, so that the book builds in
+# minutes. A run at the report's scale (the `full` profile: the report's epochs and batch
+# sizes, the real data's clip counts) takes a GPU. Its results can be committed to the
+# repository as `results/full-<device>.json`, written by
+#
+# ```bash
+# asd run --data $ASD_DATA --profile full --out results/full-<device>.json
+# ```
+#
+# and are then shown here with their provenance: the data they came from, the profile, the
+# device, the date and the commit of the code that produced them.
+
+# %%
+records = sorted((Path(asd.__file__).resolve().parents[1] / "results").glob("full-*.json"))
+for path in records:
+    record = json.loads(path.read_text())
+    print(f"{path.name}\n  data: {record['data']}\n  profile: {record['profile']} | device: {record['device']}"
+          f" | date: {record['date']} | commit: {record.get('git_commit') or 'unknown'}"
+          f" | config hash: {record['config_hash']}")
+    print(f"  training time (s): {record['seconds']}\n")
+    print(metrics.format_table(metrics.table(record["rows"])), end="\n\n")
+if not records:
+    print("No full-scale record has been committed to results/ yet. To produce one (a GPU helps):\n"
+          "  asd run --data $ASD_DATA --profile full --out results/full-<device>.json")

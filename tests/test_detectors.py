@@ -1,0 +1,159 @@
+"""The detectors beyond the report (pca, idnn, idclf) on tiny WAV datasets written to tmp_path."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asd import cli
+from asd.config import FitConfig, get_config
+from asd.detectors import DETECTORS, make
+from asd.experiment import Prepared, prepare
+from asd.metrics import auc_pauc
+from asd.models import IDNN, build
+
+SR = 16000
+TONES = {"00": 500.0, "02": 1300.0, "04": 3100.0}  # each ID hums at its own frequency
+NEW = ("pca", "idnn", "idclf")
+CPU = torch.device("cpu")
+
+
+def _clip(rng: np.random.Generator, hz: float, seconds: float = 1.0) -> np.ndarray:
+    """A tone with its harmonics and a random phase and level over a weak noise floor."""
+    t = np.arange(int(SR * seconds)) / SR
+    tone = sum(np.sin(2 * np.pi * k * hz * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
+    return (rng.uniform(0.1, 0.2) * tone + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def write_dataset(root: Path, ids: tuple[str, ...] = tuple(TONES), n_train: int = 6, n_test: int = 4,
+                  seed: int = 0) -> Path:
+    """``root/slider/{train,test}``: normal clips hum at their ID's tone, anomalies 40 % higher."""
+    rng = np.random.default_rng(seed)
+    for mid in ids:
+        plan = [("train", "normal", TONES[mid], i) for i in range(n_train)]
+        plan += [("test", "normal", TONES[mid], i) for i in range(n_test)]
+        plan += [("test", "anomaly", TONES[mid] * 1.4, i) for i in range(n_test)]
+        for split, label, hz, i in plan:
+            folder = root / "slider" / split
+            folder.mkdir(parents=True, exist_ok=True)
+            sf.write(folder / f"{label}_id_{mid}_{i:08d}.wav", _clip(rng, hz), SR, subtype="PCM_16")
+    return root
+
+
+def tiny_config(seed: int = 0):
+    """The quick profile with budgets for a few hundred vectors."""
+    cfg = get_config("quick", seed=seed)
+    return replace(cfg, fit={name: FitConfig(epochs=15, batch_size=64) for name in cfg.fit})
+
+
+@pytest.fixture(autouse=True)
+def asd_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ASD_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def prep(tmp_path: Path) -> Prepared:
+    return prepare(tiny_config(), write_dataset(tmp_path / "data"), progress=False)
+
+
+def _fit_score(name: str, prep: Prepared, seed: int = 0) -> np.ndarray:
+    detector = make(name, tiny_config(seed), prep.id_index, CPU)
+    history = detector.fit(prep.train, progress=False)
+    assert history.seconds > 0
+    return detector.score(prep.test)
+
+
+def test_new_detectors_are_registered() -> None:
+    assert set(NEW) <= set(DETECTORS)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_detector_separates_shifted_tones(name: str, prep: Prepared) -> None:
+    scores = _fit_score(name, prep)
+    assert scores.shape == (len(prep.test),)
+    assert np.all(np.isfinite(scores))
+    auc, _ = auc_pauc(prep.test.y_true, scores)
+    assert auc > 0.8
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_detector_is_deterministic(name: str, prep: Prepared) -> None:
+    np.testing.assert_array_equal(_fit_score(name, prep), _fit_score(name, prep))
+
+
+def test_pca_components_are_configurable(prep: Prepared) -> None:
+    cfg = tiny_config()
+    small = make("pca", replace(cfg, beyond=replace(cfg.beyond, pca_components=2)), prep.id_index, CPU)
+    large = make("pca", replace(cfg, beyond=replace(cfg.beyond, pca_components=64)), prep.id_index, CPU)
+    small.fit(prep.train, progress=False)
+    large.fit(prep.train, progress=False)
+    assert small.components.shape == (2, cfg.feature.dim)
+    # A larger subspace holds the smaller one, so every vector's residual can only shrink.
+    assert np.all(large.score(prep.test) <= small.score(prep.test) + 1e-9)
+
+
+def test_pca_subsamples_training_vectors(prep: Prepared) -> None:
+    cfg = tiny_config()
+    detector = make("pca", replace(cfg, beyond=replace(cfg.beyond, pca_max_vectors=100)), prep.id_index, CPU)
+    detector.fit(prep.train, progress=False)
+    assert np.all(np.isfinite(detector.score(prep.test)))
+
+
+def test_idnn_reads_context_and_predicts_centre() -> None:
+    n_mels, n_frames = 4, 5
+    net = IDNN(n_mels, n_frames, hidden=8, bottleneck=2).eval()
+    frame = torch.arange(n_frames, dtype=torch.float32).repeat_interleave(n_mels)  # frame t holds t
+    context, centre = net.split(frame[None])
+    assert torch.equal(centre, torch.full((1, n_mels), 2.0))
+    assert torch.equal(context, torch.tensor([0.0, 1.0, 3.0, 4.0]).repeat_interleave(n_mels)[None])
+    assert net(frame[None]).shape == (1, n_mels)
+
+
+def test_idnn_ignores_the_centre_frame() -> None:
+    torch.manual_seed(0)
+    net = build("idnn", get_config("quick")).eval()
+    x = torch.randn(3, net.n_mels * 5)
+    changed = x.clone()
+    changed[:, 2 * net.n_mels : 3 * net.n_mels] += 10.0
+    assert torch.equal(net(x), net(changed))
+    ids = torch.zeros(3, dtype=torch.long)
+    assert torch.all(net.score(changed, ids) > net.score(x, ids))
+
+
+def test_idnn_needs_a_centre_frame() -> None:
+    with pytest.raises(ValueError, match="odd number of frames"):
+        IDNN(n_mels=8, n_frames=4)
+
+
+def test_idclf_score_is_negative_log_probability() -> None:
+    torch.manual_seed(0)
+    net = build("idclf", get_config("quick"), n_ids=3).eval()
+    x, ids = torch.randn(16, 640), torch.randint(0, 3, (16,))
+    expected = torch.nn.functional.cross_entropy(net(x), ids, reduction="none")
+    torch.testing.assert_close(net.score(x, ids), expected)
+
+
+def test_idclf_with_one_id_raises(tmp_path: Path) -> None:
+    prep = prepare(tiny_config(), write_dataset(tmp_path / "one", ids=("00",)), progress=False)
+    with pytest.raises(ValueError, match="at least 2 machine IDs"):
+        make("idclf", tiny_config(), prep.id_index, CPU)
+
+
+def test_idclf_per_id_training_raises(prep: Prepared) -> None:
+    detector = make("idclf", tiny_config(), prep.id_index, CPU)
+    one_id = [i for i, c in enumerate(prep.train.clips) if c.machine_id == "00"]
+    with pytest.raises(ValueError, match="at least 2 machine IDs"):
+        detector.fit(prep.train.subset(one_id), progress=False)
+
+
+def test_cli_runs_new_detectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_dataset(tmp_path / "data", n_train=3, n_test=2)
+    argv = ["run", "--data", str(data), "--models", *NEW, "--epochs", "2", "--quiet"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in NEW)

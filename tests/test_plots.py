@@ -1,0 +1,197 @@
+"""Every figure function returns a Figure with the expected panels and artists, from small real inputs."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+
+from asd import metrics, plots
+from asd.config import FeatureConfig
+from asd.data import counts, list_clips
+from asd.features import mel_basis
+from asd.train import History
+
+IDS = ("00", "02", "04")
+
+
+def _render(fig: Figure) -> None:
+    """Draw the figure off-screen, so layout and artist errors surface in the test."""
+    fig.canvas.draw()
+
+
+def _labelled_scores(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``y_true``, ``ids`` and two models' positive scores, anomalies scoring higher on average.
+
+    The baseline's scores span more than a factor of 10 in every ID, the sequential's less.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(IDS, n)
+    y_true = np.tile(np.r_[np.zeros(n // 2, int), np.ones(n - n // 2, int)], len(IDS))
+    noise = rng.uniform(0.0, 0.1, size=len(ids))
+    scores = {"baseline": np.exp(noise + 3.0 * y_true), "sequential": 1.0 + noise + 0.5 * y_true}
+    return y_true, ids, scores
+
+
+def test_counts_bars_one_panel_per_set_one_bar_per_id_and_group(tmp_path, make_dataset) -> None:
+    root = make_dataset(tmp_path, ids=("00", "02"), n_train=3, n_test_normal=2, n_test_anomaly=1)
+    clips = list_clips(root, "slider", "train") + list_clips(root, "slider", "test")
+    dev = counts(clips)
+    train_only = {k: v for k, v in dev.items() if k[1] == "train"}
+    fig = plots.counts_bars({"dev set": dev, "eval set": train_only})
+    _render(fig)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].patches) == 2 * 3  # 2 IDs x (train normal, test normal, test anomaly)
+    assert len(fig.axes[1].patches) == 2
+    assert sorted(p.get_height() for p in fig.axes[0].patches) == [1, 1, 2, 2, 3, 3]
+    assert fig.axes[0].get_title() == "dev set: 12 clips"
+
+
+def test_counts_bars_draws_unknown_groups_in_grey() -> None:
+    fig = plots.counts_bars({"eval": {("01", "train", "normal"): 4, ("01", "test", "unlabelled"): 2}})
+    heights = {p.get_height(): p.get_facecolor()[:3] for p in fig.axes[0].patches}
+    assert heights[2] == pytest.approx((0.6, 0.6, 0.6))
+
+
+def test_waveforms_one_row_per_signal() -> None:
+    y = np.sin(np.linspace(0, 20, 1600)).astype(np.float32)
+    fig = plots.waveforms({"normal": y, "anomaly": 0.5 * y}, sample_rate=16000)
+    _render(fig)
+    assert len(fig.axes) == 2
+    assert all(len(ax.lines) == 1 for ax in fig.axes)
+    assert fig.axes[1].lines[0].get_xdata()[-1] == pytest.approx(1599 / 16000)
+
+
+def test_spectrograms_shared_scale_has_one_colourbar() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(20, 8)), rng.normal(size=(20, 8)) + 3
+    fig = plots.spectrograms({"normal": a, "anomaly": b}, hop_s=0.032)
+    _render(fig)
+    assert len(fig.axes) == 3  # two images + one colour bar
+    images = [im for ax in fig.axes[:2] for im in ax.images]
+    assert all(isinstance(im, AxesImage) for im in images) and len(images) == 2
+    assert images[0].get_clim() == images[1].get_clim() == (a.min(), b.max())
+    assert images[0].get_extent() == pytest.approx((0, 20 * 0.032, 0, 8))
+
+
+def test_spectrograms_own_scales_have_one_colourbar_each() -> None:
+    m = np.arange(30.0).reshape(10, 3)
+    fig = plots.spectrograms({"one": m, "two": 2 * m, "three": 3 * m}, hop_s=1.0, y_extent=(0, 8000),
+                             shared_scale=False)
+    assert len(fig.axes) == 6
+    assert list(fig.axes[0].images[0].get_extent()[2:]) == [0, 8000]
+
+
+def test_spectrograms_centre_makes_scales_symmetric() -> None:
+    m = np.linspace(-1.0, 3.0, 40).reshape(10, 4)
+    shared = plots.spectrograms({"a": m, "b": m / 2}, hop_s=1.0, centre=0.0)
+    assert shared.axes[0].images[0].get_clim() == (-3.0, 3.0)
+    own = plots.spectrograms({"a": m, "b": m / 2}, hop_s=1.0, centre=0.0, shared_scale=False)
+    assert [ax.images[0].get_clim() for ax in own.axes if ax.images] == [(-3.0, 3.0), (-1.5, 1.5)]
+
+
+def test_spectrograms_reject_non_matrices() -> None:
+    with pytest.raises(ValueError, match="2-d"):
+        plots.spectrograms({"bad": np.zeros(5)}, hop_s=0.1)
+
+
+def test_mel_filterbank_draws_every_filter() -> None:
+    cfg = FeatureConfig(n_mels=16, n_fft=256)
+    fig = plots.mel_filterbank(mel_basis(cfg), cfg.sample_rate)
+    _render(fig)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].lines) == 16
+    assert fig.axes[0].lines[0].get_xdata()[-1] == pytest.approx(8000)
+
+
+def test_training_curves_one_panel_per_network() -> None:
+    hists = {"baseline": History(train_loss=[3000.0, 200.0, 150.0], val_loss=[310.0, 220.0, 170.0]),
+             "sequential": History(train_loss=[1.0, 0.8, 0.7]),
+             "batchnorm": History(train_loss=[5.0, -1.0], val_loss=[4.0, 3.0])}
+    fig = plots.training_curves(hists)
+    _render(fig)
+    assert len(fig.axes) == 3
+    assert [len(ax.lines) for ax in fig.axes] == [2, 1, 2]
+    assert fig.axes[0].get_yscale() == "log"  # spans more than a factor of 10
+    assert fig.axes[1].get_yscale() == "linear"  # does not
+    assert fig.axes[2].get_yscale() == "linear"  # a non-positive loss cannot go on a log axis
+
+
+@pytest.mark.parametrize("metric", ["auc", "pauc"])
+def test_score_bars_with_report_ticks_and_baseline_lines(metric: str) -> None:
+    y_true, ids, scores = _labelled_scores()
+    rows = [r for name, s in scores.items() for r in metrics.per_id(name, "slider", ids, y_true, s)]
+    tab = metrics.table(rows)
+    fig = plots.score_bars(tab, metric, report=metrics.REPORT, baseline=metrics.DCASE2020_BASELINE)
+    _render(fig)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1
+    assert len(ax.patches) == 2 * 4  # 2 models x (3 IDs + AVG)
+    k = plots.METRICS.index(metric)
+    assert ax.patches[3].get_height() == pytest.approx(tab["baseline"]["AVG"][k])
+    ticks = [line for line in ax.lines if line.get_color() == "black"]
+    assert len(ticks) == 2 * 4
+    avg_tick = ticks[3].get_ydata()[0]
+    assert avg_tick == pytest.approx(np.mean([v[k] for v in metrics.REPORT["baseline"].values()]))
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 4
+    assert ax.get_ylabel() == plots.METRIC_NAMES[metric]
+
+
+def test_score_bars_without_references_and_bad_metric() -> None:
+    tab = {"pca": {"00": (0.7, 0.55), "AVG": (0.7, 0.55)}}
+    fig = plots.score_bars(tab, "auc")
+    assert len(fig.axes[0].patches) == 2
+    assert [line.get_label() for line in fig.axes[0].lines] == ["chance (0.5)"]
+    with pytest.raises(ValueError, match="metric"):
+        plots.score_bars(tab, "f1")
+
+
+def test_roc_curves_one_panel_per_id_one_line_per_model() -> None:
+    y_true, ids, scores = _labelled_scores()
+    fig = plots.roc_curves(y_true, ids, scores)
+    _render(fig)
+    assert len(fig.axes) == 3
+    assert all(len(ax.lines) == 1 + 2 for ax in fig.axes)  # chance diagonal + 2 models
+    assert [ax.get_title() for ax in fig.axes] == ["ID 00", "ID 02", "ID 04"]
+
+
+def test_score_histograms_grid_of_models_by_ids() -> None:
+    y_true, ids, scores = _labelled_scores()
+    fig = plots.score_histograms(y_true, ids, scores, bins=5)
+    _render(fig)
+    assert len(fig.axes) == 2 * 3
+    first = fig.axes[0]
+    assert [ax.get_xscale() for ax in fig.axes] == ["log"] * 3 + ["linear"] * 3
+    assert len(first.patches) == 2 * 5  # normal and anomalous histograms of 5 bins
+    assert sum(p.get_height() for p in first.patches) == 12
+    assert sum(p.get_height() for p in first.patches[5:]) == 6  # the anomalous clips
+
+
+def test_score_histograms_fall_back_to_linear_bins_for_non_positive_scores() -> None:
+    y_true, ids, scores = _labelled_scores()
+    fig = plots.score_histograms(y_true, ids, {"pca": np.log(scores["baseline"]) - 1.0}, bins=4)
+    assert len(fig.axes) == 3
+    assert all(ax.get_xscale() == "linear" for ax in fig.axes)
+
+
+def test_empty_inputs_raise() -> None:
+    for call in (lambda: plots.counts_bars({}), lambda: plots.waveforms({}, 16000),
+                 lambda: plots.training_curves({}), lambda: plots.score_bars({}),
+                 lambda: plots.roc_curves(np.zeros(2), np.zeros(2), {}),
+                 lambda: plots.score_histograms(np.zeros(2), np.zeros(2), {})):
+        with pytest.raises(ValueError):
+            call()
+
+
+def test_functions_do_not_touch_pyplot_state() -> None:
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plots.waveforms({"a": np.zeros(10)}, 10)
+    assert plt.get_fignums() == before  # no pyplot figure was opened
