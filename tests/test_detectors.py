@@ -157,3 +157,10 @@ def test_cli_runs_new_detectors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in NEW)
+
+
+def test_cli_rejects_idclf_per_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_dataset(tmp_path / "data", n_train=3, n_test=2)
+    argv = ["run", "--data", str(data), "--models", "idclf", "--per-id", "--epochs", "1", "--quiet"]
+    assert cli.main(argv) == 2
+    assert "at least 2 machine IDs" in capsys.readouterr().err
