@@ -179,9 +179,12 @@ glue("fig_pauc", plots.score_bars(table, "pauc", metrics.REPORT, metrics.DCASE20
 # rate). AUC is the area under the whole curve; pAUC looks only at the shaded strip, where at
 # most 10% of normal clips raise a false alarm.
 
+# %%
+scores = {name: m.scores for name, m in results.models.items()}  # one score per test clip
+y_true, machine_ids = results.test.y_true, results.test.machine_ids  # 1 = anomalous; the clips' IDs
+print(f"{len(y_true)} test clips, {y_true.sum()} anomalous; scores of {', '.join(scores)}")
+
 # %% tags=["hide-input"]
-scores = {name: m.scores for name, m in results.models.items()}
-y_true, machine_ids = results.test.y_true, results.test.machine_ids
 glue("fig_roc", plots.roc_curves(y_true, machine_ids, scores, cfg.max_fpr), display=False)
 
 # %% [markdown]
@@ -206,7 +209,7 @@ glue("fig_roc", plots.roc_curves(y_true, machine_ids, scores, cfg.max_fpr), disp
 # the DCASE results, of the report and of this book. Computed by hand for one network and ID:
 
 # %%
-name, machine_id = config.NETWORKS[0], ids[0]
+name, machine_id = config.NETWORKS[0], machine_ids[0]
 sel = machine_ids == machine_id
 fpr, tpr, _ = roc_curve(y_true[sel], scores[name][sel])
 stop = np.searchsorted(fpr, cfg.max_fpr, side="right")
