@@ -1,4 +1,10 @@
-"""The detectors beyond the report (pca, idnn, idclf) on tiny WAV datasets written to tmp_path."""
+"""The detectors beyond the report (pca, idnn, idclf) on tiny WAV datasets written to tmp_path.
+
+conftest's dataset adds a tone to anomalous clips but keeps the ID's own tone, which an ID
+classifier has no reason to notice; here an anomaly *shifts* the ID's tone instead, so every
+detector, the ID classifier included, has something to find. ASD_HOME is a private temporary
+folder per test (conftest).
+"""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,7 +16,7 @@ import soundfile as sf
 import torch
 
 from asd import cli
-from asd.config import FitConfig, get_config
+from asd.config import Config, FitConfig, get_config
 from asd.detectors import DETECTORS, make
 from asd.experiment import Prepared, prepare
 from asd.metrics import auc_pauc
@@ -29,7 +35,7 @@ def _clip(rng: np.random.Generator, hz: float, seconds: float = 1.0) -> np.ndarr
     return (rng.uniform(0.1, 0.2) * tone + 0.01 * rng.normal(size=t.size)).astype(np.float32)
 
 
-def write_dataset(root: Path, ids: tuple[str, ...] = tuple(TONES), n_train: int = 6, n_test: int = 4,
+def write_shifted_tones(root: Path, ids: tuple[str, ...] = tuple(TONES), n_train: int = 6, n_test: int = 4,
                   seed: int = 0) -> Path:
     """``root/slider/{train,test}``: normal clips hum at their ID's tone, anomalies 40 % higher."""
     rng = np.random.default_rng(seed)
@@ -44,21 +50,15 @@ def write_dataset(root: Path, ids: tuple[str, ...] = tuple(TONES), n_train: int 
     return root
 
 
-def tiny_config(seed: int = 0):
+def tiny_config(seed: int = 0) -> Config:
     """The quick profile with budgets for a few hundred vectors."""
     cfg = get_config("quick", seed=seed)
     return replace(cfg, fit={name: FitConfig(epochs=15, batch_size=64) for name in cfg.fit})
 
 
-@pytest.fixture(autouse=True)
-def asd_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ASD_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 @pytest.fixture
 def prep(tmp_path: Path) -> Prepared:
-    return prepare(tiny_config(), write_dataset(tmp_path / "data"), progress=False)
+    return prepare(tiny_config(), write_shifted_tones(tmp_path / "data"), progress=False)
 
 
 def _fit_score(name: str, prep: Prepared, seed: int = 0) -> np.ndarray:
@@ -138,8 +138,15 @@ def test_idclf_score_is_negative_log_probability() -> None:
     torch.testing.assert_close(net.score(x, ids), expected)
 
 
+def test_idclf_score_does_not_round_confident_vectors_to_zero() -> None:
+    net = build("idclf", get_config("quick"), n_ids=3).eval()
+    net.forward = lambda x: torch.tensor([[40.0, 0.0, 0.0]]).expand(len(x), 3)
+    score = net.score(torch.zeros(2, 640), torch.zeros(2, dtype=torch.long))
+    torch.testing.assert_close(score, torch.full((2,), 2 * np.exp(-40.0), dtype=torch.float32))
+
+
 def test_idclf_with_one_id_raises(tmp_path: Path) -> None:
-    prep = prepare(tiny_config(), write_dataset(tmp_path / "one", ids=("00",)), progress=False)
+    prep = prepare(tiny_config(), write_shifted_tones(tmp_path / "one", ids=("00",)), progress=False)
     with pytest.raises(ValueError, match="at least 2 machine IDs"):
         make("idclf", tiny_config(), prep.id_index, CPU)
 
@@ -152,7 +159,7 @@ def test_idclf_per_id_training_raises(prep: Prepared) -> None:
 
 
 def test_cli_runs_new_detectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = write_dataset(tmp_path / "data", n_train=3, n_test=2)
+    data = write_shifted_tones(tmp_path / "data", n_train=3, n_test=2)
     argv = ["run", "--data", str(data), "--models", *NEW, "--epochs", "2", "--quiet"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
@@ -160,7 +167,7 @@ def test_cli_runs_new_detectors(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_cli_rejects_idclf_per_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = write_dataset(tmp_path / "data", n_train=3, n_test=2)
+    data = write_shifted_tones(tmp_path / "data", n_train=3, n_test=2)
     argv = ["run", "--data", str(data), "--models", "idclf", "--per-id", "--epochs", "1", "--quiet"]
     assert cli.main(argv) == 2
     assert "at least 2 machine IDs" in capsys.readouterr().err
