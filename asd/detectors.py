@@ -15,7 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from asd.config import NETWORKS, Config
-from asd.features import FrameSet
+from asd.features import FrameSet, gather_vectors
 from asd.models import BEYOND_NETWORKS, build, n_params
 from asd.train import History, fit, score
 
@@ -71,11 +71,6 @@ class IDClassifierDetector(NetworkDetector):
         unknown = sorted(set(fs.machine_ids.tolist()) - set(self.id_index))
         if unknown:
             raise ValueError(f"idclf knows IDs {', '.join(self.id_index)}, not {', '.join(unknown)}")
-
-
-def gather_vectors(frames: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
-    """The stacked vectors whose first frames are ``starts``: ``(len(starts), n_frames * n_mels)``."""
-    return frames[starts[:, None] + np.arange(n_frames)].reshape(len(starts), -1)
 
 
 def n_kept(spec: int | float, eigvals: np.ndarray) -> int:

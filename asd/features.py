@@ -56,6 +56,11 @@ def stack(frames: np.ndarray, n_frames: int) -> np.ndarray:
     return np.concatenate([frames[t : t + n_vectors] for t in range(n_frames)], axis=1)
 
 
+def gather_vectors(frames: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
+    """The stacked vectors whose first frames are ``starts``: ``(len(starts), n_frames * n_mels)``."""
+    return frames[starts[:, None] + np.arange(n_frames)].reshape(len(starts), -1)
+
+
 @dataclass
 class FrameSet:
     """Log-mel frames of many clips, concatenated: clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``."""
@@ -86,7 +91,7 @@ class FrameSet:
     def vectors(self, n_frames: int) -> np.ndarray:
         """All stacked vectors, ``(n_vectors, n_mels * n_frames)`` (memory: 5x the frames)."""
         starts, _ = self.vector_starts(n_frames)
-        return self.frames[starts[:, None] + np.arange(n_frames)].reshape(len(starts), -1)
+        return gather_vectors(self.frames, starts, n_frames)
 
     def subset(self, index: np.ndarray | list[int]) -> "FrameSet":
         """The clips at ``index``, in that order."""
