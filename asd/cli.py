@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from asd.config import NETWORKS, PROFILES, get_config
+from asd.config import DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,8 +23,14 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train and evaluate detectors, print the AUC/pAUC table")
     r.add_argument("--data", type=Path, required=True, help="folder holding <machine>/train and <machine>/test")
     r.add_argument("--machine", default="slider")
-    r.add_argument("--ids", nargs="+", default=None, help="machine IDs (default: all found)")
-    r.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME")
+    r.add_argument("--ids", nargs="+", default=None,
+                   help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
+    r.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
+                   help=f"detectors: {', '.join(DETECTORS)} (default: {' '.join(NETWORKS)})")
+    r.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default, as the report) or bf16 autocast (weights stay fp32)")
+    r.add_argument("--concurrent", action="store_true",
+                   help="train the networks at the same time, one CUDA stream each (GPU only)")
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None)
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda")
@@ -44,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME")
     b.add_argument("--epochs", type=int, default=2)
     b.add_argument("--profile", choices=PROFILES, default=None)
-    b.add_argument("--device", default=None)
+    b.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
     b.add_argument("--max-clips", type=int, default=None, help="use at most this many training clips")
     b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
     return p
@@ -59,18 +66,21 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.detectors import DETECTORS
     from asd.experiment import run
 
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
-    cfg = get_config(args.profile, seed=args.seed, machine=args.machine)
+    cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
-    results = run(cfg, args.data, args.models, ids=args.ids, device=args.device,
-                  per_id=args.per_id, progress=not args.quiet, cache=not args.no_cache)
-    print(f"data: {args.data} | machine: {args.machine} | profile: {cfg.profile} | device: {results.device}")
+    results = run(cfg, args.data, args.models, ids=args.ids, device=args.device, per_id=args.per_id,
+                  progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent)
+    if args.ids is None:
+        for mid in results.left_out:
+            print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
+    print(f"data: {args.data} | machine: {args.machine} | IDs: {' '.join(results.ids)} | "
+          f"profile: {cfg.profile} | device: {results.device}")
     print(results.table())
     if args.out:
         results.save(args.out)
@@ -90,12 +100,12 @@ def _bench(args: argparse.Namespace) -> None:
     from asd.experiment import data_source, prepare
     from asd.utils import atomic_write_bytes, resolve_device
 
-    cfg = get_config(args.profile, machine=args.machine)
+    cfg = get_config(args.profile, machine=args.machine, precision=args.precision)
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
     device = resolve_device(args.device)
     root = args.data or data_source(cfg).dev
-    prep = prepare(cfg, root, args.machine, progress=False)
+    prep = prepare(cfg, root, args.machine, progress=False, device=device)
     if args.max_clips:
         prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
     training = bench.bench_training(cfg, prep, args.models, args.epochs, device)
@@ -106,7 +116,7 @@ def _bench(args: argparse.Namespace) -> None:
     print(f"features: librosa {features['librosa_clips_per_s']:.1f} clips/s, "
           f"torch {features['torch_clips_per_s']:.1f} clips/s")
     if args.out:
-        blob = {"data": str(root), **info, "training": training, "features": features}
+        blob = {"data": str(root), **info, "precision": cfg.precision, "training": training, "features": features}
         atomic_write_bytes(args.out, json.dumps(blob, indent=2).encode())
 
 

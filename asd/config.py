@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 PROFILES = ("quick", "full")
-NETWORKS = ("baseline", "batchnorm", "dropout", "sequential")
+NETWORKS = ("baseline", "batchnorm", "dropout", "sequential")  # the report's four networks
+DETECTORS = (*NETWORKS, "pca", "idnn", "idclf")  # and the detectors beyond the report
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class FeatureConfig:
     n_mels: int = 128
     n_frames: int = 5
     power: float = 2.0
+    # STFT edge padding: ``reflect`` is what the report's code (the DCASE 2020 baseline on
+    # librosa 0.6/0.7) computed; librosa >= 0.9 pads with zeros (``constant``) by default.
+    pad_mode: str = "reflect"
+    # ``torch`` batches clips through ``torch.stft`` (on any device); ``librosa`` goes clip by clip.
+    backend: str = "torch"
 
     @property
     def dim(self) -> int:
@@ -105,13 +111,19 @@ QUICK_FIT = {
     "idnn": FitConfig(epochs=10, batch_size=512),
     "idclf": FitConfig(epochs=3, batch_size=512),
 }
+# The machine IDs the report evaluated, per machine type; other IDs found are left out by default.
+REPORT_IDS = {"slider": ("00", "02", "04")}
+PRECISIONS = ("fp32", "bf16")
+
 FULL_SYNTH = SynthConfig(
-    dev=SplitCounts(("00", "02", "04"), (968, 968, 434), (100, 100, 100), (356, 267, 178)),
+    # The real slider dev set: IDs 00/02/04/06 (the report used 00/02/04: 2370 training clips).
+    dev=SplitCounts(("00", "02", "04", "06"), (968, 968, 434, 434), (100, 100, 100, 100),
+                    (356, 267, 178, 89)),
     # Eval: 2370 training and 834 test clips over IDs 01/03/05 (normal/anomalous split chosen here).
     eval=SplitCounts(("01", "03", "05"), (968, 968, 434), (100, 100, 100), (178, 178, 178)),
 )
 QUICK_SYNTH = SynthConfig(
-    dev=SplitCounts(("00", "02", "04"), (60, 60, 27), (20, 20, 20), (36, 27, 18)),
+    dev=SplitCounts(("00", "02", "04", "06"), (60, 60, 27, 27), (20, 20, 20, 20), (36, 27, 18, 9)),
     eval=SplitCounts(("01", "03", "05"), (30, 30, 14), (10, 10, 10), (18, 18, 18)),
 )
 
@@ -124,11 +136,21 @@ class Config:
     machine: str = "slider"
     seed: int = 0
     max_fpr: float = 0.1
+    precision: str = "fp32"  # "bf16": autocast to bfloat16 (weights stay fp32); the report used fp32
+    report_ids: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(REPORT_IDS))
     feature: FeatureConfig = field(default_factory=FeatureConfig)
     net: NetConfig = field(default_factory=NetConfig)
     fit: dict[str, FitConfig] = field(default_factory=lambda: dict(FULL_FIT))
     synth: SynthConfig = FULL_SYNTH
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.feature.pad_mode not in ("reflect", "constant"):
+            raise ValueError(f"pad_mode must be 'reflect' or 'constant', got {self.feature.pad_mode!r}")
+        if self.feature.backend not in ("librosa", "torch"):
+            raise ValueError(f"backend must be 'librosa' or 'torch', got {self.feature.backend!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -71,6 +71,25 @@ def machine_ids(clips: list[Clip]) -> list[str]:
     return sorted({c.machine_id for c in clips})
 
 
+def select_ids(found: list[str], requested: list[str] | None, report: tuple[str, ...] | None) -> list[str]:
+    """The machine IDs to use out of ``found``.
+
+    ``requested``: a list of IDs, or ``["all"]`` for every ID found. ``None``: the report's IDs
+    among those found, or every ID found when the machine has no report IDs or none of them is
+    here (the eval set's IDs 01/03/05, say). A requested ID that is not found is a :class:`DataError`.
+    """
+    if requested is not None and list(requested) != ["all"]:
+        missing = sorted(set(requested) - set(found))
+        if missing:
+            raise DataError(f"ID(s) {', '.join(missing)} not found; the data has {', '.join(found)}")
+        return sorted(set(requested))
+    if requested is None and report:
+        chosen = [mid for mid in found if mid in report]
+        if chosen:
+            return chosen
+    return list(found)
+
+
 def counts(clips: list[Clip]) -> dict[tuple[str, str, str], int]:
     """Number of clips per ``(machine_id, split, label)``."""
     return dict(sorted(Counter((c.machine_id, c.split, c.label_name) for c in clips).items()))

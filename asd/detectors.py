@@ -7,6 +7,7 @@ classifier).
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
@@ -14,10 +15,13 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-from asd.config import NETWORKS, Config
+from asd.config import DETECTORS, Config
 from asd.features import FrameSet, gather_vectors
-from asd.models import BEYOND_NETWORKS, build, n_params
+from asd.models import build, n_params
 from asd.train import History, fit, score
+
+
+_BUILD_LOCK = threading.Lock()
 
 
 class Detector(Protocol):
@@ -33,8 +37,9 @@ class NetworkDetector:
 
     def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device):
         self.name, self.cfg, self.id_index, self.device = name, cfg, id_index, device
-        torch.manual_seed(cfg.seed)
-        self.model = build(name, cfg, n_ids=len(id_index))
+        with _BUILD_LOCK:  # seeding and initialising stay paired when threads build networks
+            torch.manual_seed(cfg.seed)
+            self.model = build(name, cfg, n_ids=len(id_index))
 
     @property
     def n_params(self) -> int:
@@ -42,10 +47,12 @@ class NetworkDetector:
 
     def fit(self, train: FrameSet, progress: bool = True) -> History:
         return fit(self.model, train, self.cfg.fit[self.name], self.cfg.feature.n_frames, self.id_index,
-                   self.device, seed=self.cfg.seed, progress=progress, desc=self.name)
+                   self.device, seed=self.cfg.seed, progress=progress, desc=self.name,
+                   precision=self.cfg.precision)
 
     def score(self, test: FrameSet) -> np.ndarray:
-        return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device)
+        return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
+                     precision=self.cfg.precision)
 
 
 class IDClassifierDetector(NetworkDetector):
@@ -133,8 +140,6 @@ class PCADetector:
             sums += np.bincount(clip_of[b : b + batch_size], (residual**2).mean(axis=1), minlength=len(test))
         return sums / (np.diff(test.offsets) - self.n_frames + 1)
 
-
-DETECTORS = (*NETWORKS, "pca", *BEYOND_NETWORKS)
 
 
 def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> Detector:

@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 
 from asd import metrics
 from asd.config import Config, home
-from asd.data import DataError, list_clips, machine_ids
+from asd.data import DataError, list_clips, machine_ids, select_ids
 from asd.detectors import make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History
@@ -59,6 +60,7 @@ class Prepared:
     standardiser: Standardiser
     ids: list[str]
     key: str  # fingerprint of the clips and the feature config
+    left_out: list[str] = field(default_factory=list)  # IDs found in the data but not used
 
     @property
     def id_index(self) -> dict[str, int]:
@@ -85,7 +87,12 @@ class Results:
     data: str
     device: str
     test: FrameSet
+    ids: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
     models: dict[str, ModelResult] = field(default_factory=dict)
+    concurrent: bool = False  # networks trained at the same time, one CUDA stream each
+    features_seconds: float = 0.0  # log-mel extraction (or its cache) and standardisation
+    wall_seconds: float = 0.0  # the whole run: features, training and scoring
 
     @property
     def rows(self) -> list[dict]:
@@ -98,12 +105,18 @@ class Results:
         return {
             "rows": self.rows,
             "machine": self.machine,
+            "ids": self.ids,
+            "ids_left_out": self.left_out,
             "data": self.data,
             "profile": self.cfg.profile,
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.hash(),
             "device": self.device,
+            "device_name": torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else None,
+            "concurrent": self.concurrent,
             "seconds": {m.name: round(m.seconds, 2) for m in self.models.values()},
+            "features_seconds": round(self.features_seconds, 2),
+            "wall_seconds": round(self.wall_seconds, 2),
             "steps": {m.name: m.steps for m in self.models.values()},
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": np.__version__},
@@ -125,25 +138,31 @@ def _git_commit() -> str | None:
 
 
 def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
-            cache_dir: Path | None = None, progress: bool = True, backend: str = "torch",
+            cache_dir: Path | None = None, progress: bool = True,
             device: torch.device | None = None) -> Prepared:
     """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics.
 
-    The default ``torch`` backend batches clips through ``torch.stft`` (several times faster than
-    librosa clip by clip, on the CPU too, and equal to librosa's values within float32 rounding).
+    ``ids`` as in :func:`asd.data.select_ids`: default the report's IDs of the machine (those found).
+
+    The default ``torch`` feature backend batches clips through ``torch.stft`` (several times faster
+    than librosa clip by clip, on the CPU too, and equal to librosa's values within float32 rounding).
     """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
-    train_clips = list_clips(root, machine, "train", ids)
-    test_clips = list_clips(root, machine, "test", ids)
-    train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", backend, device)
-    test = extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", backend, device)
+    all_train, all_test = list_clips(root, machine, "train"), list_clips(root, machine, "test")
+    found = machine_ids(all_train + all_test)
+    used = select_ids(found, ids, cfg.report_ids.get(machine))
+    train_clips = [c for c in all_train if c.machine_id in used]
+    test_clips = [c for c in all_test if c.machine_id in used]
+    train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
+    test = extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device)
     missing = sorted(set(machine_ids(test_clips)) - set(machine_ids(train_clips)))
     if missing:
         raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
     std = Standardiser.fit(train.frames)
-    key = cache_key(train_clips + test_clips, cfg.feature, backend)
-    return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key)
+    key = cache_key(train_clips + test_clips, cfg.feature)
+    return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key,
+                    [mid for mid in found if mid not in used])
 
 
 def _source_hash() -> str:
@@ -200,12 +219,29 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
 
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
-        data_label: str | None = None, cache: bool = True) -> Results:
-    """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results."""
+        data_label: str | None = None, cache: bool = True, concurrent: bool = False) -> Results:
+    """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results.
+
+    ``concurrent`` (CUDA only) trains the models at the same time, each in a thread with its own
+    CUDA stream, so that small networks' kernels overlap on the GPU. Weight initialisation stays
+    seeded; the order in which the threads draw VAE samples and dropout masks does not.
+    """
+    start = time.perf_counter()
     machine = machine or cfg.machine
     dev = resolve_device(device)
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev)
-    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test)
-    for name in models:
-        results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
+    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.ids, prep.left_out,
+                      features_seconds=time.perf_counter() - start)
+    results.concurrent = concurrent and dev.type == "cuda" and len(models) > 1
+    if results.concurrent:
+        def job(name: str) -> ModelResult:
+            with torch.cuda.stream(torch.cuda.Stream(dev)):
+                return run_model(name, cfg, prep, dev, machine, per_id, False, cache)
+
+        with ThreadPoolExecutor(len(models)) as pool:
+            results.models.update(zip(models, pool.map(job, models)))
+    else:
+        for name in models:
+            results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
+    results.wall_seconds = time.perf_counter() - start
     return results

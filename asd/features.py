@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def logmel(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """``10 * log10(mel power + eps)`` of a mono signal, shape ``(n_frames, n_mels)``, float32."""
     mel = librosa.feature.melspectrogram(
         y=y, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-        n_mels=cfg.n_mels, power=cfg.power, window="hann",
+        n_mels=cfg.n_mels, power=cfg.power, window="hann", center=True, pad_mode=cfg.pad_mode,
     )
     return (20.0 / cfg.power * np.log10(mel + EPS)).T.astype(np.float32)
 
@@ -43,7 +44,7 @@ def logmel_torch(y: torch.Tensor, cfg: FeatureConfig, basis: torch.Tensor) -> to
     """Batched :func:`logmel` with ``torch.stft`` on any device: ``(B, samples) -> (B, frames, n_mels)``."""
     window = torch.hann_window(cfg.n_fft, device=y.device, dtype=y.dtype)
     spec = torch.stft(y, cfg.n_fft, cfg.hop_length, window=window, center=True,
-                      pad_mode="constant", return_complex=True).abs() ** cfg.power
+                      pad_mode=cfg.pad_mode, return_complex=True).abs() ** cfg.power
     mel = torch.matmul(basis, spec)  # (B, n_mels, frames)
     return (20.0 / cfg.power * torch.log10(mel + EPS)).transpose(1, 2)
 
@@ -121,9 +122,9 @@ class Standardiser:
         return fs.with_frames((fs.frames - self.mean) / self.std)
 
 
-def cache_key(clips: list[Clip], cfg: FeatureConfig, backend: str = "librosa") -> str:
-    """Hash of the feature config, the backend and each clip's path, size and modification time."""
-    h = hashlib.sha256(json.dumps({**asdict(cfg), "backend": backend}, sort_keys=True).encode())
+def cache_key(clips: list[Clip], cfg: FeatureConfig) -> str:
+    """Hash of the feature config (backend and pad mode included) and each clip's path, size and mtime."""
+    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     for c in clips:
         st = c.path.stat()
         h.update(f"{c.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -148,35 +149,41 @@ def _frames_torch(clips: list[Clip], cfg: FeatureConfig, bar: tqdm, device: torc
                   batch: int = 64) -> list[np.ndarray]:
     basis = torch.from_numpy(mel_basis(cfg)).to(device)
     parts = []
-    for i in range(0, len(clips), batch):
-        chunk = clips[i : i + batch]
-        signals = [load_wav(c.path, cfg.sample_rate) for c in chunk]
-        # Equal lengths go through the device as one batch; mixed lengths clip by clip.
-        groups = [signals] if len({len(y) for y in signals}) == 1 else [[y] for y in signals]
-        frames = [f for g in groups
-                  for f in logmel_torch(torch.from_numpy(np.stack(g)).to(device), cfg, basis).cpu().numpy()]
-        parts += [_checked(c, f, cfg) for c, f in zip(chunk, frames)]
-        bar.update(len(chunk))
+    with ThreadPoolExecutor(8) as pool:  # reading and decoding WAVs releases the GIL
+        chunks = [clips[i : i + batch] for i in range(0, len(clips), batch)]
+        loaded = pool.map(lambda chunk: [load_wav(c.path, cfg.sample_rate) for c in chunk], chunks)
+        for chunk, signals in zip(chunks, loaded):
+            parts += _logmel_chunk(chunk, signals, cfg, basis, device)
+            bar.update(len(chunk))
     return parts
 
 
+def _logmel_chunk(chunk: list[Clip], signals: list[np.ndarray], cfg: FeatureConfig, basis: torch.Tensor,
+                  device: torch.device) -> list[np.ndarray]:
+    """Log-mel frames of a chunk of clips: equal lengths as one batch on ``device``, mixed lengths one by one."""
+    groups = [signals] if len({len(y) for y in signals}) == 1 else [[y] for y in signals]
+    frames = [f for g in groups
+              for f in logmel_torch(torch.from_numpy(np.stack(g)).to(device), cfg, basis).cpu().numpy()]
+    return [_checked(c, f, cfg) for c, f in zip(chunk, frames)]
+
+
 def extract(clips: list[Clip], cfg: FeatureConfig, cache_dir: Path | None = None, progress: bool = True,
-            desc: str = "log-mel", backend: str = "librosa", device: torch.device | None = None) -> FrameSet:
+            desc: str = "log-mel", device: torch.device | None = None) -> FrameSet:
     """Log-mel frames of ``clips``, read from / written to ``cache_dir`` when given.
 
-    ``backend="librosa"`` computes clip by clip on the CPU; ``"torch"`` batches clips through
+    ``cfg.backend="librosa"`` computes clip by clip on the CPU; ``"torch"`` batches clips through
     :func:`logmel_torch` on ``device`` (the same values within float32 rounding).
     """
     if not clips:
         raise DataError("no clips to extract features from")
-    if backend not in ("librosa", "torch"):
-        raise ValueError(f"backend must be 'librosa' or 'torch', got {backend!r}")
-    path = Path(cache_dir) / f"logmel-{cache_key(clips, cfg, backend)}.npz" if cache_dir else None
+    if cfg.backend not in ("librosa", "torch"):
+        raise ValueError(f"backend must be 'librosa' or 'torch', got {cfg.backend!r}")
+    path = Path(cache_dir) / f"logmel-{cache_key(clips, cfg)}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return FrameSet(z["frames"], z["offsets"], list(clips))
     with tqdm(total=len(clips), desc=desc, disable=not progress, unit="clip") as bar:
-        if backend == "torch":
+        if cfg.backend == "torch":
             parts = _frames_torch(clips, cfg, bar, device or torch.device("cpu"))
         else:
             parts = _frames_librosa(clips, cfg, bar)

@@ -16,13 +16,21 @@ REPORT_PARAMS = {"baseline": 858_280, "batchnorm": 861_480, "dropout": 861_480, 
 BEYOND_NETWORKS = ("idnn", "idclf")
 
 
-def _block(n_in: int, n_out: int, batchnorm: bool, dropout: float, **bn_kwargs) -> list[nn.Module]:
+# The report's Dropout network as its layer table lists it (torchsummary numbering; the ReLUs are
+# functional there, as in the PyTorch VAE example, so the table does not list them).
+REPORT_DROPOUT_LAYERS = ("Linear-1", "BatchNorm1d-2", "Dropout-3", "Linear-4", "BatchNorm1d-5",
+                         "Linear-6", "Linear-7", "Linear-8", "BatchNorm1d-9", "Dropout-10",
+                         "Linear-11", "BatchNorm1d-12", "Linear-13")
+
+
+def _block(n_in: int, n_out: int, batchnorm: bool, dropout: float = 0.0, **bn_kwargs) -> list[nn.Module]:
+    """Linear, [BatchNorm], [Dropout], ReLU (dropout and ReLU commute: the order is the report's table)."""
     layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
     if batchnorm:
         layers.append(nn.BatchNorm1d(n_out, **bn_kwargs))
-    layers.append(nn.ReLU())
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
+    layers.append(nn.ReLU())
     return layers
 
 
@@ -31,7 +39,8 @@ class VAE(nn.Module):
 
     Training loss: summed squared reconstruction error plus ``kl_weight`` times the KL divergence
     of the approximate posterior from N(0, I). At evaluation the decoder reads the posterior mean,
-    so the anomaly score (mean squared error) is deterministic.
+    so the anomaly score (mean squared error) is deterministic. ``dropout`` acts only after the
+    first encoder block and the first decoder block, as in the report's layer table.
     """
 
     def __init__(self, dim: int, hidden: int, latent: int, kl_weight: float,
@@ -39,11 +48,11 @@ class VAE(nn.Module):
         super().__init__()
         self.kl_weight = kl_weight
         self.encoder = nn.Sequential(*_block(dim, hidden, batchnorm, dropout),
-                                     *_block(hidden, hidden, batchnorm, dropout))
+                                     *_block(hidden, hidden, batchnorm))
         self.mu = nn.Linear(hidden, latent)
         self.logvar = nn.Linear(hidden, latent)
         self.decoder = nn.Sequential(*_block(latent, hidden, batchnorm, dropout),
-                                     *_block(hidden, hidden, batchnorm, dropout),
+                                     *_block(hidden, hidden, batchnorm),
                                      nn.Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,7 +81,7 @@ class Autoencoder(nn.Module):
         super().__init__()
         widths = [dim, hidden, hidden, hidden, hidden, bottleneck, hidden, hidden, hidden, hidden]
         layers = [m for a, b in zip(widths, widths[1:])
-                  for m in _block(a, b, batchnorm=True, dropout=0.0, momentum=0.01, eps=1e-3)]
+                  for m in _block(a, b, batchnorm=True, momentum=0.01, eps=1e-3)]
         self.net = nn.Sequential(*layers, nn.Linear(hidden, dim))
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -105,7 +114,7 @@ class IDNN(nn.Module):
             raise ValueError(f"IDNN needs an odd number of frames >= 3 around a centre, got {n_frames}")
         self.n_mels, self.centre = n_mels, n_frames // 2
         widths = [n_mels * (n_frames - 1), hidden, hidden, bottleneck, hidden, hidden]
-        layers = [m for a, b in zip(widths, widths[1:]) for m in _block(a, b, batchnorm=True, dropout=0.0)]
+        layers = [m for a, b in zip(widths, widths[1:]) for m in _block(a, b, batchnorm=True)]
         self.net = nn.Sequential(*layers, nn.Linear(hidden, n_mels))
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,8 +167,9 @@ class IDClassifier(nn.Module):
     score = loss
 
 
-def build(name: str, cfg: Config, n_ids: int = 1) -> nn.Module:
-    """A freshly initialised network by name (``n_ids``: machine IDs, for ID-aware networks)."""
+def build(name: str, cfg: Config | None = None, n_ids: int = 1) -> nn.Module:
+    """A freshly initialised network by name (``cfg``: default the report's; ``n_ids``: for ID-aware networks)."""
+    cfg = cfg or Config()
     dim, net = cfg.feature.dim, cfg.net
     if name == "baseline":
         return VAE(dim, net.hidden, net.latent, net.kl_weight)
@@ -181,8 +191,11 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def summary_rows(model: nn.Module, dim: int) -> list[tuple[str, tuple[int, ...], int]]:
-    """``(layer, output shape, params)`` per leaf layer in call order, as torchsummary lists them."""
+def summary_rows(model: nn.Module, dim: int, activations: bool = True) -> list[tuple[str, tuple[int, ...], int]]:
+    """``(layer, output shape, params)`` per leaf layer in call order, as torchsummary lists them.
+
+    ``activations=False`` leaves the ReLUs out, as torchsummary does for functional ones.
+    """
     rows: list[tuple[str, tuple[int, ...], int]] = []
 
     def hook(module: nn.Module, _inp, out) -> None:
@@ -190,7 +203,8 @@ def summary_rows(model: nn.Module, dim: int) -> list[tuple[str, tuple[int, ...],
         shape = (-1, *out.shape[1:])
         rows.append((f"{kind}-{len(rows) + 1}", shape, sum(p.numel() for p in module.parameters())))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
+    leaves = [m for m in model.modules()
+              if not list(m.children()) and (activations or not isinstance(m, nn.ReLU))]
     handles = [m.register_forward_hook(hook) for m in leaves]
     was_training = model.training
     model.eval()

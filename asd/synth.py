@@ -28,7 +28,7 @@ from asd.utils import atomic_write_bytes
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
-VERSION = 1  # bump whenever the sound changes, so that generated datasets are rebuilt
+VERSION = 2  # bump whenever the sound changes, so that generated datasets are rebuilt
 MARKER = ".complete"
 
 # Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
@@ -105,6 +105,15 @@ RAILS: dict[str, Rail] = {
         snr_db=(-18.0, -8.0), hum=((300.0, 14.0, 0.8), (1500.0, 10.0, 0.4), (5200.0, 10.0, 0.5)),
         tilt_db=0.4, level_dbfs=-38.5, faults=(0.35, 0.3, 0.35), severity_db=(-10.0, 8.0),
         squeal_hz=(2500.0, 5500.0),
+    ),
+    "06": Rail(  # long, slow strokes of a heavy carriage, buried in a loud hall: the hardest dev ID
+        period_s=3.1, dwell=0.3, ramp=0.35, jitter=0.12, motor_hz=75.0,
+        harmonics=(1.0, 0.9, 0.7, 0.5, 0.4, 0.3, 0.2), friction_hz=(90.0, 700.0),
+        modes=((140.0, 0.1), (480.0, 0.05), (1300.0, 0.025)), mix_db=(-2.0, -5.0, 2.0),
+        snr_db=(-24.0, -14.0), hum=((50.0, 14.0, 0.9), (150.0, 10.0, 0.7), (1750.0, 10.0, 0.5),
+                                  (3500.0, 10.0, 0.4)),
+        tilt_db=-0.6, level_dbfs=-42.0, faults=(0.3, 0.4, 0.3), severity_db=(-22.0, -4.0),
+        squeal_hz=(900.0, 2600.0),
     ),
     "05": Rail(
         period_s=2.0, dwell=0.25, ramp=0.3, jitter=0.08, motor_hz=120.0,

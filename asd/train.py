@@ -7,6 +7,7 @@ per-sample collation, one host synchronisation per epoch. :func:`fit_plain` is t
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -71,46 +72,157 @@ def split_clips(n_clips: int, validation_split: float, seed: int) -> tuple[np.nd
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int) -> float:
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bfloat16 autocast for ``precision="bf16"`` (weights and optimiser state stay fp32), else a no-op.
+
+    The cache is off so that the context also serves inside CUDA-graph capture.
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
+
+
+def _mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int, precision: str) -> float:
     model.eval()
     total = torch.zeros((), device=data.frames.device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(data.frames.device, precision):
         for b in range(0, len(data), batch_size):
             index = torch.arange(b, min(b + batch_size, len(data)), device=data.frames.device)
-            total += model.loss(*data.batch(index)).sum()
+            total += model.loss(*data.batch(index)).float().sum()
     model.train()
     return total.item() / len(data)
 
 
+# Captures run one at a time: networks trained concurrently in threads must not capture together.
+_CAPTURE_LOCK = threading.Lock()
+
+
+class CapturedEpoch:
+    """One epoch of training steps replayed from CUDA graphs: no Python work or launch per kernel.
+
+    Two static-shape graphs are captured once: a full-batch step, which reads its batch's indices
+    from a device-side permutation with a device-side step counter, and (when the vectors do not
+    divide into full batches) the final partial-batch step. The steps add their losses into a
+    device-side total, read once per epoch. The warm-up steps that capture needs are undone:
+    weights, BatchNorm buffers and the optimiser state are restored, so training starts from the
+    same state as the eager loop.
+    """
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, batch_size: int,
+                 precision: str):
+        self.model, self.opt, self.data, self.precision = model, opt, data, precision
+        n, device = len(data), data.frames.device
+        self.n_full, rest = divmod(n, batch_size)
+        self.rest = 0 if rest == 1 else rest  # a final batch of one is dropped, as in the eager loop
+        self.n_trained = self.n_full * batch_size + self.rest
+        self.perm = torch.arange(n, device=device)  # the warm-up's order; each epoch overwrites it
+        self.total = torch.zeros((), device=device)
+        self.step = torch.zeros(1, dtype=torch.long, device=device)
+        batches = self.perm[: self.n_full * batch_size].view(self.n_full, batch_size)
+        full = lambda: batches.index_select(0, self.step).view(-1)  # noqa: E731
+        tail = lambda: self.perm[self.n_full * batch_size : self.n_full * batch_size + self.rest]  # noqa: E731
+        with _CAPTURE_LOCK:
+            saved = {k: v.clone() for k, v in model.state_dict().items()}
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up: creates the optimiser state and the library handles
+                    self._step(full() if self.n_full else tail())
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.graphs = [self._capture(full, advance=True) if self.n_full else None,
+                           self._capture(tail, advance=False) if self.rest else None]
+            with torch.no_grad():
+                for k, v in model.state_dict().items():
+                    v.copy_(saved[k])
+                for state in opt.state.values():
+                    for v in state.values():
+                        if torch.is_tensor(v):
+                            v.zero_()
+                self.total.zero_()
+                self.step.zero_()
+
+    def _step(self, index: torch.Tensor) -> None:
+        x, ids = self.data.batch(index)
+        with autocast(x.device, self.precision):
+            loss = self.model.loss(x, ids).float().mean()
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=False)
+        with torch.no_grad():
+            self.total += loss.detach() * len(index)
+
+    def _capture(self, index_fn, advance: bool) -> torch.cuda.CUDAGraph:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self._step(index_fn())
+            if advance:
+                self.step += 1
+        return graph
+
+    def run(self, perm: torch.Tensor) -> float:
+        """Train one epoch over the vectors in ``perm``'s order; the mean training loss."""
+        self.perm.copy_(perm)
+        self.step.zero_()
+        self.total.zero_()
+        for _ in range(self.n_full):
+            self.graphs[0].replay()
+        if self.rest:
+            self.graphs[1].replay()
+        return self.total.item() / self.n_trained
+
+    @property
+    def n_steps(self) -> int:
+        return self.n_full + (self.rest > 0)
+
+
+def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, perm: torch.Tensor,
+                 batch_size: int, precision: str) -> tuple[float, int]:
+    """One epoch of eager steps over ``perm``'s order: ``(mean training loss, steps)``."""
+    total, seen, steps = torch.zeros((), device=perm.device), 0, n_batches(len(data), batch_size)
+    for b in range(steps):
+        index = perm[b * batch_size : (b + 1) * batch_size]
+        x, ids = data.batch(index)
+        with autocast(x.device, precision):
+            loss = model.loss(x, ids).float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * len(index)
+        seen += len(index)
+    return total.item() / seen, steps
+
+
 def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
-        device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train") -> History:
+        device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train",
+        precision: str = "fp32", capture: bool | None = None) -> History:
     """Train ``model`` with Adam on ``train``'s stacked vectors (a clip-level validation split held out).
 
     ``seed`` fixes the split, the shuffling and PyTorch's global generator (VAE sampling, dropout).
+    ``capture`` (default: on CUDA) replays each epoch's steps from CUDA graphs
+    (:class:`CapturedEpoch`) with the fused, capturable Adam; the CPU runs the same steps eagerly.
     """
+    capture = device.type == "cuda" if capture is None else capture
+    if capture and device.type != "cuda":
+        raise ValueError("CUDA-graph capture needs a CUDA device")
     torch.manual_seed(seed)
     tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
     data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda")
+    cuda = device.type == "cuda"
+    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=cuda, capturable=capture)
+    epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision) if capture else None
     gen = torch.Generator(device=device).manual_seed(seed)
     hist, start = History(), time.perf_counter()
     bar = tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch")
     for _ in bar:
         perm = torch.randperm(len(data), generator=gen, device=device)
-        total = torch.zeros((), device=device)
-        for b in range(n_batches(len(data), fit_cfg.batch_size)):
-            x, ids = data.batch(perm[b * fit_cfg.batch_size : (b + 1) * fit_cfg.batch_size])
-            loss = model.loss(x, ids).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * len(x)
-            hist.steps += 1
-        hist.train_loss.append(total.item() / len(data))
+        if epoch is not None:
+            loss, steps = epoch.run(perm), epoch.n_steps
+        else:
+            loss, steps = _eager_epoch(model, opt, data, perm, fit_cfg.batch_size, precision)
+        hist.train_loss.append(loss)
+        hist.steps += steps
         if val is not None:
-            hist.val_loss.append(_mean_loss(model, val, 4096))
+            hist.val_loss.append(_mean_loss(model, val, 4096, precision))
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.4g}")
     hist.seconds = time.perf_counter() - start
     model.eval()
@@ -162,12 +274,12 @@ def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
 
 
 def score(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int], device: torch.device,
-          batch_size: int = 8192) -> np.ndarray:
+          batch_size: int = 8192, precision: str = "fp32") -> np.ndarray:
     """Anomaly score of every clip: the mean of its vectors' scores (e.g. reconstruction MSE)."""
     data = DeviceVectors.build(fs, n_frames, id_index, device)
     sums = torch.zeros(len(fs), dtype=torch.float64, device=device)
     model.to(device).eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, precision):
         for b in range(0, len(data), batch_size):
             index = torch.arange(b, min(b + batch_size, len(data)), device=device)
             sums.index_add_(0, data.clip_of[index], model.score(*data.batch(index)).double())

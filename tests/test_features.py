@@ -35,7 +35,7 @@ def tone_noise(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
 def librosa_by_hand(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """The DCASE 2020 baseline's feature from librosa's building blocks, in float64."""
     spec = np.abs(librosa.stft(y.astype(np.float64), n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                               window="hann", center=True, pad_mode="constant")) ** cfg.power
+                               window="hann", center=True, pad_mode=cfg.pad_mode)) ** cfg.power
     mel = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels) @ spec
     return (20.0 / cfg.power * np.log10(mel + sys.float_info.epsilon)).T
 
@@ -43,13 +43,25 @@ def librosa_by_hand(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 # --- log-mel -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
 @pytest.mark.parametrize("n_samples", [16000, 8000, 2048, 16511, 16512])
-def test_logmel_matches_librosa_by_hand(n_samples):
+def test_logmel_matches_librosa_by_hand(n_samples, pad_mode):
+    cfg = replace(CFG, pad_mode=pad_mode)
     y = tone_noise(2.0)[:n_samples]
-    got = logmel(y, CFG)
+    got = logmel(y, cfg)
     assert got.dtype == np.float32
     assert got.shape == (1 + n_samples // 512, 128)
-    np.testing.assert_allclose(got, librosa_by_hand(y, CFG), atol=1e-3, rtol=0)
+    np.testing.assert_allclose(got, librosa_by_hand(y, cfg), atol=1e-3, rtol=0)
+
+
+def test_pad_mode_changes_only_the_edge_frames():
+    """Reflection (the report's librosa) and zeros (librosa >= 0.9) differ in the first and last frame only."""
+    assert CFG.pad_mode == "reflect"
+    y = tone_noise(1.0)
+    reflect, zeros = logmel(y, CFG), logmel(y, replace(CFG, pad_mode="constant"))
+    gap = np.abs(reflect - zeros).max(axis=1)
+    assert gap[0] > 1.0 and gap[-1] > 1.0  # dB: zero padding halves the edge frames' energy
+    assert gap[2:-2].max() < 1e-4
 
 
 def test_logmel_other_config_matches_librosa_by_hand():
@@ -198,7 +210,7 @@ def _write(path: Path, y: np.ndarray) -> None:
 def test_extract_matches_logmel_per_clip(make_dataset, tmp_path):
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=3, seconds=0.5)
     clips = list_clips(root, "slider", "train")
-    fs = extract(clips, CFG, cache_dir=None, progress=False)
+    fs = extract(clips, replace(CFG, backend="librosa"), cache_dir=None, progress=False)
     assert fs.clips == clips and fs.frames.dtype == np.float32
     for i, c in enumerate(clips):
         np.testing.assert_array_equal(fs.frames[fs.offsets[i]: fs.offsets[i + 1]], logmel(load_wav(c.path), CFG))
@@ -208,7 +220,8 @@ def test_extract_cache_hit_skips_computation(make_dataset, tmp_path, monkeypatch
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=3, seconds=0.5)
     clips = list_clips(root, "slider", "train")
     cache = tmp_path / "cache"
-    first = extract(clips, CFG, cache, progress=False)
+    cfg = replace(CFG, backend="librosa")
+    first = extract(clips, cfg, cache, progress=False)
     files = sorted(os.listdir(cache))
     assert len(files) == 1 and files[0].startswith("logmel-") and files[0].endswith(".npz")  # no temp files
 
@@ -216,12 +229,12 @@ def test_extract_cache_hit_skips_computation(make_dataset, tmp_path, monkeypatch
         raise AssertionError("logmel called although the cache holds these features")
 
     monkeypatch.setattr(asd.features, "logmel", boom)
-    second = extract(clips, CFG, cache, progress=False)
+    second = extract(clips, cfg, cache, progress=False)
     np.testing.assert_array_equal(second.frames, first.frames)
     np.testing.assert_array_equal(second.offsets, first.offsets)
     assert second.clips == clips
     with pytest.raises(AssertionError, match="logmel called"):  # the patch is live: no cache -> computed
-        extract(clips, CFG, tmp_path / "other_cache", progress=False)
+        extract(clips, cfg, tmp_path / "other_cache", progress=False)
 
 
 def test_extract_cache_keyed_on_feature_config(make_dataset, tmp_path):
@@ -306,16 +319,18 @@ def test_extract_failed_cache_write_leaves_no_temp_file(make_dataset, tmp_path, 
     assert list(cache.iterdir()) == []  # neither a partial cache file nor a temporary one
 
 
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
 @pytest.mark.parametrize("seconds", [(0.5, 0.5, 0.5), (0.5, 0.75, 0.3)], ids=["equal", "mixed"])
-def test_extract_torch_backend_matches_librosa(tmp_path, seconds):
+def test_extract_torch_backend_matches_librosa(tmp_path, seconds, pad_mode):
     folder = tmp_path / "slider" / "train"
     folder.mkdir(parents=True)
     for i, s in enumerate(seconds):
         _write(folder / f"normal_id_00_{i:08d}.wav", tone_noise(s, seed=i))
     clips = list_clips(tmp_path, "slider", "train")
     cache = tmp_path / "cache"
-    ref = extract(clips, CFG, cache, progress=False)
-    got = extract(clips, CFG, cache, progress=False, backend="torch", device=torch.device("cpu"))
+    cfg = replace(CFG, pad_mode=pad_mode)
+    ref = extract(clips, replace(cfg, backend="librosa"), cache, progress=False)
+    got = extract(clips, replace(cfg, backend="torch"), cache, progress=False, device=torch.device("cpu"))
     np.testing.assert_array_equal(got.offsets, ref.offsets)
     np.testing.assert_array_equal(np.diff(got.offsets), [1 + int(s * SR) // 512 for s in seconds])
     assert got.frames.dtype == np.float32
@@ -329,9 +344,9 @@ def test_extract_torch_backend_short_clip_and_bad_backend(tmp_path):
     _write(folder / "normal_id_00_00000000.wav", tone_noise(0.5)[:1000])
     clips = list_clips(tmp_path, "slider", "train")
     with pytest.raises(DataError, match="normal_id_00_00000000.wav"):
-        extract(clips, CFG, None, progress=False, backend="torch")
+        extract(clips, replace(CFG, backend="torch"), None, progress=False)
     with pytest.raises(ValueError, match="backend"):
-        extract(clips, CFG, None, progress=False, backend="essentia")
+        extract(clips, replace(CFG, backend="essentia"), None, progress=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from asd.config import NETWORKS, Config
-from asd.models import REPORT_PARAMS, build, n_params, summary, summary_rows
+from asd.models import REPORT_DROPOUT_LAYERS, REPORT_PARAMS, build, n_params, summary, summary_rows
 
 CFG = Config()
 DIM = CFG.feature.dim  # 640
@@ -93,11 +93,17 @@ def test_summary_sequential_layers_in_order():
     assert "Trainable params: 267,928" in summary(model, DIM)
 
 
-def test_summary_dropout_lists_dropout_layers():
-    rows = summary_rows(build("dropout", CFG), DIM)
-    kinds = [n.rsplit("-", 1)[0] for n, _, _ in rows]
-    assert kinds.count("Dropout") == 4 and kinds.count("BatchNorm1d") == 4
-    assert "Trainable params: 861,480" in summary(build("dropout", CFG), DIM)
+def test_dropout_network_has_the_report_layer_order():
+    """Dropout only after the first encoder and the first decoder BatchNorm, as the report's table lists."""
+    model = build("dropout", CFG)
+    assert tuple(n for n, _, _ in summary_rows(model, DIM, activations=False)) == REPORT_DROPOUT_LAYERS
+    kinds = [n.rsplit("-", 1)[0] for n, _, _ in summary_rows(model, DIM)]
+    assert kinds.count("Dropout") == 2 and kinds.count("BatchNorm1d") == 4
+    assert "Trainable params: 861,480" in summary(model, DIM)
+    # without its dropout layers, the Dropout network is the BatchNorm network, layer for layer
+    no_drop = [n for n, _, _ in summary_rows(model, DIM, activations=False) if not n.startswith("Dropout")]
+    bn = [n for n, _, _ in summary_rows(build("batchnorm", CFG), DIM, activations=False)]
+    assert [n.rsplit("-", 1)[0] for n in no_drop] == [n.rsplit("-", 1)[0] for n in bn]
 
 
 def test_sequential_batchnorm_and_xavier_init():
@@ -121,7 +127,7 @@ def test_sequential_batchnorm_and_xavier_init():
 def test_dropout_layers_have_configured_rate():
     cfg = replace(CFG, net=replace(CFG.net, dropout=0.3))
     drops = [m for m in build("dropout", cfg).modules() if isinstance(m, nn.Dropout)]
-    assert len(drops) == 4 and all(d.p == 0.3 for d in drops)
+    assert len(drops) == 2 and all(d.p == 0.3 for d in drops)
     for name in ("baseline", "batchnorm", "sequential"):
         assert not any(isinstance(m, nn.Dropout) for m in build(name, cfg).modules())
     assert not any(isinstance(m, nn.BatchNorm1d) for m in build("baseline", cfg).modules())
