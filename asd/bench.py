@@ -54,7 +54,7 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
     return rows
 
 
-def bench_features(clips: list[Clip], cfg: Config, device: torch.device, max_clips: int = 256) -> dict:
+def bench_features(clips: list[Clip], cfg: Config, device: torch.device, max_clips: int = 64) -> dict:
     """Clips per second of log-mel extraction with librosa (CPU) and with the torch path on ``device``.
 
     At most ``max_clips`` clips are timed (librosa alone would take minutes on a full set).

@@ -7,7 +7,6 @@ classifier).
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol
 
@@ -19,9 +18,7 @@ from asd.config import DETECTORS, Config
 from asd.features import FrameSet, gather_vectors
 from asd.models import build, n_params
 from asd.train import History, fit, score
-
-
-_BUILD_LOCK = threading.Lock()
+from asd.utils import RNG_LOCK
 
 
 class Detector(Protocol):
@@ -37,7 +34,7 @@ class NetworkDetector:
 
     def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device):
         self.name, self.cfg, self.id_index, self.device = name, cfg, id_index, device
-        with _BUILD_LOCK:  # seeding and initialising stay paired when threads build networks
+        with RNG_LOCK:  # seeding and initialising stay paired when threads build networks
             torch.manual_seed(cfg.seed)
             self.model = build(name, cfg, n_ids=len(id_index))
 

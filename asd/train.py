@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from asd.config import FitConfig
 from asd.features import FrameSet
+from asd.utils import RNG_LOCK
 
 
 @dataclass
@@ -91,8 +93,44 @@ def _mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int, precision
     return total.item() / len(data)
 
 
-# Captures run one at a time: networks trained concurrently in threads must not capture together.
-_CAPTURE_LOCK = threading.Lock()
+class _CaptureGate:
+    """Captures exclusive, replays shared: networks trained concurrently in threads never capture while
+    another thread captures or replays (a capture puts PyTorch's CUDA generator in capture mode, and
+    a replay or an eager random draw elsewhere would then fail)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._replaying = self._waiting = 0
+        self._capturing = False
+
+    @contextmanager
+    def replay(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not (self._capturing or self._waiting))
+            self._replaying += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._replaying -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def capture(self):
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not (self._capturing or self._replaying))
+            self._waiting -= 1
+            self._capturing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._capturing = False
+                self._cond.notify_all()
+
+
+_GATE = _CaptureGate()
 
 
 class CapturedEpoch:
@@ -119,7 +157,7 @@ class CapturedEpoch:
         batches = self.perm[: self.n_full * batch_size].view(self.n_full, batch_size)
         full = lambda: batches.index_select(0, self.step).view(-1)  # noqa: E731
         tail = lambda: self.perm[self.n_full * batch_size : self.n_full * batch_size + self.rest]  # noqa: E731
-        with _CAPTURE_LOCK:
+        with _GATE.capture():
             saved = {k: v.clone() for k, v in model.state_dict().items()}
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
@@ -162,10 +200,11 @@ class CapturedEpoch:
         self.perm.copy_(perm)
         self.step.zero_()
         self.total.zero_()
-        for _ in range(self.n_full):
-            self.graphs[0].replay()
-        if self.rest:
-            self.graphs[1].replay()
+        with _GATE.replay():
+            for _ in range(self.n_full):
+                self.graphs[0].replay()
+            if self.rest:
+                self.graphs[1].replay()
         return self.total.item() / self.n_trained
 
     @property
@@ -202,7 +241,8 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
     capture = device.type == "cuda" if capture is None else capture
     if capture and device.type != "cuda":
         raise ValueError("CUDA-graph capture needs a CUDA device")
-    torch.manual_seed(seed)
+    with RNG_LOCK:
+        torch.manual_seed(seed)
     tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
     data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
