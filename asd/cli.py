@@ -21,7 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
 
     r = sub.add_parser("run", help="train and evaluate detectors, print the AUC/pAUC table")
-    r.add_argument("--data", type=Path, required=True, help="folder holding <machine>/train and <machine>/test")
+    r.add_argument("--data", type=Path, required=True,
+                   help="folder holding <machine>/train and <machine>/test (dev_data/ of a release root is found)")
+    r.add_argument("--ground-truth", type=Path, default=None,
+                   help="labels of unlabelled eval test clips (default: eval_data_list.csv in or beside --data)")
+    r.add_argument("--scores-dir", type=Path, default=None,
+                   help="also write DIR/<model>/anomaly_score_<machine>_id_<NN>.csv (the challenge's format)")
     r.add_argument("--machine", default="slider")
     r.add_argument("--ids", nargs="+", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
@@ -63,28 +68,38 @@ def _synth(args: argparse.Namespace) -> None:
     cfg = get_config(args.profile, seed=args.seed)
     root = synth.generate(args.out, cfg.synth, seed=args.seed)
     print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}) in {root}")
+    print(f"next: asd run --data {root}   (the eval set: asd run --data {root / 'eval_data'})")
 
 
 def _run(args: argparse.Namespace) -> None:
+    from asd.data import dataset_root
     from asd.experiment import run
 
+    root = dataset_root(args.data, args.machine)
+    if root != args.data:
+        print(f"asd: {args.data} is a release root: using {root} (the eval set: --data {args.data / 'eval_data'})",
+              file=sys.stderr)
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
-    results = run(cfg, args.data, args.models, ids=args.ids, device=args.device, per_id=args.per_id,
-                  progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent)
+    results = run(cfg, root, args.models, ids=args.ids, device=args.device, per_id=args.per_id,
+                  progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
+                  ground_truth=args.ground_truth)
     if args.ids is None:
         for mid in results.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
-    print(f"data: {args.data} | machine: {args.machine} | IDs: {' '.join(results.ids)} | "
+    print(f"data: {root} | machine: {args.machine} | IDs: {' '.join(results.ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
     print(results.table())
     if args.out:
         results.save(args.out)
         print(f"results written to {args.out}")
+    if args.scores_dir:
+        results.write_scores(args.scores_dir)
+        print(f"anomaly scores written to {args.scores_dir}/<model>/anomaly_score_{args.machine}_id_<NN>.csv")
 
 
 def _download(args: argparse.Namespace) -> None:

@@ -2,6 +2,8 @@
 
 Layout: ``<root>/<machine>/{train,test}/<label>_id_<NN>_<NNNNNNNN>.wav`` with ``label`` one
 of ``normal`` or ``anomaly``, e.g. ``dev_data/slider/test/anomaly_id_02_00000042.wav``.
+The evaluation set's test clips were released unlabelled (``eval_data/slider/test/id_01_00000000.wav``);
+their labels came later in the ground-truth list ``eval_data_list.csv`` (:func:`read_ground_truth`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import soundfile as sf
 SPLITS = ("train", "test")
 LABELS = ("normal", "anomaly")
 NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.wav$")
+UNLABELLED_RE = re.compile(r"^id_(\d{2})_(\d+)\.wav$")
+GROUND_TRUTH = "eval_data_list.csv"  # the 2020 evaluator's name for the eval set's labels
 
 
 class DataError(ValueError):
@@ -48,22 +52,102 @@ def parse_name(path: Path) -> tuple[int, str, int]:
     return LABELS.index(label), machine_id, int(index)
 
 
-def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = None) -> list[Clip]:
-    """Clips of ``root/machine/split`` sorted by ID, label and index, optionally only ``ids``."""
+def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = None,
+               labels: dict[str, int] | None = None) -> list[Clip]:
+    """Clips of ``root/machine/split`` sorted by ID, label and index, optionally only ``ids``.
+
+    Unlabelled clips (``id_01_00000000.wav``) take their label from ``labels`` (file name -> 0/1,
+    see :func:`read_ground_truth`); a clip missing from ``labels``, or an entry of ``labels``
+    with no clip, is a :class:`DataError`.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(root) / machine / split
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav)")
-    clips = []
-    for path in folder.glob("*.wav"):
-        label, machine_id, index = parse_name(path)
-        if ids is None or machine_id in ids:
-            clips.append(Clip(path, split, label, machine_id, index))
+    clips = [_clip(path, split, labels) for path in folder.glob("*.wav")]
+    if labels is not None:
+        orphans = sorted(set(labels) - {c.path.name for c in clips})
+        if orphans:
+            raise DataError(f"{folder}: {len(orphans)} ground-truth entries have no clip, e.g. {orphans[0]}")
+    clips = [c for c in clips if ids is None or c.machine_id in ids]
     if not clips:
         wanted = f" for IDs {', '.join(ids)}" if ids else ""
         raise DataError(f"{folder}: no .wav clips{wanted}")
     return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
+
+
+def _clip(path: Path, split: str, labels: dict[str, int] | None) -> Clip:
+    unlabelled = UNLABELLED_RE.match(path.name)
+    if unlabelled is None or labels is None:
+        label, machine_id, index = parse_name(path)
+        return Clip(path, split, label, machine_id, index)
+    if path.name not in labels:
+        raise DataError(f"{path}: unlabelled clip missing from the ground-truth list")
+    machine_id, index = unlabelled.groups()
+    return Clip(path, split, labels[path.name], machine_id, int(index))
+
+
+def dataset_root(root: Path, machine: str) -> Path:
+    """``root``, or ``root/dev_data`` when ``root`` is a release root (``dev_data/``, ``eval_data/``)."""
+    root = Path(root)
+    if not (root / machine).is_dir() and (root / "dev_data" / machine).is_dir():
+        return root / "dev_data"
+    return root
+
+
+def is_unlabelled(root: Path, machine: str, split: str = "test") -> bool:
+    """Whether ``root/machine/split`` holds unlabelled clips (the released eval test set)."""
+    folder = Path(root) / machine / split
+    return any(UNLABELLED_RE.match(p.name) for p in folder.glob("*.wav"))
+
+
+def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
+    """``{file name: label}`` of ``machine`` from an ``eval_data_list.csv``.
+
+    The format of the DCASE 2020 evaluator: a line holding only a machine type starts its
+    section, then one line per clip ``file,labelled file,label`` (label 0 normal, 1 anomaly),
+    e.g. ``id_01_00000000.wav,normal_id_01_00000000.wav,0``. A malformed line, a label other
+    than 0/1 or a label that contradicts the labelled name is a :class:`DataError` naming file and line.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the ground-truth list ({err.strerror})") from None
+    labels: dict[str, int] = {}
+    section = None
+    for number, line in enumerate(lines, 1):
+        fields = [f.strip() for f in line.split(",")]
+        if fields == [""]:
+            continue
+        if len(fields) == 1:
+            section = fields[0]
+            continue
+        where = f"{path}:{number}"
+        if section is None:
+            raise DataError(f"{where}: a clip line before any machine-type line")
+        if section != machine:
+            continue
+        if len(fields) != 3 or fields[2] not in ("0", "1") or not UNLABELLED_RE.match(fields[0]):
+            raise DataError(f"{where}: expected 'id_NN_NNNNNNNN.wav,<label>_id_NN_NNNNNNNN.wav,0|1', got {line!r}")
+        named = NAME_RE.match(fields[1])
+        if named is None or LABELS.index(named.group(1)) != int(fields[2]):
+            raise DataError(f"{where}: labelled name {fields[1]!r} does not agree with label {fields[2]}")
+        if fields[0] in labels:
+            raise DataError(f"{where}: {fields[0]} listed twice")
+        labels[fields[0]] = int(fields[2])
+    if not labels:
+        raise DataError(f"{path}: no clips of machine type {machine!r}")
+    return labels
+
+
+def find_ground_truth(root: Path) -> Path | None:
+    """``eval_data_list.csv`` in ``root`` or beside it (in its parent), if there."""
+    for folder in (Path(root), Path(root).parent):
+        if (folder / GROUND_TRUTH).is_file():
+            return folder / GROUND_TRUTH
+    return None
 
 
 def machine_ids(clips: list[Clip]) -> list[str]:

@@ -4,7 +4,9 @@ Three Zenodo records (ids in parentheses) hold one zip per machine type:
 
 * ``dev`` (3678171): ``dev_data_<machine>.zip`` -> ``dev_data/<machine>/{train,test}/``
 * ``additional`` (3727685): ``eval_data_train_<machine>.zip`` -> ``eval_data/<machine>/train/``
-* ``eval`` (3841772): ``eval_data_test_<machine>.zip`` -> ``eval_data/<machine>/test/``
+* ``eval`` (3841772): ``eval_data_test_<machine>.zip`` -> ``eval_data/<machine>/test/`` (unlabelled
+  clips), plus the ground truth published afterwards (3951620): ``eval_data_list.csv`` beside
+  ``eval_data/``, where :func:`asd.data.find_ground_truth` finds it
 
 File names, sizes, MD5s and download links come from Zenodo's record API
 (``{base_url}/api/records/<id>``). A download streams to ``<file>.part``, resumes with an
@@ -27,6 +29,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from asd.data import GROUND_TRUTH
+
 ZENODO = "https://zenodo.org"
 MACHINES = ("fan", "pump", "slider", "ToyCar", "ToyConveyor", "valve")
 SETS = {  # which -> (Zenodo record id, archive name pattern)
@@ -34,6 +38,7 @@ SETS = {  # which -> (Zenodo record id, archive name pattern)
     "additional": (3727685, "eval_data_train_{}.zip"),
     "eval": (3841772, "eval_data_test_{}.zip"),
 }
+GROUND_TRUTH_RECORD = 3951620  # eval_data_list.csv, the eval set's labels
 TIMEOUT_S = 30.0
 CHUNK = 1 << 20
 
@@ -93,26 +98,35 @@ def download(
 ) -> Path:
     """Download, verify and unpack one DCASE 2020 Task 2 archive into ``dest``.
 
-    Returns ``dest``, which then holds ``dev_data/<machine>/...`` or ``eval_data/<machine>/...``.
-    A zip already in ``dest`` is used if it verifies, else replaced. A second call finds the
-    marker and returns without touching the network.
+    Returns ``dest``, which then holds ``dev_data/<machine>/...`` or ``eval_data/<machine>/...``
+    (``eval`` also fetches the ground-truth list ``dest/eval_data_list.csv``). A zip already in
+    ``dest`` is used if it verifies, else replaced. A second call finds the marker (and the list)
+    and returns without touching the network.
     """
     key = archive_name(which, machine)
     dest = Path(dest)
     marker = dest / f".{key}.done"
-    if marker.exists():
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    remote = _remote_file(base_url, SETS[which][0], key)
-    archive = dest / key
-    if not (archive.exists() and _matches(archive, remote)):
-        archive.unlink(missing_ok=True)
-        _fetch(remote, dest / f"{key}.part", progress)
-        (dest / f"{key}.part").replace(archive)
-    extract(archive, dest)
-    marker.write_text(f"{remote.md5}  {key}\n")
-    archive.unlink()
+    if not marker.exists():
+        archive, remote = fetch(dest, SETS[which][0], key, base_url, progress)
+        extract(archive, dest)
+        marker.write_text(f"{remote.md5}  {key}\n")
+        archive.unlink()
+    if which == "eval" and not (dest / GROUND_TRUTH).exists():
+        fetch(dest, GROUND_TRUTH_RECORD, GROUND_TRUTH, base_url, progress)
     return dest
+
+
+def fetch(dest: Path, record_id: int, key: str, base_url: str = ZENODO,
+          progress: bool = True) -> tuple[Path, RemoteFile]:
+    """Download file ``key`` of a Zenodo record to ``dest/key``: resumed, size- and MD5-verified."""
+    dest.mkdir(parents=True, exist_ok=True)
+    remote = _remote_file(base_url, record_id, key)
+    target = dest / key
+    if not (target.exists() and _matches(target, remote)):
+        target.unlink(missing_ok=True)
+        _fetch(remote, dest / f"{key}.part", progress)
+        (dest / f"{key}.part").replace(target)
+    return target, remote
 
 
 def _remote_file(base_url: str, record_id: int, key: str) -> RemoteFile:
@@ -134,6 +148,8 @@ def _remote_file(base_url: str, record_id: int, key: str) -> RemoteFile:
         reason = f"{key} not listed"
     except (LookupError, TypeError, ValueError) as err:
         reason = f"unexpected JSON: {_one_line(err)}"
+    if key not in KNOWN_MD5:
+        raise DownloadError(f"record API {api} unusable ({reason}) and no known MD5 of {key} to verify it")
     warnings.warn(f"record API {api} unusable ({reason}); using the known MD5 of {key}")
     return RemoteFile(key, f"{base_url}/records/{record_id}/files/{key}?download=1",
                       KNOWN_MD5[key], None)

@@ -21,7 +21,8 @@ import torch
 
 from asd import metrics
 from asd.config import Config, home
-from asd.data import DataError, list_clips, machine_ids, select_ids
+from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, machine_ids,
+                      read_ground_truth, select_ids)
 from asd.detectors import make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History
@@ -127,6 +128,22 @@ class Results:
     def save(self, path: Path) -> None:
         atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
 
+    def write_scores(self, folder: Path) -> list[Path]:
+        """The challenge's submission format: ``folder/<model>/anomaly_score_<machine>_id_<NN>.csv``.
+
+        One line ``file name,score`` per test clip, as the DCASE 2020 evaluator reads them (one
+        team folder per model).
+        """
+        paths = []
+        ids = self.test.machine_ids
+        for name, model in self.models.items():
+            for mid in sorted(set(ids.tolist())):
+                lines = [f"{c.path.name},{float(s)!r}" for c, s, i in zip(self.test.clips, model.scores, ids) if i == mid]
+                path = Path(folder) / name / f"anomaly_score_{self.machine}_id_{mid}.csv"
+                atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+                paths.append(path)
+        return paths
+
 
 def _git_commit() -> str | None:
     try:
@@ -138,18 +155,26 @@ def _git_commit() -> str | None:
 
 
 def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
-            cache_dir: Path | None = None, progress: bool = True,
-            device: torch.device | None = None) -> Prepared:
+            cache_dir: Path | None = None, progress: bool = True, device: torch.device | None = None,
+            ground_truth: Path | None = None) -> Prepared:
     """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics.
 
     ``ids`` as in :func:`asd.data.select_ids`: default the report's IDs of the machine (those found).
-
-    The default ``torch`` feature backend batches clips through ``torch.stft`` (several times faster
-    than librosa clip by clip, on the CPU too, and equal to librosa's values within float32 rounding).
+    Unlabelled test clips (the eval set as released) take their labels from ``ground_truth``, by
+    default an ``eval_data_list.csv`` in or beside ``root``. The default ``torch`` feature backend
+    batches clips through ``torch.stft`` (several times faster than librosa clip by clip, on the
+    CPU too, and equal to librosa's values within float32 rounding).
     """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
-    all_train, all_test = list_clips(root, machine, "train"), list_clips(root, machine, "test")
+    labels = None
+    if is_unlabelled(root, machine, "test"):
+        ground_truth = ground_truth or find_ground_truth(root)
+        if ground_truth is None:
+            raise DataError(f"{Path(root) / machine / 'test'}: unlabelled test clips (the eval set as released): "
+                            f"pass --ground-truth LIST, or put {GROUND_TRUTH} in or beside {root}")
+        labels = read_ground_truth(ground_truth, machine)
+    all_train, all_test = list_clips(root, machine, "train"), list_clips(root, machine, "test", labels=labels)
     found = machine_ids(all_train + all_test)
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
@@ -161,6 +186,8 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
         raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
     std = Standardiser.fit(train.frames)
     key = cache_key(train_clips + test_clips, cfg.feature)
+    if labels is not None:  # the labels are not in the clips' names: they join the key
+        key = hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()[:24]
     return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key,
                     [mid for mid in found if mid not in used])
 
@@ -219,7 +246,8 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
 
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
-        data_label: str | None = None, cache: bool = True, concurrent: bool = False) -> Results:
+        data_label: str | None = None, cache: bool = True, concurrent: bool = False,
+        ground_truth: Path | None = None) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results.
 
     ``concurrent`` (CUDA only) trains the models at the same time, each in a thread with its own
@@ -229,7 +257,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     start = time.perf_counter()
     machine = machine or cfg.machine
     dev = resolve_device(device)
-    prep = prepare(cfg, root, machine, ids, progress=progress, device=dev)
+    prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth)
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.ids, prep.left_out,
                       features_seconds=time.perf_counter() - start)
     results.concurrent = concurrent and dev.type == "cuda" and len(models) > 1

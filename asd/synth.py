@@ -24,11 +24,12 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from asd.config import Config, SynthConfig, home
+from asd.data import GROUND_TRUTH
 from asd.utils import atomic_write_bytes
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
-VERSION = 2  # bump whenever the sound changes, so that generated datasets are rebuilt
+VERSION = 3  # bump whenever the sound changes, so that generated datasets are rebuilt
 MARKER = ".complete"
 
 # Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
@@ -339,10 +340,15 @@ class ClipPlan(NamedTuple):
     machine_id: str
     anomaly: str | None
     seed: int
+    labelled_name: str | None = None  # eval test clips are written unlabelled; their labelled name
 
 
 def plan(root: Path, synth: SynthConfig, seed: int = 0) -> list[ClipPlan]:
-    """Every clip of the dataset under ``root``, seeded from (seed, set, ID, split/label, index)."""
+    """Every clip of the dataset under ``root``, seeded from (seed, set, ID, split/label, index).
+
+    As in the real release, the eval test clips are unlabelled (``id_01_00000000.wav``), in an
+    order shuffled per ID; :func:`ground_truth_lines` gives their labels.
+    """
     clips = []
     for s, (folder, counts) in enumerate((("dev_data", synth.dev), ("eval_data", synth.eval))):
         groups = (("train", "normal", counts.train), ("test", "normal", counts.test_normal),
@@ -353,7 +359,20 @@ def plan(root: Path, synth: SynthConfig, seed: int = 0) -> list[ClipPlan]:
                 clips += [_planned(where / f"{label}_id_{mid}_{i:08d}.wav", mid, label == "anomaly",
                                    np.random.SeedSequence(seed, spawn_key=(s, int(mid), g, i)))
                           for i in range(count)]
-    return clips
+    return [*[c for c in clips if "eval_data" not in c.path.parts or c.path.parent.name == "train"],
+            *_unlabelled([c for c in clips if "eval_data" in c.path.parts and c.path.parent.name == "test"], seed)]
+
+
+def _unlabelled(clips: list[ClipPlan], seed: int) -> list[ClipPlan]:
+    """The eval test clips renamed ``id_NN_<shuffled index>.wav``, keeping their labelled names."""
+    out = []
+    for mid in sorted({c.machine_id for c in clips}):
+        mine = [c for c in clips if c.machine_id == mid]
+        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, int(mid)))).permutation(len(mine))
+        for i, k in enumerate(order):
+            c = mine[k]
+            out.append(c._replace(path=c.path.with_name(f"id_{mid}_{i:08d}.wav"), labelled_name=c.path.name))
+    return out
 
 
 def _planned(path: Path, machine_id: str, anomalous: bool, key: np.random.SeedSequence) -> ClipPlan:
@@ -361,6 +380,12 @@ def _planned(path: Path, machine_id: str, anomalous: bool, key: np.random.SeedSe
     clip_seed, pick = (int(x) for x in key.generate_state(2))
     fault = np.random.default_rng(pick).choice(len(ANOMALIES), p=RAILS[machine_id].faults)
     return ClipPlan(path, machine_id, ANOMALIES[fault] if anomalous else None, clip_seed)
+
+
+def ground_truth_lines(clips: list[ClipPlan]) -> list[str]:
+    """The ``eval_data_list.csv`` lines of the unlabelled clips: the machine type, then ``file,labelled,label``."""
+    rows = [f"{c.path.name},{c.labelled_name},{int(c.anomaly is not None)}" for c in clips if c.labelled_name]
+    return [MACHINE, *rows] if rows else []
 
 
 def _write(clip: ClipPlan, duration_s: float, sample_rate: int = 16000) -> None:
@@ -386,6 +411,9 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
              workers: int | None = None) -> Path:
     """Write the synthetic dataset (DCASE layout) under ``root`` unless it is already there.
 
+    ``root/dev_data`` and ``root/eval_data`` as in the release, and the eval test set's labels in
+    ``root/eval_data_list.csv`` (beside the eval root, where :func:`asd.data.find_ground_truth` looks).
+
     ``root/.complete`` (written last) records the config and seed; with a matching marker this
     returns at once, with another one the old clips are removed first. ``workers`` processes
     render the clips (default: one per CPU).
@@ -405,6 +433,7 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
         done = map(write, clips) if workers == 1 else pool.map(write, clips, chunksize=8)
         for _ in tqdm(done, total=len(clips), disable=not progress, desc="synthetic slider clips"):
             pass
+    atomic_write_bytes(root / GROUND_TRUTH, ("\n".join(ground_truth_lines(clips)) + "\n").encode())
     atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed), indent=2).encode())
     return root
 

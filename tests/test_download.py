@@ -208,3 +208,67 @@ def test_unreachable_server(tmp_path: Path) -> None:
         download(tmp_path / "data", base_url=f"http://127.0.0.1:{port}", progress=False)
     message = str(info.value)
     assert f"http://127.0.0.1:{port}/api/records/3678171" in message and "\n" not in message
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Iterator[tuple[str, dict]]:
+    """A server with Zenodo's record API for several records: ``{record id: {key: payload}}``."""
+    files: dict[int, dict[str, bytes]] = {}
+    md5s: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?")[0]
+            if m := re.fullmatch(r"/api/records/(\d+)", path):
+                entries = [{"key": k, "checksum": f"md5:{md5s.get(k) or hashlib.md5(v).hexdigest()}",
+                            "size": len(v), "links": {"self": f"{url}/files/{k}"}}
+                           for k, v in files.get(int(m[1]), {}).items()]
+                body, code = json.dumps({"files": entries}).encode(), 200 if entries else 404
+            elif m := re.fullmatch(r"/files/(.+)", path):
+                found = [v for rec in files.values() for k, v in rec.items() if k == m[1]]
+                body, code = (found[0], 200) if found else (b"", 404)
+            else:
+                body, code = b"", 404
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    url = f"http://127.0.0.1:{httpd.server_port}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield url, {"files": files, "md5s": md5s}
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+GT_LINES = b"slider\nid_01_00000000.wav,normal_id_01_00000000.wav,0\n"
+
+
+def test_eval_set_comes_with_its_ground_truth(records, tmp_path: Path) -> None:
+    url, state = records
+    state["files"][3841772] = {"eval_data_test_slider.zip": _zip_bytes(tmp_path, "eval_data/slider/test/id_01_00000000.wav")}
+    state["files"][3951620] = {"eval_data_list.csv": GT_LINES}
+    dest = tmp_path / "data"
+    assert download(dest, "eval", base_url=url, progress=False) == dest
+    assert (dest / "eval_data/slider/test/id_01_00000000.wav").is_file()
+    assert (dest / "eval_data_list.csv").read_bytes() == GT_LINES
+    from asd.data import find_ground_truth, list_clips, read_ground_truth
+
+    labels = read_ground_truth(find_ground_truth(dest / "eval_data"), "slider")
+    assert [c.label for c in list_clips(dest / "eval_data", "slider", "test", labels=labels)] == [0]
+
+
+def test_ground_truth_checksum_mismatch_fails(records, tmp_path: Path) -> None:
+    url, state = records
+    state["files"][3841772] = {"eval_data_test_slider.zip": _zip_bytes(tmp_path, "eval_data/slider/test/id_01_00000000.wav")}
+    state["files"][3951620] = {"eval_data_list.csv": GT_LINES}
+    state["md5s"]["eval_data_list.csv"] = "0" * 32
+    with pytest.raises(DownloadError, match="eval_data_list.csv: MD5 mismatch"):
+        download(tmp_path / "data", "eval", base_url=url, progress=False)
+    assert not (tmp_path / "data" / "eval_data_list.csv").exists()

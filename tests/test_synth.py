@@ -12,6 +12,7 @@ import soundfile as sf
 
 from asd import synth
 from asd.config import Config, SplitCounts, SynthConfig
+from asd.data import list_clips, read_ground_truth
 
 SR = 16000
 TINY = SynthConfig(
@@ -19,18 +20,24 @@ TINY = SynthConfig(
     eval=SplitCounts(("01",), (1,), (1,), (1,)),
     duration_s=1.0,
 )
-NAME = re.compile(r"(normal|anomaly)_id_(\d\d)_(\d{8})\.wav")
+NAME = re.compile(r"((normal|anomaly)_)?id_(\d\d)_(\d{8})\.wav")
 
 
 def expected_names(synth_cfg: SynthConfig) -> set[str]:
-    """Relative paths the DCASE layout prescribes, counted here independently of ``synth.plan``."""
+    """Relative paths the DCASE layout prescribes, counted here independently of ``synth.plan``.
+
+    As released, the eval test clips carry no label: ``id_01_00000000.wav`` ...
+    """
     names = set()
     for folder, counts in (("dev_data", synth_cfg.dev), ("eval_data", synth_cfg.eval)):
         for i, mid in enumerate(counts.ids):
-            for split, label, n in (("train", "normal", counts.train[i]),
-                                    ("test", "normal", counts.test_normal[i]),
-                                    ("test", "anomaly", counts.test_anomaly[i])):
-                names |= {f"{folder}/slider/{split}/{label}_id_{mid}_{k:08d}.wav" for k in range(n)}
+            names |= {f"{folder}/slider/train/normal_id_{mid}_{k:08d}.wav" for k in range(counts.train[i])}
+            n_test = counts.test_normal[i] + counts.test_anomaly[i]
+            if folder == "eval_data":
+                names |= {f"{folder}/slider/test/id_{mid}_{k:08d}.wav" for k in range(n_test)}
+                continue
+            for label, n in (("normal", counts.test_normal[i]), ("anomaly", counts.test_anomaly[i])):
+                names |= {f"{folder}/slider/test/{label}_id_{mid}_{k:08d}.wav" for k in range(n)}
     return names
 
 
@@ -79,13 +86,19 @@ def test_generate_writes_dcase_layout(tmp_path: Path) -> None:
         assert NAME.fullmatch(path.name)
     marker = json.loads((root / synth.MARKER).read_text())
     assert marker["seed"] == 1 and marker["synth"]["duration_s"] == TINY.duration_s
+    # the eval test labels, as the real release published them: a ground-truth list beside eval_data/
+    labels = read_ground_truth(root / "eval_data_list.csv", "slider")
+    assert sorted(labels) == sorted(p.name for p in (root / "eval_data/slider/test").glob("*.wav"))
+    assert sorted(labels.values()) == [0] * TINY.eval.test_normal[0] + [1] * TINY.eval.test_anomaly[0]
+    clips = list_clips(root / "eval_data", "slider", "test", labels=labels)
+    assert [c.label for c in clips] == sorted(labels.values())
 
 
 def test_generated_clips_reproduce_from_the_plan(tmp_path: Path) -> None:
     root = synth.generate(tmp_path, TINY, seed=2, progress=False, workers=1)
     clips = synth.plan(root, TINY, seed=2)
     assert {c.anomaly is None for c in clips} == {True, False}
-    assert all((c.anomaly is None) == c.path.name.startswith("normal") for c in clips)
+    assert all((c.anomaly is None) == (c.labelled_name or c.path.name).startswith("normal") for c in clips)
     assert len({c.seed for c in clips}) == len(clips)
     for clip in clips[::3]:
         stored, _ = sf.read(clip.path, dtype="float32")

@@ -1,0 +1,151 @@
+"""A tree shaped like the real DCASE 2020 slider release: four dev IDs, an unlabelled eval test set
+with its ground-truth list, and the challenge's score files read back."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from asd.cli import main
+from asd.data import DataError, find_ground_truth, list_clips, read_ground_truth, select_ids
+
+MODELS = ["sequential", "pca"]
+
+
+def write_release(root: Path, make_dataset) -> Path:
+    """``root/dev_data`` (IDs 00/02/04/06) and ``root/eval_data`` (01/03/05, test unlabelled + list)."""
+    make_dataset(root / "dev_data", ids=("00", "02", "04", "06"), n_train=6, n_test_normal=3,
+                 n_test_anomaly=3, seconds=1.0)
+    ev = make_dataset(root / "eval_data", ids=("01", "03", "05"), n_train=6, n_test_normal=3,
+                      n_test_anomaly=3, seconds=1.0, seed=1)
+    lines = ["slider"]
+    test = ev / "slider" / "test"
+    for mid in ("01", "03", "05"):
+        mine = sorted(test.glob(f"*_id_{mid}_*.wav"))
+        for i, path in enumerate(np.random.default_rng(int(mid)).permutation(mine)):
+            new = test / f"id_{mid}_{i:08d}.wav"
+            Path(path).rename(new)
+            lines.append(f"{new.name},{Path(path).name},{int(Path(path).name.startswith('anomaly'))}")
+    (root / "eval_data_list.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def release(make_dataset, tmp_path_factory) -> Path:
+    return write_release(tmp_path_factory.mktemp("release") / "dcase", make_dataset)
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(["run", "--epochs", "2", "--quiet", "--device", "cpu", "--models", *MODELS, *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_report_ids_by_default_and_id_06_named(release, tmp_path, capsys):
+    code, out, err = _run(["--data", str(release / "dev_data"), "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 0, err
+    assert "ID 06 found, not in the report's set: --ids all includes it" in err
+    blob = json.loads((tmp_path / "r.json").read_text())
+    assert blob["ids"] == ["00", "02", "04"] and blob["ids_left_out"] == ["06"]
+    assert sorted({r["id"] for r in blob["rows"]}) == ["00", "02", "04"]
+
+
+def test_ids_all_takes_in_id_06(release, tmp_path, capsys):
+    code, out, err = _run(["--data", str(release / "dev_data"), "--ids", "all", "--out", str(tmp_path / "r.json")],
+                          capsys)
+    assert code == 0, err
+    assert "ID 06" not in err
+    assert json.loads((tmp_path / "r.json").read_text())["ids"] == ["00", "02", "04", "06"]
+
+
+def test_release_root_is_accepted(release, capsys):
+    code, out, err = _run(["--data", str(release)], capsys)
+    assert code == 0, err
+    assert f"using {release / 'dev_data'}" in err
+
+
+def test_eval_set_scored_with_ground_truth_and_score_files_agree(release, tmp_path, capsys):
+    listing = tmp_path / "elsewhere.csv"
+    listing.write_text((release / "eval_data_list.csv").read_text())
+    scores_dir = tmp_path / "scores"
+    code, out, err = _run(["--data", str(release / "eval_data"), "--ground-truth", str(listing),
+                           "--out", str(tmp_path / "r.json"), "--scores-dir", str(scores_dir)], capsys)
+    assert code == 0, err
+    blob = json.loads((tmp_path / "r.json").read_text())
+    assert blob["ids"] == ["01", "03", "05"] and blob["ids_left_out"] == []
+    labels = read_ground_truth(listing, "slider")
+    for row in blob["rows"]:  # the evaluator's way: score files + ground truth -> AUC, pAUC
+        path = scores_dir / row["model"] / f"anomaly_score_slider_id_{row['id']}.csv"
+        with path.open() as f:
+            pairs = [(name, float(score)) for name, score in csv.reader(f)]
+        assert all(name.startswith(f"id_{row['id']}_") for name, _ in pairs) and len(pairs) == 6
+        y_true = [labels[name] for name, _ in pairs]
+        y_score = [score for _, score in pairs]
+        assert roc_auc_score(y_true, y_score) == pytest.approx(row["auc"])
+        assert roc_auc_score(y_true, y_score, max_fpr=0.1) == pytest.approx(row["pauc"])
+
+
+def test_ground_truth_found_beside_the_eval_root(release, capsys):
+    assert find_ground_truth(release / "eval_data") == release / "eval_data_list.csv"
+    code, out, err = _run(["--data", str(release / "eval_data")], capsys)
+    assert code == 0, err
+    assert "IDs: 01 03 05" in out
+
+
+def test_unlabelled_clips_without_a_list_are_a_clear_error(make_dataset, tmp_path, capsys):
+    copy = write_release(tmp_path / "copy", make_dataset)
+    (copy / "eval_data_list.csv").unlink()
+    code, out, err = _run(["--data", str(copy / "eval_data")], capsys)
+    assert code == 2 and "unlabelled test clips" in err and "--ground-truth" in err
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda lines: lines[:1] + ["id_01_00000000.wav,normal_id_01_00000000.wav"] + lines[2:], r":2: expected"),
+    (lambda lines: lines[:1] + ["id_01_00000000.wav,normal_id_01_00000000.wav,2"] + lines[2:], r":2: expected"),
+    (lambda lines: lines[:1] + ["id_01_00000000.wav,anomaly_id_01_00000000.wav,0"] + lines[2:], ":2: labelled name"),
+    (lambda lines: lines[1:], ":1: a clip line before any machine-type line"),
+    (lambda lines: lines + [lines[1]], "listed twice"),
+])
+def test_malformed_lists_name_file_and_line(tmp_path, mutate, message):
+    lines = ["slider", "id_01_00000000.wav,normal_id_01_00000000.wav,0", "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
+    path = tmp_path / "eval_data_list.csv"
+    path.write_text("\n".join(mutate(lines)) + "\n")
+    with pytest.raises(DataError, match=message) as err:
+        read_ground_truth(path, "slider")
+    assert str(path) in str(err.value)
+
+
+def test_lists_read_only_their_machine_and_check_clips_both_ways(release, tmp_path):
+    lines = (release / "eval_data_list.csv").read_text().splitlines()
+    other = ["fan", "id_01_00000000.wav,anomaly_id_01_00000000.wav,1"]
+    path = tmp_path / "list.csv"
+    path.write_text("\n".join(other + lines) + "\n")
+    labels = read_ground_truth(path, "slider")
+    assert len(labels) == 18 and set(labels.values()) == {0, 1}
+    with pytest.raises(DataError, match="no clips of machine type 'valve'"):
+        read_ground_truth(path, "valve")
+    missing = dict(list(labels.items())[1:])
+    with pytest.raises(DataError, match="missing from the ground-truth list"):
+        list_clips(release / "eval_data", "slider", "test", labels=missing)
+    with pytest.raises(DataError, match="ground-truth entries have no clip, e.g. id_09_00000000.wav"):
+        list_clips(release / "eval_data", "slider", "test", labels={**labels, "id_09_00000000.wav": 0})
+
+
+@pytest.mark.parametrize(("requested", "report", "want"), [
+    (None, ("00", "02", "04"), ["00", "02", "04"]),
+    (None, None, ["00", "02", "04", "06"]),
+    (["all"], ("00", "02", "04"), ["00", "02", "04", "06"]),
+    (["06", "00"], ("00", "02", "04"), ["00", "06"]),
+])
+def test_select_ids(requested, report, want):
+    assert select_ids(["00", "02", "04", "06"], requested, report) == want
+
+
+def test_select_ids_report_ids_absent_uses_all_and_unknown_is_an_error():
+    assert select_ids(["01", "03", "05"], None, ("00", "02", "04")) == ["01", "03", "05"]
+    with pytest.raises(DataError, match="ID\\(s\\) 07 not found; the data has 00, 02"):
+        select_ids(["00", "02"], ["07"], None)
