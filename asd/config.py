@@ -109,7 +109,7 @@ QUICK_FIT = {
     "dropout": FitConfig(epochs=15, batch_size=512),
     "sequential": FitConfig(epochs=15, batch_size=256),
     "idnn": FitConfig(epochs=10, batch_size=512),
-    "idclf": FitConfig(epochs=3, batch_size=512),
+    "idclf": FitConfig(epochs=15, batch_size=512),
 }
 # The machine IDs the report evaluated, per machine type; other IDs found are left out by default.
 REPORT_IDS = {"slider": ("00", "02", "04")}

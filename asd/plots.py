@@ -14,9 +14,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+# Okabe-Ito colours, safe for colour-blind readers: normal is blue, anomalous orange (never red/green).
+NORMAL, NORMAL_LIGHT, ANOMALOUS = "#0072B2", "#56B4E9", "#E69F00"
 # Bar order and colours of the (split, label) groups in a counts chart.
-COUNT_GROUPS = {("train", "normal"): "tab:blue", ("test", "normal"): "tab:green",
-                ("test", "anomaly"): "tab:red"}
+COUNT_GROUPS = {("train", "normal"): NORMAL, ("test", "normal"): NORMAL_LIGHT, ("test", "anomaly"): ANOMALOUS}
 METRICS = ("auc", "pauc")
 METRIC_NAMES = {"auc": "AUC", "pauc": "pAUC"}
 
@@ -292,7 +293,7 @@ def score_histograms(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, n
             use_log = log and _spans_a_decade(s[sel])
             lo, hi = s[sel].min(), s[sel].max()
             edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)
-            for label, text, colour in ((0, "normal", "tab:green"), (1, "anomalous", "tab:red")):
+            for label, text, colour in ((0, "normal", NORMAL), (1, "anomalous", ANOMALOUS)):
                 ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
             if use_log:
                 ax.set_xscale("log")
@@ -301,4 +302,23 @@ def score_histograms(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, n
     for ax in axes[-1]:
         ax.set_xlabel("anomaly score")
     axes[0, -1].legend(fontsize=8, frameon=False)
+    return fig
+
+
+def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, float]]]) -> Figure:
+    """Mean p(own machine ID) of normal and anomalous clips per ID, one panel per data set.
+
+    ``panels`` maps a title to ``{machine_id: (normal, anomalous)}`` (e.g. from
+    :func:`asd.detectors.own_id_probability`); separate panels keep different data apart.
+    """
+    fig, axes = _grid(len(panels), ncols=2, panel=(4.2, 3.2), sharey=True)
+    for ax, (title, shift) in zip(axes, panels.items()):
+        x = np.arange(len(shift))
+        for k, (label, colour) in enumerate((("normal", NORMAL), ("anomalous", ANOMALOUS))):
+            ax.bar(x + (k - 0.5) * 0.38, [v[k] for v in shift.values()], 0.38, color=colour, label=label)
+        ax.set_xticks(x, [f"ID {mid}" for mid in shift])
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("mean p(own machine ID)")
+    axes[0].legend(fontsize=9, frameon=False, loc="lower left")
     return fig

@@ -4,17 +4,23 @@ Each machine ID is a slide rail with its own mechanics: a carriage strokes back 
 (trapezoidal velocity profile, dwell at the end stops), a motor whose harmonics follow the
 speed, friction noise whose level follows the speed, and damped end-stop impacts at every
 reversal. A factory surrounds it: coloured noise, hum tones and occasional distant events.
-Faults follow the MIMII slider faults: a damaged rail clicks at one position on every pass, a
-loose belt makes the motion irregular and rattles, a dry rail squeals. Every clip is rendered
-from its own seed, so any single clip can be reproduced without the rest of the dataset.
+Faults follow the MIMII slider faults and, as in the real recordings, change the machine's own
+process rather than only adding events to an unchanged machine: a dry rail (missing grease) rubs
+louder and brighter and squeals; a damaged rail detunes and lengthens the end-stop resonances and
+scrapes broadband at the damage on every pass; a loose belt loads the motor, makes the strokes
+irregular and slips, and rattles. Each fault acts on its ID's own mechanics with a severity drawn
+per clip, so some faults stay subtle. Every clip is rendered from its own seed, so any single clip
+can be reproduced without the rest of the dataset.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +35,7 @@ from asd.utils import atomic_write_bytes
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
-VERSION = 3  # bump whenever the sound changes, so that generated datasets are rebuilt
+VERSION = 4  # bump whenever the sound changes, so that generated datasets are rebuilt
 MARKER = ".complete"
 
 # Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
@@ -59,8 +65,9 @@ class Rail:
     tilt_db: float  # background slope relative to FLOOR_DB, dB per octave
     level_dbfs: float  # RMS level of every clip
     faults: tuple[float, float, float]  # probabilities of ANOMALIES for this ID
-    severity_db: tuple[float, float]  # fault power relative to the machine, range over clips
+    severity: tuple[float, float]  # range over clips of the fault severity, 0 (none) .. 1
     squeal_hz: tuple[float, float]  # range of the dry-rail squeal frequency
+    rub_hz: tuple[float, float]  # band of the dry or damaged rail's rubbing and scraping
 
 
 RAILS: dict[str, Rail] = {
@@ -70,8 +77,8 @@ RAILS: dict[str, Rail] = {
         modes=((420.0, 0.04), (1130.0, 0.025), (2650.0, 0.012)), mix_db=(-3.0, -3.0, 3.0),
         snr_db=(-21.0, -11.0), hum=((248.0, 18.0, 1.0), (300.5, 10.0, 0.55), (2480.5, 14.0, 0.7),
                                   (4961.0, 14.0, 0.7), (1191.0, 10.0, 0.45), (72.0, 8.0, 0.4)),
-        tilt_db=0.0, level_dbfs=-39.7, faults=(0.45, 0.3, 0.25), severity_db=(-2.0, 12.0),
-        squeal_hz=(1800.0, 4200.0),
+        tilt_db=0.0, level_dbfs=-39.7, faults=(0.45, 0.3, 0.25), severity=(0.0, 1.0),
+        squeal_hz=(1800.0, 4200.0), rub_hz=(1500.0, 7600.0),
     ),
     "01": Rail(
         period_s=1.6, dwell=0.15, ramp=0.25, jitter=0.05, motor_hz=140.0,
@@ -79,8 +86,8 @@ RAILS: dict[str, Rail] = {
         modes=((350.0, 0.05), (980.0, 0.03), (2300.0, 0.015)), mix_db=(-4.0, -2.0, 2.0),
         snr_db=(-18.0, -9.0), hum=((60.0, 12.0, 0.9), (120.0, 10.0, 0.8), (180.0, 8.0, 0.5),
                                   (1000.0, 10.0, 0.3)),
-        tilt_db=-0.3, level_dbfs=-40.5, faults=(0.35, 0.35, 0.3), severity_db=(-6.0, 10.0),
-        squeal_hz=(2200.0, 4800.0),
+        tilt_db=-0.3, level_dbfs=-40.5, faults=(0.35, 0.35, 0.3), severity=(0.0, 1.0),
+        squeal_hz=(2200.0, 4800.0), rub_hz=(1800.0, 7600.0),
     ),
     "02": Rail(
         period_s=2.3, dwell=0.2, ramp=0.3, jitter=0.1, motor_hz=95.0,
@@ -88,24 +95,24 @@ RAILS: dict[str, Rail] = {
         modes=((180.0, 0.08), (610.0, 0.04), (1650.0, 0.02)), mix_db=(-2.0, -4.0, 4.0),
         snr_db=(-16.0, -6.0), hum=((50.0, 12.0, 0.9), (100.0, 12.0, 0.9), (150.0, 8.0, 0.6),
                                   (3150.0, 12.0, 0.5), (620.0, 8.0, 0.3)),
-        tilt_db=-0.5, level_dbfs=-41.5, faults=(0.3, 0.4, 0.3), severity_db=(-19.0, -1.0),
-        squeal_hz=(1200.0, 3000.0),
+        tilt_db=-0.5, level_dbfs=-41.5, faults=(0.3, 0.4, 0.3), severity=(0.0, 1.0),
+        squeal_hz=(1200.0, 3000.0), rub_hz=(1200.0, 7000.0),
     ),
     "03": Rail(
         period_s=0.9, dwell=0.12, ramp=0.2, jitter=0.06, motor_hz=210.0,
         harmonics=(1.0, 0.4, 0.5, 0.2, 0.2), friction_hz=(300.0, 2000.0),
         modes=((520.0, 0.03), (1400.0, 0.02), (3300.0, 0.01)), mix_db=(-3.0, -3.0, 2.0),
         snr_db=(-17.0, -7.0), hum=((248.0, 14.0, 0.8), (496.0, 10.0, 0.5), (3720.0, 12.0, 0.5)),
-        tilt_db=0.3, level_dbfs=-39.0, faults=(0.3, 0.3, 0.4), severity_db=(-12.0, 6.0),
-        squeal_hz=(1500.0, 3600.0),
+        tilt_db=0.3, level_dbfs=-39.0, faults=(0.3, 0.3, 0.4), severity=(0.0, 1.0),
+        squeal_hz=(1500.0, 3600.0), rub_hz=(2000.0, 7600.0),
     ),
     "04": Rail(
         period_s=0.6, dwell=0.15, ramp=0.15, jitter=0.05, motor_hz=260.0,
         harmonics=(1.0, 0.6, 0.4, 0.3, 0.1), friction_hz=(400.0, 2500.0),
         modes=((760.0, 0.03), (1900.0, 0.015), (4100.0, 0.008)), mix_db=(-4.0, -2.0, 3.0),
         snr_db=(-18.0, -8.0), hum=((300.0, 14.0, 0.8), (1500.0, 10.0, 0.4), (5200.0, 10.0, 0.5)),
-        tilt_db=0.4, level_dbfs=-38.5, faults=(0.35, 0.3, 0.35), severity_db=(-10.0, 8.0),
-        squeal_hz=(2500.0, 5500.0),
+        tilt_db=-0.1, level_dbfs=-40.0, faults=(0.35, 0.3, 0.35), severity=(0.0, 0.9),
+        squeal_hz=(2500.0, 5500.0), rub_hz=(120.0, 700.0),
     ),
     "06": Rail(  # long, slow strokes of a heavy carriage, buried in a loud hall: the hardest dev ID
         period_s=3.1, dwell=0.3, ramp=0.35, jitter=0.12, motor_hz=75.0,
@@ -113,16 +120,16 @@ RAILS: dict[str, Rail] = {
         modes=((140.0, 0.1), (480.0, 0.05), (1300.0, 0.025)), mix_db=(-2.0, -5.0, 2.0),
         snr_db=(-24.0, -14.0), hum=((50.0, 14.0, 0.9), (150.0, 10.0, 0.7), (1750.0, 10.0, 0.5),
                                   (3500.0, 10.0, 0.4)),
-        tilt_db=-0.6, level_dbfs=-42.0, faults=(0.3, 0.4, 0.3), severity_db=(-22.0, -4.0),
-        squeal_hz=(900.0, 2600.0),
+        tilt_db=-0.6, level_dbfs=-42.0, faults=(0.3, 0.4, 0.3), severity=(0.0, 1.0),
+        squeal_hz=(900.0, 2600.0), rub_hz=(900.0, 6000.0),
     ),
     "05": Rail(
         period_s=2.0, dwell=0.25, ramp=0.3, jitter=0.08, motor_hz=120.0,
         harmonics=(1.0, 0.9, 0.4, 0.4, 0.2, 0.2, 0.1), friction_hz=(150.0, 1100.0),
         modes=((240.0, 0.07), (720.0, 0.035), (1900.0, 0.02)), mix_db=(-2.0, -3.0, 4.0),
         snr_db=(-16.0, -6.0), hum=((50.0, 10.0, 0.8), (100.0, 12.0, 0.8), (2750.0, 10.0, 0.4)),
-        tilt_db=-0.2, level_dbfs=-41.0, faults=(0.35, 0.35, 0.3), severity_db=(-12.0, 6.0),
-        squeal_hz=(1400.0, 3400.0),
+        tilt_db=-0.2, level_dbfs=-41.0, faults=(0.35, 0.35, 0.3), severity=(0.0, 1.0),
+        squeal_hz=(1400.0, 3400.0), rub_hz=(1200.0, 7000.0),
     ),
 }
 
@@ -220,19 +227,46 @@ def _machine(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.nda
     return gains[0] * motor / np.sqrt(2) + gains[1] * friction + gains[2] * impacts
 
 
-def _rail_damage(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
-    """Clicks (front and rear wheel) each time the carriage passes a damaged spot."""
+def _rail_damage(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
+    """A damaged rail: end-stop resonances detuned and ringing longer, harder impacts, rougher rubbing."""
+    modes = tuple((f * (1 + rng.uniform(-0.25, 0.25) * s), d * (1 + 2 * s)) for f, d in rail.modes)
+    motor, friction, impact = rail.mix_db
+    lo, hi = rail.friction_hz
+    return replace(rail, modes=modes, friction_hz=(lo, hi * (1 + 3 * s)),
+                   mix_db=(motor, friction + 24 * s, impact + 6 * s))
+
+
+def _loose_belt(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
+    """A loose belt: a loaded, slower motor whose low harmonics grow; the slipping belt rubs and flaps."""
+    harmonics = tuple(a * (1 + 3 * s / h) for h, a in enumerate(rail.harmonics, 1))
+    lo, hi = rail.friction_hz
+    motor, friction, impact = rail.mix_db
+    return replace(rail, motor_hz=rail.motor_hz * (1 - rng.uniform(0.05, 0.2) * s), harmonics=harmonics,
+                   friction_hz=(lo, hi * (1 + 3 * s)), mix_db=(motor + 20 * s, friction + 24 * s, impact + 6 * s))
+
+
+def _no_grease(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
+    """A dry rail: the friction noise grows much louder and moves towards the rail's rubbing band."""
+    band = tuple(f ** (1 - s) * r ** s for f, r in zip(rail.friction_hz, rail.rub_hz))
+    motor, friction, impact = rail.mix_db
+    return replace(rail, friction_hz=band, mix_db=(motor, friction + 45 * s, impact))
+
+
+def _scrapes(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Broadband scrapes and clicks (front and rear wheel) each time the carriage passes the damage."""
     n = len(m.speed)
     spot = rng.uniform(0.15, 0.85)
     side = m.position > spot
     at = np.flatnonzero(side[1:] != side[:-1])
     v = m.speed[at] + 0.1
     click = _ring(((rng.uniform(2000, 3500), 0.004), (rng.uniform(4000, 6500), 0.002)), sr, rng)
+    width = int(rng.uniform(0.1, 0.4) * sr)
+    scrape = _shaped_noise(rng, width, sr, _band_db(width, sr, *rail.rub_hz)) * np.hanning(width)
     rear = at + (0.02 * sr / v).astype(int)
-    return _place(n, np.r_[at, rear], np.r_[v, 0.7 * v], click)
+    return _place(n, np.r_[at, rear], np.r_[v, 0.7 * v], click) + _place(n, at, 0.6 * v, scrape)
 
 
-def _loose_belt(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+def _rattle(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
     """Belt rattle: small knocks at a rate that follows the motor speed, and slaps at reversals."""
     n = len(m.speed)
     rate = 25.0 * m.motor / sr
@@ -242,7 +276,7 @@ def _loose_belt(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.
     return _place(n, np.r_[at, m.stops + int(0.05 * sr)], amps, knock)
 
 
-def _no_grease(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
+def _squeal(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
     """Narrow-band squeal whose level follows the speed, with stick-slip flutter."""
     n = len(m.speed)
     f = rng.uniform(*rail.squeal_hz) * (1 + 0.01 * _smooth(rng, n, sr, 4.0))
@@ -251,11 +285,19 @@ def _no_grease(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.n
     return level * (np.sin(phase) + 0.3 * np.sin(2 * phase + rng.uniform(0, 2 * np.pi)))
 
 
-# Each fault's sound and level offset (dB); the offsets even out how conspicuous the faults are.
+class Fault(NamedTuple):
+    """A fault: how it changes a rail's process at severity ``s``, the transients it adds on top,
+    and their level (dB relative to the machine) at full severity."""
+
+    process: Callable[[Rail, float, np.random.Generator], Rail]
+    transients: Callable[[Rail, Motion, np.random.Generator, int], np.ndarray]
+    level_db: float
+
+
 FAULTS = {
-    "rail_damage": (_rail_damage, 0.0),
-    "loose_belt": (_loose_belt, 4.0),
-    "no_grease": (_no_grease, -6.0),
+    "rail_damage": Fault(_rail_damage, _scrapes, 30.0),
+    "loose_belt": Fault(_loose_belt, _rattle, 20.0),
+    "no_grease": Fault(_no_grease, _squeal, 6.0),
 }
 
 
@@ -317,19 +359,28 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
         raise ValueError(f"unknown anomaly {anomaly!r}; use None or one of {', '.join(ANOMALIES)}")
     rail, n, sr = RAILS[machine_id], round(duration_s * sample_rate), sample_rate
     mech, back, fault = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    severity_db = fault.uniform(*rail.severity_db)
-    slack = min(1.0, 10 ** (severity_db / 20)) if anomaly == "loose_belt" else 0.0  # belt play
-    motion = _motion(rail, mech, n, sr, slack)
-    machine = _machine(rail, motion, mech, sr)
+    lo, hi = rail.severity
+    severity = lo + (hi - lo) * fault.random() ** 1.5  # mild faults more often than severe ones
+    reference = None
+    if anomaly is not None:  # the normal twin's machine, rendered from the same draws, sets the level
+        twin = copy.deepcopy(mech)
+        reference = _machine(rail, _motion(rail, twin, n, sr, 0.0), twin, sr)
+        changed = FAULTS[anomaly].process(rail, severity, fault)
+    else:
+        changed = rail
+    slack = severity if anomaly == "loose_belt" else 0.0  # belt play: irregular, slipping strokes
+    motion = _motion(changed, mech, n, sr, slack)
+    machine = _machine(changed, motion, mech, sr)
     gain = 10 ** (mech.uniform(*rail.snr_db) / 20)
-    machine *= gain / np.sqrt(np.mean(machine ** 2))
+    machine *= gain / np.sqrt(np.mean((machine if reference is None else reference) ** 2))
     if anomaly is not None:
-        sound, offset_db = FAULTS[anomaly]
-        extra = sound(rail, motion, fault, sr)
+        extra = FAULTS[anomaly].transients(changed, motion, fault, sr)
         rms = max(np.sqrt(np.mean(extra ** 2)), 1e-12)  # zero when, say, no damaged spot was passed
-        machine += extra * gain * 10 ** ((severity_db + offset_db) / 20) / rms
-    y = _background(rail, back, n, sr) + machine
-    y *= 10 ** ((rail.level_dbfs + back.normal(0, 0.05)) / 20) / np.sqrt(np.mean(y ** 2))
+        machine += extra * gain * severity * 10 ** (FAULTS[anomaly].level_db / 20) / rms
+    background = _background(rail, back, n, sr)
+    # The recording chain's gain is set by the normal sound: a fault that adds energy makes the clip louder.
+    normal = background + (machine if reference is None else reference * gain / np.sqrt(np.mean(reference ** 2)))
+    y = (background + machine) * 10 ** ((rail.level_dbfs + back.normal(0, 0.05)) / 20) / np.sqrt(np.mean(normal ** 2))
     return np.clip(y, -1, 1).astype(np.float32)
 
 

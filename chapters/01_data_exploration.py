@@ -17,10 +17,12 @@
 # # The data
 #
 # DCASE 2020 Task 2 {cite}`koizumi2020description` ships its clips in one folder per machine
-# type, split into `train` (normal clips only) and `test` (normal and anomalous clips). The
-# file name says everything the task reveals about a clip: its label (`normal` or `anomaly`),
-# its machine ID and an index, e.g. `test/anomaly_id_02_00000042.wav`. The slider clips come
-# from the MIMII dataset {cite}`purohit2019mimii`: 10 s, one channel, 16 kHz.
+# type, split into `train` (normal clips only) and `test` (normal and anomalous clips). In the
+# development set the file name says everything the task reveals about a clip: its label
+# (`normal` or `anomaly`), its machine ID and an index, e.g. `test/anomaly_id_02_00000042.wav`.
+# The evaluation set's test clips were released **unlabelled** (`test/id_01_00000000.wav`); their
+# labels were published after the challenge in a ground-truth list, `eval_data_list.csv`. The
+# slider clips come from the MIMII dataset {cite}`purohit2019mimii`: 10 s, one channel, 16 kHz.
 #
 # This chapter counts the clips per machine ID, split and label (the report's first two
 # figures {cite}`report2021`), then looks at and listens to a normal and an anomalous clip.
@@ -54,19 +56,25 @@ print(f"data: {src.label} | profile: {cfg.profile}")
 # ## How many clips?
 #
 # `asd.data.list_clips` parses every file name of one split (and rejects a name that does
-# not parse, naming the file); `asd.data.counts` counts the clips per machine ID, split and
+# not parse, naming the file); unlabelled clips take their labels from the ground-truth list
+# (`asd.data.read_ground_truth`, found in or beside the eval folder by
+# `asd.data.find_ground_truth`). `asd.data.counts` counts the clips per machine ID, split and
 # label.
 
 # %%
 dev_clips = [clip for split in data.SPLITS for clip in data.list_clips(src.dev, cfg.machine, split)]
 sets = {"development set": data.counts(dev_clips)}
 if src.eval is not None:
+    truth = data.find_ground_truth(src.eval)
+    labels = data.read_ground_truth(truth, cfg.machine) if truth else None
     eval_clips = data.list_clips(src.eval, cfg.machine, "train")
     try:
-        eval_clips += data.list_clips(src.eval, cfg.machine, "test")
-    except data.DataError as err:  # the official eval test clips carry no label in their names
+        eval_clips += data.list_clips(src.eval, cfg.machine, "test", labels=labels)
+    except data.DataError as err:  # unlabelled test clips and no ground-truth list
         print(f"evaluation test clips not counted: {err}")
     sets["evaluation set"] = data.counts(eval_clips)
+report_ids = cfg.report_ids[cfg.machine]
+print(f"development IDs: {', '.join(data.machine_ids(dev_clips))}; the report's: {', '.join(report_ids)}")
 
 # %% tags=["hide-input"]
 def total(counts, split=None, label=None):
@@ -79,6 +87,8 @@ glue("n_dev_test", total(dev_counts, "test"), display=False)
 glue("n_dev_test_normal", total(dev_counts, "test", "normal"), display=False)
 glue("n_dev_test_anomaly", total(dev_counts, "test", "anomaly"), display=False)
 glue("dev_ids", ", ".join(data.machine_ids(dev_clips)), display=False)
+glue("report_ids", ", ".join(report_ids), display=False)
+glue("other_ids", ", ".join(i for i in data.machine_ids(dev_clips) if i not in report_ids) or "none", display=False)
 glue("fig_counts", plots.counts_bars(sets), display=False)
 
 # %% [markdown]
@@ -91,10 +101,25 @@ glue("fig_counts", plots.counts_bars(sets), display=False)
 #
 # The development set here has {glue:text}`n_dev_train` training clips (all normal) and
 # {glue:text}`n_dev_test` test clips ({glue:text}`n_dev_test_normal` normal,
-# {glue:text}`n_dev_test_anomaly` anomalous) of machine IDs {glue:text}`dev_ids`. For
-# comparison, the real development set has 2370 training clips (968, 968 and 434 for IDs 00,
-# 02 and 04) and 1101 test clips (100 normal clips per ID plus 356, 267 and 178 anomalous
-# ones); the real evaluation set has IDs 01, 03 and 05 with 2370 training and 834 test clips.
+# {glue:text}`n_dev_test_anomaly` anomalous) of machine IDs {glue:text}`dev_ids`. The report
+# used IDs {glue:text}`report_ids` only, and so do the following chapters by default
+# (`cfg.report_ids`; also in the release: {glue:text}`other_ids`). At full scale the stand-in
+# has the real release's counts, computed here from the `full` profile's configuration:
+
+# %%
+full = asd.get_config("full").synth
+for name, counts in (("development", full.dev), ("evaluation", full.eval)):
+    n_test = [n + a for n, a in zip(counts.test_normal, counts.test_anomaly)]
+    print(f"{name} set, IDs {', '.join(counts.ids)}: training clips {counts.train} = {sum(counts.train)}; "
+          f"test clips {tuple(n_test)} = {sum(n_test)}")
+in_report = [i for i, mid in enumerate(full.dev.ids) if mid in report_ids]
+print(f"the report's IDs: {sum(full.dev.train[i] for i in in_report)} training and "
+      f"{sum(full.dev.test_normal[i] + full.dev.test_anomaly[i] for i in in_report)} test clips")
+
+# %% [markdown]
+# These are the real release's numbers: the development set has IDs 00, 02, 04 and 06 (2370
+# training and 1101 test clips for the report's three IDs), the evaluation set IDs 01, 03 and
+# 05 with 2370 training clips (the "additional training" record) and 834 test clips.
 #
 # Three things matter for what follows:
 #

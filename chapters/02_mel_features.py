@@ -21,12 +21,14 @@
 # in five steps:
 #
 # 1. a short-time Fourier transform (STFT): Hann window of 1024 samples (64 ms), hop of 512
-#    samples (32 ms), power spectrum;
+#    samples (32 ms), power spectrum; a *frame* is one such 64 ms window, and frames start
+#    32 ms apart;
 # 2. a mel filterbank that pools the 513 frequency bins into 128 bands, narrow at low
 #    frequencies and wide at high ones;
 # 3. a logarithm, `10 * log10(mel + eps)`, exactly as the DCASE 2020 baseline computes it;
 # 4. standardisation of every band with the mean and standard deviation of the *training*
-#    frames;
+#    frames (the report's step: the DCASE 2020 baseline feeds its networks unstandardised
+#    log-mels);
 # 5. stacking five consecutive frames into one vector of 5 x 128 = 640 numbers.
 #
 # This chapter does each step by hand on one clip, checks it against the package
@@ -79,14 +81,30 @@ print(normal.path.name, y.shape)
 # %% [markdown]
 # ## Step 1: the STFT
 #
-# The STFT cuts the signal into overlapping frames of `n_fft` samples (the first and last
-# frames centred on the clip's ends, padded), multiplies each by a Hann window and takes its
-# Fourier transform. Its squared magnitude is the power in each of `n_fft / 2 + 1` frequency
-# bins, from 0 Hz to the Nyquist frequency, 8 kHz.
+# The STFT cuts the signal into overlapping frames of `n_fft` samples, multiplies each by a
+# Hann window and takes its Fourier transform. Its squared magnitude is the power in each of
+# `n_fft / 2 + 1` frequency bins, from 0 Hz to the Nyquist frequency, 8 kHz.
 
 # %%
-power = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length, window="hann")) ** fc.power
+power = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length, window="hann",
+                            center=True, pad_mode=fc.pad_mode)) ** fc.power
 print(f"power spectrogram: {power.shape[0]} frequency bins x {power.shape[1]} frames")
+
+# %% [markdown]
+# **The clip's edges.** The frames are centred on multiples of the hop, so the first frame is
+# centred on the first sample and half of it lies before the clip; the STFT pads the signal
+# there. The report ran the DCASE 2020 baseline, whose librosa (0.6/0.7) padded by
+# **reflection**, mirroring the signal at its ends; librosa 0.9 changed its default to zeros
+# (`pad_mode="constant"`, librosa pull request 1382), which halves the energy of the edge
+# frames. `FeatureConfig.pad_mode` is `reflect`, what the report's code computed; only the
+# first and last frame of each clip depend on it:
+
+# %%
+zeros = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length, window="hann",
+                            center=True, pad_mode="constant")) ** fc.power
+gap_db = np.abs(10 * np.log10((power + features.EPS) / (zeros + features.EPS))).mean(axis=0)
+print(f"mean |reflect - zeros| per frame (dB): first {gap_db[0]:.2f}, second {gap_db[1]:.2f}, "
+      f"middle {gap_db[len(gap_db) // 2]:.2f}, last {gap_db[-1]:.2f}")
 
 # %% tags=["hide-input"]
 hop_s = fc.hop_length / fc.sample_rate
@@ -134,13 +152,16 @@ glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate), display=False
 # others. The DCASE 2020 baseline takes `20 / power * log10(mel + eps)`, i.e.
 # `10 * log10(mel + eps)` for a power spectrogram, with `eps` the float64 machine epsilon so
 # that silent bands stay finite. Doing it by hand gives the same numbers as the package's
-# `asd.features.logmel`:
+# feature extraction, `asd.features.extract`, on the path training uses (`fc.backend`: the
+# batched `torch.stft` path, equal to librosa within float32 rounding):
 
 # %%
 logmel = 10 * np.log10(mel + features.EPS).T  # (frames, bands): time first, as in asd
-assert np.allclose(logmel, features.logmel(y, fc), atol=1e-3)
-print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, "
-      f"from {logmel.min():.1f} to {logmel.max():.1f} dB; matches asd.features.logmel")
+extracted = features.extract([normal], fc, progress=False).frames
+assert np.abs(logmel - extracted).max() < 1e-2
+print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, from {logmel.min():.1f} to "
+      f"{logmel.max():.1f} dB; matches asd.features.extract (backend {fc.backend!r}) within "
+      f"{np.abs(logmel - extracted).max():.1e} dB")
 
 # %% tags=["hide-input"]
 glue("fig_log", plots.spectrograms({"mel power (linear)": mel.T, "log-mel (dB)": logmel}, hop_s,
@@ -221,7 +242,7 @@ glue("fig_standardised", plots.spectrograms({f"normal: {normal.path.name}": z,
 #
 # ## Step 5: stacking five frames
 #
-# One 32 ms frame says little about a machine's rhythm. The baseline concatenates five
+# One frame (64 ms of sound) says little about a machine's rhythm. The baseline concatenates five
 # consecutive frames, frame by frame, into one vector: frames 1-5 make the first vector,
 # frames 2-6 the second, and so on. A clip of $T$ frames gives $T - 4$ vectors of
 # $5 \times 128 = 640$ numbers; the networks reconstruct each vector, and a clip's anomaly

@@ -27,7 +27,7 @@
 # |---|---|---|
 # | Baseline | a variational autoencoder (VAE) {cite}`kingma2014auto` | a probabilistic autoencoder, whose latent space is kept smooth by a prior |
 # | BatchNorm | the VAE with batch normalisation after every hidden layer {cite}`ioffe2015batch` | faster, steadier training |
-# | Dropout | the BatchNorm VAE with dropout after every hidden layer {cite}`srivastava2014dropout` | less overfitting |
+# | Dropout | the BatchNorm VAE with dropout after the first encoder and the first decoder layer {cite}`srivastava2014dropout` | less overfitting |
 # | Sequential | the DCASE 2020 baseline autoencoder | the task organisers' reference system |
 #
 # The report gives each network's parameter count but not every layer; this chapter shows the
@@ -42,11 +42,10 @@ import torch
 from myst_nb import glue
 
 import asd
-from asd import config, experiment, models
+from asd import config, models
 
 cfg = asd.get_config()
 asd.seed_everything(cfg.seed)
-src = asd.experiment.data_source(cfg)
 
 # %% [markdown]
 # ## Parameter counts
@@ -105,11 +104,14 @@ print(models.summary(models.build("batchnorm", cfg), cfg.feature.dim))
 # %% [markdown]
 # ## Dropout: batch normalisation and dropout
 #
-# The BatchNorm VAE with dropout {cite}`srivastava2014dropout` after every hidden ReLU: during
-# training each hidden unit is zeroed with probability {glue:text}`dropout`, so no unit can
-# rely on a few others, a standard defence against overfitting. Dropout has no parameters, so
-# the count is the BatchNorm network's, {glue:text}`params_dropout:,d`, as in the report. At
-# scoring time dropout is off (`model.eval()`).
+# The BatchNorm VAE with dropout {cite}`srivastava2014dropout`: during training each unit of a
+# dropout layer is zeroed with probability {glue:text}`dropout`, so no unit can rely on a few
+# others, a standard defence against overfitting. The report's layer table has exactly **two**
+# dropout layers, `Dropout-3` after the first encoder BatchNorm and `Dropout-10` after the first
+# decoder BatchNorm (its table lists no ReLUs: they are functions there, as in the PyTorch VAE
+# example), and so does `asd.models`. Dropout has no parameters, so the count is the BatchNorm
+# network's, {glue:text}`params_dropout:,d`, as in the report. At scoring time dropout is off
+# (`model.eval()`).
 #
 # For anomaly detection, regularisation cuts both ways: a network that generalises too well
 # also rebuilds anomalies well, and its scores stop separating them. Whether BatchNorm and
@@ -118,6 +120,10 @@ print(models.summary(models.build("batchnorm", cfg), cfg.feature.dim))
 
 # %%
 print(models.summary(models.build("dropout", cfg), cfg.feature.dim))
+layers = tuple(name for name, _, _ in models.summary_rows(models.build("dropout", cfg), cfg.feature.dim,
+                                                            activations=False))
+assert layers == models.REPORT_DROPOUT_LAYERS
+print("without the ReLUs, the layers are the report's table, in order:", ", ".join(layers))
 
 # %% [markdown]
 # ## Sequential: the DCASE 2020 baseline autoencoder
@@ -126,10 +132,15 @@ print(models.summary(models.build("dropout", cfg), cfg.feature.dim))
 # `Sequential` model: four Dense-BatchNorm-ReLU blocks of {glue:text}`seq_hidden` units, a
 # bottleneck block of {glue:text}`bottleneck` units, four more blocks of
 # {glue:text}`seq_hidden` units and a linear output layer; loss and score are the mean squared error. The package
-# keeps Keras's defaults so that it trains like the original: Glorot-uniform weights, zero
-# biases, batch-normalisation momentum 0.99 (PyTorch `momentum=0.01`) and epsilon 0.001. Its
-# {glue:text}`params_sequential:,d` parameters are the report's count (the trainable ones;
-# Keras's summary adds the non-trainable running statistics to its total).
+# keeps Keras's defaults: Glorot-uniform weights, zero biases, batch-normalisation momentum
+# 0.99 (PyTorch `momentum=0.01`) and epsilon 0.001. Its {glue:text}`params_sequential:,d`
+# parameters are the report's count (the trainable ones; Keras's summary adds the
+# non-trainable running statistics to its total).
+#
+# It does not train exactly like the original, in three ways that follow the report rather
+# than the DCASE code: its inputs are log-mels **standardised** with training statistics (the
+# DCASE baseline feeds them unstandardised), validation holds out whole clips (Keras's
+# `validation_split` takes the last 10% of the vectors), and the optimiser is PyTorch's Adam.
 
 # %%
 print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
@@ -166,8 +177,8 @@ print("evaluation mode: deterministic scores; training mode: sampled, different 
       not torch.equal(vae.score(x, ids), vae.score(x, ids)))
 
 # %% [markdown]
-# **Dropout rate and placement.** {glue:text}`dropout`, after every hidden ReLU of the
-# encoder and the decoder (`NetConfig.dropout`).
+# **Dropout rate.** The report's table shows where its dropout layers are, not their rate:
+# {glue:text}`dropout` here (`NetConfig.dropout`), a common choice for layers this wide.
 #
 # **Batch-normalisation settings.** PyTorch's defaults in the two VAEs; Keras's defaults in
 # the Sequential network, which reimplements a Keras model.
@@ -210,7 +221,7 @@ for name in config.NETWORKS:
 variant = replace(cfg, net=replace(cfg.net, kl_weight=0.1, dropout=0.5))
 print(variant.net)
 print(f"config hash {cfg.hash()} -> {variant.hash()}")
-# asd.experiment.run(variant, src.dev, ["baseline", "dropout"]) would train and score them
+# asd.experiment.run(variant, data_root, ["baseline", "dropout"]) would train and score them
 
 # %% [markdown]
 # Architecture changes work the same way, but they move the parameter counts away from the

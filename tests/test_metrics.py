@@ -166,3 +166,11 @@ def test_average_rank_orders_models_and_shares_ties():
     # columns: 00 AUC a1 b2 c3 | 00 pAUC a,b tie 1.5, c3 | 02 AUC a2 b3 c1 | 02 pAUC a2 b3 c1
     assert ranks == pytest.approx({"a": (1 + 1.5 + 2 + 2) / 4, "b": (2 + 1.5 + 3 + 3) / 4, "c": (3 + 3 + 1 + 1) / 4})
     assert sum(ranks.values()) == pytest.approx(1 + 2 + 3)
+
+
+def test_baseline_reference_over_all_four_ids_gives_the_readme_average():
+    """The DCASE 2020 baseline README averages slider over 00/02/04/06: .850/.669; the report's IDs give more."""
+    four = reference_table(("00", "02", "04", "06"))["DCASE 2020 baseline"]["AVG"]
+    three = reference_table()["DCASE 2020 baseline"]["AVG"]
+    assert (round(four[0], 3), round(four[1], 3)) == (0.850, 0.669)
+    assert three[0] > four[0] and "06" not in reference_table()["DCASE 2020 baseline"]
