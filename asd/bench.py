@@ -10,14 +10,58 @@ import time
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
-from asd.config import Config
+from asd.config import Config, FitConfig
 from asd.data import Clip
 from asd.experiment import Prepared
-from asd.features import extract
+from asd.features import FrameSet, extract
 from asd.models import build
-from asd.train import fit, fit_plain
+from asd.train import DeviceVectors, History, fit, mean_loss, split_clips
+
+
+def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, shuffle: bool,
+            seed: int) -> "torch.utils.data.DataLoader":
+    """A ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    _, clip_of = fs.vector_starts(n_frames)
+    ids = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
+    dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(ids))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
+              device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train (plain)") -> History:
+    """The same training as :func:`asd.train.fit` with materialised vectors and a ``DataLoader``:
+    the textbook loop, kept as the benchmark's reference (same clip split and validation)."""
+    torch.manual_seed(seed)
+    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
+    loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, True, seed)
+    val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
+    hist, start = History(), time.perf_counter()
+    for _ in tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch"):
+        total = 0.0
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            loss = model.loss(x, y).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x)
+            hist.steps += 1
+        hist.train_loss.append(total / len(loader.dataset))
+        if val is not None:
+            hist.val_loss.append(mean_loss(model, val))  # the same validation as fit's
+    hist.seconds = time.perf_counter() - start
+    model.eval()
+    return hist
 
 
 def _device_name(device: torch.device) -> str:

@@ -1,6 +1,7 @@
 """Command line: ``asd synth``, ``asd run``, ``asd download``, ``asd bench``.
 
-Bad input ends with a one-line ``asd: error: ...`` message and exit code 2, never a traceback.
+Bad input (a :class:`asd.data.DataError`, a failed download, a bad argument) ends with a one-line
+``asd: error: ...`` message and exit code 2. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -9,6 +10,25 @@ import sys
 from pathlib import Path
 
 from asd.config import DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
+from asd.download import MACHINES
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot be used (reported in one line, like argparse's own errors)."""
+
+
+def _checked_device(name: str | None) -> str:
+    from asd.utils import resolve_device
+
+    try:
+        return str(resolve_device(name))
+    except (RuntimeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _checked_epochs(epochs: int | None) -> None:
+    if epochs is not None and epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
     d.add_argument("dest", type=Path)
     d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"))
-    d.add_argument("--machine", default="slider")
+    d.add_argument("--machine", default="slider", choices=MACHINES)
     b = sub.add_parser("bench", help="time the plain DataLoader loop against asd.train, and feature extraction")
     b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
     b.add_argument("--machine", default="slider")
@@ -81,11 +101,13 @@ def _run(args: argparse.Namespace) -> None:
               file=sys.stderr)
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+        raise UsageError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+    _checked_epochs(args.epochs)
+    device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
-    results = run(cfg, root, args.models, ids=args.ids, device=args.device, per_id=args.per_id,
+    results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
                   ground_truth=args.ground_truth)
     if args.ids is None:
@@ -116,9 +138,8 @@ def _bench(args: argparse.Namespace) -> None:
     from asd.utils import atomic_write_bytes, resolve_device
 
     cfg = get_config(args.profile, machine=args.machine, precision=args.precision)
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    device = resolve_device(args.device)
+    _checked_epochs(args.epochs)
+    device = resolve_device(_checked_device(args.device))
     root = args.data or data_source(cfg).dev
     prep = prepare(cfg, root, args.machine, progress=False, device=device)
     if args.max_clips:
@@ -142,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         {"synth": _synth, "run": _run, "download": _download, "bench": _bench}[args.command](args)
-    except (DataError, DownloadError, ValueError, RuntimeError, OSError) as err:
+    except (DataError, DownloadError, UsageError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -15,7 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from asd.config import DETECTORS, Config
-from asd.features import FrameSet, gather_vectors
+from asd.features import FrameSet, clip_means, gather_vectors
 from asd.models import build, n_params
 from asd.train import History, fit, score
 from asd.utils import RNG_LOCK
@@ -130,12 +130,12 @@ class PCADetector:
         if self.components is None:
             raise RuntimeError("fit the PCA detector before scoring")
         starts, clip_of = test.vector_starts(self.n_frames)
-        sums = np.zeros(len(test))
+        errors = np.zeros(len(starts))
         for b in range(0, len(starts), batch_size):
             x = gather_vectors(test.frames, starts[b : b + batch_size], self.n_frames) - self.mean
             residual = x - (x @ self.components.T) @ self.components
-            sums += np.bincount(clip_of[b : b + batch_size], (residual**2).mean(axis=1), minlength=len(test))
-        return sums / (np.diff(test.offsets) - self.n_frames + 1)
+            errors[b : b + batch_size] = (residual**2).mean(axis=1)
+        return clip_means(errors, clip_of, len(test))
 
 
 

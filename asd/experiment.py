@@ -192,16 +192,24 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
                     [mid for mid in found if mid not in used])
 
 
-def _source_hash() -> str:
-    """Hash of the package's source, so cached results never outlive a code change."""
+# The modules on the path from audio to score: a change to any of them changes results (a change
+# to, say, the plots or the command line does not, and reuses cached results).
+RESULT_MODULES = ("config", "data", "features", "models", "train", "detectors", "metrics", "experiment")
+PACKAGE = Path(__file__).parent
+
+
+def source_hash(package: Path | None = None) -> str:
+    """Hash of the source of :data:`RESULT_MODULES` (in ``package``, default :data:`PACKAGE`), so
+    cached results never outlive a change to them."""
+    package = package or PACKAGE
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.read_bytes())
+    for name in RESULT_MODULES:
+        h.update((package / f"{name}.py").read_bytes())
     return h.hexdigest()[:16]
 
 
 def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool) -> Path:
-    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), _source_hash()]
+    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), source_hash()]
     return home() / "results" / f"{name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:20]}.json"
 
 

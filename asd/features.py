@@ -54,12 +54,21 @@ def stack(frames: np.ndarray, n_frames: int) -> np.ndarray:
     n_vectors = frames.shape[0] - n_frames + 1
     if n_vectors < 1:
         raise ValueError(f"{frames.shape[0]} frames cannot make a {n_frames}-frame vector")
-    return np.concatenate([frames[t : t + n_vectors] for t in range(n_frames)], axis=1)
+    return gather_vectors(frames, np.arange(n_vectors), n_frames)
 
 
-def gather_vectors(frames: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
-    """The stacked vectors whose first frames are ``starts``: ``(len(starts), n_frames * n_mels)``."""
-    return frames[starts[:, None] + np.arange(n_frames)].reshape(len(starts), -1)
+def gather_vectors(frames, starts, n_frames: int):
+    """The stacked vectors whose first frames are ``starts``: ``(len(starts), n_frames * n_mels)``.
+
+    NumPy arrays or torch tensors alike (the training loop gathers its batches on the device).
+    """
+    within = np.arange(n_frames) if isinstance(frames, np.ndarray) else torch.arange(n_frames, device=frames.device)
+    return frames[starts[:, None] + within].reshape(len(starts), -1)
+
+
+def clip_means(vector_scores: np.ndarray, clip_of: np.ndarray, n_clips: int) -> np.ndarray:
+    """Each clip's anomaly score: the mean of its vectors' scores (``clip_of``: each vector's clip)."""
+    return np.bincount(clip_of, vector_scores, minlength=n_clips) / np.bincount(clip_of, minlength=n_clips)
 
 
 @dataclass
@@ -81,9 +90,13 @@ class FrameSet:
     def machine_ids(self) -> np.ndarray:
         return np.array([c.machine_id for c in self.clips])
 
+    def vector_counts(self, n_frames: int) -> np.ndarray:
+        """Stacked vectors per clip: its frames less ``n_frames - 1``."""
+        return np.diff(self.offsets) - n_frames + 1
+
     def vector_starts(self, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """First-frame index of every stacked vector and the clip each belongs to."""
-        counts = np.diff(self.offsets) - n_frames + 1
+        counts = self.vector_counts(n_frames)
         clip_of = np.repeat(np.arange(len(self.clips)), counts)
         first = np.repeat(self.offsets[:-1], counts)
         within = np.arange(len(clip_of)) - np.repeat(np.cumsum(counts) - counts, counts)

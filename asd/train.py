@@ -2,8 +2,9 @@
 
 The fast path keeps the standardised log-mel frames on the device, shuffles vector indices
 there and gathers each batch of stacked vectors with one indexing operation: no Dataset, no
-per-sample collation, one host synchronisation per epoch. :func:`fit_plain` is the textbook
-``TensorDataset`` + ``DataLoader`` loop, kept as the reference the benchmark compares against.
+per-sample collation, one host synchronisation per epoch. On CUDA each epoch replays captured
+CUDA graphs. The textbook ``TensorDataset`` + ``DataLoader`` loop that the benchmark compares
+against is :func:`asd.bench.fit_plain`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from asd.config import FitConfig
-from asd.features import FrameSet
+from asd.features import FrameSet, clip_means, gather_vectors
 from asd.utils import RNG_LOCK
 
 
@@ -55,9 +56,7 @@ class DeviceVectors:
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked vectors ``(len(index), n_frames * n_mels)`` and their ID indices."""
-        offsets = torch.arange(self.n_frames, device=self.frames.device)
-        x = self.frames[self.starts[index, None] + offsets].reshape(len(index), -1)
-        return x, self.ids[index]
+        return gather_vectors(self.frames, self.starts[index], self.n_frames), self.ids[index]
 
 
 def n_batches(n: int, batch_size: int) -> int:
@@ -82,7 +81,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
-def _mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int, precision: str) -> float:
+def mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int = 4096, precision: str = "fp32") -> float:
+    """The model's mean loss over ``data`` in evaluation mode (the validation loss)."""
     model.eval()
     total = torch.zeros((), device=data.frames.device)
     with torch.no_grad(), autocast(data.frames.device, precision):
@@ -262,52 +262,8 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
         hist.train_loss.append(loss)
         hist.steps += steps
         if val is not None:
-            hist.val_loss.append(_mean_loss(model, val, 4096, precision))
+            hist.val_loss.append(mean_loss(model, val, precision=precision))
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.4g}")
-    hist.seconds = time.perf_counter() - start
-    model.eval()
-    return hist
-
-
-def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, shuffle: bool,
-            seed: int) -> "torch.utils.data.DataLoader":
-    """A ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    _, clip_of = fs.vector_starts(n_frames)
-    ids = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
-    dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(ids))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
-                      generator=torch.Generator().manual_seed(seed))
-
-
-def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
-              device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train (plain)") -> History:
-    """The same training with materialised vectors and ``DataLoader``s (the reference loop)."""
-    torch.manual_seed(seed)
-    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
-    loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, True, seed)
-    val_loader = _loader(train.subset(val_idx), n_frames, id_index, 4096, False, seed) if len(val_idx) else None
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
-    hist, start = History(), time.perf_counter()
-    for _ in tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch"):
-        total = 0.0
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = model.loss(x, y).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(x)
-            hist.steps += 1
-        hist.train_loss.append(total / len(loader.dataset))
-        if val_loader is not None:
-            model.eval()
-            with torch.no_grad():
-                val = sum(model.loss(x.to(device), y.to(device)).sum().item() for x, y in val_loader)
-            hist.val_loss.append(val / len(val_loader.dataset))
-            model.train()
     hist.seconds = time.perf_counter() - start
     model.eval()
     return hist
@@ -317,11 +273,8 @@ def score(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int
           batch_size: int = 8192, precision: str = "fp32") -> np.ndarray:
     """Anomaly score of every clip: the mean of its vectors' scores (e.g. reconstruction MSE)."""
     data = DeviceVectors.build(fs, n_frames, id_index, device)
-    sums = torch.zeros(len(fs), dtype=torch.float64, device=device)
     model.to(device).eval()
     with torch.no_grad(), autocast(device, precision):
-        for b in range(0, len(data), batch_size):
-            index = torch.arange(b, min(b + batch_size, len(data)), device=device)
-            sums.index_add_(0, data.clip_of[index], model.score(*data.batch(index)).double())
-    counts = np.diff(fs.offsets) - n_frames + 1
-    return sums.cpu().numpy() / counts
+        parts = [model.score(*data.batch(torch.arange(b, min(b + batch_size, len(data)), device=device))).double()
+                 for b in range(0, len(data), batch_size)]
+    return clip_means(torch.cat(parts).cpu().numpy(), data.clip_of.cpu().numpy(), len(fs))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from asd.cli import main
 from asd.config import get_config
@@ -23,7 +22,6 @@ def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, caps
     assert [r["model"] for r in blob["training"]] == ["sequential", "batchnorm"]
     for row in blob["training"]:
         assert row["steps"] > 0 and row["plain_steps_per_s"] > 0 and row["asd_steps_per_s"] > 0
-        assert row["speedup"] == pytest.approx(row["plain_s_per_epoch"] / row["asd_s_per_epoch"])
         # same seed and number of updates: the two loops end at similar losses
         assert abs(row["asd_final_loss"] - row["plain_final_loss"]) < 0.25 * row["plain_final_loss"]
     assert blob["features"]["clips"] == 12
@@ -37,9 +35,21 @@ def test_bench_rejects_bad_epochs(make_dataset, tmp_path, capsys):
     assert "asd: error: --epochs must be >= 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("record", sorted(RESULTS.glob("full-*.json")), ids=lambda p: p.name)
-def test_recorded_full_run_matches_the_full_config(record):
-    blob = json.loads(record.read_text())
-    assert blob["profile"] == "full"
-    assert blob["config_hash"] == get_config("full").hash(), (
-        f"{record.name} was recorded with another full config; re-run it or update the record")
+def stale_records(folder: Path) -> list[str]:
+    """Names of the ``full-*.json`` records in ``folder`` recorded with another full config."""
+    full = get_config("full")
+    return [p.name for p in sorted(folder.glob("full-*.json"))
+            if (blob := json.loads(p.read_text()))["profile"] != "full" or blob["config_hash"] != full.hash()]
+
+
+def test_committed_full_records_match_the_full_config():
+    assert stale_records(RESULTS) == [], "re-run these records or update them"
+
+
+def test_a_record_of_another_config_is_caught(tmp_path):
+    full = get_config("full")
+    (tmp_path / "full-good.json").write_text(json.dumps({"profile": "full", "config_hash": full.hash()}))
+    (tmp_path / "full-old.json").write_text(json.dumps({"profile": "full",
+                                                         "config_hash": full.with_epochs(3).hash()}))
+    (tmp_path / "full-quick.json").write_text(json.dumps({"profile": "quick", "config_hash": full.hash()}))
+    assert stale_records(tmp_path) == ["full-old.json", "full-quick.json"]

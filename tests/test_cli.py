@@ -145,3 +145,44 @@ def test_no_command_is_argparse_error(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: asd") and "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(root, monkeypatch):
+    """Only bad input becomes a one-line message; an unexpected error is a bug and propagates."""
+    import asd.experiment
+
+    def bug(*args, **kwargs):
+        raise KeyError("a bug, not bad input")
+
+    monkeypatch.setattr(asd.experiment, "run", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["run", "--data", str(root), "--quiet", "--device", "cpu"])
+
+
+def test_synth_output_is_accepted_by_run(tmp_path, capsys, monkeypatch):
+    """`asd synth OUT` prints the next command, and `asd run --data OUT` (a release root) works."""
+    from asd import config
+    from asd.config import SplitCounts, SynthConfig
+
+    tiny = SynthConfig(dev=SplitCounts(("00", "02"), (3, 3), (2, 2), (2, 2)),
+                       eval=SplitCounts(("01", "03"), (3, 3), (2, 2), (2, 2)), duration_s=1.0)
+    monkeypatch.setattr(config, "QUICK_SYNTH", tiny)
+    assert main(["synth", str(tmp_path / "out"), "--profile", "quick"]) == 0
+    printed = capsys.readouterr().out
+    assert f"next: asd run --data {tmp_path / 'out'}" in printed
+    code = main(["run", "--data", str(tmp_path / "out"), "--epochs", "1", "--quiet", "--device", "cpu",
+                 "--models", "pca"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "IDs: 00 02" in out.out
+    code = main(["run", "--data", str(tmp_path / "out" / "eval_data"), "--epochs", "1", "--quiet", "--device", "cpu",
+                 "--models", "pca"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "IDs: 01 03" in out.out
+
+
+def test_download_rejects_an_unknown_machine(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["download", str(tmp_path), "--machine", "blender"])
+    assert info.value.code == 2 and "invalid choice: 'blender'" in capsys.readouterr().err

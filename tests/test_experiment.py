@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+
+from pathlib import Path
 
 import asd.experiment
 from asd.config import get_config
@@ -116,6 +117,35 @@ def test_test_ids_without_training_clips_are_refused(make_dataset, tmp_path, cfg
         run(cfg, root, ["sequential"], device="cpu", progress=False)
 
 
-def test_private_asd_home_in_use(_private_asd_home):
-    assert os.environ["ASD_HOME"] == str(_private_asd_home)
-    assert asd.experiment.home() == _private_asd_home
+def test_result_cache_keys_on_the_modules_from_audio_to_score(tmp_path, monkeypatch):
+    """Editing plots.py keeps the key (results reused); editing models.py changes it (retrained)."""
+    import shutil
+
+    copy = tmp_path / "asd"
+    shutil.copytree(Path(asd.experiment.__file__).parent, copy)
+    before = asd.experiment.source_hash(copy)
+    (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a label edit\n")
+    (copy / "cli.py").write_text((copy / "cli.py").read_text() + "\n# a help-text edit\n")
+    assert asd.experiment.source_hash(copy) == before
+    (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# a model edit\n")
+    assert asd.experiment.source_hash(copy) != before
+    assert asd.experiment.source_hash() == asd.experiment.source_hash(Path(asd.experiment.__file__).parent)
+
+
+def test_cached_results_survive_a_plot_edit_not_a_model_edit(root, cfg, monkeypatch, tmp_path):
+    import shutil
+
+    copy = tmp_path / "asd"
+    shutil.copytree(Path(asd.experiment.__file__).parent, copy)
+    monkeypatch.setattr(asd.experiment, "PACKAGE", copy)
+    first = run(cfg, root, ["pca"], device="cpu", progress=False)
+    (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a label edit\n")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a detector was built although the result is cached")
+
+    monkeypatch.setattr(asd.experiment, "make", boom)
+    assert run(cfg, root, ["pca"], device="cpu", progress=False).rows == first.rows
+    (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# a model edit\n")
+    with pytest.raises(AssertionError, match="was built"):
+        run(cfg, root, ["pca"], device="cpu", progress=False)

@@ -48,10 +48,6 @@ def test_parameter_counts_match_report(name):
     assert HAND_COUNT[name] == REPORT_PARAMS[name] == counted == n_params(model)
 
 
-def test_report_params_are_the_published_values():
-    assert REPORT_PARAMS == {"baseline": 858_280, "batchnorm": 861_480, "dropout": 861_480, "sequential": 267_928}
-
-
 def test_parameter_counts_follow_net_config():
     cfg = replace(CFG, net=replace(CFG.net, hidden=64, latent=4, seq_hidden=32, bottleneck=3))
     assert n_params(build("batchnorm", cfg)) == vae_count(DIM, 64, 4, batchnorm=True)
@@ -134,14 +130,30 @@ def test_dropout_layers_have_configured_rate():
 
 
 @pytest.mark.parametrize("name", NETWORKS)
-@pytest.mark.parametrize("training", [True, False])
-def test_loss_and_score_per_sample(name, training):
+def test_a_few_adam_steps_on_a_fixed_batch_lower_loss_and_score(name):
+    """Each network's loss is something Adam can minimise, and its score follows: vectors it was
+    trained on score lower afterwards than before, and lower than vectors it never saw."""
     torch.manual_seed(0)
-    model = build(name, CFG).train(training)
-    x, ids = torch.randn(8, DIM), torch.zeros(8, dtype=torch.long)
-    loss, score = model.loss(x, ids), model.score(x, ids)
-    assert loss.shape == (8,) and score.shape == (8,)
-    assert torch.all(torch.isfinite(loss)) and torch.all(score >= 0)
+    model = build(name, CFG)
+    x, ids = torch.randn(64, DIM), torch.zeros(64, dtype=torch.long)
+    unseen = torch.randn(64, DIM) * 2
+    model.eval()
+    before = model.score(x, ids).mean().item()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(300):  # enough for the Sequential net's slow BatchNorm statistics (momentum 0.01)
+        loss = model.loss(x, ids).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    after = model.score(x, ids)
+    assert after.shape == (64,) and torch.all(after >= 0)
+    assert losses[-1] < 0.8 * losses[0]
+    assert after.mean().item() < 0.8 * before
+    assert after.mean().item() < model.score(unseen, ids).mean().item()
 
 
 @pytest.mark.parametrize("name", ["baseline", "batchnorm", "dropout"])

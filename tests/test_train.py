@@ -12,7 +12,8 @@ from asd.config import Config, FitConfig
 from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
-from asd.train import DeviceVectors, fit, fit_plain, score, split_clips
+from asd.bench import fit_plain
+from asd.train import DeviceVectors, fit, score, split_clips
 
 CPU = torch.device("cpu")
 CFG = Config()
@@ -28,7 +29,7 @@ def prep(make_dataset, tmp_path_factory) -> Prepared:
 
 
 def n_vectors(fs: FrameSet) -> int:
-    return int((np.diff(fs.offsets) - N_FRAMES + 1).sum())
+    return int(fs.vector_counts(N_FRAMES).sum())
 
 
 def _fit(name: str, prep: Prepared, fit_cfg: FitConfig, seed: int = 0, loop=fit):
