@@ -102,6 +102,8 @@ def _run(args: argparse.Namespace) -> None:
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+    if args.per_id and "idclf" in args.models:
+        raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_epochs(args.epochs)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)

@@ -1,9 +1,10 @@
-"""Typed configuration with the report's values as defaults.
+"""Typed configuration with the report's values as defaults, and the one place settings resolve.
 
 Two profiles share one structure: ``full`` (the report's epochs and batch sizes, the real
-DCASE 2020 slider counts) and ``quick`` (fewer clips and epochs, so the whole book runs on
-two CPU cores in minutes). Nothing is read at import time: :func:`get_config` reads
-``ASD_PROFILE`` when it is called.
+DCASE 2020 slider counts; ``Config()`` is this one) and ``quick`` (fewer clips and epochs, so the
+whole book runs on two CPU cores in minutes). Every setting that a command-line flag or an
+environment variable can give resolves in :func:`setting`, in one order: the flag, then the
+environment variable, then the default. Nothing is read at import time.
 """
 from __future__ import annotations
 
@@ -14,8 +15,38 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 PROFILES = ("quick", "full")
+
+# setting name -> (environment variable, default); :func:`setting` resolves them.
+ENVIRONMENT = {
+    "profile": ("ASD_PROFILE", "quick"),
+    "device": ("ASD_DEVICE", "auto"),
+    "home": ("ASD_HOME", None),  # None: $XDG_CACHE_HOME/asd or ~/.cache/asd
+    "data": ("ASD_DATA", None),  # None: the synthetic stand-in
+    "eval_data": ("ASD_EVAL_DATA", None),
+}
+
+
+def setting(name: str, flag: str | None = None) -> str | None:
+    """A setting's value: ``flag`` (a command-line value) if given, else its environment variable
+    (:data:`ENVIRONMENT`) if set and not empty, else its default."""
+    variable, default = ENVIRONMENT[name]
+    if flag is not None:
+        return flag
+    return os.environ.get(variable) or default
 NETWORKS = ("baseline", "batchnorm", "dropout", "sequential")  # the report's four networks
 DETECTORS = (*NETWORKS, "pca", "idnn", "idclf")  # and the detectors beyond the report
+
+
+class FrozenDict(dict):
+    """A dict that cannot change once made: the per-network settings inside a frozen config."""
+
+    def _immutable(self, *args, **kwargs):
+        raise TypeError("the config is immutable: make a changed copy with dataclasses.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _immutable
+
+    def __reduce__(self):  # copy, deepcopy and pickle rebuild it whole
+        return FrozenDict, (dict(self),)
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,8 @@ class Config:
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fit", FrozenDict(self.fit))
+        object.__setattr__(self, "report_ids", FrozenDict(self.report_ids))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.feature.pad_mode not in ("reflect", "constant"):
@@ -168,8 +201,9 @@ class Config:
 
 
 def get_config(profile: str | None = None, **overrides) -> Config:
-    """The config of ``profile`` (default: ``$ASD_PROFILE`` or ``quick``), with field overrides."""
-    profile = profile or os.environ.get("ASD_PROFILE", "quick")
+    """The config of ``profile`` (resolved by :func:`setting`: ``$ASD_PROFILE``, else ``quick``), with
+    field overrides."""
+    profile = setting("profile", profile)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if profile == "quick":
@@ -180,8 +214,8 @@ def get_config(profile: str | None = None, **overrides) -> Config:
 
 
 def home() -> Path:
-    """Folder for generated data and caches: ``$ASD_HOME`` or ``~/.cache/asd``."""
-    if "ASD_HOME" in os.environ:
-        return Path(os.environ["ASD_HOME"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "asd"
+    """Folder for generated data and caches: ``$ASD_HOME``, else ``$XDG_CACHE_HOME/asd`` or ``~/.cache/asd``."""
+    chosen = setting("home")
+    if chosen:
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asd"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import subprocess
 import time
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from asd import metrics
-from asd.config import Config, home
+from asd.config import Config, home, setting
 from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, machine_ids,
                       read_ground_truth, select_ids)
 from asd.detectors import make
@@ -41,9 +40,9 @@ class DataSource:
 
 def data_source(cfg: Config, progress: bool = True) -> DataSource:
     """``$ASD_DATA`` (and optionally ``$ASD_EVAL_DATA``) if set, else the synthetic data, generated on first use."""
-    if os.environ.get("ASD_DATA"):
-        dev = Path(os.environ["ASD_DATA"]).expanduser()
-        ev = Path(os.environ["ASD_EVAL_DATA"]).expanduser() if os.environ.get("ASD_EVAL_DATA") else None
+    if setting("data"):
+        dev = Path(setting("data")).expanduser()
+        ev = Path(setting("eval_data")).expanduser() if setting("eval_data") else None
         return DataSource(dev, ev, False, f"real DCASE 2020 data ({dev})")
     from asd import synth
 

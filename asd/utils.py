@@ -26,8 +26,11 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str | None = None) -> torch.device:
-    """``auto`` (default: ``$ASD_DEVICE`` or auto) picks CUDA when available, else CPU."""
-    device = device or os.environ.get("ASD_DEVICE", "auto")
+    """``auto`` (resolved by :func:`asd.config.setting`: ``$ASD_DEVICE``, else auto) picks CUDA when
+    available, else CPU."""
+    from asd.config import setting
+
+    device = setting("device", device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -1,0 +1,71 @@
+"""asd.config: one resolution order for every setting (flag, environment, default), immutable configs."""
+from __future__ import annotations
+
+import copy
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from asd.config import ENVIRONMENT, Config, FitConfig, get_config, home, setting
+from asd.experiment import data_source
+from asd.utils import resolve_device
+
+
+@pytest.mark.parametrize("name", sorted(ENVIRONMENT))
+def test_flag_then_environment_then_default(name, monkeypatch):
+    variable, default = ENVIRONMENT[name]
+    monkeypatch.delenv(variable, raising=False)
+    assert setting(name) == default
+    monkeypatch.setenv(variable, "from-env")
+    assert setting(name) == "from-env"
+    assert setting(name, "from-flag") == "from-flag"
+    monkeypatch.setenv(variable, "")  # an empty variable counts as unset
+    assert setting(name) == default
+
+
+def test_the_settings_reach_their_users(monkeypatch, tmp_path):
+    monkeypatch.setenv("ASD_PROFILE", "full")
+    assert get_config().profile == "full" and get_config("quick").profile == "quick"
+    monkeypatch.setenv("ASD_DEVICE", "cpu")
+    assert resolve_device().type == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        resolve_device("tpu")  # the flag wins over the environment
+    monkeypatch.setenv("ASD_HOME", str(tmp_path / "h"))
+    assert home() == tmp_path / "h"
+    monkeypatch.delenv("ASD_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert home() == tmp_path / "xdg" / "asd"
+    monkeypatch.setenv("ASD_DATA", str(tmp_path / "dev"))
+    monkeypatch.setenv("ASD_EVAL_DATA", str(tmp_path / "eval"))
+    src = data_source(get_config("quick"))
+    assert (src.dev, src.eval, src.synthetic) == (tmp_path / "dev", tmp_path / "eval", False)
+
+
+def test_unknown_profile_is_refused(monkeypatch):
+    monkeypatch.setenv("ASD_PROFILE", "huge")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        get_config()
+
+
+def test_config_is_the_full_profile_and_immutable():
+    cfg = Config()
+    assert cfg == get_config("full") and cfg.hash() == get_config("full").hash()
+    with pytest.raises(TypeError, match="immutable"):
+        cfg.fit["baseline"] = FitConfig(epochs=1, batch_size=1)
+    with pytest.raises(TypeError, match="immutable"):
+        cfg.report_ids["slider"] = ("00",)
+    changed = replace(cfg, fit={**cfg.fit, "baseline": FitConfig(epochs=1, batch_size=10)})
+    assert changed.fit["baseline"].epochs == 1 and cfg.fit["baseline"].epochs == 100
+    assert changed.hash() != cfg.hash()
+    for clone in (copy.deepcopy(cfg), pickle.loads(pickle.dumps(cfg))):
+        assert clone == cfg and clone.hash() == cfg.hash()
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(ValueError, match="precision"):
+        Config(precision="fp8")
+    with pytest.raises(ValueError, match="pad_mode"):
+        Config(feature=replace(Config().feature, pad_mode="wrap"))
+    assert isinstance(home(), Path)
