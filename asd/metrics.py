@@ -65,8 +65,20 @@ def table(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     return out
 
 
+# Two "baselines" meet in this book: the report's VAE and the DCASE 2020 organisers' autoencoder.
+LABELS = {"baseline": "baseline (the report's VAE)", "sequential": "sequential (the DCASE 2020 baseline AE)"}
+
+
+def label(model: str) -> str:
+    """A model's name as figures show it: the two baselines can never be confused."""
+    return LABELS.get(model, model)
+
+
 def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
-    """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report."""
+    """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report.
+
+    A footnote says which baseline is which where ``baseline`` or ``sequential`` is a row.
+    """
     cols = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG")) + ["AVG"]
     width = max(len(m) for m in tab) + 2
     head = f"{'model':<{width}}" + "".join(f"{c:>14}" for c in cols)
@@ -75,7 +87,8 @@ def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
         lines.append(f"{model:<{width}}" + "".join(
             f"{cells[c][0]:.3f}/{cells[c][1]:.3f}".rjust(14) if c in cells else f"{'-':>14}"
             for c in cols))
-    return "\n".join(lines)
+    notes = [LABELS[m] for m in LABELS if m in tab]
+    return "\n".join(lines + ([f"({'; '.join(notes)})"] if notes else []))
 
 
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:

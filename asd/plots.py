@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+from asd import metrics
+
 # Okabe-Ito colours, safe for colour-blind readers: normal is blue, anomalous orange (never red/green).
 NORMAL, NORMAL_LIGHT, ANOMALOUS = "#0072B2", "#56B4E9", "#E69F00"
 # Bar order and colours of the (split, label) groups in a counts chart.
@@ -175,7 +177,7 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
             ax.plot(np.arange(1, len(hist.val_loss) + 1), hist.val_loss, label="validation", color="C1")
         if log and _spans_a_decade(np.asarray([*hist.train_loss, *hist.val_loss])):
             ax.set_yscale("log")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(metrics.label(name), fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8, frameon=False)
     axes[0].set_ylabel("mean loss per vector")
@@ -219,7 +221,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     for j, model in enumerate(models):
         xs = np.arange(len(columns)) + (j - (len(models) - 1) / 2) * width
         values = [table[model].get(c, (np.nan, np.nan))[k] for c in columns]
-        ax.bar(xs, values, width, label=model, color=colours[model])
+        ax.bar(xs, values, width, label=metrics.label(model), color=colours[model])
         shown += values
         ref = (report or {}).get(model)
         for x, column in zip(xs, columns):
@@ -261,7 +263,7 @@ def roc_curves(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, np.ndar
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
         for name, s in scores.items():
             fpr, tpr, _ = roc_curve(y_true[sel], np.asarray(s)[sel])
-            ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=name)
+            ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
         ax.set_title(f"ID {mid}", fontsize=10)
         ax.set_xlabel("false-positive rate")
         ax.set_aspect("equal")
@@ -297,7 +299,7 @@ def score_histograms(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, n
                 ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
             if use_log:
                 ax.set_xscale("log")
-            ax.set_title(f"{name}, ID {mid}", fontsize=9)
+            ax.set_title(f"{metrics.label(name)}, ID {mid}", fontsize=9)
         row[0].set_ylabel("clips")
     for ax in axes[-1]:
         ax.set_xlabel("anomaly score")
