@@ -29,8 +29,8 @@ def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: i
     from torch.utils.data import DataLoader, TensorDataset
 
     _, clip_of = fs.vector_starts(n_frames)
-    ids = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
-    dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(ids))
+    id_labels = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
+    dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(id_labels))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
                       generator=torch.Generator().manual_seed(seed))
 
@@ -83,7 +83,7 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
         runs = {}
         for label, loop in (("plain", fit_plain), ("asd", partial(fit, precision=cfg.precision))):
             torch.manual_seed(cfg.seed)
-            model = build(name, cfg, n_ids=len(prep.ids))
+            model = build(name, cfg, n_ids=len(prep.unique_ids))
             hist = loop(model, prep.train, fit_cfg, cfg.feature.n_frames, prep.id_index, device,
                         seed=cfg.seed, progress=progress, desc=f"{name} {label}")
             runs[label] = hist

@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.ids is None:
         for mid in results.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
-    print(f"data: {root} | machine: {args.machine} | IDs: {' '.join(results.ids)} | "
+    print(f"data: {root} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
     print(results.table())
     if args.out:

@@ -150,7 +150,7 @@ def find_ground_truth(root: Path) -> Path | None:
     return None
 
 
-def machine_ids(clips: list[Clip]) -> list[str]:
+def unique_ids(clips: list[Clip]) -> list[str]:
     """Sorted machine IDs present in ``clips``."""
     return sorted({c.machine_id for c in clips})
 

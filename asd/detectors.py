@@ -60,7 +60,7 @@ class IDClassifierDetector(NetworkDetector):
     """
 
     def fit(self, train: FrameSet, progress: bool = True) -> History:
-        present = sorted(set(train.machine_ids.tolist()))
+        present = sorted(set(train.clip_ids.tolist()))
         if len(present) < 2:
             raise ValueError(f"idclf needs training clips of at least 2 machine IDs, got {present} "
                              "(per-ID training leaves one)")
@@ -72,7 +72,7 @@ class IDClassifierDetector(NetworkDetector):
         return super().score(test)
 
     def _check_known(self, fs: FrameSet) -> None:
-        unknown = sorted(set(fs.machine_ids.tolist()) - set(self.id_index))
+        unknown = sorted(set(fs.clip_ids.tolist()) - set(self.id_index))
         if unknown:
             raise ValueError(f"idclf knows IDs {', '.join(self.id_index)}, not {', '.join(unknown)}")
 
@@ -160,14 +160,14 @@ def own_id_probability(train: FrameSet, test: FrameSet, max_frames: int = 50_000
     """
     from sklearn.linear_model import LogisticRegression
 
-    unique_ids = sorted(set(train.machine_ids.tolist()))
+    unique_ids = sorted(set(train.clip_ids.tolist()))
     if len(unique_ids) < 2:
         raise ValueError(f"the ID probe needs training clips of at least 2 machine IDs, got {unique_ids}")
-    frame_ids = np.repeat(train.machine_ids, np.diff(train.offsets))
+    frame_ids = np.repeat(train.clip_ids, np.diff(train.offsets))
     pick = np.random.default_rng(seed).permutation(len(frame_ids))[:max_frames]
     mean, std = train.frames.mean(axis=0), train.frames.std(axis=0) + 1e-8
     clf = LogisticRegression(max_iter=500).fit((train.frames[pick] - mean) / std, frame_ids[pick])
     proba = clf.predict_proba((test.frames - mean) / std)
     column = {mid: k for k, mid in enumerate(clf.classes_)}
-    own = proba[np.arange(len(proba)), [column[m] for m in np.repeat(test.machine_ids, np.diff(test.offsets))]]
+    own = proba[np.arange(len(proba)), [column[m] for m in np.repeat(test.clip_ids, np.diff(test.offsets))]]
     return np.add.reduceat(own, test.offsets[:-1]) / np.diff(test.offsets)

@@ -20,7 +20,7 @@ import torch
 
 from asd import metrics
 from asd.config import Config, home, setting
-from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, machine_ids,
+from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, unique_ids,
                       read_ground_truth, select_ids)
 from asd.detectors import make
 from asd.features import FrameSet, Standardiser, cache_key, extract
@@ -58,13 +58,13 @@ class Prepared:
     train: FrameSet
     test: FrameSet
     standardiser: Standardiser
-    ids: list[str]
+    unique_ids: list[str]  # the machine IDs used, sorted
     key: str  # fingerprint of the clips and the feature config
     left_out: list[str] = field(default_factory=list)  # IDs found in the data but not used
 
     @property
     def id_index(self) -> dict[str, int]:
-        return {mid: i for i, mid in enumerate(self.ids)}
+        return {mid: i for i, mid in enumerate(self.unique_ids)}
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Results:
     data: str
     device: str
     test: FrameSet
-    ids: list[str] = field(default_factory=list)
+    unique_ids: list[str] = field(default_factory=list)  # the machine IDs used
     left_out: list[str] = field(default_factory=list)
     models: dict[str, ModelResult] = field(default_factory=dict)
     concurrent: bool = False  # networks trained at the same time, one CUDA stream each
@@ -105,7 +105,7 @@ class Results:
         return {
             "rows": self.rows,
             "machine": self.machine,
-            "ids": self.ids,
+            "ids": self.unique_ids,
             "ids_left_out": self.left_out,
             "data": self.data,
             "profile": self.cfg.profile,
@@ -134,10 +134,11 @@ class Results:
         team folder per model).
         """
         paths = []
-        ids = self.test.machine_ids
+        clip_ids = self.test.clip_ids
         for name, model in self.models.items():
-            for mid in sorted(set(ids.tolist())):
-                lines = [f"{c.path.name},{float(s)!r}" for c, s, i in zip(self.test.clips, model.scores, ids) if i == mid]
+            for mid in self.unique_ids:
+                lines = [f"{c.path.name},{float(s)!r}" for c, s, i in zip(self.test.clips, model.scores, clip_ids)
+                         if i == mid]
                 path = Path(folder) / name / f"anomaly_score_{self.machine}_id_{mid}.csv"
                 atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
                 paths.append(path)
@@ -174,20 +175,20 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
                             f"pass --ground-truth LIST, or put {GROUND_TRUTH} in or beside {root}")
         labels = read_ground_truth(ground_truth, machine)
     all_train, all_test = list_clips(root, machine, "train"), list_clips(root, machine, "test", labels=labels)
-    found = machine_ids(all_train + all_test)
+    found = unique_ids(all_train + all_test)
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
     test_clips = [c for c in all_test if c.machine_id in used]
     train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
     test = extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device)
-    missing = sorted(set(machine_ids(test_clips)) - set(machine_ids(train_clips)))
+    missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
     if missing:
         raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
     std = Standardiser.fit(train.frames)
     key = cache_key(train_clips + test_clips, cfg.feature)
     if labels is not None:  # the labels are not in the clips' names: they join the key
         key = hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()[:24]
-    return Prepared(std.transform(train), std.transform(test), std, machine_ids(train_clips), key,
+    return Prepared(std.transform(train), std.transform(test), std, unique_ids(train_clips), key,
                     [mid for mid in found if mid not in used])
 
 
@@ -235,7 +236,7 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
     if cache and path.exists():
         return _load_result(path)
     start = time.perf_counter()
-    groups = [[mid] for mid in prep.ids] if per_id else [prep.ids]
+    groups = [[mid] for mid in prep.unique_ids] if per_id else [prep.unique_ids]
     scores = np.zeros(len(prep.test))
     histories = {}
     for group in groups:
@@ -244,7 +245,7 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         detector = make(name, cfg, prep.id_index, device)
         histories[group[0] if per_id else "all"] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
-    rows = metrics.per_id(name, machine, prep.test.machine_ids, prep.test.y_true, scores, cfg.max_fpr)
+    rows = metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
     result = ModelResult(name, rows, scores, histories, time.perf_counter() - start)
     if cache:
         _save_result(path, result)
@@ -265,7 +266,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     machine = machine or cfg.machine
     dev = resolve_device(device)
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth)
-    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.ids, prep.left_out,
+    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.unique_ids, prep.left_out,
                       features_seconds=time.perf_counter() - start)
     results.concurrent = concurrent and dev.type == "cuda" and len(models) > 1
     if results.concurrent:

@@ -87,7 +87,8 @@ class FrameSet:
         return np.array([c.label for c in self.clips], dtype=np.int64)
 
     @property
-    def machine_ids(self) -> np.ndarray:
+    def clip_ids(self) -> np.ndarray:
+        """Each clip's machine ID."""
         return np.array([c.machine_id for c in self.clips])
 
     def vector_counts(self, n_frames: int) -> np.ndarray:

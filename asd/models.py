@@ -1,7 +1,7 @@
 """The report's four networks and the networks beyond it, with their losses and anomaly scores.
 
 Every network maps a batch of stacked log-mel vectors ``x`` (and the clips' machine-ID
-indices ``ids``, used only by ID-aware detectors) to a per-vector training ``loss`` and a
+indices ``id_labels``, used only by ID-aware detectors) to a per-vector training ``loss`` and a
 per-vector anomaly ``score``; a clip's score is the mean over its vectors.
 """
 from __future__ import annotations
@@ -61,12 +61,12 @@ class VAE(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decoder(z), mu, logvar
 
-    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, id_labels: torch.Tensor) -> torch.Tensor:
         recon, mu, logvar = self(x)
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
         return ((recon - x) ** 2).sum(dim=1) + self.kl_weight * kl
 
-    def score(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def score(self, x: torch.Tensor, id_labels: torch.Tensor) -> torch.Tensor:
         return ((self(x)[0] - x) ** 2).mean(dim=1)
 
 
@@ -91,7 +91,7 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, id_labels: torch.Tensor) -> torch.Tensor:
         return ((self(x) - x) ** 2).mean(dim=1)
 
     score = loss
@@ -126,7 +126,7 @@ class IDNN(nn.Module):
         """The predicted centre frame of each full stacked vector (its own centre is not read)."""
         return self.net(self.split(x)[0])
 
-    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, id_labels: torch.Tensor) -> torch.Tensor:
         return ((self(x) - self.split(x)[1]) ** 2).mean(dim=1)
 
     score = loss
@@ -153,15 +153,15 @@ class IDClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, id_labels: torch.Tensor) -> torch.Tensor:
         """``-log p(own ID)`` as ``softplus(logsumexp(other logits - own logit))``.
 
         The same value as cross-entropy, but it does not round to 0 for confident vectors, so
         the scores of well-classified clips still rank.
         """
         logits = self(x)
-        own = logits.gather(1, ids[:, None])
-        others = logits.masked_fill(F.one_hot(ids, logits.shape[1]).bool(), float("-inf"))
+        own = logits.gather(1, id_labels[:, None])
+        others = logits.masked_fill(F.one_hot(id_labels, logits.shape[1]).bool(), float("-inf"))
         return F.softplus(torch.logsumexp(others - own, dim=1))
 
     score = loss

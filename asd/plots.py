@@ -248,17 +248,17 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     return fig
 
 
-def roc_curves(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, np.ndarray],
+def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np.ndarray],
                max_fpr: float = 0.1) -> Figure:
     """ROC curves, one panel per machine ID and one line per model; the pAUC range is shaded."""
-    y_true, ids = np.asarray(y_true), np.asarray(ids)
+    y_true, clip_ids = np.asarray(y_true), np.asarray(clip_ids)
     if not scores:
         raise ValueError("no scores to plot")
-    machine_ids = sorted(set(ids.tolist()))
+    unique_ids = sorted(set(clip_ids.tolist()))
     colours = _model_colours(list(scores))
-    fig, axes = _grid(len(machine_ids), panel=(3.4, 3.4), sharey=True)
-    for ax, mid in zip(axes, machine_ids):
-        sel = ids == mid
+    fig, axes = _grid(len(unique_ids), panel=(3.4, 3.4), sharey=True)
+    for ax, mid in zip(axes, unique_ids):
+        sel = clip_ids == mid
         ax.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
         for name, s in scores.items():
@@ -274,7 +274,7 @@ def roc_curves(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, np.ndar
     return fig
 
 
-def score_histograms(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, np.ndarray],
+def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np.ndarray],
                      bins: int = 25, log: bool = True) -> Figure:
     """Clip scores of normal and anomalous test clips, rows = models, columns = machine IDs.
 
@@ -282,16 +282,16 @@ def score_histograms(y_true: np.ndarray, ids: np.ndarray, scores: Mapping[str, n
     logarithmic axis, which suits reconstruction errors when a few anomalies score many times
     the normal level; other panels are linear.
     """
-    y_true, ids = np.asarray(y_true), np.asarray(ids)
+    y_true, clip_ids = np.asarray(y_true), np.asarray(clip_ids)
     if not scores:
         raise ValueError("no scores to plot")
-    machine_ids = sorted(set(ids.tolist()))
-    fig = Figure(figsize=(3.3 * len(machine_ids), 2.0 * len(scores) + 0.6), layout="constrained")
-    axes = fig.subplots(len(scores), len(machine_ids), squeeze=False)
+    unique_ids = sorted(set(clip_ids.tolist()))
+    fig = Figure(figsize=(3.3 * len(unique_ids), 2.0 * len(scores) + 0.6), layout="constrained")
+    axes = fig.subplots(len(scores), len(unique_ids), squeeze=False)
     for row, (name, s) in zip(axes, scores.items()):
         s = np.asarray(s, dtype=float)
-        for ax, mid in zip(row, machine_ids):
-            sel = ids == mid
+        for ax, mid in zip(row, unique_ids):
+            sel = clip_ids == mid
             use_log = log and _spans_a_decade(s[sel])
             lo, hi = s[sel].min(), s[sel].max()
             edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)

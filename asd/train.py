@@ -39,7 +39,7 @@ class DeviceVectors:
 
     frames: torch.Tensor  # (total_frames, n_mels)
     starts: torch.Tensor  # (n_vectors,) first frame of each vector
-    ids: torch.Tensor  # (n_vectors,) machine-ID index of each vector's clip
+    id_labels: torch.Tensor  # (n_vectors,) machine-ID index of each vector's clip
     clip_of: torch.Tensor  # (n_vectors,) clip index of each vector
     n_frames: int
 
@@ -56,7 +56,7 @@ class DeviceVectors:
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked vectors ``(len(index), n_frames * n_mels)`` and their ID indices."""
-        return gather_vectors(self.frames, self.starts[index], self.n_frames), self.ids[index]
+        return gather_vectors(self.frames, self.starts[index], self.n_frames), self.id_labels[index]
 
 
 def n_batches(n: int, batch_size: int) -> int:
@@ -178,9 +178,9 @@ class CapturedEpoch:
                 self.step.zero_()
 
     def _step(self, index: torch.Tensor) -> None:
-        x, ids = self.data.batch(index)
+        x, id_labels = self.data.batch(index)
         with autocast(x.device, self.precision):
-            loss = self.model.loss(x, ids).float().mean()
+            loss = self.model.loss(x, id_labels).float().mean()
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=False)
@@ -218,9 +218,9 @@ def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVecto
     total, seen, steps = torch.zeros((), device=perm.device), 0, n_batches(len(data), batch_size)
     for b in range(steps):
         index = perm[b * batch_size : (b + 1) * batch_size]
-        x, ids = data.batch(index)
+        x, id_labels = data.batch(index)
         with autocast(x.device, precision):
-            loss = model.loss(x, ids).float().mean()
+            loss = model.loss(x, id_labels).float().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

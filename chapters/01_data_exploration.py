@@ -74,7 +74,7 @@ if src.eval is not None:
         print(f"evaluation test clips not counted: {err}")
     sets["evaluation set"] = data.counts(eval_clips)
 report_ids = cfg.report_ids[cfg.machine]
-print(f"development IDs: {', '.join(data.machine_ids(dev_clips))}; the report's: {', '.join(report_ids)}")
+print(f"development IDs: {', '.join(data.unique_ids(dev_clips))}; the report's: {', '.join(report_ids)}")
 
 # %% tags=["hide-input"]
 def total(counts, split=None, label=None):
@@ -86,9 +86,9 @@ glue("n_dev_train", total(dev_counts, "train"), display=False)
 glue("n_dev_test", total(dev_counts, "test"), display=False)
 glue("n_dev_test_normal", total(dev_counts, "test", "normal"), display=False)
 glue("n_dev_test_anomaly", total(dev_counts, "test", "anomaly"), display=False)
-glue("dev_ids", ", ".join(data.machine_ids(dev_clips)), display=False)
+glue("dev_ids", ", ".join(data.unique_ids(dev_clips)), display=False)
 glue("report_ids", ", ".join(report_ids), display=False)
-glue("other_ids", ", ".join(i for i in data.machine_ids(dev_clips) if i not in report_ids) or "none", display=False)
+glue("other_ids", ", ".join(i for i in data.unique_ids(dev_clips) if i not in report_ids) or "none", display=False)
 glue("fig_counts", plots.counts_bars(sets), display=False)
 
 # %% [markdown]
@@ -137,7 +137,7 @@ print(f"the report's IDs: {sum(full.dev.train[i] for i in in_report)} training a
 # order (no hand-picking):
 
 # %%
-machine_id = data.machine_ids(dev_clips)[0]
+machine_id = data.unique_ids(dev_clips)[0]
 test_clips = [c for c in dev_clips if c.split == "test" and c.machine_id == machine_id]
 normal = next(c for c in test_clips if c.label_name == "normal")
 anomaly = next(c for c in test_clips if c.label_name == "anomaly")

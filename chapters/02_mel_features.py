@@ -72,7 +72,7 @@ print(fc)
 
 # %%
 test_clips = data.list_clips(src.dev, cfg.machine, "test")
-machine_id = data.machine_ids(test_clips)[0]
+machine_id = data.unique_ids(test_clips)[0]
 normal = next(c for c in test_clips if c.machine_id == machine_id and c.label_name == "normal")
 anomaly = next(c for c in test_clips if c.machine_id == machine_id and c.label_name == "anomaly")
 y = data.load_wav(normal.path, fc.sample_rate)

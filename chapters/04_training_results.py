@@ -55,7 +55,7 @@ results = asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), progress=T
 glue("data", src.label, display=False)
 glue("profile", cfg.profile, display=False)
 glue("device", results.device, display=False)
-provenance = f"data: {src.label} | IDs: {', '.join(results.ids)} | profile: {cfg.profile} | device: {results.device}"
+provenance = f"data: {src.label} | IDs: {', '.join(results.unique_ids)} | profile: {cfg.profile} | device: {results.device}"
 print(provenance)
 if results.left_out:
     print(f"found in the data but not in the report's set, left out here: ID {', '.join(results.left_out)}")
@@ -120,7 +120,7 @@ print(metrics.format_table(table))
 
 # %%
 print("References (not computed here): the report's table and the DCASE 2020 baseline, real development set\n")
-print(metrics.format_table(metrics.reference_table(tuple(results.ids))))
+print(metrics.format_table(metrics.reference_table(tuple(results.unique_ids))))
 
 # %% tags=["hide-input"]
 ids = [c for c in next(iter(table.values())) if c != "AVG"]
@@ -140,7 +140,7 @@ report_aucs = [reference[f"report {m}"]["AVG"][0] for m in metrics.REPORT]
 glue("report_spread_auc", max(report_aucs) - min(report_aucs), display=False)
 # Reference marks only over results on the real data: on the stand-in they would measure another thing.
 marks = {} if src.synthetic else {"report": metrics.REPORT,
-                                  "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.ids}}
+                                  "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
 id_auc = {i: float(np.mean([table[m][i][0] for m in table])) for i in ids}
 hardest = min(id_auc, key=id_auc.get)
 glue("hardest_id", hardest, display=False)
@@ -187,11 +187,11 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 
 # %%
 scores = {name: m.scores for name, m in results.models.items()}  # one score per test clip
-y_true, machine_ids = results.test.y_true, results.test.machine_ids  # 1 = anomalous; the clips' IDs
+y_true, clip_ids = results.test.y_true, results.test.clip_ids  # 1 = anomalous; the clips' IDs
 print(f"{len(y_true)} test clips, {y_true.sum()} anomalous; scores of {', '.join(scores)}")
 
 # %% tags=["hide-input"]
-glue("fig_roc", plots.roc_curves(y_true, machine_ids, scores, cfg.max_fpr), display=False)
+glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_roc
@@ -215,8 +215,8 @@ glue("fig_roc", plots.roc_curves(y_true, machine_ids, scores, cfg.max_fpr), disp
 # the DCASE results, of the report and of this book. Computed by hand for one network and ID:
 
 # %%
-name, machine_id = config.NETWORKS[0], machine_ids[0]
-sel = machine_ids == machine_id
+name, machine_id = config.NETWORKS[0], clip_ids[0]
+sel = clip_ids == machine_id
 fpr, tpr, _ = roc_curve(y_true[sel], scores[name][sel])
 stop = np.searchsorted(fpr, cfg.max_fpr, side="right")
 x = np.r_[fpr[:stop], cfg.max_fpr]
@@ -237,7 +237,7 @@ print("equal to roc_auc_score(..., max_fpr=0.1) and to the table above")
 # one (blue).
 
 # %% tags=["hide-input"]
-glue("fig_scores", plots.score_histograms(y_true, machine_ids, scores), display=False)
+glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_scores
@@ -264,7 +264,7 @@ glue("fig_scores", plots.score_histograms(y_true, machine_ids, scores), display=
 others = [asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), ids=[mid], progress=False,
                              data_label=src.label) for mid in results.left_out]
 for extra in others:
-    print(f"This book, ID {', '.join(extra.ids)} ({src.label}, profile {cfg.profile}):\n")
+    print(f"This book, ID {', '.join(extra.unique_ids)} ({src.label}, profile {cfg.profile}):\n")
     print(metrics.format_table(metrics.table(extra.rows)))
 print("\nReference (not computed here): the DCASE 2020 baseline README, real development set")
 for mid in results.left_out:
@@ -287,7 +287,7 @@ if src.eval is None:
     print("no evaluation data: set ASD_EVAL_DATA to the release's eval_data folder")
 else:
     ev = asd.experiment.run(cfg, src.eval, list(asd.config.NETWORKS), progress=False, data_label=src.label)
-    print(f"This book, evaluation set: IDs {', '.join(ev.ids)} | {src.label} | profile {cfg.profile}\n")
+    print(f"This book, evaluation set: IDs {', '.join(ev.unique_ids)} | {src.label} | profile {cfg.profile}\n")
     print(metrics.format_table(metrics.table(ev.rows)))
 print("\nReference (not computed here): the DCASE 2020 evaluator README's example for slider, "
       "the baseline system on the real evaluation set\n")

@@ -142,15 +142,15 @@ for m in new:
 # shaded band is the range of false-positive rates that pAUC scores.
 
 # %% tags=["hide-input"]
-y_true, machine_ids = results.test.y_true, results.test.machine_ids
+y_true, clip_ids = results.test.y_true, results.test.clip_ids
 chosen = [best_report, *new]
-glue("fig_roc_beyond", plots.roc_curves(y_true, machine_ids, {m: results.models[m].scores for m in chosen},
+glue("fig_roc_beyond", plots.roc_curves(y_true, clip_ids, {m: results.models[m].scores for m in chosen},
                                         cfg.max_fpr), display=False)
-glue("fig_hist_beyond", plots.score_histograms(y_true, machine_ids,
+glue("fig_hist_beyond", plots.score_histograms(y_true, clip_ids,
                                                {m: results.models[m].scores for m in new}), display=False)
 # Reference marks only over results on the real data: on the stand-in they would measure another thing.
 marks = {} if src.synthetic else {"report": metrics.REPORT,
-                                  "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.ids}}
+                                  "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
 glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
                                          title=f"AUC per machine ID, all detectors: {src.label}"),
      display=False)
@@ -191,8 +191,8 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # %%
 prep = experiment.prepare(cfg, src.dev, progress=False)
 p_own = detectors.own_id_probability(prep.train, prep.test)
-shift = {mid: (p_own[(prep.test.machine_ids == mid) & (prep.test.y_true == 0)].mean(),
-               p_own[(prep.test.machine_ids == mid) & (prep.test.y_true == 1)].mean()) for mid in prep.ids}
+shift = {mid: (p_own[(prep.test.clip_ids == mid) & (prep.test.y_true == 0)].mean(),
+               p_own[(prep.test.clip_ids == mid) & (prep.test.y_true == 1)].mean()) for mid in prep.unique_ids}
 for mid, (normal, anomalous) in shift.items():
     print(f"ID {mid}: p(own ID) normal {normal:.2f}, anomalous {anomalous:.2f}, ratio {anomalous / normal:.2f}")
 print("measured on the real MIMII slider clips (one normal and one abnormal recording per ID, reference):")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asd.data import DataError, counts, list_clips, load_wav, machine_ids, parse_name
+from asd.data import DataError, counts, list_clips, load_wav, unique_ids, parse_name
 
 SR = 16000
 
@@ -78,16 +78,16 @@ def test_list_clips_sorted_by_id_label_index(tmp_path):
     assert all(c.split == "test" for c in clips)
     assert all(c.path.parent == tmp_path / "slider" / "test" for c in clips)
     assert [c.label for c in clips] == [0, 0, 1, 0, 0, 1]
-    assert machine_ids(clips) == ["00", "02"]
+    assert unique_ids(clips) == ["00", "02"]
 
 
 def test_list_clips_filters_by_ids(make_dataset, tmp_path):
     root = make_dataset(tmp_path, ids=("00", "02", "04"), n_train=2, n_test_normal=1, n_test_anomaly=1,
                         seconds=0.2)
     clips = list_clips(root, "slider", "train", ids=["02", "04"])
-    assert machine_ids(clips) == ["02", "04"]
+    assert unique_ids(clips) == ["02", "04"]
     assert len(clips) == 4
-    assert machine_ids(list_clips(root, "slider", "test", ids=["00"])) == ["00"]
+    assert unique_ids(list_clips(root, "slider", "test", ids=["00"])) == ["00"]
     with pytest.raises(DataError, match="for IDs 06"):
         list_clips(root, "slider", "train", ids=["06"])
 

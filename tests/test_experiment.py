@@ -30,7 +30,7 @@ def cfg():
 
 def test_prepare_standardises_with_training_statistics(root, cfg, _private_asd_home):
     prep = prepare(cfg, root, progress=False)
-    assert prep.ids == ["00", "02"] and prep.id_index == {"00": 0, "02": 1}
+    assert prep.unique_ids == ["00", "02"] and prep.id_index == {"00": 0, "02": 1}
     raw_train = extract(list_clips(root, "slider", "train"), cfg.feature, None, progress=False)
     raw_test = extract(list_clips(root, "slider", "test"), cfg.feature, None, progress=False)
     mean = raw_train.frames.astype(np.float64).mean(axis=0)
@@ -45,14 +45,14 @@ def test_prepare_standardises_with_training_statistics(root, cfg, _private_asd_h
 
 def test_prepare_with_ids(root, cfg):
     prep = prepare(cfg, root, ids=["02"], progress=False)
-    assert prep.ids == ["02"]
-    assert set(prep.train.machine_ids) == set(prep.test.machine_ids) == {"02"}
+    assert prep.unique_ids == ["02"]
+    assert set(prep.train.clip_ids) == set(prep.test.clip_ids) == {"02"}
 
 
 def test_run_rows_match_sklearn_on_scores(root, cfg, tmp_path):
     res = run(cfg, root, ["sequential", "baseline"], device="cpu", progress=False)
     assert list(res.models) == ["sequential", "baseline"]
-    y, ids = res.test.y_true, res.test.machine_ids
+    y, ids = res.test.y_true, res.test.clip_ids
     for name, m in res.models.items():
         assert m.scores.shape == (len(res.test),) and np.all(np.isfinite(m.scores)) and np.all(m.scores > 0)
         assert [r["id"] for r in m.rows] == ["00", "02"]

@@ -155,7 +155,7 @@ def test_frameset_subset():
     np.testing.assert_array_equal(sub.offsets, [0, 12, 19])
     np.testing.assert_array_equal(sub.frames, np.concatenate([fs.frames[12:24], fs.frames[0:7]]))
     np.testing.assert_array_equal(sub.y_true, [fs.clips[2].label, fs.clips[0].label])
-    np.testing.assert_array_equal(sub.machine_ids, ["02", "00"])
+    np.testing.assert_array_equal(sub.clip_ids, ["02", "00"])
     vec = fs.vectors(5)
     _, clip_of = fs.vector_starts(5)
     np.testing.assert_array_equal(sub.vectors(5), np.concatenate([vec[clip_of == 2], vec[clip_of == 0]]))

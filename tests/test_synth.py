@@ -177,7 +177,7 @@ def _id_shift(prep) -> dict[str, tuple[float, float]]:
     from asd.detectors import own_id_probability
 
     p_own = own_id_probability(prep.train, prep.test)
-    ids, y = prep.test.machine_ids, prep.test.y_true
+    ids, y = prep.test.clip_ids, prep.test.y_true
     return {mid: (p_own[(ids == mid) & (y == 0)].mean(), p_own[(ids == mid) & (y == 1)].mean())
             for mid in sorted(set(ids.tolist()))}
 
@@ -204,7 +204,7 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
 
     pca = PCADetector(Config(profile="quick"))
     pca.fit(prep.train)
-    rows = per_id("pca", "slider", prep.test.machine_ids, prep.test.y_true, pca.score(prep.test))
+    rows = per_id("pca", "slider", prep.test.clip_ids, prep.test.y_true, pca.score(prep.test))
     print("PCA AUC per ID: " + ", ".join(f"{r['id']} {r['auc']:.2f}" for r in rows))
     assert np.mean([r["auc"] for r in rows]) > 0.7
     assert min(r["auc"] for r in rows) < 0.99

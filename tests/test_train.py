@@ -34,7 +34,7 @@ def n_vectors(fs: FrameSet) -> int:
 
 def _fit(name: str, prep: Prepared, fit_cfg: FitConfig, seed: int = 0, loop=fit):
     torch.manual_seed(seed)
-    model = build(name, CFG, n_ids=len(prep.ids))
+    model = build(name, CFG, n_ids=len(prep.unique_ids))
     hist = loop(model, prep.train, fit_cfg, N_FRAMES, prep.id_index, CPU, seed=seed, progress=False)
     return model, hist
 
