@@ -27,22 +27,26 @@
 # This chapter counts the clips per machine ID, split and label (the report's first two
 # figures {cite}`report2021`), then looks at and listens to a normal and an anomalous clip.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("asd") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+
 # %% tags=["remove-output"]
 # %matplotlib inline
 from IPython.display import Audio, display
 from myst_nb import glue
 
 import asd
-from asd import data, experiment, plots
+import asd.book
+from asd import data, plots
 
-cfg = asd.get_config()
-asd.seed_everything(cfg.seed)
-src = asd.experiment.data_source(cfg)
-
-# %% tags=["hide-input"]
-glue("data", src.label, display=False)
-glue("profile", cfg.profile, display=False)
-print(f"data: {src.label} | profile: {cfg.profile}")
+cfg, src = asd.book.setup()
 
 # %% [markdown]
 # ```{admonition} Which data?

@@ -34,6 +34,16 @@
 # This chapter does each step by hand on one clip, checks it against the package
 # (`asd.features`), and compares a normal and an anomalous clip.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("asd") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+
 # %% tags=["remove-output"]
 # %matplotlib inline
 import librosa
@@ -41,16 +51,10 @@ import numpy as np
 from myst_nb import glue
 
 import asd
+import asd.book
 from asd import data, experiment, features, plots
 
-cfg = asd.get_config()
-asd.seed_everything(cfg.seed)
-src = asd.experiment.data_source(cfg)
-
-# %% tags=["hide-input"]
-glue("data", src.label, display=False)
-glue("profile", cfg.profile, display=False)
-print(f"data: {src.label} | profile: {cfg.profile}")
+cfg, src = asd.book.setup()
 
 # %% [markdown]
 # ```{admonition} Which data?

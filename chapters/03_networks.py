@@ -35,6 +35,16 @@
 # report's, and explains each choice the report leaves open. This chapter trains nothing, so
 # its numbers do not depend on the data.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("asd") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+
 # %% tags=["remove-output"]
 from dataclasses import replace
 
@@ -42,10 +52,10 @@ import torch
 from myst_nb import glue
 
 import asd
+import asd.book
 from asd import config, models
 
-cfg = asd.get_config()
-asd.seed_everything(cfg.seed)
+cfg, _ = asd.book.setup(data=False)
 
 # %% [markdown]
 # ## Parameter counts

@@ -23,6 +23,16 @@
 # which the report did not use. The report's {cite}`report2021` and the DCASE 2020 baseline's
 # numbers are *references*: copied from those documents (real data), not computed here.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("asd") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+
 # %% tags=["remove-output"]
 # %matplotlib inline
 import json
@@ -33,11 +43,10 @@ from myst_nb import glue
 from sklearn.metrics import roc_auc_score, roc_curve
 
 import asd
-from asd import config, experiment, metrics, plots
+import asd.book
+from asd import config, metrics, plots
 
-cfg = asd.get_config()
-asd.seed_everything(cfg.seed)
-src = asd.experiment.data_source(cfg)
+cfg, src = asd.book.setup()
 
 # %% [markdown]
 # ## Training
@@ -52,8 +61,6 @@ src = asd.experiment.data_source(cfg)
 results = asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), progress=True, data_label=src.label)
 
 # %% tags=["hide-input"]
-glue("data", src.label, display=False)
-glue("profile", cfg.profile, display=False)
 glue("device", results.device, display=False)
 provenance = f"data: {src.label} | IDs: {', '.join(results.unique_ids)} | profile: {cfg.profile} | device: {results.device}"
 print(provenance)

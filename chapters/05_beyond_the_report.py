@@ -27,18 +27,27 @@
 # interface as the four networks (fit on normal training clips, score test clips) and
 # evaluates all seven with the same metric, on the same data, in the same run.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("asd") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+
 # %% tags=["remove-output"]
 # %matplotlib inline
 import numpy as np
 from myst_nb import glue
 
 import asd
+import asd.book
 from asd import detectors, experiment, metrics, plots
 from asd.config import NETWORKS
 
-cfg = asd.get_config()
-asd.seed_everything(cfg.seed)
-src = asd.experiment.data_source(cfg)
+cfg, src = asd.book.setup()
 
 # %% tags=["remove-input"]
 reference = metrics.reference_table()
@@ -88,8 +97,6 @@ results = experiment.run(cfg, src.dev, list(detectors.DETECTORS), progress=True,
 
 # %% tags=["hide-input"]
 provenance = f"data: {src.label} | profile: {cfg.profile} | device: {results.device}"
-glue("data", src.label, display=False)
-glue("profile", cfg.profile, display=False)
 table = metrics.table(results.rows)
 ranks = metrics.average_rank(table)
 print(provenance, "\n")

@@ -1,7 +1,5 @@
 # ---
 # jupyter:
-#   execution:
-#     timeout: 1800
 #   jupytext:
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
@@ -25,15 +23,24 @@
 # up what the numbers say, what differs from the report, and what the synthetic stand-in can
 # and cannot show.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("asd") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+
 # %% tags=["remove-output"]
 from myst_nb import glue
 
 import asd
-from asd import config, experiment, metrics
+import asd.book
+from asd import config, metrics
 
-cfg = asd.get_config()
-asd.seed_everything(cfg.seed)
-src = asd.experiment.data_source(cfg)
+cfg, src = asd.book.setup()
 # The run of the previous chapter: returned from the cache in ASD_HOME, trained only if absent.
 results = asd.experiment.run(cfg, src.dev, list(config.NETWORKS), progress=False, data_label=src.label)
 
@@ -53,8 +60,6 @@ for name in config.NETWORKS:
     print(f"{name:<12}{auc:>12.3f}{r_auc:>14.3f}{pauc:>13.3f}{r_pauc:>15.3f}")
 
 # %% tags=["hide-input"]
-glue("data", src.label, display=False)
-glue("profile", cfg.profile, display=False)
 ranked = sorted(table, key=lambda m: table[m]["AVG"][0], reverse=True)
 report_ranked = sorted(metrics.REPORT, key=lambda m: reference[f"report {m}"]["AVG"][0], reverse=True)
 glue("best_model", ranked[0], display=False)

@@ -1,0 +1,31 @@
+"""The set-up every chapter shares: configuration, seeds, the data source and its provenance."""
+from __future__ import annotations
+
+from asd.config import Config, get_config
+from asd.experiment import DataSource, data_source
+from asd.utils import seed_everything
+
+
+def setup(data: bool = True) -> tuple[Config, DataSource | None]:
+    """A chapter's ``(cfg, src)``.
+
+    ``cfg`` is the profile's configuration (``$ASD_PROFILE``, default ``quick``), with every seed
+    set from it; ``src`` (unless ``data=False``) is ``$ASD_DATA`` or the synthetic stand-in,
+    generated on first use. In a notebook the names ``data`` and ``profile`` are glued for the
+    chapters' "Which data?" boxes, and a provenance line is printed.
+    """
+    cfg = get_config()
+    seed_everything(cfg.seed)
+    if not data:
+        return cfg, None
+    src = data_source(cfg)
+    print(f"data: {src.label} | profile: {cfg.profile}")
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue
+    except ImportError:  # a plain Python session: nothing to glue
+        return cfg, src
+    if get_ipython() is not None:
+        glue("data", src.label, display=False)
+        glue("profile", cfg.profile, display=False)
+    return cfg, src
