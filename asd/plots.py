@@ -169,18 +169,21 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
     """
     if not histories:
         raise ValueError("no training histories to plot")
-    fig, axes = _grid(len(histories), ncols=min(len(histories), 4), panel=(3.6, 2.8))
+    # At most two panels a row: at the book's column width their tick labels stay readable.
+    fig, axes = _grid(len(histories), ncols=2, panel=(4.0, 2.9))
     for ax, (name, hist) in zip(axes, histories.items()):
         epochs = np.arange(1, len(hist.train_loss) + 1)
-        ax.plot(epochs, hist.train_loss, label="training", color="C0")
+        ax.plot(epochs, hist.train_loss, label="training", color="#000000")
         if len(hist.val_loss):
-            ax.plot(np.arange(1, len(hist.val_loss) + 1), hist.val_loss, label="validation", color="C1")
+            ax.plot(np.arange(1, len(hist.val_loss) + 1), hist.val_loss, label="validation", color="#009E73",
+                    ls="--")
         if log and _spans_a_decade(np.asarray([*hist.train_loss, *hist.val_loss])):
             ax.set_yscale("log")
         ax.set_title(metrics.label(name), fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8, frameon=False)
-    axes[0].set_ylabel("mean loss per vector")
+    for ax in axes[::2]:
+        ax.set_ylabel("mean loss per vector")
     return fig
 
 
