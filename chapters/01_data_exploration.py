@@ -16,6 +16,12 @@
 # %% [markdown]
 # # The data
 #
+# ```{admonition} In this chapter you will learn
+# - how DCASE 2020 Task 2 lays out its clips, and what a file name reveals
+# - which machine IDs the report used, and how the evaluation set was released (unlabelled, with a later ground-truth list)
+# - why the task is scored with AUC and pAUC rather than accuracy
+# ```
+#
 # DCASE 2020 Task 2 {cite}`koizumi2020description` ships its clips in one folder per machine
 # type, split into `train` (normal clips only) and `test` (normal and anomalous clips). In the
 # development set the file name says everything the task reveals about a clip: its label
@@ -183,3 +189,20 @@ display(Audio(y_anomaly, rate=cfg.feature.sample_rate))
 # The difference is in the spectrum over time: which frequencies sound, and when. The next
 # chapter turns each clip into the log-mel features that make it visible, and that the
 # networks read.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Count the test clips of ID 06 and compare its share of anomalies with the report's IDs. Which ID has the most imbalanced test set?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# `data.counts(dev_clips)` holds `(id, 'test', 'anomaly')` and `(id, 'test', 'normal')`; divide one by their sum per ID.
+# ```
+#
+# 2. Load a clip with `asd.data.load_wav` at 8 kHz (`sample_rate=8000`). What does `asd` do, and what would it cost a detector?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# It resamples with a warning; everything above 4 kHz is lost, including the high-frequency part where faults often show.
+# ```

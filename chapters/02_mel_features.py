@@ -16,6 +16,12 @@
 # %% [markdown]
 # # From sound to vectors: log-mel features
 #
+# ```{admonition} In this chapter you will learn
+# - how a waveform becomes log-mel frames (STFT, mel filterbank, logarithm), step by step
+# - why the statistics for standardisation come from the training clips only
+# - how five frames are stacked into the 640-d vectors the networks read
+# ```
+#
 # The networks do not read waveforms. Like the DCASE 2020 baseline {cite}`koizumi2020description`
 # and the report {cite}`report2021`, every clip becomes a sequence of 640-dimensional vectors
 # in five steps:
@@ -282,3 +288,21 @@ glue("fig_vectors", fig_vectors, display=False)
 # The clip gives {glue:text}`n_vectors` vectors, and the
 # {glue:text}`n_train_clips` training clips give {glue:text}`n_train_vectors:,d` vectors in
 # all: the training set of the networks in the next chapter.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Change the number of stacked frames to 3 and to 9 (`dataclasses.replace(cfg.feature, n_frames=...)`). How long is a vector, and how many vectors does one clip give?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# `n_frames * 128` numbers; a clip of T frames gives T - n_frames + 1 vectors (`FrameSet.vector_counts`).
+# ```
+#
+# 2. Compute the log-mel of a clip with `pad_mode="constant"` and with `"reflect"`. Which frames differ, and by how much?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Only the first and the last frame: zero padding leaves half of their window empty, so they come out
+# roughly 3 dB lower where the sound is steady.
+# ```

@@ -16,6 +16,12 @@
 # %% [markdown]
 # # Four networks
 #
+# ```{admonition} In this chapter you will learn
+# - what an autoencoder and a variational autoencoder learn, and why their error flags anomalies
+# - how the four networks differ and how their parameter counts are checked against the report
+# - which choices the report leaves open, and how the configuration makes them explicit
+# ```
+#
 # All four networks of the report {cite}`report2021` are **autoencoders**: they squeeze each
 # 640-dimensional log-mel vector through a narrow layer and try to rebuild it. Trained on
 # normal vectors only, they learn to rebuild what normal sounds like; a vector unlike anything
@@ -241,3 +247,21 @@ print(f"config hash {cfg.hash()} -> {variant.hash()}")
 wider = replace(cfg, net=replace(cfg.net, hidden=512))
 print(f"baseline with 512 hidden units: {models.n_params(models.build('baseline', wider)):,} parameters "
       f"(the report: {models.REPORT_PARAMS['baseline']:,})")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Build the Baseline VAE with `latent=8`. How many parameters does it have, and which layers changed?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# The two heads (400 x 8 + 8 each) and the first decoder layer (8 x 400 + 400) shrink; `asd.models.n_params` counts them.
+# ```
+#
+# 2. Set `kl_weight=0` in `cfg.net`. What does the VAE become, and what would you expect of its scores?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Nothing pulls the code towards the prior any more, so the encoder can shrink its variance to almost
+# nothing: the VAE becomes a plain autoencoder with a 20-d bottleneck, and its scores an autoencoder's.
+# ```

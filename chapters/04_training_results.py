@@ -16,6 +16,12 @@
 # %% [markdown]
 # # Training and results
 #
+# ```{admonition} In this chapter you will learn
+# - how a detector is trained on normal clips only and scored per clip
+# - how AUC and the McClish-standardised pAUC are computed, by hand and by scikit-learn
+# - how to read ROC curves and score histograms, and what a threshold per machine means
+# ```
+#
 # This chapter trains the four networks of {doc}`03_networks` on the normal training clips,
 # scores every test clip by its mean reconstruction error, and computes AUC and pAUC per
 # machine ID, as the DCASE 2020 evaluator does {cite}`koizumi2020description`, for the report's
@@ -336,3 +342,22 @@ for path in records:
 if not records:
     print("No full-scale record has been committed to results/ yet. To produce one (a GPU helps):\n"
           "  asd run --data $ASD_DATA --profile full --device cuda --concurrent --out results/full-<device>.json")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Score a clip by the maximum instead of the mean of its vectors' errors. Which IDs gain, which lose?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Replace `asd.features.clip_means` by a per-clip maximum (`np.maximum.reduceat` over the vector errors,
+# which are in clip order). Expect short faults (a click, a scrape) to gain and clips with loud
+# normal events to lose.
+# ```
+#
+# 2. Compute the pAUC of one network and ID with `max_fpr=0.05`. Why is it not simply half the pAUC at 0.1?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# McClish's standardisation maps chance to 0.5 at any `max_fpr`; the value compares the early part of the ROC curve with chance, not an area fraction.
+# ```

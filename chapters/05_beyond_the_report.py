@@ -16,6 +16,12 @@
 # %% [markdown]
 # # Beyond the report
 #
+# ```{admonition} In this chapter you will learn
+# - three detectors beyond the report: PCA, the interpolation DNN and an ID classifier
+# - how to test a method's assumption (does a fault move a clip off its machine ID?) before trusting it
+# - why all methods must be compared in one run on the same data
+# ```
+#
 # The report's best network averages AUC {glue:text}`report_best_auc` and pAUC
 # {glue:text}`report_best_pauc` on the real slider data {cite}`report2021`. Published systems
 # do far better on the same data: classifiers trained to tell machine IDs apart, with other IDs
@@ -255,3 +261,20 @@ glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].h
 #   trusting the method.
 # - **Compare in one run.** All seven rows above share the data, the features, the
 #   standardisation, the seed and the metric; only the detector changes.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Fit the PCA detector with 10, 50 and 200 components (`cfg.beyond.pca_components`). Where does the AUC peak, and why does it fall again?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Too few components leave normal variation unexplained; too many also reconstruct the anomalies.
+# ```
+#
+# 2. Run `asd.detectors.own_id_probability` on the ID classifier's own training clips. What do you expect, and what does it tell you about the test?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Near 1 for every ID: a probe that cannot recognise the training clips could not say anything about faults.
+# ```

@@ -16,6 +16,12 @@
 # %% [markdown]
 # # Conclusion
 #
+# ```{admonition} In this chapter you will learn
+# - what the numbers of this book can and cannot say about the report
+# - what differs between this re-implementation and the report
+# - how to take the book to the real data and to report scale
+# ```
+#
 # This book re-implemented the report {cite}`report2021` end to end: the DCASE 2020 log-mel
 # features, the four networks with the report's parameter counts, their training with the
 # report's optimiser, epochs and batch sizes, and the DCASE 2020 evaluation by AUC and
@@ -169,3 +175,13 @@ glue("data_verdict",
 #    `asd run --data $ASD_DATA --profile full --out results/full-<device>.json` and commit the
 #    record, which {doc}`04_training_results` then shows with its provenance;
 # 4. repeat with a few seeds before drawing conclusions from differences between networks.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Train the Sequential network with three seeds (`cfg.seed`) and compare the spread of its average AUC with the differences between the report's networks.
+#
+# ```{admonition} Solution
+# :class: dropdown
+# `asd.experiment.run(replace(cfg, seed=s), ...)` for s in 0, 1, 2; if the spread is as large as the differences, one run each cannot rank the networks.
+# ```
