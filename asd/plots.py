@@ -49,8 +49,12 @@ def _spans_a_decade(values: np.ndarray) -> bool:
     return bool(values.size and np.all(values > 0) and values.max() >= 10 * values.min())
 
 
+# Okabe-Ito's palette (colour-blind safe) for the detectors, in a fixed order.
+MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
+
+
 def _model_colours(names: Sequence[str]) -> dict[str, str]:
-    return {name: f"C{i % 10}" for i, name in enumerate(names)}
+    return {name: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, name in enumerate(names)}
 
 
 def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figure:

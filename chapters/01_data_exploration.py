@@ -118,18 +118,28 @@ glue("fig_counts", plots.counts_bars(sets), display=False)
 
 # %%
 full = asd.get_config("full").synth
-for name, counts in (("development", full.dev), ("evaluation", full.eval)):
-    n_test = [n + a for n, a in zip(counts.test_normal, counts.test_anomaly)]
-    print(f"{name} set, IDs {', '.join(counts.ids)}: training clips {counts.train} = {sum(counts.train)}; "
-          f"test clips {tuple(n_test)} = {sum(n_test)}")
 in_report = [i for i, mid in enumerate(full.dev.ids) if mid in report_ids]
-print(f"the report's IDs: {sum(full.dev.train[i] for i in in_report)} training and "
-      f"{sum(full.dev.test_normal[i] + full.dev.test_anomaly[i] for i in in_report)} test clips")
+scale = {
+    "development set": (full.dev.ids, full.dev.train, [n + a for n, a in zip(full.dev.test_normal, full.dev.test_anomaly)]),
+    "evaluation set": (full.eval.ids, full.eval.train, [n + a for n, a in zip(full.eval.test_normal, full.eval.test_anomaly)]),
+    "report's IDs": ([full.dev.ids[i] for i in in_report], [full.dev.train[i] for i in in_report],
+                     [full.dev.test_normal[i] + full.dev.test_anomaly[i] for i in in_report]),
+}
+for name, (ids, train, test) in scale.items():
+    print(f"{name}, IDs {', '.join(ids)}:\n  training clips {', '.join(map(str, train))} = {sum(train)}"
+          f"\n  test clips     {', '.join(map(str, test))} = {sum(test)}")
+
+# %% tags=["remove-input"]
+glue("full_report_train", sum(scale["report's IDs"][1]), display=False)
+glue("full_report_test", sum(scale["report's IDs"][2]), display=False)
+glue("full_eval_train", sum(scale["evaluation set"][1]), display=False)
+glue("full_eval_test", sum(scale["evaluation set"][2]), display=False)
 
 # %% [markdown]
-# These are the real release's numbers: the development set has IDs 00, 02, 04 and 06 (2370
-# training and 1101 test clips for the report's three IDs), the evaluation set IDs 01, 03 and
-# 05 with 2370 training clips (the "additional training" record) and 834 test clips.
+# These are the real release's counts: the development set has IDs 00, 02, 04 and 06
+# ({glue:text}`full_report_train` training and {glue:text}`full_report_test` test clips for the
+# report's three IDs), the evaluation set IDs 01, 03 and 05 with {glue:text}`full_eval_train`
+# training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips.
 #
 # Three things matter for what follows:
 #
