@@ -86,7 +86,7 @@ if src.eval is not None:
 report_ids = cfg.report_ids[cfg.machine]
 print(f"development IDs: {', '.join(data.unique_ids(dev_clips))}; the report's: {', '.join(report_ids)}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 def total(counts, split=None, label=None):
     return sum(n for (_, s, lab), n in counts.items() if split in (None, s) and label in (None, lab))
 
@@ -99,7 +99,7 @@ glue("n_dev_test_anomaly", total(dev_counts, "test", "anomaly"), display=False)
 glue("dev_ids", ", ".join(data.unique_ids(dev_clips)), display=False)
 glue("report_ids", ", ".join(report_ids), display=False)
 glue("other_ids", ", ".join(i for i in data.unique_ids(dev_clips) if i not in report_ids) or "none", display=False)
-glue("fig_counts", plots.counts_bars(sets), display=False)
+glue("fig_counts", plots.counts_bars(sets))
 
 # %% [markdown]
 # ```{glue:figure} fig_counts
@@ -166,11 +166,11 @@ y_anomaly = data.load_wav(anomaly.path, cfg.feature.sample_rate)
 print(f"normal:    {normal.path.name}, {len(y_normal) / cfg.feature.sample_rate:.1f} s")
 print(f"anomalous: {anomaly.path.name}, {len(y_anomaly) / cfg.feature.sample_rate:.1f} s")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("machine_id", machine_id, display=False)
 glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
                                        f"anomalous: {anomaly.path.name}": y_anomaly},
-                                      cfg.feature.sample_rate), display=False)
+                                      cfg.feature.sample_rate))
 
 # %% [markdown]
 # ```{glue:figure} fig_waveforms

@@ -116,14 +116,13 @@ gap_db = np.abs(10 * np.log10((power + features.EPS) / (zeros + features.EPS))).
 print(f"mean |reflect - zeros| per frame (dB): first {gap_db[0]:.2f}, second {gap_db[1]:.2f}, "
       f"middle {gap_db[len(gap_db) // 2]:.2f}, last {gap_db[-1]:.2f}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 hop_s = fc.hop_length / fc.sample_rate
 glue("n_bins", power.shape[0], display=False)
 glue("n_clip_frames", power.shape[1], display=False)
 glue("fig_stft", plots.spectrograms({f"power spectrum (dB): {normal.path.name}":
                                      10 * np.log10(power.T + features.EPS)},
-                                    hop_s, ylabel="frequency (Hz)", y_extent=(0, fc.sample_rate / 2)),
-     display=False)
+                                    hop_s, ylabel="frequency (Hz)", y_extent=(0, fc.sample_rate / 2)))
 
 # %% [markdown]
 # ```{glue:figure} fig_stft
@@ -144,8 +143,8 @@ basis = features.mel_basis(fc)
 mel = basis @ power
 print(f"mel filterbank: {basis.shape} -> mel power: {mel.shape[0]} bands x {mel.shape[1]} frames")
 
-# %% tags=["hide-input"]
-glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate), display=False)
+# %% tags=["hide-input", "remove-output"]
+glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate))
 
 # %% [markdown]
 # ```{glue:figure} fig_mel_basis
@@ -173,9 +172,9 @@ print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, from {logme
       f"{logmel.max():.1f} dB; matches asd.features.extract (backend {fc.backend!r}) within "
       f"{np.abs(logmel - extracted).max():.1e} dB")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("fig_log", plots.spectrograms({"mel power (linear)": mel.T, "log-mel (dB)": logmel}, hop_s,
-                                   clabel="", shared_scale=False), display=False)
+                                   clabel="", shared_scale=False))
 
 # %% [markdown]
 # ```{glue:figure} fig_log
@@ -194,11 +193,11 @@ glue("fig_log", plots.spectrograms({"mel power (linear)": mel.T, "log-mel (dB)":
 y_anomaly = data.load_wav(anomaly.path, fc.sample_rate)
 logmel_anomaly = features.logmel(y_anomaly, fc)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("machine_id", machine_id, display=False)
 glue("fig_normal_anomaly", plots.spectrograms({f"normal: {normal.path.name}": logmel,
                                                f"anomalous: {anomaly.path.name}": logmel_anomaly},
-                                              hop_s), display=False)
+                                              hop_s))
 
 # %% [markdown]
 # ```{glue:figure} fig_normal_anomaly
@@ -233,13 +232,12 @@ train_z = prep.train.frames  # already standardised
 print(f"standardised training frames: largest |band mean| {np.abs(train_z.mean(axis=0)).max():.1e}, "
       f"band standard deviations {train_z.std(axis=0).min():.3f} to {train_z.std(axis=0).max():.3f}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("n_train_frames", prep.train.frames.shape[0], display=False)
 glue("n_train_clips", len(prep.train), display=False)
 glue("fig_standardised", plots.spectrograms({f"normal: {normal.path.name}": z,
                                              f"anomalous: {anomaly.path.name}": z_anomaly},
-                                            hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0),
-     display=False)
+                                            hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0))
 
 # %% [markdown]
 # ```{glue:figure} fig_standardised
@@ -266,7 +264,7 @@ assert np.array_equal(vectors[0], z[: fc.n_frames].ravel())  # frame-major: fram
 n_train_vectors = len(prep.train.vector_starts(fc.n_frames)[0])
 print(f"check passed: 640-d vectors, n_vectors = n_frames - 4; the training set gives {n_train_vectors:,} vectors")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("n_vectors", vectors.shape[0], display=False)
 glue("n_train_vectors", n_train_vectors, display=False)
 shown = vectors[:100]
@@ -275,7 +273,7 @@ fig_vectors = plots.spectrograms({f"the first {len(shown)} vectors of {normal.pa
                                  y_extent=(0, fc.dim), cmap="RdBu_r", centre=0.0)
 for k in range(1, fc.n_frames):
     fig_vectors.axes[0].axhline(k * fc.n_mels, color="black", lw=0.8)
-glue("fig_vectors", fig_vectors, display=False)
+glue("fig_vectors", fig_vectors)
 
 # %% [markdown]
 # ```{glue:figure} fig_vectors

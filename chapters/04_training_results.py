@@ -95,9 +95,8 @@ for name, model in results.models.items():
 # have different scales (the VAEs' is a sum over the 640 elements plus the KL term, the
 # Sequential network's a mean), so each network has its own panel.
 
-# %% tags=["hide-input"]
-glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m in results.models.items()}),
-     display=False)
+# %% tags=["hide-input", "remove-output"]
+glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m in results.models.items()}))
 
 # %% [markdown]
 # ```{glue:figure} fig_curves
@@ -135,7 +134,7 @@ print(metrics.format_table(table))
 print("References (not computed here): the report's table and the DCASE 2020 baseline, real development set\n")
 print(metrics.format_table(metrics.reference_table(tuple(results.unique_ids))))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 ids = [c for c in next(iter(table.values())) if c != "AVG"]
 for name, cells in table.items():
     glue(f"avg_auc_{name}", cells["AVG"][0], display=False)
@@ -160,8 +159,8 @@ glue("hardest_id", hardest, display=False)
 glue("hardest_auc", id_auc[hardest], display=False)
 report_id_auc = {i: float(np.mean([metrics.REPORT[m][i][0] for m in metrics.REPORT])) for i in metrics.REPORT["baseline"]}
 glue("report_hardest_id", min(report_id_auc, key=report_id_auc.get), display=False)
-glue("fig_auc", plots.score_bars(table, "auc", **marks, title=f"AUC per machine ID: {src.label}"), display=False)
-glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machine ID: {src.label}"), display=False)
+glue("fig_auc", plots.score_bars(table, "auc", **marks, title=f"AUC per machine ID: {src.label}"))
+glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machine ID: {src.label}"))
 
 # %% [markdown]
 # ```{glue:figure} fig_auc
@@ -203,8 +202,8 @@ scores = {name: m.scores for name, m in results.models.items()}  # one score per
 y_true, clip_ids = results.test.y_true, results.test.clip_ids  # 1 = anomalous; the clips' IDs
 print(f"{len(y_true)} test clips, {y_true.sum()} anomalous; scores of {', '.join(scores)}")
 
-# %% tags=["hide-input"]
-glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr), display=False)
+# %% tags=["hide-input", "remove-output"]
+glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
 
 # %% [markdown]
 # ```{glue:figure} fig_roc
@@ -249,8 +248,8 @@ print("equal to roc_auc_score(..., max_fpr=0.1) and to the table above")
 # show it. An ideal detector puts every anomalous clip (orange) to the right of every normal
 # one (blue).
 
-# %% tags=["hide-input"]
-glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores), display=False)
+# %% tags=["hide-input", "remove-output"]
+glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 
 # %% [markdown]
 # ```{glue:figure} fig_scores

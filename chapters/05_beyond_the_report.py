@@ -154,19 +154,18 @@ for m in new:
 # ROC curves per machine ID put the three new detectors beside the best report network; the
 # shaded band is the range of false-positive rates that pAUC scores.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 y_true, clip_ids = results.test.y_true, results.test.clip_ids
 chosen = [best_report, *new]
 glue("fig_roc_beyond", plots.roc_curves(y_true, clip_ids, {m: results.models[m].scores for m in chosen},
-                                        cfg.max_fpr), display=False)
+                                        cfg.max_fpr))
 glue("fig_hist_beyond", plots.score_histograms(y_true, clip_ids,
-                                               {m: results.models[m].scores for m in new}), display=False)
+                                               {m: results.models[m].scores for m in new}))
 # Reference marks only over results on the real data: on the stand-in they would measure another thing.
 marks = {} if src.synthetic else {"report": metrics.REPORT,
                                   "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
 glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
-                                         title=f"AUC per machine ID, all detectors: {src.label}"),
-     display=False)
+                                         title=f"AUC per machine ID, all detectors: {src.label}"))
 
 # %% [markdown]
 # ```{glue:figure} fig_roc_beyond
@@ -212,14 +211,12 @@ print("measured on the real MIMII slider clips (one normal and one abnormal reco
 for mid, (normal, anomalous) in metrics.REAL_MIMII_OWN_ID.items():
     print(f"ID {mid}: p(own ID) normal {normal:.2f}, abnormal {anomalous:.2f}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("mean_shift", f"{np.mean([a / n for n, a in shift.values()]):.2f}", display=False)
 glue("real_shift", f"{np.mean([a / n for n, a in metrics.REAL_MIMII_OWN_ID.values()]):.2f}", display=False)
 glue("fig_own_id", plots.own_id_bars({f"this book's data ({'synthetic' if src.synthetic else 'real'})": shift,
-                                      "real MIMII clips (measured reference)": metrics.REAL_MIMII_OWN_ID}),
-     display=False)
-glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].histories["all"]}, log=False),
-     display=False)
+                                      "real MIMII clips (measured reference)": metrics.REAL_MIMII_OWN_ID}))
+glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].histories["all"]}, log=False))
 
 # %% [markdown]
 # ```{glue:figure} fig_own_id
