@@ -28,6 +28,10 @@ class Detector(Protocol):
 
     def score(self, test: FrameSet) -> np.ndarray: ...
 
+    def state(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
 
 class NetworkDetector:
     """A network from :mod:`asd.models` trained with :func:`asd.train.fit`, scored per clip."""
@@ -50,6 +54,14 @@ class NetworkDetector:
     def score(self, test: FrameSet) -> np.ndarray:
         return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
                      precision=self.cfg.precision)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The trained weights and buffers, on the CPU."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+        self.model.to(self.device).eval()
 
 
 class IDClassifierDetector(NetworkDetector):
@@ -125,6 +137,12 @@ class PCADetector:
         self.components = eigvecs[:, : n_kept(self.spec, eigvals)].T.copy()
         residual = x - (x @ self.components.T) @ self.components
         return History(train_loss=[float((residual**2).mean())], seconds=time.perf_counter() - start)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"mean": torch.from_numpy(self.mean), "components": torch.from_numpy(self.components)}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.mean, self.components = state["mean"].numpy(), state["components"].numpy()
 
     def score(self, test: FrameSet, batch_size: int = 65536) -> np.ndarray:
         if self.components is None:

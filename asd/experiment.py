@@ -6,6 +6,7 @@ baseline does) and every test clip is scored; ``per_id=True`` trains one detecto
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import subprocess
@@ -22,7 +23,7 @@ from asd import metrics
 from asd.config import Config, home, setting
 from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, unique_ids,
                       read_ground_truth, select_ids)
-from asd.detectors import make
+from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History
 from asd.utils import atomic_write_bytes, resolve_device
@@ -74,10 +75,19 @@ class ModelResult:
     scores: np.ndarray
     histories: dict[str, History]  # "all", or one per machine ID with per-ID training
     seconds: float
+    weights: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # trained state per history key
 
     @property
     def steps(self) -> int:
         return sum(h.steps for h in self.histories.values())
+
+    def detector(self, cfg: Config, prep: Prepared, device: torch.device | None = None,
+                 group: str = "all") -> Detector:
+        """The trained detector again (for ``group``: ``"all"`` or an ID with per-ID training),
+        rebuilt from the stored weights, e.g. to look at its error frame by frame."""
+        detector = make(self.name, cfg, prep.id_index, device or torch.device("cpu"))
+        detector.load_state(self.weights[group])
+        return detector
 
 
 @dataclass
@@ -214,6 +224,10 @@ def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, p
 
 
 def _save_result(path: Path, res: ModelResult) -> None:
+    """The result as JSON, and the trained weights beside it (``.pt``); the JSON last, as the marker."""
+    buffer = io.BytesIO()
+    torch.save(res.weights, buffer)
+    atomic_write_bytes(path.with_suffix(".pt"), buffer.getvalue())
     blob = {"name": res.name, "rows": res.rows, "scores": res.scores.tolist(), "seconds": res.seconds,
             "histories": {k: vars(h) for k, h in res.histories.items()}}
     atomic_write_bytes(path, json.dumps(blob).encode())
@@ -221,8 +235,9 @@ def _save_result(path: Path, res: ModelResult) -> None:
 
 def _load_result(path: Path) -> ModelResult:
     blob = json.loads(path.read_text())
+    weights = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
     return ModelResult(blob["name"], blob["rows"], np.array(blob["scores"]),
-                       {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"])
+                       {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"], weights)
 
 
 def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, machine: str,
@@ -233,20 +248,22 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
     clips, the device type and the package source, and reused by an identical later call.
     """
     path = _result_path(name, cfg, prep, device, per_id)
-    if cache and path.exists():
+    if cache and path.exists() and path.with_suffix(".pt").exists():
         return _load_result(path)
     start = time.perf_counter()
     groups = [[mid] for mid in prep.unique_ids] if per_id else [prep.unique_ids]
     scores = np.zeros(len(prep.test))
-    histories = {}
+    histories, weights = {}, {}
     for group in groups:
+        key = group[0] if per_id else "all"
         train_sel = [i for i, c in enumerate(prep.train.clips) if c.machine_id in group]
         test_sel = [i for i, c in enumerate(prep.test.clips) if c.machine_id in group]
         detector = make(name, cfg, prep.id_index, device)
-        histories[group[0] if per_id else "all"] = detector.fit(prep.train.subset(train_sel), progress)
+        histories[key] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
+        weights[key] = detector.state()
     rows = metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
-    result = ModelResult(name, rows, scores, histories, time.perf_counter() - start)
+    result = ModelResult(name, rows, scores, histories, time.perf_counter() - start, weights)
     if cache:
         _save_result(path, result)
     return result

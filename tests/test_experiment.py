@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -149,3 +150,17 @@ def test_cached_results_survive_a_plot_edit_not_a_model_edit(root, cfg, monkeypa
     (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# a model edit\n")
     with pytest.raises(AssertionError, match="was built"):
         run(cfg, root, ["pca"], device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("name", ["sequential", "pca"])
+def test_cache_keeps_the_trained_weights(root, cfg, name, monkeypatch):
+    """A cached result rebuilds its trained detector, which scores the test clips as the run did."""
+    first = run(cfg, root, [name], device="cpu", progress=False)
+    prep = prepare(cfg, root, progress=False)
+    again = run(cfg, root, [name], device="cpu", progress=False).models[name]  # from the cache
+    for result in (first.models[name], again):
+        restored = result.detector(cfg, prep)
+        np.testing.assert_allclose(restored.score(prep.test), first.models[name].scores, rtol=1e-6)
+    fresh = asd.experiment.make(name, cfg, prep.id_index, torch.device("cpu"))
+    if name != "pca":  # an untrained network scores differently
+        assert not np.allclose(fresh.score(prep.test), first.models[name].scores)
