@@ -46,9 +46,9 @@ class DeviceVectors:
     @classmethod
     def build(cls, fs: FrameSet, n_frames: int, id_index: dict[str, int], device: torch.device) -> "DeviceVectors":
         starts, clip_of = fs.vector_starts(n_frames)
-        clip_ids = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)
+        clip_labels = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)
         return cls(torch.from_numpy(fs.frames).to(device), torch.from_numpy(starts).to(device),
-                   torch.from_numpy(clip_ids[clip_of]).to(device), torch.from_numpy(clip_of).to(device),
+                   torch.from_numpy(clip_labels[clip_of]).to(device), torch.from_numpy(clip_of).to(device),
                    n_frames)
 
     def __len__(self) -> int:
