@@ -44,7 +44,7 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
     if setting("data"):
         dev = Path(setting("data")).expanduser()
         ev = Path(setting("eval_data")).expanduser() if setting("eval_data") else None
-        return DataSource(dev, ev, False, f"real DCASE 2020 data ({dev})")
+        return DataSource(dev, ev, False, f"real DCASE 2020 data ({dev}; {cfg.profile} profile)")
     from asd import synth
 
     root = synth.ensure(cfg, progress=progress)

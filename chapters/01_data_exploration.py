@@ -57,7 +57,7 @@ cfg, src = asd.book.setup()
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# Everything below comes from the **{glue:text}`data`**, profile {glue:text}`profile`.
+# Everything below comes from the **{glue:text}`data`**.
 # The synthetic stand-in has the real data's layout, names and IDs; in the `full` profile it
 # also has the real clip counts, in the `quick` profile fewer clips. The
 # {doc}`introduction <intro>` explains how to run the book on the real data.
@@ -105,8 +105,7 @@ glue("fig_counts", plots.counts_bars(sets))
 # ```{glue:figure} fig_counts
 # :name: fig-counts
 #
-# Clips per machine ID, split and label in the {glue:text}`data` (profile
-# {glue:text}`profile`). The report's Figs 1-2 show the same for the real data.
+# Clips per machine ID, split and label in the {glue:text}`data`. The report's Figs 1-2 show the same for the real data.
 # ```
 #
 # The development set here has {glue:text}`n_dev_train` training clips (all normal) and

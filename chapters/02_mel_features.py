@@ -65,8 +65,7 @@ cfg, src = asd.book.setup()
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# The clips and statistics below come from the **{glue:text}`data`**, profile
-# {glue:text}`profile`.
+# The clips and statistics below come from the **{glue:text}`data`**.
 # ```
 #
 # The feature settings are part of the configuration (`cfg.feature`), with the report's values

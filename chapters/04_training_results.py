@@ -84,7 +84,7 @@ for name, model in results.models.items():
 # ```{admonition} Which data?
 # :class: important
 # Every number and figure in this chapter, except those labelled as references, comes from
-# the **{glue:text}`data`**, profile {glue:text}`profile`, trained on {glue:text}`device`.
+# the **{glue:text}`data`**, trained on {glue:text}`device`.
 # Numbers from the synthetic stand-in show that the pipeline works; they are not the
 # report's numbers and say nothing about the real slider.
 # ```
@@ -103,7 +103,7 @@ glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m i
 # :name: fig-curves
 #
 # Training and validation loss per epoch, one panel per network,
-# {glue:text}`data`, profile {glue:text}`profile`.
+# {glue:text}`data`.
 # ```
 #
 # A validation loss that follows the training loss means the network has not memorised its
@@ -166,8 +166,7 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 # ```{glue:figure} fig_auc
 # :name: fig-auc
 #
-# AUC per machine ID and on average: this book's networks on the {glue:text}`data`, profile
-# {glue:text}`profile` (the report's Fig. 5 shows its own). On the real data, black ticks
+# AUC per machine ID and on average: this book's networks on the {glue:text}`data` (the report's Fig. 5 shows its own). On the real data, black ticks
 # mark the report's value for the same network and dashed lines the DCASE 2020 baseline; on
 # the synthetic stand-in the figure shows no reference marks.
 # ```
@@ -176,7 +175,7 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 # :name: fig-pauc
 #
 # pAUC (false-positive rate up to 0.1, McClish-standardised: chance is 0.5) per machine ID and
-# on average, {glue:text}`data`, profile {glue:text}`profile`; reference marks as in
+# on average, {glue:text}`data`; reference marks as in
 # {numref}`fig-auc` (the report's Fig. 6 shows its own).
 # ```
 #
@@ -209,8 +208,7 @@ glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
 # ```{glue:figure} fig_roc
 # :name: fig-roc
 #
-# ROC curves per machine ID, one line per network, {glue:text}`data`, profile
-# {glue:text}`profile`. Shaded: the false-positive range of pAUC. Dotted: chance.
+# ROC curves per machine ID, one line per network, {glue:text}`data`. Shaded: the false-positive range of pAUC. Dotted: chance.
 # ```
 #
 # ### How pAUC is standardised
@@ -257,8 +255,7 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 #
 # Anomaly scores (mean reconstruction error; a logarithmic axis where they span a factor of
 # 10 or more) of the normal and anomalous test clips,
-# one row per network and one column per machine ID, {glue:text}`data`, profile
-# {glue:text}`profile`.
+# one row per network and one column per machine ID, {glue:text}`data`.
 # ```
 #
 # The scores of different IDs lie at different levels. Each ID is evaluated on its own, so this

@@ -115,8 +115,7 @@ for name in sorted(ranks, key=ranks.get):
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# The table above and every figure below come from the **{glue:text}`data`**, profile
-# {glue:text}`profile`. On synthetic data, which detector wins says how the detectors
+# The table above and every figure below come from the **{glue:text}`data`**. On synthetic data, which detector wins says how the detectors
 # respond to *these* simulated faults; it is not evidence about the real slider. The
 # literature's real-data numbers are quoted above as references.
 # ```
@@ -172,14 +171,14 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # :name: fig-roc-beyond
 #
 # ROC curves per machine ID of the best report network and the three new detectors,
-# {glue:text}`data`, profile {glue:text}`profile`.
+# {glue:text}`data`.
 # ```
 #
 # ```{glue:figure} fig_hist_beyond
 # :name: fig-hist-beyond
 #
 # Scores of normal (blue) and anomalous (orange) test clips for the three new detectors, per
-# machine ID, {glue:text}`data`, profile {glue:text}`profile`. The detectors' scores have
+# machine ID, {glue:text}`data`. The detectors' scores have
 # different units (squared error per element for PCA and IDNN, negative log-probability for
 # the ID classifier); only the overlap of the two colours matters.
 # ```
@@ -187,8 +186,7 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # ```{glue:figure} fig_bars_beyond
 # :name: fig-bars-beyond
 #
-# AUC per machine ID of all seven detectors, {glue:text}`data`, profile
-# {glue:text}`profile` (on the real data with the report's and the DCASE 2020 baseline's
+# AUC per machine ID of all seven detectors, {glue:text}`data` (on the real data with the report's and the DCASE 2020 baseline's
 # values as reference marks).
 # ```
 #
@@ -241,7 +239,7 @@ glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].h
 # :name: fig-idclf-loss
 #
 # Training and validation loss (cross-entropy) of the ID classifier per epoch,
-# {glue:text}`data`, profile {glue:text}`profile`.
+# {glue:text}`data`.
 # ```
 #
 # ## What to take away

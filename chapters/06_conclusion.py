@@ -100,7 +100,7 @@ glue("data_verdict",
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# {glue:text}`data_verdict` (Data: {glue:text}`data`, profile {glue:text}`profile`.)
+# {glue:text}`data_verdict` (Data: {glue:text}`data`.)
 # ```
 #
 # On this run the networks rank {glue:text}`ranking` by average AUC, from
