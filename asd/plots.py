@@ -331,3 +331,30 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, float]]]) -> Figu
     axes[0].set_ylabel("mean p(own machine ID)")
     axes[0].legend(fontsize=9, frameon=False, loc="lower left")
     return fig
+
+
+def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s: float, n_frames: int) -> Figure:
+    """Where a network is surprised: each clip's standardised log-mel (top) above its vectors'
+    reconstruction errors over time (bottom), one column per clip, errors on one shared scale.
+
+    ``panels`` maps a title to ``(frames, errors)``: ``(T, n_mels)`` frames and the ``T - n_frames + 1``
+    vector errors; a vector's error is drawn at its centre frame.
+    """
+    if not panels:
+        raise ValueError("no clips to plot")
+    fig = Figure(figsize=(4.6 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(2, len(panels), squeeze=False, sharex="col", height_ratios=(3, 2))
+    top = max(float(np.max(e)) for _, e in panels.values())
+    for k, (title, (frames, errors)) in enumerate(panels.items()):
+        axes[0, k].imshow(frames.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4,
+                          extent=(0, len(frames) * hop_s, 0, frames.shape[1]), interpolation="nearest")
+        axes[0, k].set_title(title, fontsize=10)
+        centres = (np.arange(len(errors)) + n_frames / 2) * hop_s
+        axes[1, k].plot(centres, errors, color="#000000", lw=0.8)
+        axes[1, k].axhline(float(np.mean(errors)), color=ANOMALOUS, ls="--", lw=1.2, label="clip score (mean)")
+        axes[1, k].set_ylim(0, 1.05 * top)
+        axes[1, k].set_xlabel("time (s)")
+        axes[1, k].legend(fontsize=9, frameon=False, loc="upper right")
+    axes[0, 0].set_ylabel("mel band")
+    axes[1, 0].set_ylabel("vector error (MSE)")
+    return fig

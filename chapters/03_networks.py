@@ -103,6 +103,15 @@ glue("seq_hidden", cfg.net.seq_hidden, display=False)
 print(models.summary(models.build("baseline", cfg), cfg.feature.dim))
 
 # %% [markdown]
+# The code, from `asd.models` (the BatchNorm and Dropout networks are this class with
+# `batchnorm=True` and a dropout rate):
+#
+# ```{literalinclude} ../asd/models.py
+# :language: python
+# :pyobject: VAE
+# ```
+
+# %% [markdown]
 # ## BatchNorm: the VAE with batch normalisation
 #
 # The same VAE with a batch-normalisation layer between every hidden linear layer and its ReLU
@@ -160,6 +169,14 @@ print("without the ReLUs, the layers are the report's table, in order:", ", ".jo
 
 # %%
 print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
+
+# %% [markdown]
+# The code, from `asd.models`:
+#
+# ```{literalinclude} ../asd/models.py
+# :language: python
+# :pyobject: Autoencoder
+# ```
 
 # %% [markdown]
 # ## Choices the report leaves open

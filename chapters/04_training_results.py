@@ -45,12 +45,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from myst_nb import glue
 from sklearn.metrics import roc_auc_score, roc_curve
 
 import asd
 import asd.book
-from asd import config, metrics, plots
+from asd import config, features, metrics, plots
 
 cfg, src = asd.book.setup()
 
@@ -240,6 +241,46 @@ assert np.isclose(pauc, table[name][machine_id][1])
 print("equal to roc_auc_score(..., max_fpr=0.1) and to the table above")
 
 # %% [markdown]
+# ## One clip scored by hand
+#
+# `asd.experiment.run` hides the steps from a clip to its score. Here they are for the first
+# normal and the first anomalous test clip of the hardest ID, with the Sequential network (the
+# DCASE 2020 baseline autoencoder) rebuilt from the trained weights that the results cache
+# keeps: the clip's standardised log-mel frames, its stacked 640-d vectors, the network's
+# reconstruction, the squared error of each vector, and their mean, the clip's score.
+
+# %%
+prep = asd.experiment.prepare(cfg, src.dev, progress=False)  # the cached, standardised features
+net = results.models["sequential"].detector(cfg, prep).model.eval()
+picked = {}
+for label, kind in ((0, "normal"), (1, "anomalous")):
+    i = int(np.flatnonzero((clip_ids == hardest) & (y_true == label))[0])
+    frames = prep.test.subset([i]).frames  # (frames, 128)
+    vectors = torch.from_numpy(features.stack(frames, cfg.feature.n_frames))  # (vectors, 640)
+    with torch.no_grad():
+        errors = ((net(vectors) - vectors) ** 2).mean(dim=1).numpy()  # one MSE per vector
+    score = errors.mean()  # the clip's anomaly score
+    assert np.isclose(score, results.models["sequential"].scores[i], rtol=1e-5)
+    picked[f"{kind}: {prep.test.clips[i].path.name}"] = (frames, errors)
+    print(f"{kind} clip {prep.test.clips[i].path.name}: {len(vectors)} vectors, score {score:.4f}, "
+          "equal to the pipeline's")
+
+# %% tags=["hide-input", "remove-output"]
+glue("fig_errors", plots.errors_over_time(picked, cfg.feature.hop_length / cfg.feature.sample_rate,
+                                          cfg.feature.n_frames))
+
+# %% [markdown]
+# ```{glue:figure} fig_errors
+# :name: fig-errors
+#
+# Where the Sequential network is surprised: standardised log-mel frames (top) and each
+# vector's reconstruction error over time (bottom; dashed: their mean, the clip's score) for a
+# normal and an anomalous test clip of machine ID {glue:text}`hardest_id`, {glue:text}`data`.
+# ```
+#
+# A clip's score averages its vectors' errors: a fault that lasts changes the mean, a short one
+# shows as a peak that the mean dilutes (the exercises below try the maximum instead).
+#
 # ## Score distributions
 #
 # AUC summarises how well the scores of normal and anomalous clips separate; the histograms

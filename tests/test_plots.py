@@ -195,3 +195,20 @@ def test_functions_do_not_touch_pyplot_state() -> None:
     before = plt.get_fignums()
     plots.waveforms({"a": np.zeros(10)}, 10)
     assert plt.get_fignums() == before  # no pyplot figure was opened
+
+
+def test_errors_over_time_draws_frames_errors_and_the_clip_score():
+    rng = np.random.default_rng(0)
+    panels = {"normal": (rng.standard_normal((40, 8)), rng.random(36)),
+              "anomalous": (rng.standard_normal((30, 8)), 3 * rng.random(26))}
+    fig = plots.errors_over_time(panels, hop_s=0.032, n_frames=5)
+    axes = fig.axes
+    assert len(axes) == 4
+    error_axes = [ax for ax in axes if ax.get_ylabel() or ax.get_xlabel() == "time (s)"][-2:]
+    for ax, (_, errors) in zip(error_axes, panels.values()):
+        lines = ax.get_lines()
+        np.testing.assert_allclose(lines[0].get_ydata(), errors)
+        assert lines[1].get_ydata()[0] == pytest.approx(errors.mean())  # the dashed clip score
+    assert error_axes[0].get_ylim()[1] >= 3 * 0.9  # one shared error scale
+    with pytest.raises(ValueError):
+        plots.errors_over_time({}, 0.032, 5)
