@@ -6,6 +6,8 @@ detector scores 0.5 and a perfect one 1.0 (not the raw area, which would be at m
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
@@ -89,6 +91,42 @@ def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
             for c in cols))
     notes = [LABELS[m] for m in LABELS if m in tab]
     return "\n".join(lines + ([f"({'; '.join(notes)})"] if notes else []))
+
+
+class Table:
+    """A results table (:func:`table` output) that renders as HTML in notebooks and the book, and as
+    :func:`format_table` text elsewhere: AUC and pAUC in their own columns, the best value of each
+    column in bold, the average set apart, the two baselines labelled apart."""
+
+    def __init__(self, cells: dict[str, dict[str, tuple[float, float]]], caption: str = ""):
+        self.cells, self.caption = cells, caption
+
+    def __repr__(self) -> str:
+        return "\n".join(filter(None, [self.caption, format_table(self.cells)]))
+
+    def _repr_html_(self) -> str:
+        cols = list(dict.fromkeys(c for cells in self.cells.values() for c in cells if c != "AVG")) + ["AVG"]
+        apart = ' style="border-left: 2px solid #888"'
+        best = {(c, k): max(cells[c][k] for cells in self.cells.values() if c in cells) for c in cols for k in (0, 1)}
+        head = "".join(f'<th colspan="2"{apart if c == "AVG" else ""}>{"ID " + c if c != "AVG" else "average"}</th>'
+                       for c in cols)
+        sub = "".join(f'<th{apart if c == "AVG" and k == 0 else ""}>{("AUC", "pAUC")[k]}</th>' for c in cols for k in (0, 1))
+        rows = []
+        for model, cells in self.cells.items():
+            tds = []
+            for c in cols:
+                for k in (0, 1):
+                    style = apart if c == "AVG" and k == 0 else ""
+                    if c not in cells:
+                        tds.append(f"<td{style}>-</td>")
+                        continue
+                    text = f"{cells[c][k]:.3f}"
+                    strong = len(self.cells) > 1 and cells[c][k] == best[(c, k)]
+                    tds.append(f"<td{style}>{'<b>' + text + '</b>' if strong else text}</td>")
+            rows.append(f"<tr><th style=\"text-align: left\">{html.escape(label(model))}</th>{''.join(tds)}</tr>")
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return (f'<table class="asd-results">{caption}<thead><tr><th rowspan="2">model</th>{head}</tr>'
+                f"<tr>{sub}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from IPython.display import display
 from myst_nb import glue
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -117,12 +118,12 @@ glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m i
 # ## AUC and pAUC per machine ID
 #
 # `asd.metrics.table` collects the per-ID results and computes the average over the IDs;
-# `asd.metrics.format_table` prints it as the report does, AUC/pAUC per cell.
+# `asd.metrics.Table` shows them with AUC and pAUC in their own columns and the best value of
+# each column in bold (`asd.metrics.format_table` prints the same as text, as the report does).
 
 # %%
 table = metrics.table(results.rows)
-print(f"This book: {provenance}\n")
-print(metrics.format_table(table))
+display(metrics.Table(table, f"This book: {provenance}"))
 
 # %% [markdown]
 # The references, copied from the report (development set, real data) and from the DCASE 2020
@@ -132,8 +133,9 @@ print(metrics.format_table(table))
 # other above, and read these as what the real slider gave.
 
 # %%
-print("References (not computed here): the report's table and the DCASE 2020 baseline, real development set\n")
-print(metrics.format_table(metrics.reference_table(tuple(results.unique_ids))))
+display(metrics.Table(metrics.reference_table(tuple(results.unique_ids)),
+                      "References (not computed here): the report's table and the DCASE 2020 baseline, "
+                      "real development set"))
 
 # %% tags=["hide-input", "remove-output"]
 ids = [c for c in next(iter(table.values())) if c != "AVG"]
@@ -314,12 +316,11 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 others = [asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), ids=[mid], progress=False,
                              data_label=src.label) for mid in results.left_out]
 for extra in others:
-    print(f"This book, ID {', '.join(extra.unique_ids)} ({src.label}, profile {cfg.profile}):\n")
-    print(metrics.format_table(metrics.table(extra.rows)))
-print("\nReference (not computed here): the DCASE 2020 baseline README, real development set")
-for mid in results.left_out:
-    auc, pauc = metrics.DCASE2020_BASELINE.get(mid, (float("nan"), float("nan")))
-    print(f"  ID {mid}: AUC {auc:.3f}, pAUC {pauc:.3f}")
+    display(metrics.Table(metrics.table(extra.rows), f"This book, ID {', '.join(extra.unique_ids)}: {src.label}"))
+display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": mid, "auc": auc, "pauc": pauc}
+                                     for mid, (auc, pauc) in metrics.DCASE2020_BASELINE.items()
+                                     if mid in results.left_out]),
+                      "Reference (not computed here): the DCASE 2020 baseline README, real development set"))
 
 # %% tags=["hide-input"]
 glue("left_out", ", ".join(results.left_out) or "(none)", display=False)
@@ -337,12 +338,11 @@ if src.eval is None:
     print("no evaluation data: set ASD_EVAL_DATA to the release's eval_data folder")
 else:
     ev = asd.experiment.run(cfg, src.eval, list(asd.config.NETWORKS), progress=False, data_label=src.label)
-    print(f"This book, evaluation set: IDs {', '.join(ev.unique_ids)} | {src.label} | profile {cfg.profile}\n")
-    print(metrics.format_table(metrics.table(ev.rows)))
-print("\nReference (not computed here): the DCASE 2020 evaluator README's example for slider, "
-      "the baseline system on the real evaluation set\n")
-print(metrics.format_table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "auc": a, "pauc": p}
-                                          for i, (a, p) in metrics.EVALUATOR_EXAMPLE.items()])))
+    display(metrics.Table(metrics.table(ev.rows), f"This book, evaluation set: {src.label}"))
+display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "auc": a, "pauc": p}
+                                     for i, (a, p) in metrics.EVALUATOR_EXAMPLE.items()]),
+                      "Reference (not computed here): the DCASE 2020 evaluator README's example for "
+                      "slider, the baseline system on the real evaluation set"))
 
 # %% [markdown]
 # `asd run --data EVAL_ROOT --scores-dir DIR` also writes each network's scores in the

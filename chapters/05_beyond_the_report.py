@@ -46,6 +46,7 @@ if importlib.util.find_spec("asd") is None:
 # %% tags=["remove-output"]
 # %matplotlib inline
 import numpy as np
+from IPython.display import display
 from myst_nb import glue
 
 import asd
@@ -105,9 +106,8 @@ results = experiment.run(cfg, src.dev, list(detectors.DETECTORS), progress=True,
 provenance = f"data: {src.label} | profile: {cfg.profile} | device: {results.device}"
 table = metrics.table(results.rows)
 ranks = metrics.average_rank(table)
-print(provenance, "\n")
-print(metrics.format_table(table))
-print("\naverage rank over the per-ID AUCs and pAUCs (1 = best):")
+display(metrics.Table(table, provenance))
+print("average rank over the per-ID AUCs and pAUCs (1 = best):")
 for name in sorted(ranks, key=ranks.get):
     kind = "report" if name in NETWORKS else "new"
     print(f"  {name:<11} {ranks[name]:.2f}   ({kind}, fitted in {results.models[name].seconds:.0f} s)")

@@ -174,3 +174,17 @@ def test_baseline_reference_over_all_four_ids_gives_the_readme_average():
     three = reference_table()["DCASE 2020 baseline"]["AVG"]
     assert (round(four[0], 3), round(four[1], 3)) == (0.850, 0.669)
     assert three[0] > four[0] and "06" not in reference_table()["DCASE 2020 baseline"]
+
+
+def test_results_table_renders_html_with_separate_columns_and_the_best_in_bold():
+    from asd.metrics import Table
+
+    rows = [{"model": "baseline", "id": "00", "auc": 0.9, "pauc": 0.7},
+            {"model": "sequential", "id": "00", "auc": 0.8, "pauc": 0.75}]
+    t = Table(table(rows), "synthetic data")
+    page = t._repr_html_()
+    assert "<caption>synthetic data</caption>" in page
+    assert page.count("<td") == 2 * 4  # AUC and pAUC of ID 00 and of the average, per model
+    assert "<b>0.900</b>" in page and "<b>0.750</b>" in page and "<b>0.800</b>" not in page
+    assert "baseline (the report&#x27;s VAE)" in page and "sequential (the DCASE 2020 baseline AE)" in page
+    assert repr(t) == "synthetic data\n" + format_table(table(rows))
