@@ -40,6 +40,7 @@ if importlib.util.find_spec("asd") is None:
                            "git+https://github.com/asd-book/anomalous-sound-detection"])
 
 # %% tags=["remove-output"]
+from IPython.display import display
 from myst_nb import glue
 
 import asd
@@ -53,17 +54,15 @@ results = asd.experiment.run(cfg, src.dev, list(config.NETWORKS), progress=False
 # %% [markdown]
 # ## What the numbers say
 #
-# The averages over the machine IDs, this book's beside the report's:
+# This book's results, and in a separate table the report's and the DCASE 2020 baseline's on
+# the real development set (the report's three IDs):
 
 # %%
 table = metrics.table(results.rows)
 reference = metrics.reference_table()
-print(f"This book: data: {src.label} | profile: {cfg.profile} | device: {results.device}")
-print("Report: real development set (a reference, not computed here)\n")
-print(f"{'network':<12}{'AUC (book)':>12}{'AUC (report)':>14}{'pAUC (book)':>13}{'pAUC (report)':>15}")
-for name in config.NETWORKS:
-    (auc, pauc), (r_auc, r_pauc) = table[name]["AVG"], reference[f"report {name}"]["AVG"]
-    print(f"{name:<12}{auc:>12.3f}{r_auc:>14.3f}{pauc:>13.3f}{r_pauc:>15.3f}")
+display(metrics.Table(table, f"This book: {src.label}, device {results.device}"))
+display(metrics.Table(reference, "References (not computed here): the report and the DCASE 2020 baseline, "
+                                 "real development set"))
 
 # %% tags=["hide-input"]
 ranked = sorted(table, key=lambda m: table[m]["AVG"][0], reverse=True)
@@ -103,15 +102,17 @@ glue("data_verdict",
 # {glue:text}`data_verdict` (Data: {glue:text}`data`.)
 # ```
 #
-# On this run the networks rank {glue:text}`ranking` by average AUC, from
-# {glue:text}`best_auc:.3f` ({glue:text}`best_model`, pAUC {glue:text}`best_pauc:.3f`) to
-# {glue:text}`worst_auc:.3f` ({glue:text}`worst_model`). The report ranks them
-# {glue:text}`report_ranking`, from {glue:text}`report_best_auc:.3f` to
-# {glue:text}`report_worst_auc:.3f`, a spread of {glue:text}`report_spread:.3f`, and the
-# DCASE 2020 baseline averages {glue:text}`baseline_auc:.3f`. The hardest machine ID here is
+# **This book's run** ({glue:text}`data`): the networks rank {glue:text}`ranking` by average
+# AUC, from {glue:text}`best_auc:.3f` ({glue:text}`best_model`, pAUC {glue:text}`best_pauc:.3f`)
+# to {glue:text}`worst_auc:.3f` ({glue:text}`worst_model`); the hardest machine ID is
 # {glue:text}`hardest_id`, where the best network reaches an AUC of
-# {glue:text}`hardest_best_auc:.3f`; in the report, ID {glue:text}`report_hardest_id` is the
-# hardest for every network.
+# {glue:text}`hardest_best_auc:.3f`.
+#
+# **The report** (real data, a reference): its networks rank {glue:text}`report_ranking`, from
+# {glue:text}`report_best_auc:.3f` to {glue:text}`report_worst_auc:.3f`, a spread of
+# {glue:text}`report_spread:.3f`; the DCASE 2020 baseline averages
+# {glue:text}`baseline_auc:.3f` on the same three IDs, and ID {glue:text}`report_hardest_id` is
+# the hardest for every network.
 #
 # Three lessons hold whatever the data:
 #
