@@ -93,6 +93,11 @@ def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
     return "\n".join(lines + ([f"({'; '.join(notes)})"] if notes else []))
 
 
+TABLE_CSS = (".asd-results { font-size: 0.9em; }"
+             " .asd-results td, .asd-results th { padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }"
+             " .asd-results tbody th { text-align: left; white-space: normal; }")
+
+
 class Table:
     """A results table (:func:`table` output) that renders as HTML in notebooks and the book, and as
     :func:`format_table` text elsewhere: AUC and pAUC in their own columns, the best value of each
@@ -125,8 +130,11 @@ class Table:
                     tds.append(f"<td{style}>{'<b>' + text + '</b>' if strong else text}</td>")
             rows.append(f"<tr><th style=\"text-align: left\">{html.escape(label(model))}</th>{''.join(tds)}</tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return (f'<table class="asd-results">{caption}<thead><tr><th rowspan="2">model</th>{head}</tr>'
-                f"<tr>{sub}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        # Scrolls sideways on a narrow screen rather than being cut off.
+        return (f"<style>{TABLE_CSS}</style>"
+                f'<div style="overflow-x: auto"><table class="asd-results">{caption}<thead><tr>'
+                f'<th rowspan="2">model</th>{head}</tr><tr>{sub}</tr></thead><tbody>{"".join(rows)}</tbody>'
+                "</table></div>")
 
 
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:
