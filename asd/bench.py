@@ -10,7 +10,6 @@ import time
 from dataclasses import replace
 from functools import partial
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -28,9 +27,8 @@ def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: i
     """A ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    _, clip_of = fs.vector_starts(n_frames)
-    id_labels = np.array([id_index.get(c.machine_id, -1) for c in fs.clips], dtype=np.int64)[clip_of]
-    dataset = TensorDataset(torch.from_numpy(fs.vectors(n_frames)), torch.from_numpy(id_labels))
+    data = DeviceVectors.build(fs, n_frames, id_index, torch.device("cpu"))
+    dataset = TensorDataset(*data.batch(torch.arange(len(data))))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
                       generator=torch.Generator().manual_seed(seed))
 

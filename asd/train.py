@@ -148,8 +148,9 @@ class CapturedEpoch:
                  precision: str):
         self.model, self.opt, self.data, self.precision = model, opt, data, precision
         n, device = len(data), data.frames.device
-        self.n_full, rest = divmod(n, batch_size)
-        self.rest = 0 if rest == 1 else rest  # a final batch of one is dropped, as in the eager loop
+        self.n_full = n // batch_size
+        # the eager loop's batches (n_batches): a final batch of one is dropped
+        self.rest = n - self.n_full * batch_size if n_batches(n, batch_size) > self.n_full else 0
         self.n_trained = self.n_full * batch_size + self.rest
         self.perm = torch.arange(n, device=device)  # the warm-up's order; each epoch overwrites it
         self.total = torch.zeros((), device=device)
@@ -247,8 +248,7 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
     data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
-    cuda = device.type == "cuda"
-    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=cuda, capturable=capture)
+    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda", capturable=capture)
     epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision) if capture else None
     gen = torch.Generator(device=device).manual_seed(seed)
     hist, start = History(), time.perf_counter()
