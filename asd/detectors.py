@@ -187,5 +187,15 @@ def own_id_probability(train: FrameSet, test: FrameSet, max_frames: int = 50_000
     clf = LogisticRegression(max_iter=500).fit((train.frames[pick] - mean) / std, frame_ids[pick])
     proba = clf.predict_proba((test.frames - mean) / std)
     column = {mid: k for k, mid in enumerate(clf.classes_)}
-    own = proba[np.arange(len(proba)), [column[m] for m in np.repeat(test.clip_ids, np.diff(test.offsets))]]
-    return np.add.reduceat(own, test.offsets[:-1]) / np.diff(test.offsets)
+    frame_clip = np.repeat(np.arange(len(test)), np.diff(test.offsets))
+    own = proba[np.arange(len(proba)), [column[m] for m in test.clip_ids[frame_clip]]]
+    return clip_means(own, frame_clip, len(test))
+
+
+def id_shift(train: FrameSet, test: FrameSet) -> dict[str, tuple[float, float]]:
+    """Per machine ID of ``test``: the mean :func:`own_id_probability` of its normal and of its
+    anomalous clips (a fault that moves clips off their ID makes the second much smaller)."""
+    p_own, clip_ids, y_true = own_id_probability(train, test), test.clip_ids, test.y_true
+    return {mid: (float(p_own[(clip_ids == mid) & (y_true == 0)].mean()),
+                  float(p_own[(clip_ids == mid) & (y_true == 1)].mean()))
+            for mid in sorted(set(clip_ids.tolist()))}

@@ -195,14 +195,12 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # The classifier's score is only as good as its assumption. A direct test needs no network: fit
 # a logistic regression on the normal training frames to tell the IDs apart
 # (`asd.detectors.own_id_probability`), and compare how much probability it gives a clip's own
-# ID for normal and for anomalous test clips. Where anomalous clips keep their ID, no ID
-# classifier can flag them.
+# ID for normal and for anomalous test clips, per ID (`asd.detectors.id_shift`). Where
+# anomalous clips keep their ID, no ID classifier can flag them.
 
 # %%
 prep = experiment.prepare(cfg, src.dev, progress=False)
-p_own = detectors.own_id_probability(prep.train, prep.test)
-shift = {mid: (p_own[(prep.test.clip_ids == mid) & (prep.test.y_true == 0)].mean(),
-               p_own[(prep.test.clip_ids == mid) & (prep.test.y_true == 1)].mean()) for mid in prep.unique_ids}
+shift = detectors.id_shift(prep.train, prep.test)  # per ID: mean p(own ID), normal and anomalous
 for mid, (normal, anomalous) in shift.items():
     print(f"ID {mid}: p(own ID) normal {normal:.2f}, anomalous {anomalous:.2f}, ratio {anomalous / normal:.2f}")
 print("measured on the real MIMII slider clips (one normal and one abnormal recording per ID, reference):")

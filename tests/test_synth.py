@@ -13,6 +13,7 @@ import soundfile as sf
 from asd import synth
 from asd.config import Config, SplitCounts, SynthConfig
 from asd.data import list_clips, read_ground_truth
+from asd.detectors import id_shift
 
 SR = 16000
 TINY = SynthConfig(
@@ -172,16 +173,6 @@ SHIFT_SYNTH = SynthConfig(
 )
 
 
-def _id_shift(prep) -> dict[str, tuple[float, float]]:
-    """Per ID: mean p(own ID) of the normal and of the anomalous test clips."""
-    from asd.detectors import own_id_probability
-
-    p_own = own_id_probability(prep.train, prep.test)
-    ids, y = prep.test.clip_ids, prep.test.y_true
-    return {mid: (p_own[(ids == mid) & (y == 0)].mean(), p_own[(ids == mid) & (y == 1)].mean())
-            for mid in sorted(set(ids.tolist()))}
-
-
 def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     """The ID-shift protocol: an ID classifier on normal training frames; a fault should make a clip
     sound less like its own machine (real MIMII slider faults: ratio about 0.2), normal clips stay
@@ -191,7 +182,7 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     root = synth.generate(tmp_path / "shift", SHIFT_SYNTH, seed=0, progress=False)
     prep = prepare(Config(profile="quick"), root / "dev_data", ids=["all"], cache_dir=tmp_path / "cache",
                    progress=False)
-    shift = _id_shift(prep)
+    shift = id_shift(prep.train, prep.test)
     ratios = {mid: anomalous / normal for mid, (normal, anomalous) in shift.items()}
     print("\nstand-in p(own ID), normal / anomalous (ratio): " +
           ", ".join(f"{m} {n:.2f}/{a:.2f} ({ratios[m]:.2f})" for m, (n, a) in shift.items()))
@@ -230,7 +221,7 @@ def test_real_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
         else:
             sf.write(root / "slider" / "test" / path.name, y, sr)
     prep = prepare(Config(profile="quick"), root, ids=["all"], cache_dir=tmp_path / "cache", progress=False)
-    shift = _id_shift(prep)
+    shift = id_shift(prep.train, prep.test)
     ratios = [anomalous / normal for normal, anomalous in shift.values()]
     print("\nreal MIMII p(own ID), normal / anomalous: " +
           ", ".join(f"{m} {n:.2f}/{a:.2f}" for m, (n, a) in shift.items()) + f"; mean ratio {np.mean(ratios):.2f}")
