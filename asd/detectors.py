@@ -192,6 +192,37 @@ def own_id_probability(train: FrameSet, test: FrameSet, max_frames: int = 50_000
     return clip_means(own, frame_clip, len(test))
 
 
+def halves(fs: FrameSet) -> tuple[FrameSet, FrameSet]:
+    """Every clip cut in time: the first halves, then the second halves (the same clips)."""
+    lengths = np.diff(fs.offsets)
+    first = [fs.frames[a : a + n // 2] for a, n in zip(fs.offsets[:-1], lengths)]
+    second = [fs.frames[a + n // 2 : a + n] for a, n in zip(fs.offsets[:-1], lengths)]
+    return tuple(FrameSet(np.concatenate(parts), np.concatenate([[0], np.cumsum([len(p) for p in parts])]),
+                          list(fs.clips)) for parts in (first, second))
+
+
+def one_recording_shift(test: FrameSet) -> dict[str, tuple[float, float, float]]:
+    """The ID probe trained on one recording per ID, as possible with one recording per class:
+    the first half of each ID's first normal clip trains :func:`own_id_probability`.
+
+    Per ID: mean p(own ID) of that clip's second half, of the ID's anomalous clips, and of its
+    other normal clips (NaN without one). The third is the control: a new recording of the same
+    healthy machine, which a probe that knows one recording may also fail to recognise.
+    """
+    normal = [np.flatnonzero((test.clip_ids == mid) & (test.y_true == 0)) for mid in sorted(set(test.clip_ids.tolist()))]
+    if any(len(k) == 0 for k in normal):
+        raise ValueError("every machine ID needs a normal clip to train the one-recording probe")
+    first, second = halves(test.subset([k[0] for k in normal]))
+    reference = {k[0] for k in normal}
+    rest = test.subset([i for i in range(len(test)) if i not in reference])
+    p_held = own_id_probability(first, second)
+    p_rest, rest_ids, y_rest = own_id_probability(first, rest), rest.clip_ids, rest.y_true
+    nan_mean = lambda x: float(x.mean()) if len(x) else float("nan")
+    return {c.machine_id: (float(p_held[k]), nan_mean(p_rest[(rest_ids == c.machine_id) & (y_rest == 1)]),
+                           nan_mean(p_rest[(rest_ids == c.machine_id) & (y_rest == 0)]))
+            for k, c in enumerate(second.clips)}
+
+
 def id_shift(train: FrameSet, test: FrameSet) -> dict[str, tuple[float, float]]:
     """Per machine ID of ``test``: the mean :func:`own_id_probability` of its normal and of its
     anomalous clips (a fault that moves clips off their ID makes the second much smaller)."""

@@ -24,7 +24,7 @@ DCASE2020_BASELINE = {"00": (0.963, 0.818), "02": (0.788, 0.629), "04": (0.946, 
 EVALUATOR_EXAMPLE = {"01": (0.884, 0.685), "03": (0.803, 0.542), "05": (0.660, 0.496)}
 # Mean p(own machine ID), normal / abnormal, of the real MIMII slider clips in shared/data
 # (slider-mimii-0db, one normal and one abnormal recording per ID), measured by
-# tests/test_synth.py with asd.detectors.own_id_probability (first half of each normal clip trains).
+# tests/test_synth.py with asd.detectors.one_recording_shift (first half of each normal clip trains).
 REAL_MIMII_OWN_ID = {"00": (0.98, 0.00), "02": (1.00, 0.01), "04": (0.98, 0.63), "06": (1.00, 0.05)}
 # ID-classification systems on the slider dev set (average AUC over the IDs, as published).
 ID_CLASSIFIERS_AUC = {"Primus et al. 2020": 0.98, "STgram-MFN (Liu et al. 2022)": 0.996}

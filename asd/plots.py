@@ -314,22 +314,27 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
     return fig
 
 
-def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, float]]]) -> Figure:
+def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure:
     """Mean p(own machine ID) of normal and anomalous clips per ID, one panel per data set.
 
-    ``panels`` maps a title to ``{machine_id: (normal, anomalous)}`` (e.g. from
-    :func:`asd.detectors.own_id_probability`); separate panels keep different data apart.
+    ``panels`` maps a title to ``{machine_id: (normal, anomalous)}`` (:func:`asd.detectors.id_shift`)
+    or ``(normal, anomalous, other normal recordings)`` (:func:`asd.detectors.one_recording_shift`;
+    a NaN third value draws no bar); separate panels keep different data apart.
     """
+    groups = (("normal", NORMAL), ("anomalous", ANOMALOUS), ("normal, other recordings", NORMAL_LIGHT))
     fig, axes = _grid(len(panels), ncols=2, panel=(4.2, 3.2), sharey=True)
     for ax, (title, shift) in zip(axes, panels.items()):
         x = np.arange(len(shift))
-        for k, (label, colour) in enumerate((("normal", NORMAL), ("anomalous", ANOMALOUS))):
-            ax.bar(x + (k - 0.5) * 0.38, [v[k] for v in shift.values()], 0.38, color=colour, label=label)
+        values = np.array([list(v) for v in shift.values()], dtype=float)  # (IDs, 2 or 3)
+        shown = [k for k in range(values.shape[1]) if not np.all(np.isnan(values[:, k]))]
+        width = 0.8 / len(shown)
+        for j, k in enumerate(shown):
+            ax.bar(x + (j - (len(shown) - 1) / 2) * width, values[:, k], width, color=groups[k][1], label=groups[k][0])
         ax.set_xticks(x, [f"ID {mid}" for mid in shift])
         ax.set_ylim(0, 1.05)
         ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=9, frameon=False, loc="lower left")
     axes[0].set_ylabel("mean p(own machine ID)")
-    axes[0].legend(fontsize=9, frameon=False, loc="lower left")
     return fig
 
 

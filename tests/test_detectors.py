@@ -17,7 +17,7 @@ import torch
 
 from asd import cli
 from asd.config import Config, FitConfig, get_config
-from asd.detectors import DETECTORS, make
+from asd.detectors import DETECTORS, halves, id_shift, make, one_recording_shift
 from asd.experiment import Prepared, prepare
 from asd.metrics import auc_pauc
 from asd.models import IDNN, build
@@ -171,3 +171,35 @@ def test_cli_rejects_idclf_per_id(tmp_path: Path, capsys: pytest.CaptureFixture[
     argv = ["run", "--data", str(data), "--models", "idclf", "--per-id", "--epochs", "1", "--quiet"]
     assert cli.main(argv) == 2
     assert "at least 2 machine IDs" in capsys.readouterr().err
+
+
+def test_halves_cut_every_clip_in_time(prep: Prepared) -> None:
+    first, second = halves(prep.test)
+    assert first.clips == second.clips == prep.test.clips
+    lengths = np.diff(prep.test.offsets)
+    assert np.array_equal(np.diff(first.offsets), lengths // 2)
+    assert np.array_equal(np.diff(first.offsets) + np.diff(second.offsets), lengths)
+    k = 1  # clip 1's frames are its first half followed by its second half
+    whole = prep.test.frames[prep.test.offsets[k] : prep.test.offsets[k + 1]]
+    parts = [fs.frames[fs.offsets[k] : fs.offsets[k + 1]] for fs in (first, second)]
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_id_probes_see_a_shifted_tone_leave_its_id(prep: Prepared) -> None:
+    """Normal clips hum at their ID's tone, anomalies 40 % higher, a tone no ID has: both probes
+    keep the normal clips on their ID. A linear probe moves an anomaly off its ID when the shift
+    points towards other IDs (00 and 02 move up, towards 04), not when it points away from them all
+    (04 is the highest tone and moves higher still)."""
+    shift = id_shift(prep.train, prep.test)
+    one = one_recording_shift(prep.test)
+    assert sorted(shift) == sorted(one) == sorted(TONES)
+    for mid in TONES:
+        (normal, anomalous), (held, anomalous_one, other) = shift[mid], one[mid]
+        assert min(normal, held, other) > 0.9, mid
+        assert (max(anomalous, anomalous_one) < 0.6) == (mid != "04"), mid
+
+
+def test_one_recording_probe_needs_a_normal_clip_per_id(prep: Prepared) -> None:
+    only_anomalies = prep.test.subset(np.flatnonzero(prep.test.y_true == 1))
+    with pytest.raises(ValueError, match="normal clip"):
+        one_recording_shift(only_anomalies)

@@ -212,3 +212,18 @@ def test_errors_over_time_draws_frames_errors_and_the_clip_score():
     assert error_axes[0].get_ylim()[1] >= 3 * 0.9  # one shared error scale
     with pytest.raises(ValueError):
         plots.errors_over_time({}, 0.032, 5)
+
+
+def test_own_id_bars_draw_one_bar_per_id_and_measured_group() -> None:
+    two = {"00": (0.9, 0.4), "02": (0.8, 0.6)}
+    three = {"00": (1.0, 0.3, 0.5), "02": (0.9, 0.2, float("nan"))}
+    real = {"00": (1.0, 0.0, float("nan")), "02": (1.0, 0.1, float("nan"))}  # no other recording: no bar
+    fig = plots.own_id_bars({"a": two, "b": three, "c": real})
+    _render(fig)
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.patches]
+    assert [len(ax.patches) for ax in axes] == [4, 6, 4]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
+    assert labels == [["normal", "anomalous"], ["normal", "anomalous", "normal, other recordings"],
+                      ["normal", "anomalous"]]
+    heights = sorted(p.get_height() for p in axes[1].patches if np.isfinite(p.get_height()))
+    assert heights == sorted([1.0, 0.3, 0.5, 0.9, 0.2])

@@ -13,7 +13,9 @@ import soundfile as sf
 from asd import synth
 from asd.config import Config, SplitCounts, SynthConfig
 from asd.data import list_clips, read_ground_truth
-from asd.detectors import id_shift
+from asd.detectors import id_shift, one_recording_shift
+from asd.features import extract
+from asd.metrics import REAL_MIMII_OWN_ID
 
 SR = 16000
 TINY = SynthConfig(
@@ -175,8 +177,10 @@ SHIFT_SYNTH = SynthConfig(
 
 def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     """The ID-shift protocol: an ID classifier on normal training frames; a fault should make a clip
-    sound less like its own machine (real MIMII slider faults: ratio about 0.2), normal clips stay
-    recognised. The same generator serves both profiles; only the clip counts differ."""
+    sound less like its own machine, normal clips stay recognised. Measured twice: trained on
+    many recordings per ID (the book's protocol) and on half of one recording per ID (the protocol
+    the real MIMII clips allow, ratio 0.18 there). The same generator serves both profiles; only
+    the clip counts differ."""
     from asd.experiment import prepare
 
     root = synth.generate(tmp_path / "shift", SHIFT_SYNTH, seed=0, progress=False)
@@ -184,11 +188,18 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
                    progress=False)
     shift = id_shift(prep.train, prep.test)
     ratios = {mid: anomalous / normal for mid, (normal, anomalous) in shift.items()}
-    print("\nstand-in p(own ID), normal / anomalous (ratio): " +
+    print("\nstand-in p(own ID), many recordings train, normal / anomalous (ratio): " +
           ", ".join(f"{m} {n:.2f}/{a:.2f} ({ratios[m]:.2f})" for m, (n, a) in shift.items()))
     assert all(normal >= 0.6 for normal, _ in shift.values())
-    assert np.mean(list(ratios.values())) <= 0.75  # measured 0.69; the real clips give 0.18
+    assert np.mean(list(ratios.values())) <= 0.75  # measured 0.69
     assert sum(r < 0.8 for r in ratios.values()) >= 3
+
+    one = one_recording_shift(prep.test)
+    one_ratio = np.mean([anomalous / held for held, anomalous, _ in one.values()])
+    print("stand-in p(own ID), one recording trains, held-out half / anomalous / other normal recordings: " +
+          ", ".join(f"{m} {h:.2f}/{a:.2f}/{o:.2f}" for m, (h, a, o) in one.items()) + f"; mean ratio {one_ratio:.2f}")
+    assert all(held >= 0.9 for held, _, _ in one.values())
+    assert one_ratio <= 0.5
     # ... and detecting the faults stays a task: a PCA detector finds them, but not every ID perfectly
     from asd.detectors import PCADetector
     from asd.metrics import per_id
@@ -202,27 +213,20 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
 
 
 def test_real_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
-    """The same protocol on the real MIMII clips: first half of each normal clip trains, the second
-    half and the abnormal clip are tested."""
+    """The one-recording protocol on the real MIMII clips (one normal and one abnormal recording per
+    ID): the first half of each normal clip trains, the second half and the abnormal clip are tested."""
     real = Path(__file__).resolve().parents[2] / "shared" / "data" / "slider-mimii-0db"
     if not real.is_dir():
         pytest.skip(f"real MIMII clips not found at {real}")
-    from asd.experiment import prepare
-
-    root = tmp_path / "real"
-    for split in ("train", "test"):
-        (root / "slider" / split).mkdir(parents=True)
+    root = tmp_path / "real" / "slider" / "test"
+    root.mkdir(parents=True)
     for path in real.glob("*.wav"):
-        y, sr = sf.read(path, dtype="float32")
-        if path.name.startswith("normal"):
-            half = len(y) // 2
-            sf.write(root / "slider" / "train" / path.name, y[:half], sr)
-            sf.write(root / "slider" / "test" / path.name, y[half:], sr)
-        else:
-            sf.write(root / "slider" / "test" / path.name, y, sr)
-    prep = prepare(Config(profile="quick"), root, ids=["all"], cache_dir=tmp_path / "cache", progress=False)
-    shift = id_shift(prep.train, prep.test)
-    ratios = [anomalous / normal for normal, anomalous in shift.values()]
-    print("\nreal MIMII p(own ID), normal / anomalous: " +
-          ", ".join(f"{m} {n:.2f}/{a:.2f}" for m, (n, a) in shift.items()) + f"; mean ratio {np.mean(ratios):.2f}")
-    assert np.mean(ratios) < 0.5
+        (root / path.name).symlink_to(path)
+    test = extract(list_clips(tmp_path / "real", "slider", "test"), Config().feature, progress=False)
+    one = one_recording_shift(test)
+    ratios = [anomalous / held for held, anomalous, _ in one.values()]
+    print("\nreal MIMII p(own ID), one recording trains, held-out half / abnormal: " +
+          ", ".join(f"{m} {h:.2f}/{a:.2f}" for m, (h, a, _) in one.items()) + f"; mean ratio {np.mean(ratios):.2f}")
+    assert one.keys() == REAL_MIMII_OWN_ID.keys()  # the book quotes these figures: they must be what is measured
+    for mid, (held, anomalous, _) in one.items():
+        assert (held, anomalous) == pytest.approx(REAL_MIMII_OWN_ID[mid], abs=0.011)
