@@ -166,6 +166,7 @@ class Config:
     profile: str = "full"
     machine: str = "slider"
     seed: int = 0
+    spread_seeds: int = 3  # training seeds per network where the book measures the spread of a result
     max_fpr: float = 0.1
     precision: str = "fp32"  # "bf16": autocast to bfloat16 (weights stay fp32); the report used fp32
     report_ids: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(REPORT_IDS))
@@ -207,7 +208,7 @@ def get_config(profile: str | None = None, **overrides) -> Config:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if profile == "quick":
-        base = Config(profile="quick", fit=dict(QUICK_FIT), synth=QUICK_SYNTH)
+        base = Config(profile="quick", spread_seeds=5, fit=dict(QUICK_FIT), synth=QUICK_SYNTH)
     else:
         base = Config(profile="full")
     return replace(base, **overrides)

@@ -12,12 +12,13 @@ import platform
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from asd import metrics
 from asd.config import Config, home, setting
@@ -267,6 +268,14 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
     if cache:
         _save_result(path, result)
     return result
+
+
+def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], progress: bool = True,
+              **kwargs) -> list[Results]:
+    """:func:`run` once per training seed on the same data and features: the seed sets the weights'
+    initialisation, the validation split, the batches' order and the networks' sampling."""
+    return [run(replace(cfg, seed=s), root, models, progress=False, **kwargs)
+            for s in tqdm(seeds, desc="seeds", disable=not progress)]
 
 
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,

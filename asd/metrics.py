@@ -76,19 +76,30 @@ def label(model: str) -> str:
     return LABELS.get(model, model)
 
 
-def format_table(tab: dict[str, dict[str, tuple[float, float]]]) -> str:
-    """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report.
+def _mean(value: float | tuple[float, float]) -> float:
+    """A cell's value: a number, or the mean of a ``(mean, sd)`` pair from :func:`seed_spread`."""
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _text(value: float | tuple[float, float]) -> str:
+    return f"{value[0]:.3f} ± {value[1]:.3f}" if isinstance(value, tuple) else f"{value:.3f}"
+
+
+def format_table(tab: dict[str, dict[str, tuple]]) -> str:
+    """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report
+    (``mean ± sd`` where the cells come from :func:`seed_spread`).
 
     A footnote says which baseline is which where ``baseline`` or ``sequential`` is a row.
     """
     cols = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG")) + ["AVG"]
     width = max(len(m) for m in tab) + 2
-    head = f"{'model':<{width}}" + "".join(f"{c:>14}" for c in cols)
-    lines = [head, f"{'':<{width}}" + "".join(f"{'AUC/pAUC':>14}" for _ in cols)]
-    for model, cells in tab.items():
-        lines.append(f"{model:<{width}}" + "".join(
-            f"{cells[c][0]:.3f}/{cells[c][1]:.3f}".rjust(14) if c in cells else f"{'-':>14}"
-            for c in cols))
+    text = {(m, c): f"{_text(cells[c][0])}/{_text(cells[c][1])}" if c in cells else "-"
+            for m, cells in tab.items() for c in cols}
+    w = max(14, *(len(t) + 2 for t in text.values()))
+    head = f"{'model':<{width}}" + "".join(f"{c:>{w}}" for c in cols)
+    lines = [head, f"{'':<{width}}" + "".join(f"{'AUC/pAUC':>{w}}" for _ in cols)]
+    for model in tab:
+        lines.append(f"{model:<{width}}" + "".join(text[model, c].rjust(w) for c in cols))
     notes = [LABELS[m] for m in LABELS if m in tab]
     return "\n".join(lines + ([f"({'; '.join(notes)})"] if notes else []))
 
@@ -99,9 +110,10 @@ TABLE_CSS = (".asd-results { font-size: 0.9em; }"
 
 
 class Table:
-    """A results table (:func:`table` output) that renders as HTML in notebooks and the book, and as
-    :func:`format_table` text elsewhere: AUC and pAUC in their own columns, the best value of each
-    column in bold, the average set apart, the two baselines labelled apart."""
+    """A results table (:func:`table` or :func:`seed_spread` output) that renders as HTML in notebooks
+    and the book, and as :func:`format_table` text elsewhere: AUC and pAUC in their own columns, the
+    best value (or mean) of each column in bold, the average set apart, the two baselines labelled
+    apart."""
 
     def __init__(self, cells: dict[str, dict[str, tuple[float, float]]], caption: str = ""):
         self.cells, self.caption = cells, caption
@@ -112,7 +124,8 @@ class Table:
     def _repr_html_(self) -> str:
         cols = list(dict.fromkeys(c for cells in self.cells.values() for c in cells if c != "AVG")) + ["AVG"]
         apart = ' style="border-left: 2px solid #888"'
-        best = {(c, k): max(cells[c][k] for cells in self.cells.values() if c in cells) for c in cols for k in (0, 1)}
+        best = {(c, k): max(_mean(cells[c][k]) for cells in self.cells.values() if c in cells)
+                for c in cols for k in (0, 1)}
         head = "".join(f'<th colspan="2"{apart if c == "AVG" else ""}>{"ID " + c if c != "AVG" else "average"}</th>'
                        for c in cols)
         sub = "".join(f'<th{apart if c == "AVG" and k == 0 else ""}>{("AUC", "pAUC")[k]}</th>' for c in cols for k in (0, 1))
@@ -125,8 +138,8 @@ class Table:
                     if c not in cells:
                         tds.append(f"<td{style}>-</td>")
                         continue
-                    text = f"{cells[c][k]:.3f}"
-                    strong = len(self.cells) > 1 and cells[c][k] == best[(c, k)]
+                    text = _text(cells[c][k])
+                    strong = len(self.cells) > 1 and _mean(cells[c][k]) == best[(c, k)]
                     tds.append(f"<td{style}>{'<b>' + text + '</b>' if strong else text}</td>")
             rows.append(f"<tr><th style=\"text-align: left\">{html.escape(label(model))}</th>{''.join(tds)}</tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
@@ -135,6 +148,31 @@ class Table:
                 f'<div style="overflow-x: auto"><table class="asd-results">{caption}<thead><tr>'
                 f'<th rowspan="2">model</th>{head}</tr><tr>{sub}</tr></thead><tbody>{"".join(rows)}</tbody>'
                 "</table></div>")
+
+
+def seed_spread(tables: list[dict[str, dict[str, tuple[float, float]]]]) -> dict[str, dict[str, tuple]]:
+    """Mean and standard deviation over runs (e.g. seeds) of every cell of :func:`table` outputs:
+    ``{model: {id: ((AUC mean, AUC sd), (pAUC mean, pAUC sd))}}``, which :class:`Table` shows."""
+    if len(tables) < 2:
+        raise ValueError(f"a spread needs at least 2 runs, got {len(tables)}")
+    out: dict[str, dict[str, tuple]] = {}
+    for model, cells in tables[0].items():
+        values = {c: np.array([t[model][c] for t in tables]) for c in cells}  # (runs, 2)
+        out[model] = {c: tuple((float(v[:, k].mean()), float(v[:, k].std(ddof=1))) for k in (0, 1))
+                      for c, v in values.items()}
+    return out
+
+
+def paired_difference(a, b, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over runs paired by seed, with its ``level`` confidence interval (Student's t):
+    ``(mean, low, high)``. An interval that excludes 0 resolves the order of the two."""
+    from scipy.stats import t
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 1 or d.size < 2:
+        raise ValueError(f"need at least 2 paired runs, got {d.size}")
+    half = float(t.ppf((1 + level) / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+    return float(d.mean()), float(d.mean()) - half, float(d.mean()) + half
 
 
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:

@@ -333,8 +333,10 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
         ax.set_xticks(x, [f"ID {mid}" for mid in shift])
         ax.set_ylim(0, 1.05)
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=9, frameon=False, loc="lower left")
-    axes[0].set_ylabel("mean p(own machine ID)")
+    for ax in axes[::2]:  # the first column
+        ax.set_ylabel("mean p(own machine ID)")
+    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
 
 
@@ -362,4 +364,24 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         axes[1, k].legend(fontsize=9, frameon=False, loc="upper right")
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("vector error (MSE)")
+    return fig
+
+
+def paired_differences(diffs: Mapping[str, tuple[float, float, float]], xlabel: str) -> Figure:
+    """Mean differences with their confidence intervals, one row per pair (e.g. from
+    :func:`asd.metrics.paired_difference`); filled where the interval excludes 0 (the order is
+    resolved), open where it does not."""
+    if not diffs:
+        raise ValueError("no differences to plot")
+    fig = Figure(figsize=(6.4, 0.45 * len(diffs) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    for y, (mean, low, high) in enumerate(diffs.values()):
+        resolved = low > 0 or high < 0
+        ax.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="o", capsize=3, color=NORMAL,
+                    markerfacecolor=NORMAL if resolved else "white")
+    ax.axvline(0, color="0.4", lw=1, ls="--")
+    ax.set_yticks(range(len(diffs)), list(diffs))
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
     return fig

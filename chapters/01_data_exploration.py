@@ -104,6 +104,7 @@ glue("fig_counts", plots.counts_bars(sets))
 # %% [markdown]
 # ```{glue:figure} fig_counts
 # :name: fig-counts
+# :alt: Bar charts of the number of clips per machine ID, for training normal, test normal and test anomalous clips.
 #
 # Clips per machine ID, split and label in the {glue:text}`data`. The report's Figs 1-2 show the same for the real data.
 # ```
@@ -174,6 +175,7 @@ glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
 # %% [markdown]
 # ```{glue:figure} fig_waveforms
 # :name: fig-waveforms
+# :alt: Waveforms of a normal (top) and an anomalous (bottom) slider test clip over ten seconds, on one amplitude scale.
 #
 # Waveforms of a normal (top) and an anomalous (bottom) test clip of machine ID
 # {glue:text}`machine_id`, {glue:text}`data`, on the same amplitude scale.

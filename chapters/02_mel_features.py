@@ -126,6 +126,7 @@ glue("fig_stft", plots.spectrograms({f"power spectrum (dB): {normal.path.name}":
 # %% [markdown]
 # ```{glue:figure} fig_stft
 # :name: fig-stft
+# :alt: STFT power of a normal clip: frequency up to 8 kHz against time, power in decibels as colour.
 #
 # The STFT power of a normal clip ({glue:text}`n_bins` bins x {glue:text}`n_clip_frames`
 # frames, shown in dB), {glue:text}`data`.
@@ -148,6 +149,7 @@ glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate))
 # %% [markdown]
 # ```{glue:figure} fig_mel_basis
 # :name: fig-mel-basis
+# :alt: The 128 triangular mel filters over frequency, narrow at low and wide at high frequencies.
 #
 # Left: the 128 mel filters over the STFT's frequency axis (one colour per filter; each
 # filter's area is normalised, so the narrow low-frequency filters are tall). Right: each
@@ -178,6 +180,7 @@ glue("fig_log", plots.spectrograms({"mel power (linear)": mel.T, "log-mel (dB)":
 # %% [markdown]
 # ```{glue:figure} fig_log
 # :name: fig-log
+# :alt: The mel power of one clip on a linear scale, where only the loudest bands show, and in decibels, where all bands do.
 #
 # The mel power of the normal clip on a linear scale (left) and in dB (right), each with its
 # own colour scale, {glue:text}`data`.
@@ -201,6 +204,7 @@ glue("fig_normal_anomaly", plots.spectrograms({f"normal: {normal.path.name}": lo
 # %% [markdown]
 # ```{glue:figure} fig_normal_anomaly
 # :name: fig-normal-anomaly
+# :alt: Log-mel spectrograms of a normal and an anomalous clip of the same machine side by side.
 #
 # Log-mel spectrograms (dB) of a normal and an anomalous test clip of machine ID
 # {glue:text}`machine_id`, {glue:text}`data`.
@@ -241,6 +245,7 @@ glue("fig_standardised", plots.spectrograms({f"normal: {normal.path.name}": z,
 # %% [markdown]
 # ```{glue:figure} fig_standardised
 # :name: fig-standardised
+# :alt: Standardised log-mel spectrograms of a normal and an anomalous clip, in a diverging colour scale around zero.
 #
 # The same two clips after standardisation with the mean and standard deviation of the
 # {glue:text}`n_train_clips` training clips' {glue:text}`n_train_frames:,d` frames: 0 (white) is
@@ -277,6 +282,7 @@ glue("fig_vectors", fig_vectors)
 # %% [markdown]
 # ```{glue:figure} fig_vectors
 # :name: fig-vectors
+# :alt: Stacked input vectors as columns: five 128-band frames on top of each other, each shifted by one hop.
 #
 # Stacked vectors, one column per vector: the five 128-band frames lie on top of each other
 # (black lines), each a copy of its neighbour shifted by one hop, {glue:text}`data`.

@@ -55,11 +55,13 @@ if importlib.util.find_spec("asd") is None:
 from dataclasses import replace
 
 import torch
+from IPython.display import display
 from myst_nb import glue
 
 import asd
 import asd.book
 from asd import config, models
+from asd.book import TextTable
 
 cfg, _ = asd.book.setup(data=False)
 
@@ -71,12 +73,13 @@ cfg, _ = asd.book.setup(data=False)
 # if any count differs.
 
 # %%
-print(f"{'network':<12}{'asd':>10}{'report':>10}")
+rows = []
 for name in config.NETWORKS:
     n = models.n_params(models.build(name, cfg))
-    print(f"{name:<12}{n:>10,}{models.REPORT_PARAMS[name]:>10,}")
     assert n == models.REPORT_PARAMS[name], f"{name}: {n:,} parameters, the report has {models.REPORT_PARAMS[name]:,}"
-print("all four parameter counts equal the report's")
+    rows.append([name, f"{n:,}", f"{models.REPORT_PARAMS[name]:,}"])
+display(TextTable(["network", "asd", "report"], rows,
+                  "Trainable parameters: all four counts equal the report's"))
 
 # %% tags=["hide-input"]
 for name in config.NETWORKS:
@@ -236,11 +239,11 @@ print("evaluation mode: deterministic scores; training mode: sampled, different 
 
 # %%
 full = config.get_config("full")
-print(f"{'network':<12}{'full: epochs/batch':>20}{'quick: epochs/batch':>21}{'lr':>8}{'validation':>12}")
-for name in config.NETWORKS:
-    f, q = full.fit[name], config.get_config("quick").fit[name]
-    print(f"{name:<12}{f'{f.epochs}/{f.batch_size}':>20}{f'{q.epochs}/{q.batch_size}':>21}{f.lr:>8g}"
-          f"{f.validation_split:>12.0%}")
+quick = config.get_config("quick")
+display(TextTable(["network", "full: epochs", "full: batch", "quick: epochs", "quick: batch", "lr", "validation"],
+                  [[name, full.fit[name].epochs, full.fit[name].batch_size, quick.fit[name].epochs,
+                    quick.fit[name].batch_size, f"{full.fit[name].lr:g}", f"{full.fit[name].validation_split:.0%}"]
+                   for name in config.NETWORKS], "Training budgets of the two profiles"))
 
 # %% [markdown]
 # ### Changing a choice

@@ -53,6 +53,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 import asd
 import asd.book
 from asd import config, features, metrics, plots
+from asd.book import TextTable
 
 cfg, src = asd.book.setup()
 
@@ -74,13 +75,13 @@ provenance = f"data: {src.label} | IDs: {', '.join(results.unique_ids)} | profil
 print(provenance)
 if results.left_out:
     print(f"found in the data but not in the report's set, left out here: ID {', '.join(results.left_out)}")
-print(f"\n{'network':<12}{'epochs':>7}{'batch':>7}{'updates':>9}{'seconds':>9}"
-      f"{'final training loss':>21}{'final validation loss':>23}")
+rows = []
 for name, model in results.models.items():
     fit, hist = cfg.fit[name], model.histories["all"]
-    val = f"{hist.val_loss[-1]:.4g}" if hist.val_loss else "-"
-    print(f"{name:<12}{fit.epochs:>7}{fit.batch_size:>7}{model.steps:>9}{model.seconds:>9.1f}"
-          f"{hist.train_loss[-1]:>21.4g}{val:>23}")
+    rows.append([name, fit.epochs, fit.batch_size, f"{model.steps:,}", f"{model.seconds:.1f}",
+                 f"{hist.train_loss[-1]:.4g}", f"{hist.val_loss[-1]:.4g}" if hist.val_loss else "-"])
+display(TextTable(["network", "epochs", "batch", "updates", "seconds", "final training loss",
+                   "final validation loss"], rows, "Training"))
 
 # %% [markdown]
 # ```{admonition} Which data?
@@ -103,6 +104,7 @@ glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m i
 # %% [markdown]
 # ```{glue:figure} fig_curves
 # :name: fig-curves
+# :alt: Training and validation loss against epoch, one panel per network.
 #
 # Training and validation loss per epoch, one panel per network,
 # {glue:text}`data`.
@@ -168,6 +170,7 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 # %% [markdown]
 # ```{glue:figure} fig_auc
 # :name: fig-auc
+# :alt: Bar chart of AUC per machine ID and on average, one bar per network.
 #
 # AUC per machine ID and on average: this book's networks on the {glue:text}`data` (the report's Fig. 5 shows its own). On the real data, black ticks
 # mark the report's value for the same network and dashed lines the DCASE 2020 baseline; on
@@ -176,6 +179,7 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 #
 # ```{glue:figure} fig_pauc
 # :name: fig-pauc
+# :alt: Bar chart of pAUC per machine ID and on average, one bar per network.
 #
 # pAUC (false-positive rate up to 0.1, McClish-standardised: chance is 0.5) per machine ID and
 # on average, {glue:text}`data`; reference marks as in
@@ -189,8 +193,71 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 # hardest (mean AUC of the four networks {glue:text}`hardest_auc:.3f`). For the report's own
 # ranking on the real data (its networks lie within {glue:text}`report_spread_auc:.3f` AUC, and
 # its hardest ID is {glue:text}`report_hardest_id`), see its table above; whether a spread
-# that small can rank networks at all is a question of seeds, which
-# {doc}`06_conclusion` takes up.
+# that small can rank networks at all is a question of seeds, the next section's.
+#
+# (sec-seeds)=
+# ## Is a difference real?
+#
+# The report ranks its four networks from one training run each. Another seed changes the
+# weights' initialisation, the clips held out for validation, the order of the batches and
+# the networks' random draws (the VAEs' samples, the dropout masks), and with them the AUC.
+# Here each network is trained with {glue:text}`n_seeds` seeds on the same data and features
+# (`asd.experiment.seed_runs`); the table shows the mean and the standard deviation over the
+# seeds. Seed 0 is the run above, taken from the cache.
+
+# %% tags=["remove-output"]
+seeds = list(range(cfg.spread_seeds))  # 5 in the quick profile
+runs = asd.experiment.seed_runs(cfg, src.dev, list(asd.config.NETWORKS), seeds, data_label=src.label)
+spread = metrics.seed_spread([metrics.table(r.rows) for r in runs])
+
+# %%
+display(metrics.Table(spread, f"This book, mean ± standard deviation over {len(seeds)} seeds: {provenance}"))
+
+# %% [markdown]
+# Whether one network beats another is a question about their *difference*. Runs with the same
+# seed share the validation split, so the differences are paired by seed;
+# `asd.metrics.paired_difference` gives the mean difference of the average AUC and its 95%
+# confidence interval (Student's t over the seeds). An interval that excludes zero resolves the
+# order on this data; one that straddles zero does not.
+
+# %% tags=["hide-input", "remove-output"]
+avg_auc = {name: [metrics.table(r.rows)[name]["AVG"][0] for r in runs] for name in asd.config.NETWORKS}
+report_avg = {name: reference[f"report {name}"]["AVG"][0] for name in metrics.REPORT}
+pairs = {}  # each pair in the report's order: its better network first
+for i, a in enumerate(sorted(report_avg, key=report_avg.get, reverse=True)):
+    for b in sorted(report_avg, key=report_avg.get, reverse=True)[i + 1:]:
+        pairs[f"{a} - {b}"] = metrics.paired_difference(avg_auc[a], avg_auc[b])
+resolved = [p for p, (_, low, high) in pairs.items() if low > 0 or high < 0]
+same = [p for p in resolved if pairs[p][1] > 0]
+sd = [spread[name]["AVG"][0][1] for name in asd.config.NETWORKS]
+glue("n_seeds", len(seeds), display=False)
+glue("seed_sd_low", min(sd), display=False)
+glue("seed_sd_high", max(sd), display=False)
+glue("n_pairs", len(pairs), display=False)
+glue("n_resolved", len(resolved), display=False)
+glue("n_same", len(same), display=False)
+glue("resolved_pairs", ", ".join(same) if same else "none", display=False)
+glue("fig_pairs", plots.paired_differences(
+    pairs, f"difference in average AUC, {len(seeds)} seeds (mean, 95% interval)"))
+
+# %% [markdown]
+# ```{glue:figure} fig_pairs
+# :name: fig-pairs
+# :alt: Mean paired differences of average AUC between pairs of networks with 95 percent intervals, and a dashed line at zero.
+#
+# Paired difference of the average AUC between two networks over {glue:text}`n_seeds` seeds,
+# {glue:text}`data`. Each pair is written in the order the report's table ranks them (its better
+# network first), so a positive difference agrees with that order. Filled: the 95% interval
+# excludes zero.
+# ```
+#
+# On this data, a network's average AUC varies between seeds with a standard deviation of
+# {glue:text}`seed_sd_low:.3f` to {glue:text}`seed_sd_high:.3f`. Of the report table's
+# {glue:text}`n_pairs` pairwise orderings, the seeds here resolve {glue:text}`n_resolved`,
+# {glue:text}`n_same` of them in the report's direction (resolved in that direction:
+# {glue:text}`resolved_pairs`); the others could come out either way with another seed. This says how far seeds alone move a result *on this
+# data*; the report's own differences were measured on the real data, from one run each, and
+# only repeated runs there could say which of them a seed can produce.
 #
 # ## ROC curves
 #
@@ -210,6 +277,7 @@ glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
 # %% [markdown]
 # ```{glue:figure} fig_roc
 # :name: fig-roc
+# :alt: ROC curves per machine ID, one line per network, with the false-positive range of pAUC shaded.
 #
 # ROC curves per machine ID, one line per network, {glue:text}`data`. Shaded: the false-positive range of pAUC. Dotted: chance.
 # ```
@@ -274,6 +342,7 @@ glue("fig_errors", plots.errors_over_time(picked, cfg.feature.hop_length / cfg.f
 # %% [markdown]
 # ```{glue:figure} fig_errors
 # :name: fig-errors
+# :alt: Log-mel spectrograms of a normal and an anomalous clip above their reconstruction errors over time.
 #
 # Where the Sequential network is surprised: standardised log-mel frames (top) and each
 # vector's reconstruction error over time (bottom; dashed: their mean, the clip's score) for a
@@ -295,6 +364,7 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 # %% [markdown]
 # ```{glue:figure} fig_scores
 # :name: fig-scores
+# :alt: Histograms of the anomaly scores of normal and anomalous test clips, one row per network and one column per machine ID.
 #
 # Anomaly scores (mean reconstruction error; a logarithmic axis where they span a factor of
 # 10 or more) of the normal and anomalous test clips,

@@ -52,6 +52,7 @@ from myst_nb import glue
 import asd
 import asd.book
 from asd import detectors, experiment, metrics, plots
+from asd.book import TextTable
 from asd.config import NETWORKS
 
 cfg, src = asd.book.setup()
@@ -135,12 +136,10 @@ else:
     verdict = "no new detector beats the best of the report's networks on both average AUC and pAUC"
 glue("verdict", verdict, display=False)
 ids = [c for c in table[best_report] if c != "AVG"]
-print(f"Difference from the best report network ({best_report}), AUC / pAUC:\n")
-print(f"{'detector':<11}" + "".join(f"{'ID ' + i:>16}" for i in ids) + f"{'AVG':>16}")
-for m in new:
-    cells = [f"{table[m][c][0] - table[best_report][c][0]:+.3f}/{table[m][c][1] - table[best_report][c][1]:+.3f}"
-             for c in ids + ["AVG"]]
-    print(f"{m:<11}" + "".join(f"{c:>16}" for c in cells))
+columns = ids + ["AVG"]
+display(TextTable(["detector"] + [f"{'ID ' + c if c != 'AVG' else 'average'} {k}" for c in columns for k in ("AUC", "pAUC")],
+                  [[m] + [f"{table[m][c][k] - table[best_report][c][k]:+.3f}" for c in columns for k in (0, 1)]
+                   for m in new], f"Difference from the best report network ({best_report}) on this data"))
 
 # %% [markdown]
 # On this data, {glue:text}`verdict`. The best of the report's four networks here is
@@ -169,6 +168,7 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # %% [markdown]
 # ```{glue:figure} fig_roc_beyond
 # :name: fig-roc-beyond
+# :alt: ROC curves per machine ID for PCA, IDNN and the ID classifier.
 #
 # ROC curves per machine ID of the best report network and the three new detectors,
 # {glue:text}`data`.
@@ -176,6 +176,7 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 #
 # ```{glue:figure} fig_hist_beyond
 # :name: fig-hist-beyond
+# :alt: Histograms of the scores of normal and anomalous test clips per machine ID for the three new detectors.
 #
 # Scores of normal (blue) and anomalous (orange) test clips for the three new detectors, per
 # machine ID, {glue:text}`data`. The detectors' scores have
@@ -185,6 +186,7 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 #
 # ```{glue:figure} fig_bars_beyond
 # :name: fig-bars-beyond
+# :alt: Bar chart of AUC per machine ID for all seven detectors.
 #
 # AUC per machine ID of all seven detectors, {glue:text}`data` (on the real data with the report's and the DCASE 2020 baseline's
 # values as reference marks).
@@ -237,6 +239,7 @@ glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].h
 # %% [markdown]
 # ```{glue:figure} fig_own_id
 # :name: fig-own-id
+# :alt: Bar charts of the mean probability of a clip's own machine ID, for normal and anomalous clips per ID, in three panels.
 #
 # Mean probability of a clip's own machine ID per ID, for normal (dark blue) and anomalous
 # (orange) test clips. Top left: the probe trained on many normal recordings per ID, the data at
@@ -264,6 +267,7 @@ glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].h
 #
 # ```{glue:figure} fig_idclf_loss
 # :name: fig-idclf-loss
+# :alt: Training and validation cross-entropy of the ID classifier against epoch.
 #
 # Training and validation loss (cross-entropy) of the ID classifier per epoch,
 # {glue:text}`data`.

@@ -117,9 +117,10 @@ glue("data_verdict",
 # Three lessons hold whatever the data:
 #
 # - **The differences between the report's networks are small.** Each of its numbers comes
-#   from one training run with one seed; differences of a hundredth of AUC between networks
-#   are of the size that another seed or another validation split can produce. A claim that
-#   batch normalisation or dropout helps needs repeated runs (`cfg.seed`) and their spread.
+#   from one training run with one seed. Differences of a hundredth of AUC between networks
+#   are of the size that another seed or another validation split can produce on this book's
+#   data ({ref}`sec-seeds` measures it); a claim that batch normalisation or dropout helps needs
+#   repeated runs and the confidence interval of their difference.
 # - **Reconstruction error is a weak anomaly score for a non-stationary machine.** An
 #   autoencoder rebuilds whatever it can; the slider's periodic strokes are partly
 #   predictable, and faults that change the rhythm more than the spectrum are hard to see in
@@ -175,14 +176,15 @@ glue("data_verdict",
 #    report's scale, beside the report's numbers, or run
 #    `asd run --data $ASD_DATA --profile full --out results/full-<device>.json` and commit the
 #    record, which {doc}`04_training_results` then shows with its provenance;
-# 4. repeat with a few seeds before drawing conclusions from differences between networks.
+# 4. look at the seed spread ({ref}`sec-seeds`, `cfg.spread_seeds` runs per network) before
+#    drawing conclusions from differences between networks.
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train the Sequential network with three seeds (`cfg.seed`) and compare the spread of its average AUC with the differences between the report's networks.
+# 1. {ref}`sec-seeds` compares the networks' average AUC over seeds. Repeat it for the average pAUC: are the same orderings resolved?
 #
 # ```{admonition} Solution
 # :class: dropdown
-# `asd.experiment.run(replace(cfg, seed=s), ...)` for s in 0, 1, 2; if the spread is as large as the differences, one run each cannot rank the networks.
+# `runs = asd.experiment.seed_runs(cfg, src.dev, list(asd.config.NETWORKS), list(range(cfg.spread_seeds)))` (cached after chapter 4), then `metrics.paired_difference` on `metrics.table(r.rows)[name]["AVG"][1]` for each pair, and compare the intervals with those for AUC.
 # ```

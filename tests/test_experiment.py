@@ -164,3 +164,13 @@ def test_cache_keeps_the_trained_weights(root, cfg, name, monkeypatch):
     fresh = asd.experiment.make(name, cfg, prep.id_index, torch.device("cpu"))
     if name != "pca":  # an untrained network scores differently
         assert not np.allclose(fresh.score(prep.test), first.models[name].scores)
+
+
+def test_seed_runs_train_each_seed_on_the_same_data(root, cfg) -> None:
+    runs = asd.experiment.seed_runs(cfg, root, ["sequential"], [0, 1], device="cpu", progress=False, cache=False)
+    assert [r.cfg.seed for r in runs] == [0, 1]
+    first, second = (r.models["sequential"] for r in runs)
+    assert [c.path for c in runs[0].test.clips] == [c.path for c in runs[1].test.clips]
+    assert not np.allclose(first.scores, second.scores)  # another seed, another network
+    again = run(cfg, root, ["sequential"], device="cpu", progress=False, cache=False)
+    np.testing.assert_allclose(again.models["sequential"].scores, first.scores, rtol=1e-5)

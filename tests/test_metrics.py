@@ -188,3 +188,38 @@ def test_results_table_renders_html_with_separate_columns_and_the_best_in_bold()
     assert "<b>0.900</b>" in page and "<b>0.750</b>" in page and "<b>0.800</b>" not in page
     assert "baseline (the report&#x27;s VAE)" in page and "sequential (the DCASE 2020 baseline AE)" in page
     assert repr(t) == "synthetic data\n" + format_table(table(rows))
+
+
+def test_seed_spread_is_mean_and_sd_over_runs_and_renders() -> None:
+    rng = np.random.default_rng(0)
+    runs = []
+    for _ in range(4):
+        rows = [{"model": m, "id": i, "auc": rng.uniform(0.6, 0.9), "pauc": rng.uniform(0.5, 0.7)}
+                for m in ("baseline", "sequential") for i in ("00", "02")]
+        runs.append(metrics.table(rows))
+    spread = metrics.seed_spread(runs)
+    for m in ("baseline", "sequential"):
+        for c in ("00", "02", "AVG"):
+            for k in (0, 1):
+                values = [t[m][c][k] for t in runs]
+                assert spread[m][c][k] == pytest.approx((np.mean(values), np.std(values, ddof=1)))
+    text = repr(metrics.Table(spread, "five seeds"))
+    assert " ± " in text and text.startswith("five seeds")
+    page = metrics.Table(spread)._repr_html_()
+    best = max(("baseline", "sequential"), key=lambda m: spread[m]["AVG"][0][0])
+    assert f"<b>{spread[best]['AVG'][0][0]:.3f} ± {spread[best]['AVG'][0][1]:.3f}</b>" in page
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        metrics.seed_spread(runs[:1])
+
+
+def test_paired_difference_matches_a_paired_t_test() -> None:
+    from scipy.stats import ttest_rel
+
+    a, b = np.array([0.91, 0.92, 0.90, 0.93, 0.92]), np.array([0.90, 0.90, 0.89, 0.91, 0.92])
+    mean, low, high = metrics.paired_difference(a, b)
+    assert mean == pytest.approx(np.mean(a - b)) and low < mean < high
+    ci = ttest_rel(a, b).confidence_interval(0.95)
+    assert (low, high) == pytest.approx((ci.low, ci.high))
+    assert metrics.paired_difference(a, a + 0.01)[2] < 0  # a constant shift is resolved
+    with pytest.raises(ValueError, match="2 paired runs"):
+        metrics.paired_difference([0.9], [0.8])

@@ -222,8 +222,20 @@ def test_own_id_bars_draw_one_bar_per_id_and_measured_group() -> None:
     _render(fig)
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.patches]
     assert [len(ax.patches) for ax in axes] == [4, 6, 4]
-    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
-    assert labels == [["normal", "anomalous"], ["normal", "anomalous", "normal, other recordings"],
-                      ["normal", "anomalous"]]
+    assert [[p.get_label() for p in ax.containers] for ax in axes] == [
+        ["normal", "anomalous"], ["normal", "anomalous", "normal, other recordings"], ["normal", "anomalous"]]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["normal", "anomalous", "normal, other recordings"]
     heights = sorted(p.get_height() for p in axes[1].patches if np.isfinite(p.get_height()))
     assert heights == sorted([1.0, 0.3, 0.5, 0.9, 0.2])
+
+
+def test_paired_differences_fill_resolved_orders_only() -> None:
+    diffs = {"a - b": (0.02, 0.01, 0.03), "a - c": (0.005, -0.01, 0.02), "b - c": (-0.02, -0.03, -0.01)}
+    fig = plots.paired_differences(diffs, "difference in average AUC")
+    _render(fig)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(diffs)
+    faces = [line.get_markerfacecolor() for line in ax.lines if line.get_marker() == "o"]
+    assert [f == "white" for f in faces] == [False, True, False]
+    with pytest.raises(ValueError, match="no differences"):
+        plots.paired_differences({}, "x")
