@@ -68,7 +68,8 @@ def table(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
 
 
 # Two "baselines" meet in this book: the report's VAE and the DCASE 2020 organisers' autoencoder.
-LABELS = {"baseline": "baseline (the report's VAE)", "sequential": "sequential (the DCASE 2020 baseline AE)"}
+DESCRIPTIONS = {"baseline": "the report's VAE", "sequential": "the DCASE 2020 baseline AE"}
+LABELS = {m: f"{m} ({d})" for m, d in DESCRIPTIONS.items()}
 
 
 def label(model: str) -> str:
@@ -106,7 +107,7 @@ def format_table(tab: dict[str, dict[str, tuple]]) -> str:
 
 TABLE_CSS = (".asd-results { font-size: 0.9em; }"
              " .asd-results td, .asd-results th { padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }"
-             " .asd-results tbody th { text-align: left; white-space: normal; }")
+             " .asd-results tbody th { text-align: left; }")
 
 
 class Table:
@@ -138,10 +139,13 @@ class Table:
                     if c not in cells:
                         tds.append(f"<td{style}>-</td>")
                         continue
-                    text = _text(cells[c][k])
+                    v = cells[c][k]  # a spread shows its sd in small type under the mean
+                    text = f"{v[0]:.3f}<br><small>± {v[1]:.3f}</small>" if isinstance(v, tuple) else f"{v:.3f}"
                     strong = len(self.cells) > 1 and _mean(cells[c][k]) == best[(c, k)]
                     tds.append(f"<td{style}>{'<b>' + text + '</b>' if strong else text}</td>")
-            rows.append(f"<tr><th style=\"text-align: left\">{html.escape(label(model))}</th>{''.join(tds)}</tr>")
+            name = html.escape(model) + (f"<br><small>{html.escape(DESCRIPTIONS[model])}</small>"
+                                         if model in DESCRIPTIONS else "")
+            rows.append(f"<tr><th style=\"text-align: left\">{name}</th>{''.join(tds)}</tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         # Scrolls sideways on a narrow screen rather than being cut off.
         return (f"<style>{TABLE_CSS}</style>"

@@ -221,7 +221,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     columns = list(dict.fromkeys(c for cells in table.values() for c in cells))
     colours = _model_colours(models)
     width = 0.8 / len(models)
-    fig = Figure(figsize=(max(6.0, 1.9 * len(columns) + 1.5), 3.8), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 1.9 * len(columns) + 1.5), 4.0 + 0.2 * len(models)), layout="constrained")
     ax = fig.subplots()
     shown: list[float] = []
     report_labelled = baseline_labelled = False
@@ -251,7 +251,8 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     ax.set_xticks(np.arange(len(columns)), [c if c == "AVG" else f"ID {c}" for c in columns])
     ax.set_ylabel(METRIC_NAMES[metric])
     ax.set_title(title or f"{METRIC_NAMES[metric]} per machine ID", fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # Below the axes, so that the bars keep the column's width on a phone too.
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=9, frameon=False, loc="outside lower center", ncol=2)
     return fig
 
 

@@ -227,16 +227,17 @@ pairs = {}  # each pair in the report's order: its better network first
 for i, a in enumerate(sorted(report_avg, key=report_avg.get, reverse=True)):
     for b in sorted(report_avg, key=report_avg.get, reverse=True)[i + 1:]:
         pairs[f"{a} - {b}"] = metrics.paired_difference(avg_auc[a], avg_auc[b])
-resolved = [p for p, (_, low, high) in pairs.items() if low > 0 or high < 0]
-same = [p for p in resolved if pairs[p][1] > 0]
+resolved = {p: "in" if low > 0 else "against" for p, (_, low, high) in pairs.items() if low > 0 or high < 0}
+if resolved:
+    seed_verdict = (f"the seeds here resolve {len(resolved)} of the report table's {len(pairs)} pairwise orderings ("
+                    + "; ".join(f"{p}, {way} the report's direction" for p, way in resolved.items()) + ")")
+else:
+    seed_verdict = f"the seeds here resolve none of the report table's {len(pairs)} pairwise orderings"
 sd = [spread[name]["AVG"][0][1] for name in asd.config.NETWORKS]
 glue("n_seeds", len(seeds), display=False)
 glue("seed_sd_low", min(sd), display=False)
 glue("seed_sd_high", max(sd), display=False)
-glue("n_pairs", len(pairs), display=False)
-glue("n_resolved", len(resolved), display=False)
-glue("n_same", len(same), display=False)
-glue("resolved_pairs", ", ".join(same) if same else "none", display=False)
+glue("seed_verdict", seed_verdict, display=False)
 glue("fig_pairs", plots.paired_differences(
     pairs, f"difference in average AUC, {len(seeds)} seeds (mean, 95% interval)"))
 
@@ -252,10 +253,8 @@ glue("fig_pairs", plots.paired_differences(
 # ```
 #
 # On this data, a network's average AUC varies between seeds with a standard deviation of
-# {glue:text}`seed_sd_low:.3f` to {glue:text}`seed_sd_high:.3f`. Of the report table's
-# {glue:text}`n_pairs` pairwise orderings, the seeds here resolve {glue:text}`n_resolved`,
-# {glue:text}`n_same` of them in the report's direction (resolved in that direction:
-# {glue:text}`resolved_pairs`); the others could come out either way with another seed. This says how far seeds alone move a result *on this
+# {glue:text}`seed_sd_low:.3f` to {glue:text}`seed_sd_high:.3f`, and
+# {glue:text}`seed_verdict`; the others could come out either way with another seed. This says how far seeds alone move a result *on this
 # data*; the report's own differences were measured on the real data, from one run each, and
 # only repeated runs there could say which of them a seed can produce.
 #
@@ -280,6 +279,14 @@ glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
 # :alt: ROC curves per machine ID, one line per network, with the false-positive range of pAUC shaded.
 #
 # ROC curves per machine ID, one line per network, {glue:text}`data`. Shaded: the false-positive range of pAUC. Dotted: chance.
+# ```
+#
+# `asd.plots.roc_curves` draws it; its heart is scikit-learn's `roc_curve`, called once per
+# machine ID and network on that ID's clips:
+#
+# ```{literalinclude} ../asd/plots.py
+# :language: python
+# :pyobject: roc_curves
 # ```
 #
 # ### How pAUC is standardised

@@ -186,7 +186,7 @@ def test_results_table_renders_html_with_separate_columns_and_the_best_in_bold()
     assert "<caption>synthetic data</caption>" in page
     assert page.count("<td") == 2 * 4  # AUC and pAUC of ID 00 and of the average, per model
     assert "<b>0.900</b>" in page and "<b>0.750</b>" in page and "<b>0.800</b>" not in page
-    assert "baseline (the report&#x27;s VAE)" in page and "sequential (the DCASE 2020 baseline AE)" in page
+    assert "baseline<br><small>the report&#x27;s VAE</small>" in page and "sequential<br><small>the DCASE 2020 baseline AE</small>" in page
     assert repr(t) == "synthetic data\n" + format_table(table(rows))
 
 
@@ -207,7 +207,7 @@ def test_seed_spread_is_mean_and_sd_over_runs_and_renders() -> None:
     assert " ± " in text and text.startswith("five seeds")
     page = metrics.Table(spread)._repr_html_()
     best = max(("baseline", "sequential"), key=lambda m: spread[m]["AVG"][0][0])
-    assert f"<b>{spread[best]['AVG'][0][0]:.3f} ± {spread[best]['AVG'][0][1]:.3f}</b>" in page
+    assert f"<b>{spread[best]['AVG'][0][0]:.3f}<br><small>± {spread[best]['AVG'][0][1]:.3f}</small></b>" in page
     with pytest.raises(ValueError, match="at least 2 runs"):
         metrics.seed_spread(runs[:1])
 
