@@ -31,12 +31,23 @@ class LossHistory(Protocol):
     val_loss: list[float]
 
 
+# The book's text column holds about 690 px; at 100 dpi a figure at most this wide is shown at its own
+# size, so its 10-pt text stays 10 pt on the page.
+COLUMN_IN = 6.9
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure, scaled down as a whole (text excepted) to the column's width."""
+    scale = min(1.0, COLUMN_IN / width)
+    return Figure(figsize=(width * scale, height * scale), layout="constrained")
+
+
 def _grid(n: int, ncols: int | None = None, panel: tuple[float, float] = (4.0, 3.0),
           **subplots) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with ``n`` panels on a grid, and its axes as a flat array."""
     ncols = min(n, ncols or n)
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    fig = _figure(panel[0] * ncols, panel[1] * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, **subplots)).ravel()
     for ax in axes[n:]:
         fig.delaxes(ax)
@@ -67,7 +78,7 @@ def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figur
     """
     if not sets:
         raise ValueError("no sets to plot")
-    fig, axes = _grid(len(sets), panel=(5.0, 3.4))
+    fig, axes = _grid(len(sets), ncols=1, panel=(COLUMN_IN, 3.0))
     for ax, (title, counts) in zip(axes, sets.items()):
         ids = sorted({mid for mid, _, _ in counts})
         present = {(split, label) for _, split, label in counts}
@@ -78,12 +89,13 @@ def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figur
             heights = [counts.get((mid, split, label), 0) for mid in ids]
             bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, heights, width,
                           label=f"{split} / {label}", color=COUNT_GROUPS.get((split, label), "0.6"))
-            ax.bar_label(bars, fontsize=8, padding=1)
+            ax.bar_label(bars, padding=1)
         ax.set_xticks(x, [f"ID {mid}" for mid in ids])
         ax.set_ylabel("clips")
         ax.set_title(f"{title}: {sum(counts.values())} clips")
         ax.margins(y=0.12)
-        ax.legend(fontsize=8, frameon=False)
+    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(handles.values(), handles.keys(), frameon=False, loc="outside lower center", ncol=len(handles))
     return fig
 
 
@@ -91,7 +103,7 @@ def waveforms(signals: Mapping[str, np.ndarray], sample_rate: int) -> Figure:
     """One row per signal (title -> samples), sharing the time and amplitude axes."""
     if not signals:
         raise ValueError("no signals to plot")
-    fig, axes = _grid(len(signals), ncols=1, panel=(9.0, 2.0), sharex=True, sharey=True)
+    fig, axes = _grid(len(signals), ncols=1, panel=(COLUMN_IN, 1.7), sharex=True, sharey=True)
     for ax, (title, y) in zip(axes, signals.items()):
         ax.plot(np.arange(len(y)) / sample_rate, y, lw=0.4, color="0.2")
         ax.set_title(title, fontsize=10)
@@ -150,7 +162,7 @@ def mel_filterbank(basis: np.ndarray, sample_rate: int) -> Figure:
     basis = np.asarray(basis)
     n_mels, n_bins = basis.shape
     freqs = np.linspace(0, sample_rate / 2, n_bins)
-    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    fig = _figure(11, 3.4)
     left, right = fig.subplots(1, 2, width_ratios=(2, 1))
     colours = [f"C{i % 10}" for i in range(n_mels)]
     for weights, colour in zip(basis, colours):
@@ -185,7 +197,7 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
             ax.set_yscale("log")
         ax.set_title(metrics.label(name), fontsize=10)
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=8, frameon=False)
+        ax.legend(frameon=False)
     for ax in axes[::2]:
         ax.set_ylabel("mean loss per vector")
     return fig
@@ -221,7 +233,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     columns = list(dict.fromkeys(c for cells in table.values() for c in cells))
     colours = _model_colours(models)
     width = 0.8 / len(models)
-    fig = Figure(figsize=(max(6.0, 1.9 * len(columns) + 1.5), 4.0 + 0.2 * len(models)), layout="constrained")
+    fig = _figure(max(6.0, 1.9 * len(columns) + 1.5), 4.0 + 0.2 * len(models))
     ax = fig.subplots()
     shown: list[float] = []
     report_labelled = baseline_labelled = False
@@ -252,7 +264,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     ax.set_ylabel(METRIC_NAMES[metric])
     ax.set_title(title or f"{METRIC_NAMES[metric]} per machine ID", fontsize=10)
     # Below the axes, so that the bars keep the column's width on a phone too.
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=9, frameon=False, loc="outside lower center", ncol=2)
+    fig.legend(*ax.get_legend_handles_labels(), frameon=False, loc="outside lower center", ncol=2)
     return fig
 
 
@@ -264,7 +276,7 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
         raise ValueError("no scores to plot")
     unique_ids = sorted(set(clip_ids.tolist()))
     colours = _model_colours(list(scores))
-    fig, axes = _grid(len(unique_ids), panel=(3.4, 3.4), sharey=True)
+    fig, axes = _grid(len(unique_ids), ncols=2, panel=(3.4, 3.2), sharey=True)
     for ax, mid in zip(axes, unique_ids):
         sel = clip_ids == mid
         ax.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
@@ -277,8 +289,9 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
         ax.set_aspect("equal")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
-    axes[0].set_ylabel("true-positive rate")
-    axes[-1].legend(fontsize=8, frameon=False, loc="lower right")
+    for ax in axes[::2]:
+        ax.set_ylabel("true-positive rate")
+    fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, loc="outside lower center", ncol=2)
     return fig
 
 
@@ -294,7 +307,7 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
     if not scores:
         raise ValueError("no scores to plot")
     unique_ids = sorted(set(clip_ids.tolist()))
-    fig = Figure(figsize=(3.3 * len(unique_ids), 2.0 * len(scores) + 0.6), layout="constrained")
+    fig = _figure(3.3 * len(unique_ids), 2.0 * len(scores) + 0.6)
     axes = fig.subplots(len(scores), len(unique_ids), squeeze=False)
     for row, (name, s) in zip(axes, scores.items()):
         s = np.asarray(s, dtype=float)
@@ -307,11 +320,12 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
                 ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
             if use_log:
                 ax.set_xscale("log")
-            ax.set_title(f"{metrics.label(name)}, ID {mid}", fontsize=9)
-        row[0].set_ylabel("clips")
+        row[0].set_ylabel(f"{name}\nclips")
+    for ax, mid in zip(axes[0], unique_ids):
+        ax.set_title(f"ID {mid}", fontsize=10)
     for ax in axes[-1]:
         ax.set_xlabel("anomaly score")
-    axes[0, -1].legend(fontsize=8, frameon=False)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), frameon=False, loc="outside lower center", ncol=2)
     return fig
 
 
@@ -350,7 +364,7 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
     """
     if not panels:
         raise ValueError("no clips to plot")
-    fig = Figure(figsize=(4.6 * len(panels), 4.6), layout="constrained")
+    fig = _figure(4.6 * len(panels), 4.6)
     axes = fig.subplots(2, len(panels), squeeze=False, sharex="col", height_ratios=(3, 2))
     top = max(float(np.max(e)) for _, e in panels.values())
     for k, (title, (frames, errors)) in enumerate(panels.items()):
@@ -362,9 +376,9 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         axes[1, k].axhline(float(np.mean(errors)), color=ANOMALOUS, ls="--", lw=1.2, label="clip score (mean)")
         axes[1, k].set_ylim(0, 1.05 * top)
         axes[1, k].set_xlabel("time (s)")
-        axes[1, k].legend(fontsize=9, frameon=False, loc="upper right")
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("vector error (MSE)")
+    fig.legend(*axes[1, 0].get_legend_handles_labels(), frameon=False, loc="outside lower center")
     return fig
 
 
@@ -374,7 +388,7 @@ def paired_differences(diffs: Mapping[str, tuple[float, float, float]], xlabel: 
     resolved), open where it does not."""
     if not diffs:
         raise ValueError("no differences to plot")
-    fig = Figure(figsize=(6.4, 0.45 * len(diffs) + 1.2), layout="constrained")
+    fig = _figure(6.4, 0.45 * len(diffs) + 1.2)
     ax = fig.subplots()
     for y, (mean, low, high) in enumerate(diffs.values()):
         resolved = low > 0 or high < 0
