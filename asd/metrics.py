@@ -106,8 +106,9 @@ def format_table(tab: dict[str, dict[str, tuple]]) -> str:
 
 
 TABLE_CSS = (".asd-results { font-size: 0.9em; }"
-             " .asd-results td, .asd-results th { padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }"
-             " .asd-results tbody th { text-align: left; }")
+             " .asd-results td, .asd-results th { padding: 0.15em 0.35em; text-align: right; white-space: nowrap; }"
+             " .asd-results tbody th { text-align: left; }"
+             " .asd-results tbody th small { white-space: normal; font-weight: normal; }")
 
 
 class Table:
