@@ -230,9 +230,9 @@ glue("one_other", f"{np.mean([o / h for h, _, o in one.values()]):.2f}", display
 glue("real_shift", f"{np.mean([a / n for n, a in metrics.REAL_MIMII_OWN_ID.values()]):.2f}", display=False)
 data_kind = "synthetic" if src.synthetic else "real"
 glue("fig_own_id", plots.own_id_bars({
-    f"this book's data ({data_kind}), many recordings train": shift,
-    f"this book's data ({data_kind}), one recording trains": one,
-    "real MIMII clips, one recording trains (reference)": metrics.REAL_MIMII_OWN_ID,
+    f"this book's data ({data_kind})\nmany recordings train": shift,
+    f"this book's data ({data_kind})\none recording trains": one,
+    "real MIMII clips (reference)\none recording trains": metrics.REAL_MIMII_OWN_ID,
 }))
 glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].histories["all"]}, log=False))
 
