@@ -42,6 +42,14 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width * scale, height * scale), layout="constrained")
 
 
+def _legend_below(fig: Figure, axes, ncol: int | None = None) -> None:
+    """One legend under the figure for every labelled artist of ``axes`` (each label once), so that
+    it covers no data and the panels keep the column's width; ``ncol`` default: one row."""
+    handles = {h.get_label(): h for ax in np.ravel(axes) for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(handles.values(), handles.keys(), frameon=False, loc="outside lower center",
+               ncol=ncol or len(handles))
+
+
 def _grid(n: int, ncols: int | None = None, panel: tuple[float, float] = (4.0, 3.0),
           **subplots) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with ``n`` panels on a grid, and its axes as a flat array."""
@@ -94,8 +102,7 @@ def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figur
         ax.set_ylabel("clips")
         ax.set_title(f"{title}: {sum(counts.values())} clips")
         ax.margins(y=0.12)
-    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
-    fig.legend(handles.values(), handles.keys(), frameon=False, loc="outside lower center", ncol=len(handles))
+    _legend_below(fig, axes)
     return fig
 
 
@@ -264,7 +271,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     ax.set_ylabel(METRIC_NAMES[metric])
     ax.set_title(title or f"{METRIC_NAMES[metric]} per machine ID", fontsize=10)
     # Below the axes, so that the bars keep the column's width on a phone too.
-    fig.legend(*ax.get_legend_handles_labels(), frameon=False, loc="outside lower center", ncol=2)
+    _legend_below(fig, [ax], ncol=2)
     return fig
 
 
@@ -291,7 +298,7 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
         ax.set_ylim(0, 1.01)
     for ax in axes[::2]:
         ax.set_ylabel("true-positive rate")
-    fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, loc="outside lower center", ncol=2)
+    _legend_below(fig, axes[:1], ncol=2)
     return fig
 
 
@@ -325,7 +332,7 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
         ax.set_title(f"ID {mid}", fontsize=10)
     for ax in axes[-1]:
         ax.set_xlabel("anomaly score")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), frameon=False, loc="outside lower center", ncol=2)
+    _legend_below(fig, axes[:1, :1])
     return fig
 
 
@@ -350,8 +357,7 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
         ax.set_title(title, fontsize=10)
     for ax in axes[::2]:  # the first column
         ax.set_ylabel("mean p(own machine ID)")
-    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), frameon=False)
+    _legend_below(fig, axes)
     return fig
 
 
@@ -378,7 +384,7 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         axes[1, k].set_xlabel("time (s)")
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("vector error (MSE)")
-    fig.legend(*axes[1, 0].get_legend_handles_labels(), frameon=False, loc="outside lower center")
+    _legend_below(fig, axes[1:, :1])
     return fig
 
 
