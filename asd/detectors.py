@@ -197,8 +197,7 @@ def halves(fs: FrameSet) -> tuple[FrameSet, FrameSet]:
     lengths = np.diff(fs.offsets)
     first = [fs.frames[a : a + n // 2] for a, n in zip(fs.offsets[:-1], lengths)]
     second = [fs.frames[a + n // 2 : a + n] for a, n in zip(fs.offsets[:-1], lengths)]
-    return tuple(FrameSet(np.concatenate(parts), np.concatenate([[0], np.cumsum([len(p) for p in parts])]),
-                          list(fs.clips)) for parts in (first, second))
+    return FrameSet.from_parts(first, fs.clips), FrameSet.from_parts(second, fs.clips)
 
 
 def one_recording_shift(test: FrameSet) -> dict[str, tuple[float, float, float]]:

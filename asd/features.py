@@ -108,12 +108,18 @@ class FrameSet:
         starts, _ = self.vector_starts(n_frames)
         return gather_vectors(self.frames, starts, n_frames)
 
+    @classmethod
+    def from_parts(cls, parts: list[np.ndarray], clips: list[Clip]) -> "FrameSet":
+        """The frame set whose clip ``i`` is ``clips[i]`` with frames ``parts[i]`` (at least one part)."""
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        return cls(np.concatenate(parts), offsets, list(clips))
+
     def subset(self, index: np.ndarray | list[int]) -> "FrameSet":
         """The clips at ``index``, in that order."""
+        if len(index) == 0:
+            return FrameSet(self.frames[:0], np.zeros(1, np.int64), [])
         parts = [self.frames[self.offsets[i] : self.offsets[i + 1]] for i in index]
-        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-        frames = np.concatenate(parts) if parts else self.frames[:0]
-        return FrameSet(frames, offsets, [self.clips[i] for i in index])
+        return FrameSet.from_parts(parts, [self.clips[i] for i in index])
 
     def with_frames(self, frames: np.ndarray) -> "FrameSet":
         return FrameSet(frames, self.offsets, self.clips)
@@ -201,8 +207,7 @@ def extract(clips: list[Clip], cfg: FeatureConfig, cache_dir: Path | None = None
             parts = _frames_torch(clips, cfg, bar, device or torch.device("cpu"))
         else:
             parts = _frames_librosa(clips, cfg, bar)
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-    fs = FrameSet(np.concatenate(parts), offsets, list(clips))
+    fs = FrameSet.from_parts(parts, clips)
     if path is not None:
         buf = io.BytesIO()
         np.savez(buf, frames=fs.frames, offsets=fs.offsets)
