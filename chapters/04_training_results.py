@@ -208,7 +208,8 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 # %% tags=["remove-output"]
 seeds = list(range(cfg.spread_seeds))  # 5 in the quick profile
 runs = asd.experiment.seed_runs(cfg, src.dev, list(asd.config.NETWORKS), seeds, data_label=src.label)
-spread = metrics.seed_spread([metrics.table(r.rows) for r in runs])
+seed_tables = [metrics.table(r.rows) for r in runs]  # one results table per seed
+spread = metrics.seed_spread(seed_tables)
 
 # %%
 display(metrics.Table(spread, f"This book, mean ± standard deviation over {len(seeds)} seeds: {provenance}"))
@@ -221,7 +222,7 @@ display(metrics.Table(spread, f"This book, mean ± standard deviation over {len(
 # order on this data; one that straddles zero does not.
 
 # %% tags=["hide-input", "remove-output"]
-avg_auc = {name: [metrics.table(r.rows)[name]["AVG"][0] for r in runs] for name in asd.config.NETWORKS}
+avg_auc = {name: [t[name]["AVG"][0] for t in seed_tables] for name in asd.config.NETWORKS}
 report_avg = {name: reference[f"report {name}"]["AVG"][0] for name in metrics.REPORT}
 pairs = {}  # each pair in the report's order: its better network first
 for i, a in enumerate(sorted(report_avg, key=report_avg.get, reverse=True)):
