@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from asd import metrics
+from asd import metrics, synth
 from asd.config import Config, home, setting
 from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, unique_ids,
                       read_ground_truth, select_ids)
@@ -46,8 +46,6 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
         dev = Path(setting("data")).expanduser()
         ev = Path(setting("eval_data")).expanduser() if setting("eval_data") else None
         return DataSource(dev, ev, False, f"real DCASE 2020 data ({dev}; {cfg.profile} profile)")
-    from asd import synth
-
     root = synth.ensure(cfg, progress=progress)
     return DataSource(root / "dev_data", root / "eval_data", True,
                       f"synthetic slider stand-in ({cfg.profile} profile, seed {cfg.seed})")
@@ -119,6 +117,7 @@ class Results:
             "ids": self.unique_ids,
             "ids_left_out": self.left_out,
             "data": self.data,
+            "synthetic": synth.read_marker(Path(self.data)),  # None: not the synthetic stand-in
             "profile": self.cfg.profile,
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.hash(),

@@ -451,6 +451,17 @@ def _marker(synth: SynthConfig, seed: int) -> dict:
     return json.loads(json.dumps({"version": VERSION, "seed": seed, "synth": asdict(synth)}))
 
 
+def read_marker(folder: Path) -> dict | None:
+    """The generator's record (version, seed, sizes) of the synthetic data at ``folder`` (a root
+    written by :func:`generate`, or its ``dev_data``/``eval_data``); None for any other data."""
+    for candidate in (Path(folder), Path(folder).parent):
+        try:
+            return json.loads((candidate / MARKER).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _is_complete(root: Path, synth: SynthConfig, seed: int) -> bool:
     try:
         return json.loads((root / MARKER).read_text()) == _marker(synth, seed)

@@ -133,11 +133,17 @@ class _CaptureGate:
 _GATE = _CaptureGate()
 
 
+# Full-batch steps captured in one CUDA graph: an epoch is a few dozen replays, so networks trained
+# concurrently in threads do not contend for Python's GIL once per step.
+STEPS_PER_GRAPH = 32
+
+
 class CapturedEpoch:
     """One epoch of training steps replayed from CUDA graphs: no Python work or launch per kernel.
 
-    Two static-shape graphs are captured once: a full-batch step, which reads its batch's indices
-    from a device-side permutation with a device-side step counter, and (when the vectors do not
+    Static-shape graphs are captured once: ``STEPS_PER_GRAPH`` consecutive full-batch steps, each
+    reading its batch's indices from a device-side permutation through a device-side step
+    counter; a single full-batch step for the epoch's remainder; and (when the vectors do not
     divide into full batches) the final partial-batch step. The steps add their losses into a
     device-side total, read once per epoch. The warm-up steps that capture needs are undone:
     weights, BatchNorm buffers and the optimiser state are restored, so training starts from the
@@ -149,6 +155,7 @@ class CapturedEpoch:
         self.model, self.opt, self.data, self.precision = model, opt, data, precision
         n, device = len(data), data.frames.device
         self.n_full = n // batch_size
+        self.chunk = min(STEPS_PER_GRAPH, self.n_full)
         # the eager loop's batches (n_batches): a final batch of one is dropped
         self.rest = n - self.n_full * batch_size if n_batches(n, batch_size) > self.n_full else 0
         self.n_trained = self.n_full * batch_size + self.rest
@@ -166,8 +173,9 @@ class CapturedEpoch:
                 for _ in range(3):  # warm-up: creates the optimiser state and the library handles
                     self._step(full() if self.n_full else tail())
             torch.cuda.current_stream(device).wait_stream(side)
-            self.graphs = [self._capture(full, advance=True) if self.n_full else None,
-                           self._capture(tail, advance=False) if self.rest else None]
+            self.chunk_graph = self._capture(full, self.chunk, advance=True) if self.chunk else None
+            self.one_graph = self._capture(full, 1, advance=True) if self.chunk and self.n_full % self.chunk else None
+            self.tail_graph = self._capture(tail, 1, advance=False) if self.rest else None
             with torch.no_grad():
                 for k, v in model.state_dict().items():
                     v.copy_(saved[k])
@@ -188,12 +196,13 @@ class CapturedEpoch:
         with torch.no_grad():
             self.total += loss.detach() * len(index)
 
-    def _capture(self, index_fn, advance: bool) -> torch.cuda.CUDAGraph:
+    def _capture(self, index_fn, steps: int, advance: bool) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self._step(index_fn())
-            if advance:
-                self.step += 1
+            for _ in range(steps):
+                self._step(index_fn())
+                if advance:
+                    self.step += 1
         return graph
 
     def run(self, perm: torch.Tensor) -> float:
@@ -202,10 +211,12 @@ class CapturedEpoch:
         self.step.zero_()
         self.total.zero_()
         with _GATE.replay():
-            for _ in range(self.n_full):
-                self.graphs[0].replay()
+            for _ in range(self.n_full // self.chunk if self.chunk else 0):
+                self.chunk_graph.replay()
+            for _ in range(self.n_full % self.chunk if self.chunk else 0):
+                self.one_graph.replay()
             if self.rest:
-                self.graphs[1].replay()
+                self.tail_graph.replay()
         return self.total.item() / self.n_trained
 
     @property

@@ -210,8 +210,10 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 @CUDA
 @pytest.mark.parametrize("batch_size", [64, 100])  # 100: a final partial batch every epoch
-def test_captured_training_matches_eager_on_cuda(prep, batch_size):
+@pytest.mark.parametrize("steps_per_graph", [32, 4])  # 4: 6 full batches of 64 = one 4-step graph + 2 single steps
+def test_captured_training_matches_eager_on_cuda(prep, batch_size, steps_per_graph, monkeypatch):
     """The CUDA-graph epoch runs the same steps as the eager loop: same weights after a few epochs."""
+    monkeypatch.setattr("asd.train.STEPS_PER_GRAPH", steps_per_graph)
     gpu = torch.device("cuda")
     fit_cfg = FitConfig(epochs=3, batch_size=batch_size)
     torch.manual_seed(0)
