@@ -8,6 +8,7 @@ classifier).
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from typing import Protocol
 
 import numpy as np
@@ -17,8 +18,7 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 from asd.config import DETECTORS, Config
 from asd.features import FrameSet, clip_means, gather_vectors
 from asd.models import build, n_params
-from asd.train import History, fit, score
-from asd.utils import RNG_LOCK
+from asd.train import History, fit_steps, fit_together, score
 
 
 class Detector(Protocol):
@@ -38,18 +38,21 @@ class NetworkDetector:
 
     def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device):
         self.name, self.cfg, self.id_index, self.device = name, cfg, id_index, device
-        with RNG_LOCK:  # seeding and initialising stay paired when threads build networks
-            torch.manual_seed(cfg.seed)
-            self.model = build(name, cfg, n_ids=len(id_index))
+        torch.manual_seed(cfg.seed)
+        self.model = build(name, cfg, n_ids=len(id_index))
 
     @property
     def n_params(self) -> int:
         return n_params(self.model)
 
     def fit(self, train: FrameSet, progress: bool = True) -> History:
-        return fit(self.model, train, self.cfg.fit[self.name], self.cfg.feature.n_frames, self.id_index,
-                   self.device, seed=self.cfg.seed, progress=progress, desc=self.name,
-                   precision=self.cfg.precision)
+        return fit_together([self.fit_steps(train, progress)], self.device)[0]
+
+    def fit_steps(self, train: FrameSet, progress: bool = True) -> Generator[None, None, History]:
+        """The training as a :func:`asd.train.fit_steps` generator, to train with others at once."""
+        return fit_steps(self.model, train, self.cfg.fit[self.name], self.cfg.feature.n_frames, self.id_index,
+                         self.device, seed=self.cfg.seed, progress=progress, desc=self.name,
+                         precision=self.cfg.precision)
 
     def score(self, test: FrameSet) -> np.ndarray:
         return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
@@ -71,13 +74,13 @@ class IDClassifierDetector(NetworkDetector):
     on at least two IDs (not with per-ID training) and can only score IDs it was trained on.
     """
 
-    def fit(self, train: FrameSet, progress: bool = True) -> History:
+    def fit_steps(self, train: FrameSet, progress: bool = True) -> Generator[None, None, History]:
         present = sorted(set(train.clip_ids.tolist()))
         if len(present) < 2:
             raise ValueError(f"idclf needs training clips of at least 2 machine IDs, got {present} "
                              "(per-ID training leaves one)")
         self._check_known(train)
-        return super().fit(train, progress)
+        return super().fit_steps(train, progress)
 
     def score(self, test: FrameSet) -> np.ndarray:
         self._check_known(test)

@@ -11,7 +11,6 @@ import json
 import platform
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +25,7 @@ from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled,
                       read_ground_truth, select_ids)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
-from asd.train import History
+from asd.train import History, fit_together
 from asd.utils import atomic_write_bytes, resolve_device
 
 
@@ -240,6 +239,20 @@ def _load_result(path: Path) -> ModelResult:
                        {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"], weights)
 
 
+def _cached(path: Path, cache: bool) -> ModelResult | None:
+    return _load_result(path) if cache and path.exists() and path.with_suffix(".pt").exists() else None
+
+
+def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.ndarray,
+            histories: dict[str, History], seconds: float, weights: dict, path: Path, cache: bool) -> ModelResult:
+    """The per-ID AUC/pAUC of ``scores`` as a :class:`ModelResult`, stored at ``path`` with ``cache``."""
+    rows = metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
+    result = ModelResult(name, rows, scores, histories, seconds, weights)
+    if cache:
+        _save_result(path, result)
+    return result
+
+
 def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, machine: str,
               per_id: bool = False, progress: bool = True, cache: bool = True) -> ModelResult:
     """Fit detector ``name`` (once, or once per ID), score the test clips, compute AUC/pAUC per ID.
@@ -248,8 +261,8 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
     clips, the device type and the package source, and reused by an identical later call.
     """
     path = _result_path(name, cfg, prep, device, per_id)
-    if cache and path.exists() and path.with_suffix(".pt").exists():
-        return _load_result(path)
+    if (cached := _cached(path, cache)) is not None:
+        return cached
     start = time.perf_counter()
     groups = [[mid] for mid in prep.unique_ids] if per_id else [prep.unique_ids]
     scores = np.zeros(len(prep.test))
@@ -262,11 +275,31 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         histories[key] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
         weights[key] = detector.state()
-    rows = metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
-    result = ModelResult(name, rows, scores, histories, time.perf_counter() - start, weights)
-    if cache:
-        _save_result(path, result)
-    return result
+    return _finish(name, cfg, prep, machine, scores, histories, time.perf_counter() - start, weights, path, cache)
+
+
+def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.device, machine: str,
+                 cache: bool = True) -> dict[str, ModelResult]:
+    """Networks ``names`` trained at the same time (:func:`asd.train.fit_together`: one CUDA stream
+    each on a GPU), each on the whole training set, then scored; cached as :func:`run_model`.
+
+    A result's ``seconds`` are its own training span plus its scoring.
+    """
+    results, todo = {}, {}
+    for name in names:
+        path = _result_path(name, cfg, prep, device, False)
+        if (cached := _cached(path, cache)) is not None:
+            results[name] = cached
+        else:
+            todo[name] = (make(name, cfg, prep.id_index, device), path)
+    histories = fit_together([detector.fit_steps(prep.train, False) for detector, _ in todo.values()], device)
+    for (name, (detector, path)), history in zip(todo.items(), histories):
+        start = time.perf_counter()
+        scores = detector.score(prep.test)
+        seconds = history.seconds + time.perf_counter() - start
+        results[name] = _finish(name, cfg, prep, machine, scores, {"all": history}, seconds,
+                                {"all": detector.state()}, path, cache)
+    return {name: results[name] for name in names}
 
 
 def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], progress: bool = True,
@@ -283,9 +316,9 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
         ground_truth: Path | None = None) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results.
 
-    ``concurrent`` (CUDA only) trains the models at the same time, each in a thread with its own
-    CUDA stream, so that small networks' kernels overlap on the GPU. Weight initialisation stays
-    seeded; the order in which the threads draw VAE samples and dropout masks does not.
+    ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each, so that
+    small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
+    with ``per_id``, train one after another.
     """
     start = time.perf_counter()
     machine = machine or cfg.machine
@@ -293,16 +326,13 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth)
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.unique_ids, prep.left_out,
                       features_seconds=time.perf_counter() - start)
-    results.concurrent = concurrent and dev.type == "cuda" and len(models) > 1
+    together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
+    results.concurrent = len(together) > 1
     if results.concurrent:
-        def job(name: str) -> ModelResult:
-            with torch.cuda.stream(torch.cuda.Stream(dev)):
-                return run_model(name, cfg, prep, dev, machine, per_id, False, cache)
-
-        with ThreadPoolExecutor(len(models)) as pool:
-            results.models.update(zip(models, pool.map(job, models)))
-    else:
-        for name in models:
+        results.models.update(run_together(together, cfg, prep, dev, machine, cache))
+    for name in models:
+        if name not in results.models:
             results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
+    results.models = {name: results.models[name] for name in models}
     results.wall_seconds = time.perf_counter() - start
     return results

@@ -3,14 +3,15 @@
 The fast path keeps the standardised log-mel frames on the device, shuffles vector indices
 there and gathers each batch of stacked vectors with one indexing operation: no Dataset, no
 per-sample collation, one host synchronisation per epoch. On CUDA each epoch replays captured
-CUDA graphs. The textbook ``TensorDataset`` + ``DataLoader`` loop that the benchmark compares
-against is :func:`asd.bench.fit_plain`.
+CUDA graphs, and :func:`fit_together` trains several networks at once from one thread, each on
+its own CUDA stream. The textbook ``TensorDataset`` + ``DataLoader`` loop that the benchmark
+compares against is :func:`asd.bench.fit_plain`.
 """
 from __future__ import annotations
 
-import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Generator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,6 @@ from tqdm.auto import tqdm
 
 from asd.config import FitConfig
 from asd.features import FrameSet, clip_means, gather_vectors
-from asd.utils import RNG_LOCK
 
 
 @dataclass
@@ -93,48 +93,8 @@ def mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int = 4096, pre
     return total.item() / len(data)
 
 
-class _CaptureGate:
-    """Captures exclusive, replays shared: networks trained concurrently in threads never capture while
-    another thread captures or replays (a capture puts PyTorch's CUDA generator in capture mode, and
-    a replay or an eager random draw elsewhere would then fail)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._replaying = self._waiting = 0
-        self._capturing = False
-
-    @contextmanager
-    def replay(self):
-        with self._cond:
-            self._cond.wait_for(lambda: not (self._capturing or self._waiting))
-            self._replaying += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._replaying -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def capture(self):
-        with self._cond:
-            self._waiting += 1
-            self._cond.wait_for(lambda: not (self._capturing or self._replaying))
-            self._waiting -= 1
-            self._capturing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._capturing = False
-                self._cond.notify_all()
-
-
-_GATE = _CaptureGate()
-
-
-# Full-batch steps captured in one CUDA graph: an epoch is a few dozen replays, so networks trained
-# concurrently in threads do not contend for Python's GIL once per step.
+# Full-batch steps captured in one CUDA graph: an epoch is a few dozen replays, a few dozen calls
+# from Python.
 STEPS_PER_GRAPH = 32
 
 
@@ -165,26 +125,25 @@ class CapturedEpoch:
         batches = self.perm[: self.n_full * batch_size].view(self.n_full, batch_size)
         full = lambda: batches.index_select(0, self.step).view(-1)  # noqa: E731
         tail = lambda: self.perm[self.n_full * batch_size : self.n_full * batch_size + self.rest]  # noqa: E731
-        with _GATE.capture():
-            saved = {k: v.clone() for k, v in model.state_dict().items()}
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):
-                for _ in range(3):  # warm-up: creates the optimiser state and the library handles
-                    self._step(full() if self.n_full else tail())
-            torch.cuda.current_stream(device).wait_stream(side)
-            self.chunk_graph = self._capture(full, self.chunk, advance=True) if self.chunk else None
-            self.one_graph = self._capture(full, 1, advance=True) if self.chunk and self.n_full % self.chunk else None
-            self.tail_graph = self._capture(tail, 1, advance=False) if self.rest else None
-            with torch.no_grad():
-                for k, v in model.state_dict().items():
-                    v.copy_(saved[k])
-                for state in opt.state.values():
-                    for v in state.values():
-                        if torch.is_tensor(v):
-                            v.zero_()
-                self.total.zero_()
-                self.step.zero_()
+        saved = {k: v.clone() for k, v in model.state_dict().items()}
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm-up: creates the optimiser state and the library handles
+                self._step(full() if self.n_full else tail())
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.chunk_graph = self._capture(full, self.chunk, advance=True) if self.chunk else None
+        self.one_graph = self._capture(full, 1, advance=True) if self.chunk and self.n_full % self.chunk else None
+        self.tail_graph = self._capture(tail, 1, advance=False) if self.rest else None
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                v.copy_(saved[k])
+            for state in opt.state.values():
+                for v in state.values():
+                    if torch.is_tensor(v):
+                        v.zero_()
+            self.total.zero_()
+            self.step.zero_()
 
     def _step(self, index: torch.Tensor) -> None:
         x, id_labels = self.data.batch(index)
@@ -205,19 +164,19 @@ class CapturedEpoch:
                     self.step += 1
         return graph
 
-    def run(self, perm: torch.Tensor) -> float:
-        """Train one epoch over the vectors in ``perm``'s order; the mean training loss."""
+    def launch(self, perm: torch.Tensor) -> torch.Tensor:
+        """Queue one epoch over the vectors in ``perm``'s order; the device-side sum of its losses
+        (valid until the next launch)."""
         self.perm.copy_(perm)
         self.step.zero_()
         self.total.zero_()
-        with _GATE.replay():
-            for _ in range(self.n_full // self.chunk if self.chunk else 0):
-                self.chunk_graph.replay()
-            for _ in range(self.n_full % self.chunk if self.chunk else 0):
-                self.one_graph.replay()
-            if self.rest:
-                self.tail_graph.replay()
-        return self.total.item() / self.n_trained
+        for _ in range(self.n_full // self.chunk if self.chunk else 0):
+            self.chunk_graph.replay()
+        for _ in range(self.n_full % self.chunk if self.chunk else 0):
+            self.one_graph.replay()
+        if self.rest:
+            self.tail_graph.replay()
+        return self.total
 
     @property
     def n_steps(self) -> int:
@@ -225,8 +184,8 @@ class CapturedEpoch:
 
 
 def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, perm: torch.Tensor,
-                 batch_size: int, precision: str) -> tuple[float, int]:
-    """One epoch of eager steps over ``perm``'s order: ``(mean training loss, steps)``."""
+                 batch_size: int, precision: str) -> tuple[torch.Tensor, int, int]:
+    """One epoch of eager steps over ``perm``'s order: ``(device-side loss sum, vectors, steps)``."""
     total, seen, steps = torch.zeros((), device=perm.device), 0, n_batches(len(data), batch_size)
     for b in range(steps):
         index = perm[b * batch_size : (b + 1) * batch_size]
@@ -238,7 +197,70 @@ def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVecto
         opt.step()
         total += loss.detach() * len(index)
         seen += len(index)
-    return total.item() / seen, steps
+    return total, seen, steps
+
+
+def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
+              device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train",
+              precision: str = "fp32", capture: bool | None = None) -> Generator[None, None, History]:
+    """:func:`fit` as a generator, for :func:`fit_together`: it pauses once after set-up (and graph
+    capture), then after queuing each epoch's steps and before waiting for them, so that other
+    networks can queue theirs meanwhile. Its return value is the :class:`History`."""
+    capture = device.type == "cuda" if capture is None else capture
+    if capture and device.type != "cuda":
+        raise ValueError("CUDA-graph capture needs a CUDA device")
+    torch.manual_seed(seed)
+    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
+    data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
+    val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda", capturable=capture)
+    epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision) if capture else None
+    gen = torch.Generator(device=device).manual_seed(seed)
+    yield
+    hist, start = History(), time.perf_counter()
+    bar = tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch")
+    for _ in bar:
+        perm = torch.randperm(len(data), generator=gen, device=device)
+        if epoch is not None:
+            total, seen, steps = epoch.launch(perm), epoch.n_trained, epoch.n_steps
+        else:
+            total, seen, steps = _eager_epoch(model, opt, data, perm, fit_cfg.batch_size, precision)
+        yield
+        hist.train_loss.append(total.item() / seen)
+        hist.steps += steps
+        if val is not None:
+            hist.val_loss.append(mean_loss(model, val, precision=precision))
+        bar.set_postfix(loss=f"{hist.train_loss[-1]:.4g}")
+    hist.seconds = time.perf_counter() - start
+    model.eval()
+    return hist
+
+
+def fit_together(jobs: list[Generator[None, None, History]], device: torch.device) -> list[History]:
+    """Run :func:`fit_steps` generators in turn until all are done; their histories.
+
+    On CUDA each job runs on its own stream: one Python thread queues every network's next epoch
+    while the GPU still works on the others', so that small networks' kernels overlap (no threads,
+    hence no contention for Python's GIL and no capture racing a replay). Each job seeds PyTorch's
+    generator in its set-up; their dropout masks and VAE samples then interleave in a fixed order,
+    reproducible but not those of training one network alone.
+    """
+    streams = [torch.cuda.Stream(device) if device.type == "cuda" and len(jobs) > 1 else None for _ in jobs]
+    histories: list[History | None] = [None] * len(jobs)
+    live = list(range(len(jobs)))
+    while live:
+        for i in list(live):
+            with torch.cuda.stream(streams[i]) if streams[i] is not None else nullcontext():
+                try:
+                    next(jobs[i])
+                except StopIteration as done:
+                    histories[i] = done.value
+                    live.remove(i)
+    for stream in streams:
+        if stream is not None:
+            torch.cuda.current_stream(device).wait_stream(stream)
+    return histories
 
 
 def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
@@ -250,34 +272,8 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
     ``capture`` (default: on CUDA) replays each epoch's steps from CUDA graphs
     (:class:`CapturedEpoch`) with the fused, capturable Adam; the CPU runs the same steps eagerly.
     """
-    capture = device.type == "cuda" if capture is None else capture
-    if capture and device.type != "cuda":
-        raise ValueError("CUDA-graph capture needs a CUDA device")
-    with RNG_LOCK:
-        torch.manual_seed(seed)
-    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
-    data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
-    val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda", capturable=capture)
-    epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision) if capture else None
-    gen = torch.Generator(device=device).manual_seed(seed)
-    hist, start = History(), time.perf_counter()
-    bar = tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch")
-    for _ in bar:
-        perm = torch.randperm(len(data), generator=gen, device=device)
-        if epoch is not None:
-            loss, steps = epoch.run(perm), epoch.n_steps
-        else:
-            loss, steps = _eager_epoch(model, opt, data, perm, fit_cfg.batch_size, precision)
-        hist.train_loss.append(loss)
-        hist.steps += steps
-        if val is not None:
-            hist.val_loss.append(mean_loss(model, val, precision=precision))
-        bar.set_postfix(loss=f"{hist.train_loss[-1]:.4g}")
-    hist.seconds = time.perf_counter() - start
-    model.eval()
-    return hist
+    return fit_together([fit_steps(model, train, fit_cfg, n_frames, id_index, device, seed, progress, desc,
+                                   precision, capture)], device)[0]
 
 
 def score(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int], device: torch.device,

@@ -4,16 +4,10 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-# Held while seeding PyTorch's global generators and drawing from them (weight initialisation), so
-# that threads training networks concurrently cannot reseed each other's initialisation halfway.
-RNG_LOCK = threading.Lock()
 
 
 def seed_everything(seed: int) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import asd.experiment
 from asd.config import get_config
 from asd.data import DataError, list_clips
-from asd.experiment import prepare, run
+from asd.experiment import prepare, run, run_model, run_together
 from asd.features import extract
 
 
@@ -174,3 +174,18 @@ def test_seed_runs_train_each_seed_on_the_same_data(root, cfg) -> None:
     assert not np.allclose(first.scores, second.scores)  # another seed, another network
     again = run(cfg, root, ["sequential"], device="cpu", progress=False, cache=False)
     np.testing.assert_allclose(again.models["sequential"].scores, first.scores, rtol=1e-5)
+
+
+def test_run_together_matches_run_model_and_caches(root, cfg, _private_asd_home):
+    """Networks trained at once (on the CPU: interleaved epochs) give each one's own result; the
+    sequential net draws no random numbers while training, so its scores are those of training alone."""
+    dev = torch.device("cpu")
+    prep = prepare(cfg, root, progress=False)
+    together = run_together(["sequential", "dropout"], cfg, prep, dev, "slider")
+    assert list(together) == ["sequential", "dropout"]
+    alone = run_model("sequential", cfg, prep, dev, "slider", progress=False, cache=False)
+    np.testing.assert_array_equal(together["sequential"].scores, alone.scores)
+    assert together["sequential"].rows == alone.rows
+    assert together["dropout"].histories["all"].steps == together["dropout"].steps > 0
+    again = run_together(["dropout", "sequential"], cfg, prep, dev, "slider")  # from the cache
+    assert again["dropout"].seconds == together["dropout"].seconds

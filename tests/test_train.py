@@ -13,7 +13,7 @@ from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
 from asd.bench import fit_plain
-from asd.train import DeviceVectors, fit, score, split_clips
+from asd.train import DeviceVectors, fit, fit_steps, fit_together, score, split_clips
 
 CPU = torch.device("cpu")
 CFG = Config()
@@ -152,6 +152,37 @@ def test_fit_and_fit_plain_reach_similar_loss(prep):
     # also close relative to how far training moved the loss (a much stricter yardstick here)
     assert abs(fast.train_loss[-1] - plain.train_loss[-1]) < 0.2 * (start - fast.train_loss[-1])
     assert abs(fast.val_loss[-1] - plain.val_loss[-1]) < 0.2 * fast.val_loss[-1]
+
+
+def test_fit_together_trains_each_network_as_alone(prep):
+    """Interleaved epochs change nothing for networks that draw no random numbers while training."""
+    cfgs = [FitConfig(epochs=3, batch_size=100), FitConfig(epochs=5, batch_size=64)]  # unequal lengths
+    alone = [_fit("sequential", prep, c, seed=s) for s, c in enumerate(cfgs)]
+    models = []
+    for s in range(2):
+        torch.manual_seed(s)
+        models.append(build("sequential", CFG, n_ids=len(prep.unique_ids)))
+    together = fit_together([fit_steps(m, prep.train, c, N_FRAMES, prep.id_index, CPU, seed=s, progress=False)
+                             for s, (m, c) in enumerate(zip(models, cfgs))], CPU)
+    for (model, hist), m, h in zip(alone, models, together):
+        assert h.train_loss == hist.train_loss and h.val_loss == hist.val_loss and h.steps == hist.steps
+        for a, b in zip(model.state_dict().values(), m.state_dict().values()):
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_fit_together_is_reproducible_with_sampling_networks(prep):
+    def once():
+        jobs = []
+        for name in ("baseline", "dropout"):
+            torch.manual_seed(0)
+            model = build(name, CFG, n_ids=len(prep.unique_ids))
+            jobs.append(fit_steps(model, prep.train, FitConfig(epochs=3, batch_size=128), N_FRAMES, prep.id_index,
+                                  CPU, progress=False))
+        return fit_together(jobs, CPU)
+
+    first, second = once(), once()
+    assert [h.train_loss for h in first] == [h.train_loss for h in second]
+    assert all(h.train_loss[-1] < h.train_loss[0] for h in first)
 
 
 @pytest.mark.parametrize("loop", [fit, fit_plain], ids=["fit", "fit_plain"])
