@@ -20,6 +20,7 @@ from asd.experiment import Prepared
 from asd.features import FrameSet, extract
 from asd.models import build
 from asd.train import DeviceVectors, History, fit, mean_loss, split_clips
+from asd.utils import device_name
 
 
 def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, shuffle: bool,
@@ -60,12 +61,6 @@ def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     hist.seconds = time.perf_counter() - start
     model.eval()
     return hist
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
@@ -122,4 +117,4 @@ def format_training(rows: list[dict]) -> str:
 
 
 def device_info(device: torch.device) -> dict:
-    return {"device": _device_name(device), "torch": torch.__version__, "python": platform.python_version()}
+    return {"device": device_name(device), "torch": torch.__version__, "python": platform.python_version()}

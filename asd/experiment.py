@@ -26,7 +26,7 @@ from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled,
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
-from asd.utils import atomic_write_bytes, resolve_device
+from asd.utils import atomic_write_bytes, device_name, resolve_device
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Results:
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.hash(),
             "device": self.device,
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else None,
+            "device_name": device_name(torch.device(self.device)),
             "concurrent": self.concurrent,
             "seconds": {m.name: round(m.seconds, 2) for m in self.models.values()},
             "features_seconds": round(self.features_seconds, 2),

@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's kind and PyTorch's thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def seed_everything(seed: int) -> None:
