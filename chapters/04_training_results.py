@@ -282,8 +282,8 @@ if all(path.exists() for path in precision_runs.values()):
     gap = {name: metrics.table(recorded["bf16"]["rows"])[name]["AVG"][0]
            - metrics.table(recorded["fp32"]["rows"])[name]["AVG"][0] for name in asd.config.NETWORKS}
     largest = max(abs(g) for g in gap.values())
-    verdict = ("no more than two seed-to-seed standard deviations: about as much as another seed"
-               if largest <= 2 * max(sd) else "more than two seed-to-seed standard deviations: more than a seed")
+    verdict = ("about as much as another seed does (at most two of its standard deviations)"
+               if largest <= 2 * max(sd) else "more than another seed does (over two of its standard deviations)")
     glue("bf16_gap", f"{largest:.3f}", display=False)
 else:
     print("No bfloat16 record in results/. To make one:\n  asd run --precision bf16 --device cpu "
@@ -295,8 +295,9 @@ glue("bf16_verdict", verdict, display=False)
 # %% [markdown]
 # Between the precisions a network's average AUC moved by at most {glue:text}`bf16_gap`, to set
 # against the seed-to-seed standard deviation of {glue:text}`seed_sd_low:.3f` to
-# {glue:text}`seed_sd_high:.3f` above: {glue:text}`bf16_verdict`. That is on the synthetic
-# stand-in; on other data, record both precisions again before trusting bfloat16 numbers.
+# {glue:text}`seed_sd_high:.3f` above, so bfloat16 changes a result {glue:text}`bf16_verdict`.
+# That is on the synthetic stand-in; on other data, record both precisions again before trusting
+# bfloat16 numbers.
 #
 # ## ROC curves
 #
