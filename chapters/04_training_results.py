@@ -263,8 +263,8 @@ glue("fig_pairs", plots.paired_differences(
 #
 # `asd run --precision bf16` trains and scores under bfloat16 autocast: the matrix products run
 # in 16-bit floats with an 8-bit mantissa, the weights and the optimiser's state stay in 32 bits.
-# On hardware with bfloat16 units that is faster (a GPU; on this book's CPU it sped the Baseline
-# VAE's step up 2.4 times), but the report trained in 32 bits. What it costs in AUC was measured
+# On hardware with bfloat16 units (a recent GPU, or a CPU with bfloat16 instructions) that is
+# faster, but the report trained in 32 bits. What it costs in AUC was measured
 # once, with both precisions on the same data and seed, and committed to the repository
 # (`results/quick-<precision>-<device>.json`):
 
@@ -285,19 +285,23 @@ if all(path.exists() for path in precision_runs.values()):
     verdict = ("about as much as another seed does (at most two of its standard deviations)"
                if largest <= 2 * max(sd) else "more than another seed does (over two of its standard deviations)")
     glue("bf16_gap", f"{largest:.3f}", display=False)
+    for precision, record in recorded.items():
+        glue(f"{precision}_seconds", f"{sum(record['seconds'].values()):.0f} s", display=False)
 else:
     print("No bfloat16 record in results/. To make one:\n  asd run --precision bf16 --device cpu "
           "--out results/quick-bf16-cpu.json  (and --precision fp32 for the other)")
     verdict = "not measured here"
-    glue("bf16_gap", "(not recorded)", display=False)
+    for name in ("bf16_gap", "bf16_seconds", "fp32_seconds"):
+        glue(name, "(not recorded)", display=False)
 glue("bf16_verdict", verdict, display=False)
 
 # %% [markdown]
 # Between the precisions a network's average AUC moved by at most {glue:text}`bf16_gap`, to set
 # against the seed-to-seed standard deviation of {glue:text}`seed_sd_low:.3f` to
 # {glue:text}`seed_sd_high:.3f` above, so bfloat16 changes a result {glue:text}`bf16_verdict`.
-# That is on the synthetic stand-in; on other data, record both precisions again before trusting
-# bfloat16 numbers.
+# Training and scoring the four networks took {glue:text}`bf16_seconds` in bfloat16 and
+# {glue:text}`fp32_seconds` in 32 bits on the recording's device. That is on the synthetic
+# stand-in; on other data, record both precisions again before trusting bfloat16 numbers.
 #
 # ## ROC curves
 #
