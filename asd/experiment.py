@@ -328,11 +328,8 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
                       features_seconds=time.perf_counter() - start)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
-    if results.concurrent:
-        results.models.update(run_together(together, cfg, prep, dev, machine, cache))
+    trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}
     for name in models:
-        if name not in results.models:
-            results.models[name] = run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
-    results.models = {name: results.models[name] for name in models}
+        results.models[name] = trained.get(name) or run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
     results.wall_seconds = time.perf_counter() - start
     return results
