@@ -276,8 +276,8 @@ by_precision = {"fp32": results, "bf16": bf16_results}
 rows = [{**r, "model": f"{r['model']} ({precision})"} for precision, res in by_precision.items() for r in res.rows]
 display(metrics.Table(metrics.table(sorted(rows, key=lambda r: r["model"])),
                       f"This book, 32-bit and bfloat16 training: {provenance}"))
-gap = max(abs(metrics.table(bf16_results.rows)[name]["AVG"][0] - metrics.table(results.rows)[name]["AVG"][0])
-          for name in asd.config.NETWORKS)
+bf16_table = metrics.table(bf16_results.rows)
+gap = max(abs(bf16_table[name]["AVG"][0] - table[name]["AVG"][0]) for name in asd.config.NETWORKS)
 glue("bf16_gap", f"{gap:.3f}", display=False)
 glue("bf16_verdict", "about as much as another seed does (at most two of its standard deviations)" if gap <= 2 * max(sd)
      else "more than another seed does (over two of its standard deviations)", display=False)
