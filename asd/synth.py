@@ -2,15 +2,18 @@
 
 Each machine ID is a slide rail with its own mechanics: a carriage strokes back and forth
 (trapezoidal velocity profile, dwell at the end stops), a motor whose harmonics follow the
-speed, friction noise whose level follows the speed, and damped end-stop impacts at every
-reversal. A factory surrounds it: coloured noise, hum tones and occasional distant events.
+speed, friction noise whose level follows the speed, damped end-stop impacts at every reversal,
+and the steady tones of its drive (servo whine, gearing, fans). A factory surrounds it: coloured
+noise with a slow drift and occasional distant events.
 Faults follow the MIMII slider faults and, as in the real recordings, change the machine's own
 process rather than only adding events to an unchanged machine: a dry rail (missing grease) rubs
 louder and brighter and squeals; a damaged rail detunes and lengthens the end-stop resonances and
 scrapes broadband at the damage on every pass; a loose belt loads the motor, makes the strokes
-irregular and slips, and rattles. Each fault acts on its ID's own mechanics with a severity drawn
-per clip, so some faults stay subtle. Every clip is rendered from its own seed, so any single clip
-can be reproduced without the rest of the dataset.
+irregular and slips, and rattles. Every fault also loads the drive, whose tones move and change
+level, so a faulty clip no longer sounds like its own machine (as real MIMII faults, measured in
+``tests/test_synth.py``). Each fault acts on its ID's own mechanics with a severity drawn
+uniformly per clip, so some faults stay subtle. Every clip is rendered from its own seed, so any
+single clip can be reproduced without the rest of the dataset.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from asd.utils import atomic_write_bytes
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
-VERSION = 4  # bump whenever the sound changes, so that generated datasets are rebuilt
+VERSION = 5  # bump whenever the sound changes, so that generated datasets are rebuilt
 MARKER = ".complete"
 
 # Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
@@ -61,7 +64,7 @@ class Rail:
     modes: tuple[tuple[float, float], ...]  # end-stop resonances: (Hz, decay time in s)
     mix_db: tuple[float, float, float]  # motor, friction and impact gains
     snr_db: tuple[float, float]  # machine-to-background power ratio, range over clips
-    hum: tuple[tuple[float, float, float], ...]  # tones: (Hz, dB over floor per FFT bin, presence)
+    tones: tuple[tuple[float, float, float], ...]  # the drive's steady tones: (Hz, dB over the floor per FFT bin, presence)
     tilt_db: float  # background slope relative to FLOOR_DB, dB per octave
     level_dbfs: float  # RMS level of every clip
     faults: tuple[float, float, float]  # probabilities of ANOMALIES for this ID
@@ -75,8 +78,8 @@ RAILS: dict[str, Rail] = {
         period_s=1.1, dwell=0.1, ramp=0.2, jitter=0.04, motor_hz=180.0,
         harmonics=(1.0, 0.5, 0.6, 0.25, 0.2, 0.1), friction_hz=(200.0, 1200.0),
         modes=((420.0, 0.04), (1130.0, 0.025), (2650.0, 0.012)), mix_db=(-3.0, -3.0, 3.0),
-        snr_db=(-21.0, -11.0), hum=((248.0, 18.0, 1.0), (300.5, 10.0, 0.55), (2480.5, 14.0, 0.7),
-                                  (4961.0, 14.0, 0.7), (1191.0, 10.0, 0.45), (72.0, 8.0, 0.4)),
+        snr_db=(-15.0, -5.0), tones=((248.0, 18.0, 1.0), (300.5, 10.0, 0.55), (2480.5, 14.0, 0.7),
+                                     (4961.0, 14.0, 0.7), (1191.0, 10.0, 0.45), (72.0, 8.0, 0.4)),
         tilt_db=0.0, level_dbfs=-39.7, faults=(0.45, 0.3, 0.25), severity=(0.0, 1.0),
         squeal_hz=(1800.0, 4200.0), rub_hz=(1500.0, 7600.0),
     ),
@@ -84,8 +87,8 @@ RAILS: dict[str, Rail] = {
         period_s=1.6, dwell=0.15, ramp=0.25, jitter=0.05, motor_hz=140.0,
         harmonics=(1.0, 0.7, 0.3, 0.3, 0.15), friction_hz=(250.0, 1800.0),
         modes=((350.0, 0.05), (980.0, 0.03), (2300.0, 0.015)), mix_db=(-4.0, -2.0, 2.0),
-        snr_db=(-18.0, -9.0), hum=((60.0, 12.0, 0.9), (120.0, 10.0, 0.8), (180.0, 8.0, 0.5),
-                                  (1000.0, 10.0, 0.3)),
+        snr_db=(-12.0, -3.0), tones=((60.0, 12.0, 0.9), (120.0, 10.0, 0.8), (180.0, 8.0, 0.5),
+                                     (1000.0, 10.0, 0.3)),
         tilt_db=-0.3, level_dbfs=-40.5, faults=(0.35, 0.35, 0.3), severity=(0.0, 1.0),
         squeal_hz=(2200.0, 4800.0), rub_hz=(1800.0, 7600.0),
     ),
@@ -93,8 +96,8 @@ RAILS: dict[str, Rail] = {
         period_s=2.3, dwell=0.2, ramp=0.3, jitter=0.1, motor_hz=95.0,
         harmonics=(1.0, 0.8, 0.5, 0.5, 0.3, 0.3, 0.2, 0.1), friction_hz=(120.0, 900.0),
         modes=((180.0, 0.08), (610.0, 0.04), (1650.0, 0.02)), mix_db=(-2.0, -4.0, 4.0),
-        snr_db=(-16.0, -6.0), hum=((50.0, 12.0, 0.9), (100.0, 12.0, 0.9), (150.0, 8.0, 0.6),
-                                  (3150.0, 12.0, 0.5), (620.0, 8.0, 0.3)),
+        snr_db=(-10.0, 0.0), tones=((50.0, 12.0, 0.9), (100.0, 12.0, 0.9), (150.0, 8.0, 0.6),
+                                    (3150.0, 12.0, 0.5), (620.0, 8.0, 0.3)),
         tilt_db=-0.5, level_dbfs=-41.5, faults=(0.3, 0.4, 0.3), severity=(0.0, 1.0),
         squeal_hz=(1200.0, 3000.0), rub_hz=(1200.0, 7000.0),
     ),
@@ -102,7 +105,7 @@ RAILS: dict[str, Rail] = {
         period_s=0.9, dwell=0.12, ramp=0.2, jitter=0.06, motor_hz=210.0,
         harmonics=(1.0, 0.4, 0.5, 0.2, 0.2), friction_hz=(300.0, 2000.0),
         modes=((520.0, 0.03), (1400.0, 0.02), (3300.0, 0.01)), mix_db=(-3.0, -3.0, 2.0),
-        snr_db=(-17.0, -7.0), hum=((248.0, 14.0, 0.8), (496.0, 10.0, 0.5), (3720.0, 12.0, 0.5)),
+        snr_db=(-11.0, -1.0), tones=((248.0, 14.0, 0.8), (496.0, 10.0, 0.5), (3720.0, 12.0, 0.5)),
         tilt_db=0.3, level_dbfs=-39.0, faults=(0.3, 0.3, 0.4), severity=(0.0, 1.0),
         squeal_hz=(1500.0, 3600.0), rub_hz=(2000.0, 7600.0),
     ),
@@ -110,7 +113,7 @@ RAILS: dict[str, Rail] = {
         period_s=0.6, dwell=0.15, ramp=0.15, jitter=0.05, motor_hz=260.0,
         harmonics=(1.0, 0.6, 0.4, 0.3, 0.1), friction_hz=(400.0, 2500.0),
         modes=((760.0, 0.03), (1900.0, 0.015), (4100.0, 0.008)), mix_db=(-4.0, -2.0, 3.0),
-        snr_db=(-18.0, -8.0), hum=((300.0, 14.0, 0.8), (1500.0, 10.0, 0.4), (5200.0, 10.0, 0.5)),
+        snr_db=(-12.0, -2.0), tones=((300.0, 14.0, 0.8), (1500.0, 10.0, 0.4), (5200.0, 10.0, 0.5)),
         tilt_db=-0.1, level_dbfs=-40.0, faults=(0.35, 0.3, 0.35), severity=(0.0, 0.9),
         squeal_hz=(2500.0, 5500.0), rub_hz=(120.0, 700.0),
     ),
@@ -118,8 +121,8 @@ RAILS: dict[str, Rail] = {
         period_s=3.1, dwell=0.3, ramp=0.35, jitter=0.12, motor_hz=75.0,
         harmonics=(1.0, 0.9, 0.7, 0.5, 0.4, 0.3, 0.2), friction_hz=(90.0, 700.0),
         modes=((140.0, 0.1), (480.0, 0.05), (1300.0, 0.025)), mix_db=(-2.0, -5.0, 2.0),
-        snr_db=(-24.0, -14.0), hum=((50.0, 14.0, 0.9), (150.0, 10.0, 0.7), (1750.0, 10.0, 0.5),
-                                  (3500.0, 10.0, 0.4)),
+        snr_db=(-18.0, -8.0), tones=((50.0, 14.0, 0.9), (150.0, 10.0, 0.7), (1750.0, 10.0, 0.5),
+                                     (3500.0, 10.0, 0.4)),
         tilt_db=-0.6, level_dbfs=-42.0, faults=(0.3, 0.4, 0.3), severity=(0.0, 1.0),
         squeal_hz=(900.0, 2600.0), rub_hz=(900.0, 6000.0),
     ),
@@ -127,7 +130,7 @@ RAILS: dict[str, Rail] = {
         period_s=2.0, dwell=0.25, ramp=0.3, jitter=0.08, motor_hz=120.0,
         harmonics=(1.0, 0.9, 0.4, 0.4, 0.2, 0.2, 0.1), friction_hz=(150.0, 1100.0),
         modes=((240.0, 0.07), (720.0, 0.035), (1900.0, 0.02)), mix_db=(-2.0, -3.0, 4.0),
-        snr_db=(-16.0, -6.0), hum=((50.0, 10.0, 0.8), (100.0, 12.0, 0.8), (2750.0, 10.0, 0.4)),
+        snr_db=(-10.0, 0.0), tones=((50.0, 10.0, 0.8), (100.0, 12.0, 0.8), (2750.0, 10.0, 0.4)),
         tilt_db=-0.2, level_dbfs=-41.0, faults=(0.35, 0.35, 0.3), severity=(0.0, 1.0),
         squeal_hz=(1400.0, 3400.0), rub_hz=(1200.0, 7000.0),
     ),
@@ -227,13 +230,22 @@ def _machine(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.nda
     return gains[0] * motor / np.sqrt(2) + gains[1] * friction + gains[2] * impacts
 
 
+def _loaded(tones: tuple[tuple[float, float, float], ...], s: float, rng: np.random.Generator,
+            detune: float) -> tuple[tuple[float, float, float], ...]:
+    """The drive's tones under a fault's load at severity ``s``: the drive runs up to ``detune`` x ``s``
+    faster or slower, so every tone moves by the same factor, and each tone's level changes by up to 8 x ``s`` dB."""
+    k = 1 + rng.choice((-1, 1)) * rng.uniform(0.5, 1) * detune * s
+    return tuple((f * k, db + rng.uniform(-8, 8) * s, p) for f, db, p in tones)
+
+
 def _rail_damage(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
-    """A damaged rail: end-stop resonances detuned and ringing longer, harder impacts, rougher rubbing."""
+    """A damaged rail: end-stop resonances detuned and ringing longer, harder impacts, rougher rubbing,
+    and a drive working against the damage."""
     modes = tuple((f * (1 + rng.uniform(-0.25, 0.25) * s), d * (1 + 2 * s)) for f, d in rail.modes)
     motor, friction, impact = rail.mix_db
     lo, hi = rail.friction_hz
     return replace(rail, modes=modes, friction_hz=(lo, hi * (1 + 3 * s)),
-                   mix_db=(motor, friction + 24 * s, impact + 6 * s))
+                   mix_db=(motor, friction + 24 * s, impact + 6 * s), tones=_loaded(rail.tones, s, rng, 0.1))
 
 
 def _loose_belt(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
@@ -242,14 +254,17 @@ def _loose_belt(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
     lo, hi = rail.friction_hz
     motor, friction, impact = rail.mix_db
     return replace(rail, motor_hz=rail.motor_hz * (1 - rng.uniform(0.05, 0.2) * s), harmonics=harmonics,
-                   friction_hz=(lo, hi * (1 + 3 * s)), mix_db=(motor + 20 * s, friction + 24 * s, impact + 6 * s))
+                   friction_hz=(lo, hi * (1 + 3 * s)), mix_db=(motor + 20 * s, friction + 24 * s, impact + 6 * s),
+                   tones=_loaded(rail.tones, s, rng, 0.1))
 
 
 def _no_grease(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
-    """A dry rail: the friction noise grows much louder and moves towards the rail's rubbing band."""
+    """A dry rail: the friction noise grows much louder and moves towards the rail's rubbing band,
+    and the drive labours against it."""
     band = tuple(f ** (1 - s) * r ** s for f, r in zip(rail.friction_hz, rail.rub_hz))
     motor, friction, impact = rail.mix_db
-    return replace(rail, friction_hz=band, mix_db=(motor, friction + 45 * s, impact))
+    return replace(rail, friction_hz=band, mix_db=(motor, friction + 45 * s, impact),
+                   tones=_loaded(rail.tones, s, rng, 0.1))
 
 
 def _scrapes(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
@@ -302,12 +317,13 @@ FAULTS = {
 
 
 def _background(rail: Rail, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Unit-power factory noise: coloured floor, hum tones, slow drift and distant events."""
+    """Unit-power steady sound at the microphone: the hall's coloured floor with the drive's tones
+    (their levels given against the floor), slow drift and distant events."""
     f = np.fft.rfftfreq(n, 1 / sr)
     tilt = rng.normal(rail.tilt_db, 1.0) * np.log2(np.maximum(f, 30) / 1000)
     floor = 10 ** ((np.interp(f, FLOOR_HZ, FLOOR_DB) + tilt) / 20)
     spec = floor * (rng.standard_normal(len(f)) + 1j * rng.standard_normal(len(f)))
-    for hz, db, presence in rail.hum:
+    for hz, db, presence in rail.tones:
         k = round(hz * n / sr)
         if rng.random() < presence and k + 4 < len(f):  # a line with weak sidebands: it wavers
             line = rng.uniform(0.05, 0.25) * (rng.standard_normal(7) + 1j * rng.standard_normal(7))
@@ -360,7 +376,7 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     rail, n, sr = RAILS[machine_id], round(duration_s * sample_rate), sample_rate
     mech, back, fault = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     lo, hi = rail.severity
-    severity = lo + (hi - lo) * fault.random() ** 1.5  # mild faults more often than severe ones
+    severity = lo + (hi - lo) * fault.random()
     reference = None
     if anomaly is not None:  # the normal twin's machine, rendered from the same draws, sets the level
         twin = copy.deepcopy(mech)
@@ -377,7 +393,7 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
         extra = FAULTS[anomaly].transients(changed, motion, fault, sr)
         rms = max(np.sqrt(np.mean(extra ** 2)), 1e-12)  # zero when, say, no damaged spot was passed
         machine += extra * gain * severity * 10 ** (FAULTS[anomaly].level_db / 20) / rms
-    background = _background(rail, back, n, sr)
+    background = _background(changed, back, n, sr)  # with the drive's tones as the fault left them
     # The recording chain's gain is set by the normal sound: a fault that adds energy makes the clip louder.
     normal = background + (machine if reference is None else reference * gain / np.sqrt(np.mean(reference ** 2)))
     y = (background + machine) * 10 ** ((rail.level_dbfs + back.normal(0, 0.05)) / 20) / np.sqrt(np.mean(normal ** 2))

@@ -73,6 +73,19 @@ def test_each_anomaly_changes_the_signal(anomaly: str) -> None:
     assert np.sqrt(np.mean((faulty - normal) ** 2)) > 0.01 * np.sqrt(np.mean(normal ** 2))
 
 
+@pytest.mark.parametrize("anomaly", synth.ANOMALIES)
+def test_each_fault_loads_the_drive(anomaly: str) -> None:
+    """A fault moves all the drive's tones by one speed factor (and changes their levels); at
+    severity 0 it changes nothing."""
+    rail = synth.RAILS["02"]
+    process = synth.FAULTS[anomaly].process
+    assert process(rail, 0.0, np.random.default_rng(0)) == rail
+    changed = process(rail, 1.0, np.random.default_rng(0))
+    factor = np.array([f for f, _, _ in changed.tones]) / np.array([f for f, _, _ in rail.tones])
+    assert np.allclose(factor, factor[0]) and 0.03 < abs(factor[0] - 1) <= 0.1
+    assert [db for _, db, _ in changed.tones] != [db for _, db, _ in rail.tones]
+
+
 def test_render_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="machine ID"):
         synth.render_clip("07", None, seed=0)
@@ -191,15 +204,15 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     print("\nstand-in p(own ID), many recordings train, normal / anomalous (ratio): " +
           ", ".join(f"{m} {n:.2f}/{a:.2f} ({ratios[m]:.2f})" for m, (n, a) in shift.items()))
     assert all(normal >= 0.6 for normal, _ in shift.values())
-    assert np.mean(list(ratios.values())) <= 0.75  # measured 0.69
-    assert sum(r < 0.8 for r in ratios.values()) >= 3
+    assert np.mean(list(ratios.values())) <= 0.55  # measured 0.49 (0.48 with 30 training clips per ID)
+    assert sum(r < 0.6 for r in ratios.values()) >= 3
 
     one = one_recording_shift(prep.test)
     one_ratio = np.mean([anomalous / held for held, anomalous, _ in one.values()])
     print("stand-in p(own ID), one recording trains, held-out half / anomalous / other normal recordings: " +
           ", ".join(f"{m} {h:.2f}/{a:.2f}/{o:.2f}" for m, (h, a, o) in one.items()) + f"; mean ratio {one_ratio:.2f}")
     assert all(held >= 0.9 for held, _, _ in one.values())
-    assert one_ratio <= 0.5
+    assert one_ratio <= 0.45  # measured 0.36
     # ... and detecting the faults stays a task: a PCA detector finds them, but not every ID perfectly
     from asd.detectors import PCADetector
     from asd.metrics import per_id
