@@ -117,7 +117,7 @@ RAILS: dict[str, Rail] = {
         tilt_db=-0.1, level_dbfs=-40.0, faults=(0.35, 0.3, 0.35), severity=(0.0, 0.9),
         squeal_hz=(2500.0, 5500.0), rub_hz=(120.0, 700.0),
     ),
-    "06": Rail(  # long, slow strokes of a heavy carriage, buried in a loud hall: the hardest dev ID
+    "06": Rail(  # long, slow strokes of a heavy carriage, buried in a loud hall
         period_s=3.1, dwell=0.3, ramp=0.35, jitter=0.12, motor_hz=75.0,
         harmonics=(1.0, 0.9, 0.7, 0.5, 0.4, 0.3, 0.2), friction_hz=(90.0, 700.0),
         modes=((140.0, 0.1), (480.0, 0.05), (1300.0, 0.025)), mix_db=(-2.0, -5.0, 2.0),

@@ -159,7 +159,7 @@ glue("data_verdict",
 # the machine IDs, the clip length and sample rate, normal-only training data, imbalanced test
 # sets. It catches bugs, makes the figures readable and lets the book build anywhere in
 # minutes. But its sounds come from a generator with a handful of mechanisms (strokes, motor,
-# friction, impacts, three fault types, factory noise), so:
+# friction, impacts, the drive's tones, three fault types, factory noise), so:
 #
 # - its difficulty is whatever the generator makes it: an AUC on it measures the generator as
 #   much as the detector;
