@@ -230,22 +230,20 @@ def _machine(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.nda
     return gains[0] * motor / np.sqrt(2) + gains[1] * friction + gains[2] * impacts
 
 
-def _loaded(tones: tuple[tuple[float, float, float], ...], s: float, rng: np.random.Generator,
-            detune: float) -> tuple[tuple[float, float, float], ...]:
-    """The drive's tones under a fault's load at severity ``s``: the drive runs up to ``detune`` x ``s``
+def _loaded(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
+    """``rail`` with its drive under a fault's load at severity ``s``: the drive runs up to 10 % x ``s``
     faster or slower, so every tone moves by the same factor, and each tone's level changes by up to 8 x ``s`` dB."""
-    k = 1 + rng.choice((-1, 1)) * rng.uniform(0.5, 1) * detune * s
-    return tuple((f * k, db + rng.uniform(-8, 8) * s, p) for f, db, p in tones)
+    k = 1 + rng.choice((-1, 1)) * rng.uniform(0.5, 1) * 0.1 * s
+    return replace(rail, tones=tuple((f * k, db + rng.uniform(-8, 8) * s, p) for f, db, p in rail.tones))
 
 
 def _rail_damage(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
-    """A damaged rail: end-stop resonances detuned and ringing longer, harder impacts, rougher rubbing,
-    and a drive working against the damage."""
+    """A damaged rail: end-stop resonances detuned and ringing longer, harder impacts, rougher rubbing."""
     modes = tuple((f * (1 + rng.uniform(-0.25, 0.25) * s), d * (1 + 2 * s)) for f, d in rail.modes)
     motor, friction, impact = rail.mix_db
     lo, hi = rail.friction_hz
     return replace(rail, modes=modes, friction_hz=(lo, hi * (1 + 3 * s)),
-                   mix_db=(motor, friction + 24 * s, impact + 6 * s), tones=_loaded(rail.tones, s, rng, 0.1))
+                   mix_db=(motor, friction + 24 * s, impact + 6 * s))
 
 
 def _loose_belt(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
@@ -254,17 +252,14 @@ def _loose_belt(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
     lo, hi = rail.friction_hz
     motor, friction, impact = rail.mix_db
     return replace(rail, motor_hz=rail.motor_hz * (1 - rng.uniform(0.05, 0.2) * s), harmonics=harmonics,
-                   friction_hz=(lo, hi * (1 + 3 * s)), mix_db=(motor + 20 * s, friction + 24 * s, impact + 6 * s),
-                   tones=_loaded(rail.tones, s, rng, 0.1))
+                   friction_hz=(lo, hi * (1 + 3 * s)), mix_db=(motor + 20 * s, friction + 24 * s, impact + 6 * s))
 
 
 def _no_grease(rail: Rail, s: float, rng: np.random.Generator) -> Rail:
-    """A dry rail: the friction noise grows much louder and moves towards the rail's rubbing band,
-    and the drive labours against it."""
+    """A dry rail: the friction noise grows much louder and moves towards the rail's rubbing band."""
     band = tuple(f ** (1 - s) * r ** s for f, r in zip(rail.friction_hz, rail.rub_hz))
     motor, friction, impact = rail.mix_db
-    return replace(rail, friction_hz=band, mix_db=(motor, friction + 45 * s, impact),
-                   tones=_loaded(rail.tones, s, rng, 0.1))
+    return replace(rail, friction_hz=band, mix_db=(motor, friction + 45 * s, impact))
 
 
 def _scrapes(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.ndarray:
@@ -381,7 +376,7 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     if anomaly is not None:  # the normal twin's machine, rendered from the same draws, sets the level
         twin = copy.deepcopy(mech)
         reference = _machine(rail, _motion(rail, twin, n, sr, 0.0), twin, sr)
-        changed = FAULTS[anomaly].process(rail, severity, fault)
+        changed = _loaded(FAULTS[anomaly].process(rail, severity, fault), severity, fault)  # every fault loads the drive
     else:
         changed = rail
     slack = severity if anomaly == "loose_belt" else 0.0  # belt play: irregular, slipping strokes

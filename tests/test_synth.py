@@ -73,16 +73,14 @@ def test_each_anomaly_changes_the_signal(anomaly: str) -> None:
     assert np.sqrt(np.mean((faulty - normal) ** 2)) > 0.01 * np.sqrt(np.mean(normal ** 2))
 
 
-@pytest.mark.parametrize("anomaly", synth.ANOMALIES)
-def test_each_fault_loads_the_drive(anomaly: str) -> None:
-    """A fault moves all the drive's tones by one speed factor (and changes their levels); at
-    severity 0 it changes nothing."""
+def test_a_fault_loads_the_drive() -> None:
+    """Under load all the drive's tones move by one speed factor and change level; at severity 0
+    nothing changes."""
     rail = synth.RAILS["02"]
-    process = synth.FAULTS[anomaly].process
-    assert process(rail, 0.0, np.random.default_rng(0)) == rail
-    changed = process(rail, 1.0, np.random.default_rng(0))
+    assert synth._loaded(rail, 0.0, np.random.default_rng(0)) == rail
+    changed = synth._loaded(rail, 1.0, np.random.default_rng(0))
     factor = np.array([f for f, _, _ in changed.tones]) / np.array([f for f, _, _ in rail.tones])
-    assert np.allclose(factor, factor[0]) and 0.03 < abs(factor[0] - 1) <= 0.1
+    assert np.allclose(factor, factor[0]) and 0.05 <= abs(factor[0] - 1) <= 0.1
     assert [db for _, db, _ in changed.tones] != [db for _, db, _ in rail.tones]
 
 
