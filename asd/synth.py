@@ -357,6 +357,23 @@ def _distant_events(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     return y
 
 
+def _streams(seed: int) -> tuple[np.random.Generator, ...]:
+    """The independent random streams of a clip: machine, background and fault."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+def _severity(rail: Rail, fault: np.random.Generator) -> float:
+    """The fault severity, the first draw of the fault stream: uniform over the rail's range."""
+    lo, hi = rail.severity
+    return lo + (hi - lo) * fault.random()
+
+
+def fault_severity(machine_id: str, seed: int) -> float:
+    """The severity (0 none .. 1) of a faulty clip of ``machine_id`` rendered from ``seed``,
+    the same for every fault type."""
+    return _severity(RAILS[machine_id], _streams(seed)[2])
+
+
 def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: float = 10.0,
                 sample_rate: int = 16000) -> np.ndarray:
     """One clip of slider ``machine_id`` (float32 mono in [-1, 1]), ``anomaly`` None for normal.
@@ -369,9 +386,8 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     if anomaly is not None and anomaly not in ANOMALIES:
         raise ValueError(f"unknown anomaly {anomaly!r}; use None or one of {', '.join(ANOMALIES)}")
     rail, n, sr = RAILS[machine_id], round(duration_s * sample_rate), sample_rate
-    mech, back, fault = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    lo, hi = rail.severity
-    severity = lo + (hi - lo) * fault.random()
+    mech, back, fault = _streams(seed)
+    severity = _severity(rail, fault)
     reference = None
     if anomaly is not None:  # the normal twin's machine, rendered from the same draws, sets the level
         twin = copy.deepcopy(mech)

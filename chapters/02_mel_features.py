@@ -58,7 +58,7 @@ from myst_nb import glue
 
 import asd
 import asd.book
-from asd import data, experiment, features, plots
+from asd import data, experiment, features, plots, synth
 
 cfg, src = asd.book.setup()
 
@@ -213,6 +213,37 @@ glue("fig_normal_anomaly", plots.spectrograms({f"normal: {normal.path.name}": lo
 # A detector trained on normal clips only has to notice such differences without ever having
 # seen one: energy where a normal clip has none, a missing or shifted pattern, an irregular
 # rhythm.
+#
+# ### The stand-in's three faults
+#
+# The synthetic stand-in renders every clip from a seed, and a faulty clip keeps the
+# surroundings of the normal clip with the same seed: its hall, and its strokes unless the
+# belt is loose. Rendered from one seed, the normal clip and its three faulty twins differ by
+# the fault alone; the seed also draws the fault's severity, from 0 (none) to 1, which
+# `asd.synth.fault_severity` reports. Each fault changes the machine's own process, as the real
+# MIMII slider faults do: a damaged rail scrapes and rings at the damage, a loose belt loads
+# the motor and makes the strokes irregular, a dry rail rubs louder and squeals, and every
+# fault loads the drive, whose steady tones (the horizontal lines) move and change level.
+
+# %%
+severity = synth.fault_severity(machine_id, seed=0)  # the same for every fault type
+twins = {"normal": None, **{f"{fault} (severity {severity:.2f})": fault for fault in synth.ANOMALIES}}
+rendered = {name: features.logmel(synth.render_clip(machine_id, fault, seed=0), fc) for name, fault in twins.items()}
+
+# %% tags=["hide-input", "remove-output"]
+glue("synth_version", synth.VERSION, display=False)
+glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2))
+
+# %% [markdown]
+# ```{glue:figure} fig_faults
+# :name: fig-faults
+# :alt: Log-mel spectrograms of a synthetic normal clip and its three faulty twins: rail damage, loose belt and no grease.
+#
+# Log-mel spectrograms (dB, one colour scale) of a normal clip of the synthetic stand-in
+# (generator version {glue:text}`synth_version`, machine ID {glue:text}`machine_id`, seed 0) and
+# of its three faulty twins, whatever data the rest of the book runs on. The severity is drawn
+# uniformly per clip, so the test clips' faults range from barely audible to severe.
+# ```
 #
 # ## Step 4: standardisation with training statistics
 #

@@ -84,6 +84,18 @@ def test_a_fault_loads_the_drive() -> None:
     assert [db for _, db, _ in changed.tones] != [db for _, db, _ in rail.tones]
 
 
+def test_fault_severity_is_the_clips_and_sets_how_far_it_moves() -> None:
+    """The reported severity lies in the ID's range and orders how far a fault moves a clip
+    from its normal twin."""
+    seeds = range(12)
+    severity = [synth.fault_severity("00", s) for s in seeds]
+    lo, hi = synth.RAILS["00"].severity
+    assert all(lo <= v <= hi for v in severity) and len(set(severity)) == len(severity)
+    change = [np.std(synth.render_clip("00", "no_grease", s, duration_s=2.0)
+                     - synth.render_clip("00", None, s, duration_s=2.0)) for s in seeds]
+    assert np.corrcoef(np.argsort(np.argsort(severity)), np.argsort(np.argsort(change)))[0, 1] > 0.7
+
+
 def test_render_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="machine ID"):
         synth.render_clip("07", None, seed=0)
