@@ -64,7 +64,7 @@ class Rail:
     modes: tuple[tuple[float, float], ...]  # end-stop resonances: (Hz, decay time in s)
     mix_db: tuple[float, float, float]  # motor, friction and impact gains
     snr_db: tuple[float, float]  # machine-to-background power ratio, range over clips
-    tones: tuple[tuple[float, float, float], ...]  # the drive's steady tones: (Hz, dB over the floor per FFT bin, presence)
+    tones: tuple[tuple[float, float, float], ...]  # drive's tones: (Hz, dB over floor per FFT bin, presence)
     tilt_db: float  # background slope relative to FLOOR_DB, dB per octave
     level_dbfs: float  # RMS level of every clip
     faults: tuple[float, float, float]  # probabilities of ANOMALIES for this ID
@@ -392,7 +392,8 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     if anomaly is not None:  # the normal twin's machine, rendered from the same draws, sets the level
         twin = copy.deepcopy(mech)
         reference = _machine(rail, _motion(rail, twin, n, sr, 0.0), twin, sr)
-        changed = _loaded(FAULTS[anomaly].process(rail, severity, fault), severity, fault)  # every fault loads the drive
+        # every fault changes its own process and loads the drive
+        changed = _loaded(FAULTS[anomaly].process(rail, severity, fault), severity, fault)
     else:
         changed = rail
     slack = severity if anomaly == "loose_belt" else 0.0  # belt play: irregular, slipping strokes
