@@ -137,6 +137,7 @@ def spectrograms(panels: Mapping[str, np.ndarray], hop_s: float, ylabel: str = "
     if any(m.ndim != 2 for m in mats.values()):
         raise ValueError("every panel must be a 2-d (frames, bins) matrix")
     fig, axes = _grid(len(mats), ncols, panel=(4.6, 3.2), sharey=True)
+    fig.get_layout_engine().set(wspace=0.06)  # room between one panel's last time label and the next one's first
 
     def limits(values: np.ndarray) -> tuple[float, float]:
         if centre is None:
