@@ -380,6 +380,12 @@ for label, kind in ((0, "normal"), (1, "anomalous")):
 # %% tags=["hide-input", "remove-output"]
 glue("fig_errors", plots.errors_over_time(picked, cfg.feature.hop_length / cfg.feature.sample_rate,
                                           cfg.feature.n_frames))
+normal_score, anomalous_score = (errors.mean() for _, errors in picked.values())
+glue("hand_order", "above" if anomalous_score > normal_score else "below", display=False)
+glue("hand_meaning", "a threshold between the two would flag the fault and pass the healthy clip"
+     if anomalous_score > normal_score else
+     "no threshold flags this fault without also flagging the healthy clip: one of the pairs that keep "
+     "the AUC of this ID below 1", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_errors
@@ -391,8 +397,10 @@ glue("fig_errors", plots.errors_over_time(picked, cfg.feature.hop_length / cfg.f
 # normal and an anomalous test clip of machine ID {glue:text}`hardest_id`, {glue:text}`data`.
 # ```
 #
-# A clip's score averages its vectors' errors: a fault that lasts changes the mean, a short one
-# shows as a peak that the mean dilutes (the exercises below try the maximum instead).
+# Here the anomalous clip's score lies {glue:text}`hand_order` the normal clip's, so
+# {glue:text}`hand_meaning`. A clip's score averages its vectors' errors: a fault that lasts
+# changes the mean, a short one shows as a peak that the mean dilutes (the exercises below try
+# the maximum instead).
 #
 # ## Score distributions
 #
