@@ -203,8 +203,9 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # %%
 prep = experiment.prepare(cfg, src.dev, progress=False)
 shift = detectors.id_shift(prep.train, prep.test)  # per ID: mean p(own ID), normal and anomalous
+ratio = {mid: anomalous / normal for mid, (normal, anomalous) in shift.items()}
 for mid, (normal, anomalous) in shift.items():
-    print(f"ID {mid}: p(own ID) normal {normal:.2f}, anomalous {anomalous:.2f}, ratio {anomalous / normal:.2f}")
+    print(f"ID {mid}: p(own ID) normal {normal:.2f}, anomalous {anomalous:.2f}, ratio {ratio[mid]:.2f}")
 
 # %% [markdown]
 # The real MIMII recordings beside this book (one normal and one abnormal recording per ID)
@@ -224,7 +225,7 @@ for mid, (held, anomalous) in metrics.REAL_MIMII_OWN_ID.items():
     print(f"ID {mid}: p(own ID) held-out half {held:.2f}, abnormal {anomalous:.2f}")
 
 # %% tags=["hide-input", "remove-output"]
-glue("mean_shift", f"{np.mean([a / n for n, a in shift.values()]):.2f}", display=False)
+glue("mean_shift", f"{np.mean(list(ratio.values())):.2f}", display=False)
 glue("one_shift", f"{np.mean([a / h for h, a, _ in one.values()]):.2f}", display=False)
 glue("one_other", f"{np.mean([o / h for h, _, o in one.values()]):.2f}", display=False)
 glue("real_shift", f"{np.mean([a / n for n, a in metrics.REAL_MIMII_OWN_ID.values()]):.2f}", display=False)
@@ -235,7 +236,6 @@ glue("fig_own_id", plots.own_id_bars({
     "real MIMII clips (reference)\none recording trains": metrics.REAL_MIMII_OWN_ID,
 }))
 glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].histories["all"]}, log=False))
-ratio = {mid: anomalous / normal for mid, (normal, anomalous) in shift.items()}
 moved, kept = min(ratio, key=ratio.get), max(ratio, key=ratio.get)  # the IDs faults move most and least
 for key, mid in (("moved", moved), ("kept", kept)):
     glue(f"{key}_id", mid, display=False)
