@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="fp32 (default, as the report) or bf16 autocast (weights stay fp32)")
     r.add_argument("--concurrent", action="store_true",
                    help="train the networks at the same time, one CUDA stream each (GPU only; "
-                        "not yet timed on a GPU: see the README)")
+                        "experimental: its fix is not yet verified on a GPU, see the README)")
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None)
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda")

@@ -108,10 +108,17 @@ class CapturedEpoch:
     device-side total, read once per epoch. The warm-up steps that capture needs are undone:
     weights, BatchNorm buffers and the optimiser state are restored, so training starts from the
     same state as the eager loop.
+
+    Each instance captures on a stream of its own and draws its random numbers (VAE sampling,
+    dropout) from a generator of its own, seeded with ``seed``, so that networks replaying at the
+    same time on different streams share nothing: cuBLAS keys its workspace by stream, and
+    PyTorch before 2.13 keeps one seed-and-offset pair per generator for all the graphs that
+    draw from it. (Captured on the same stream, four networks replayed at once on an H100 hung
+    or crashed.)
     """
 
     def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, batch_size: int,
-                 precision: str):
+                 precision: str, seed: int = 0):
         self.model, self.opt, self.data, self.precision = model, opt, data, precision
         n, device = len(data), data.frames.device
         self.n_full = n // batch_size
@@ -126,15 +133,23 @@ class CapturedEpoch:
         full = lambda: batches.index_select(0, self.step).view(-1)  # noqa: E731
         tail = lambda: self.perm[self.n_full * batch_size : self.n_full * batch_size + self.rest]  # noqa: E731
         saved = {k: v.clone() for k, v in model.state_dict().items()}
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(3):  # warm-up: creates the optimiser state and the library handles
-                self._step(full() if self.n_full else tail())
-        torch.cuda.current_stream(device).wait_stream(side)
-        self.chunk_graph = self._capture(full, self.chunk, advance=True) if self.chunk else None
-        self.one_graph = self._capture(full, 1, advance=True) if self.chunk and self.n_full % self.chunk else None
-        self.tail_graph = self._capture(tail, 1, advance=False) if self.rest else None
+        self.stream = torch.cuda.Stream(device)
+        self.rng = torch.Generator(device).manual_seed(seed)
+        default_rng = torch.cuda.default_generators[device.index if device.index is not None else
+                                                    torch.cuda.current_device()]
+        outer_rng = default_rng.graphsafe_get_state()
+        default_rng.graphsafe_set_state(self.rng)  # the graphs captured now draw from self.rng
+        try:
+            self.stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(self.stream):
+                for _ in range(3):  # warm-up: creates the optimiser state and the library handles
+                    self._step(full() if self.n_full else tail())
+            torch.cuda.current_stream(device).wait_stream(self.stream)
+            self.chunk_graph = self._capture(full, self.chunk, advance=True) if self.chunk else None
+            self.one_graph = self._capture(full, 1, advance=True) if self.chunk and self.n_full % self.chunk else None
+            self.tail_graph = self._capture(tail, 1, advance=False) if self.rest else None
+        finally:
+            default_rng.graphsafe_set_state(outer_rng)
         with torch.no_grad():
             for k, v in model.state_dict().items():
                 v.copy_(saved[k])
@@ -157,7 +172,7 @@ class CapturedEpoch:
 
     def _capture(self, index_fn, steps: int, advance: bool) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
             for _ in range(steps):
                 self._step(index_fn())
                 if advance:
@@ -215,7 +230,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda", capturable=capture)
-    epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision) if capture else None
+    epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision, seed) if capture else None
     gen = torch.Generator(device=device).manual_seed(seed)
     yield
     hist, start = History(), time.perf_counter()
@@ -242,9 +257,11 @@ def fit_together(jobs: list[Generator[None, None, History]], device: torch.devic
 
     On CUDA each job runs on its own stream: one Python thread queues every network's next epoch
     while the GPU still works on the others', so that small networks' kernels overlap (no threads,
-    hence no contention for Python's GIL and no capture racing a replay). Each job seeds PyTorch's
-    generator in its set-up; their dropout masks and VAE samples then interleave in a fixed order,
-    reproducible but not those of training one network alone.
+    hence no contention for Python's GIL and no capture racing a replay). A captured job (the
+    default on CUDA) draws from a generator of its own (:class:`CapturedEpoch`), so a network
+    trained with others gets the random numbers it gets trained alone; eager jobs share PyTorch's
+    generator, so their dropout masks and VAE samples interleave in a fixed order, reproducible
+    but not those of training alone.
     """
     streams = [torch.cuda.Stream(device) if device.type == "cuda" and len(jobs) > 1 else None for _ in jobs]
     histories: list[History | None] = [None] * len(jobs)

@@ -261,7 +261,8 @@ def test_captured_training_matches_eager_on_cuda(prep, batch_size, steps_per_gra
 
 @CUDA
 def test_captured_vae_and_concurrent_run_on_cuda(make_dataset, tmp_path):
-    """The sampling VAE trains under capture, and four networks train at once, one stream each."""
+    """The sampling VAEs train under capture, and networks train at once, one stream each, to the
+    result of training in series: each captured network draws from a generator of its own."""
     from asd.experiment import run
 
     root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=6, seconds=1.0)
@@ -273,5 +274,5 @@ def test_captured_vae_and_concurrent_run_on_cuda(make_dataset, tmp_path):
         h1, h2 = serial.models[name].histories["all"], both.models[name].histories["all"]
         assert h1.steps == h2.steps and np.isfinite(h2.train_loss).all()
         assert h2.train_loss[-1] < h2.train_loss[0]
-    # no sampling in the sequential net, but cuBLAS may pick other kernels per stream: measured 2.3e-4 apart on an H100
-    np.testing.assert_allclose(both.models["sequential"].scores, serial.models["sequential"].scores, rtol=2e-3)
+        # cuBLAS may pick other kernels per stream: the sequential net's scores were 2.3e-4 apart on an H100
+        np.testing.assert_allclose(both.models[name].scores, serial.models[name].scores, rtol=2e-3)
