@@ -481,10 +481,9 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 # asd run --data $ASD_DATA --profile full --device cuda --out results/full-<device>.json
 # ```
 #
-# On a GPU, `asd.train` replays each epoch from captured CUDA graphs: on an H100, 1,300 training
-# steps a second for batchnorm, dropout and the sequential net, 250 for the baseline's larger
-# batches (the README gives the measured speeds), so the four networks take about 14 minutes in
-# series. A committed record is shown below with its provenance: the data it came
+# On a GPU, `asd.train` replays each epoch from captured CUDA graphs: on an H100 about 1,300
+# training steps a second (the README gives the measured speeds), so the sequential net's 515,000
+# steps alone take about six minutes, and the four networks over ten in series. A committed record is shown below with its provenance: the data it came
 # from, the profile, the device, the date and the commit of the code that produced it.
 
 # %%
