@@ -483,8 +483,9 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 #
 # On a GPU, `asd.train` replays each epoch from captured CUDA graphs: on an H100 about 1,300
 # training steps a second (the README gives the measured speeds), so the sequential net's 515,000
-# steps alone take about six minutes, and the four networks over ten in series. A committed record is shown below with its provenance: the data it came
-# from, the profile, the device, the date and the commit of the code that produced it.
+# steps alone take about six minutes, and the four networks over ten in series. A committed
+# record is shown below with its provenance: the data it came from, the profile, the device, the
+# date and the commit of the code that produced it.
 
 # %%
 records = sorted((Path(asd.__file__).resolve().parents[1] / "results").glob("full-*.json"))
