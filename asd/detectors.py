@@ -36,8 +36,9 @@ class Detector(Protocol):
 class NetworkDetector:
     """A network from :mod:`asd.models` trained with :func:`asd.train.fit`, scored per clip."""
 
-    def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device):
-        self.name, self.cfg, self.id_index, self.device = name, cfg, id_index, device
+    def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device,
+                 compile: bool = False):
+        self.name, self.cfg, self.id_index, self.device, self.compile = name, cfg, id_index, device, compile
         torch.manual_seed(cfg.seed)
         self.model = build(name, cfg, n_ids=len(id_index))
 
@@ -52,7 +53,7 @@ class NetworkDetector:
         """The training as a :func:`asd.train.fit_steps` generator, to train with others at once."""
         return fit_steps(self.model, train, self.cfg.fit[self.name], self.cfg.feature.n_frames, self.id_index,
                          self.device, seed=self.cfg.seed, progress=progress, desc=self.name,
-                         precision=self.cfg.precision)
+                         precision=self.cfg.precision, compile=self.compile)
 
     def score(self, test: FrameSet) -> np.ndarray:
         return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
@@ -160,14 +161,15 @@ class PCADetector:
 
 
 
-def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> Detector:
-    """A new, unfitted detector by name."""
+def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device,
+         compile: bool = False) -> Detector:
+    """A new, unfitted detector by name; ``compile``: networks fuse their training steps with ``torch.compile``."""
     if name == "pca":
         return PCADetector(cfg)
     if name == "idclf":
-        return IDClassifierDetector(name, cfg, id_index, device)
+        return IDClassifierDetector(name, cfg, id_index, device, compile)
     if name in DETECTORS:
-        return NetworkDetector(name, cfg, id_index, device)
+        return NetworkDetector(name, cfg, id_index, device, compile)
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
 
 

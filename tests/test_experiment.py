@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from pathlib import Path
 
+import asd.detectors
 import asd.experiment
 from asd.config import get_config
 from asd.data import DataError, list_clips
@@ -189,3 +191,31 @@ def test_run_together_matches_run_model_and_caches(root, cfg, _private_asd_home)
     assert together["dropout"].histories["all"].steps == together["dropout"].steps > 0
     again = run_together(["dropout", "sequential"], cfg, prep, dev, "slider")  # from the cache
     assert again["dropout"].seconds == together["dropout"].seconds
+
+
+def test_run_together_keeps_the_networks_that_finished(root, cfg, monkeypatch, _private_asd_home):
+    """A run cut short (here: a failure after the short job) keeps the finished network's result."""
+    dev = torch.device("cpu")
+    cfg = replace(cfg, fit={**cfg.fit, "sequential": replace(cfg.fit["sequential"], epochs=1),
+                            "baseline": replace(cfg.fit["baseline"], epochs=3)})
+    prep = prepare(cfg, root, progress=False)
+    real_score = asd.detectors.NetworkDetector.score
+
+    def score(self, test):
+        if self.name == "baseline":
+            raise KeyboardInterrupt("stopped")
+        return real_score(self, test)
+
+    monkeypatch.setattr(asd.detectors.NetworkDetector, "score", score)
+    with pytest.raises(KeyboardInterrupt):
+        run_together(["baseline", "sequential"], cfg, prep, dev, "slider")
+    monkeypatch.setattr(asd.experiment, "make", lambda *a, **k: pytest.fail("the finished network was retrained"))
+    kept = run_together(["sequential"], cfg, prep, dev, "slider")
+    assert kept["sequential"].histories["all"].steps > 0
+
+
+def test_compiled_runs_are_cached_apart(root, cfg, _private_asd_home):
+    prep = prepare(cfg, root, progress=False)
+    dev = torch.device("cpu")
+    paths = {asd.experiment._result_path("sequential", cfg, prep, dev, False, c) for c in (False, True)}
+    assert len(paths) == 2
