@@ -36,9 +36,8 @@ class Detector(Protocol):
 class NetworkDetector:
     """A network from :mod:`asd.models` trained with :func:`asd.train.fit`, scored per clip."""
 
-    def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device,
-                 compile: bool = False):
-        self.name, self.cfg, self.id_index, self.device, self.compile = name, cfg, id_index, device, compile
+    def __init__(self, name: str, cfg: Config, id_index: dict[str, int], device: torch.device):
+        self.name, self.cfg, self.id_index, self.device = name, cfg, id_index, device
         torch.manual_seed(cfg.seed)
         self.model = build(name, cfg, n_ids=len(id_index))
 
@@ -53,7 +52,7 @@ class NetworkDetector:
         """The training as a :func:`asd.train.fit_steps` generator, to train with others at once."""
         return fit_steps(self.model, train, self.cfg.fit[self.name], self.cfg.feature.n_frames, self.id_index,
                          self.device, seed=self.cfg.seed, progress=progress, desc=self.name,
-                         precision=self.cfg.precision, compile=self.compile)
+                         precision=self.cfg.precision)
 
     def score(self, test: FrameSet) -> np.ndarray:
         return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
@@ -161,15 +160,14 @@ class PCADetector:
 
 
 
-def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device,
-         compile: bool = False) -> Detector:
-    """A new, unfitted detector by name; ``compile``: networks fuse their training steps with ``torch.compile``."""
+def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> Detector:
+    """A new, unfitted detector by name."""
     if name == "pca":
         return PCADetector(cfg)
     if name == "idclf":
-        return IDClassifierDetector(name, cfg, id_index, device, compile)
+        return IDClassifierDetector(name, cfg, id_index, device)
     if name in DETECTORS:
-        return NetworkDetector(name, cfg, id_index, device, compile)
+        return NetworkDetector(name, cfg, id_index, device)
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
 
 

@@ -99,7 +99,6 @@ class Results:
     left_out: list[str] = field(default_factory=list)
     models: dict[str, ModelResult] = field(default_factory=dict)
     concurrent: bool = False  # networks trained at the same time, one CUDA stream each
-    compiled: bool = False  # training steps fused with torch.compile
     features_seconds: float = 0.0  # log-mel extraction (or its cache) and standardisation
     wall_seconds: float = 0.0  # the whole run: features, training and scoring
 
@@ -124,7 +123,6 @@ class Results:
             "device": self.device,
             "device_name": device_name(torch.device(self.device)),
             "concurrent": self.concurrent,
-            "compiled": self.compiled,
             "seconds": {m.name: round(m.seconds, 2) for m in self.models.values()},
             "features_seconds": round(self.features_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
@@ -219,9 +217,8 @@ def source_hash(package: Path | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool,
-                 compile: bool = False) -> Path:
-    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), source_hash()] + (["compile"] if compile else [])
+def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool) -> Path:
+    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), source_hash()]
     return home() / "results" / f"{name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:20]}.json"
 
 
@@ -257,13 +254,13 @@ def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.nda
 
 
 def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, machine: str,
-              per_id: bool = False, progress: bool = True, cache: bool = True, compile: bool = False) -> ModelResult:
+              per_id: bool = False, progress: bool = True, cache: bool = True) -> ModelResult:
     """Fit detector ``name`` (once, or once per ID), score the test clips, compute AUC/pAUC per ID.
 
     With ``cache``, a result is stored under ``$ASD_HOME/results`` keyed on the config, the
-    clips, the device type, ``compile`` and the package source, and reused by an identical later call.
+    clips, the device type and the package source, and reused by an identical later call.
     """
-    path = _result_path(name, cfg, prep, device, per_id, compile)
+    path = _result_path(name, cfg, prep, device, per_id)
     if (cached := _cached(path, cache)) is not None:
         return cached
     start = time.perf_counter()
@@ -274,7 +271,7 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         key = group[0] if per_id else "all"
         train_sel = [i for i, c in enumerate(prep.train.clips) if c.machine_id in group]
         test_sel = [i for i, c in enumerate(prep.test.clips) if c.machine_id in group]
-        detector = make(name, cfg, prep.id_index, device, compile)
+        detector = make(name, cfg, prep.id_index, device)
         histories[key] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
         weights[key] = detector.state()
@@ -282,7 +279,7 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
 
 
 def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.device, machine: str,
-                 cache: bool = True, compile: bool = False) -> dict[str, ModelResult]:
+                 cache: bool = True) -> dict[str, ModelResult]:
     """Networks ``names`` trained at the same time (:func:`asd.train.fit_together`: one CUDA stream
     each on a GPU), each on the whole training set, then scored; cached as :func:`run_model`.
 
@@ -291,11 +288,11 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
     """
     results, todo = {}, {}
     for name in names:
-        path = _result_path(name, cfg, prep, device, False, compile)
+        path = _result_path(name, cfg, prep, device, False)
         if (cached := _cached(path, cache)) is not None:
             results[name] = cached
         else:
-            todo[name] = (make(name, cfg, prep.id_index, device, compile), path)
+            todo[name] = (make(name, cfg, prep.id_index, device), path)
 
     def finish(i: int, history: History) -> None:
         name, (detector, path) = list(todo.items())[i]
@@ -320,13 +317,12 @@ def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], prog
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
         data_label: str | None = None, cache: bool = True, concurrent: bool = False,
-        ground_truth: Path | None = None, compile: bool = False) -> Results:
+        ground_truth: Path | None = None) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results.
 
     ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each, so that
     small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
-    with ``per_id``, train one after another. ``compile`` fuses the networks' training steps with
-    ``torch.compile`` (:class:`asd.train.BatchLoss`).
+    with ``per_id``, train one after another.
     """
     start = time.perf_counter()
     machine = machine or cfg.machine
@@ -335,10 +331,9 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.unique_ids, prep.left_out,
                       features_seconds=time.perf_counter() - start)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
-    results.concurrent, results.compiled = len(together) > 1, compile
-    trained = run_together(together, cfg, prep, dev, machine, cache, compile) if results.concurrent else {}
+    results.concurrent = len(together) > 1
+    trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}
     for name in models:
-        results.models[name] = trained.get(name) or run_model(name, cfg, prep, dev, machine, per_id, progress, cache,
-                                                              compile)
+        results.models[name] = trained.get(name) or run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
     results.wall_seconds = time.perf_counter() - start
     return results

@@ -93,28 +93,6 @@ def mean_loss(model: nn.Module, data: DeviceVectors, batch_size: int = 4096, pre
     return total.item() / len(data)
 
 
-class BatchLoss:
-    """The mean training loss of the vectors at ``index`` (gathered, under :func:`autocast`).
-
-    With ``compile``, full batches go through ``torch.compile`` (one static-shape graph: gather,
-    forward and backward fused into few kernels; CUDA-graph capture then replays them); the
-    final partial batch stays eager, so that no second shape is compiled.
-    """
-
-    def __init__(self, model: nn.Module, data: DeviceVectors, batch_size: int, precision: str,
-                 compile: bool = False):
-        self.model, self.data, self.batch_size, self.precision = model, data, batch_size, precision
-        self.full = torch.compile(self.eager, dynamic=False) if compile else self.eager
-
-    def eager(self, index: torch.Tensor) -> torch.Tensor:
-        x, id_labels = self.data.batch(index)
-        with autocast(x.device, self.precision):
-            return self.model.loss(x, id_labels).float().mean()
-
-    def __call__(self, index: torch.Tensor) -> torch.Tensor:
-        return (self.full if len(index) == self.batch_size else self.eager)(index)
-
-
 # Full-batch steps captured in one CUDA graph: an epoch is a few dozen replays, a few dozen calls
 # from Python.
 STEPS_PER_GRAPH = 32
@@ -139,9 +117,10 @@ class CapturedEpoch:
     or crashed.)
     """
 
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, loss: BatchLoss, seed: int = 0):
-        self.model, self.opt, self.loss = model, opt, loss
-        n, batch_size, device = len(loss.data), loss.batch_size, loss.data.frames.device
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, batch_size: int,
+                 precision: str, seed: int = 0):
+        self.model, self.opt, self.data, self.precision = model, opt, data, precision
+        n, device = len(data), data.frames.device
         self.n_full = n // batch_size
         self.chunk = min(STEPS_PER_GRAPH, self.n_full)
         # the eager loop's batches (n_batches): a final batch of one is dropped
@@ -163,7 +142,7 @@ class CapturedEpoch:
         try:
             self.stream.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(self.stream):
-                for _ in range(3):  # warm-up: creates the optimiser state and the library handles, compiles
+                for _ in range(3):  # warm-up: creates the optimiser state and the library handles
                     self._step(full() if self.n_full else tail())
             torch.cuda.current_stream(device).wait_stream(self.stream)
             self.chunk_graph = self._capture(full, self.chunk, advance=True) if self.chunk else None
@@ -182,7 +161,9 @@ class CapturedEpoch:
             self.step.zero_()
 
     def _step(self, index: torch.Tensor) -> None:
-        loss = self.loss(index)
+        x, id_labels = self.data.batch(index)
+        with autocast(x.device, self.precision):
+            loss = self.model.loss(x, id_labels).float().mean()
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=False)
@@ -217,14 +198,15 @@ class CapturedEpoch:
         return self.n_full + (self.rest > 0)
 
 
-def _eager_epoch(opt: torch.optim.Optimizer, batch_loss: BatchLoss,
-                 perm: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, perm: torch.Tensor,
+                 batch_size: int, precision: str) -> tuple[torch.Tensor, int, int]:
     """One epoch of eager steps over ``perm``'s order: ``(device-side loss sum, vectors, steps)``."""
-    batch_size = batch_loss.batch_size
-    total, seen, steps = torch.zeros((), device=perm.device), 0, n_batches(len(perm), batch_size)
+    total, seen, steps = torch.zeros((), device=perm.device), 0, n_batches(len(data), batch_size)
     for b in range(steps):
         index = perm[b * batch_size : (b + 1) * batch_size]
-        loss = batch_loss(index)
+        x, id_labels = data.batch(index)
+        with autocast(x.device, precision):
+            loss = model.loss(x, id_labels).float().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -235,8 +217,7 @@ def _eager_epoch(opt: torch.optim.Optimizer, batch_loss: BatchLoss,
 
 def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
               device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train",
-              precision: str = "fp32", capture: bool | None = None,
-              compile: bool = False) -> Generator[None, None, History]:
+              precision: str = "fp32", capture: bool | None = None) -> Generator[None, None, History]:
     """:func:`fit` as a generator, for :func:`fit_together`: it pauses once after set-up (and graph
     capture), then after queuing each epoch's steps and before waiting for them, so that other
     networks can queue theirs meanwhile. Its return value is the :class:`History`."""
@@ -249,8 +230,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda", capturable=capture)
-    batch_loss = BatchLoss(model, data, fit_cfg.batch_size, precision, compile)
-    epoch = CapturedEpoch(model, opt, batch_loss, seed) if capture else None
+    epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision, seed) if capture else None
     gen = torch.Generator(device=device).manual_seed(seed)
     yield
     hist, start = History(), time.perf_counter()
@@ -260,7 +240,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
         if epoch is not None:
             total, seen, steps = epoch.launch(perm), epoch.n_trained, epoch.n_steps
         else:
-            total, seen, steps = _eager_epoch(opt, batch_loss, perm)
+            total, seen, steps = _eager_epoch(model, opt, data, perm, fit_cfg.batch_size, precision)
         yield
         hist.train_loss.append(total.item() / seen)
         hist.steps += steps
@@ -308,16 +288,15 @@ def fit_together(jobs: list[Generator[None, None, History]], device: torch.devic
 
 def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id_index: dict[str, int],
         device: torch.device, seed: int = 0, progress: bool = True, desc: str = "train",
-        precision: str = "fp32", capture: bool | None = None, compile: bool = False) -> History:
+        precision: str = "fp32", capture: bool | None = None) -> History:
     """Train ``model`` with Adam on ``train``'s stacked vectors (a clip-level validation split held out).
 
     ``seed`` fixes the split, the shuffling and PyTorch's global generator (VAE sampling, dropout).
     ``capture`` (default: on CUDA) replays each epoch's steps from CUDA graphs
     (:class:`CapturedEpoch`) with the fused, capturable Adam; the CPU runs the same steps eagerly.
-    ``compile`` fuses each full-batch step with ``torch.compile`` (:class:`BatchLoss`).
     """
     return fit_together([fit_steps(model, train, fit_cfg, n_frames, id_index, device, seed, progress, desc,
-                                   precision, capture, compile)], device)[0]
+                                   precision, capture)], device)[0]
 
 
 def score(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int], device: torch.device,

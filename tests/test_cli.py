@@ -80,20 +80,6 @@ def test_run_ids_subset(root, capsys):
     assert next(ln for ln in out.splitlines() if ln.split()[:1] == ["model"]).split() == ["model", "02", "AVG"]
 
 
-def test_run_compiled(root, tmp_path, capsys):
-    """``--compile`` reaches the training loop and the record; the sequential net scores as uncompiled."""
-    outs = {}
-    for flag in ([], ["--compile"]):
-        out = tmp_path / f"r{len(flag)}.json"
-        assert main(["run", "--data", str(root), "--models", "sequential", "--epochs", "2", "--quiet", "--device",
-                     "cpu", "--no-cache", "--out", str(out), *flag]) == 0
-        outs[bool(flag)] = json.loads(out.read_text())
-    assert outs[True]["compiled"] and not outs[False]["compiled"]
-    for a, b in zip(outs[False]["rows"], outs[True]["rows"]):
-        assert a["id"] == b["id"] and abs(a["auc"] - b["auc"]) < 0.02
-    capsys.readouterr()
-
-
 def test_missing_folder(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["run", "--data", str(missing), "--quiet"]) == 2

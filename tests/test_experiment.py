@@ -213,9 +213,3 @@ def test_run_together_keeps_the_networks_that_finished(root, cfg, monkeypatch, _
     kept = run_together(["sequential"], cfg, prep, dev, "slider")
     assert kept["sequential"].histories["all"].steps > 0
 
-
-def test_compiled_runs_are_cached_apart(root, cfg, _private_asd_home):
-    prep = prepare(cfg, root, progress=False)
-    dev = torch.device("cpu")
-    paths = {asd.experiment._result_path("sequential", cfg, prep, dev, False, c) for c in (False, True)}
-    assert len(paths) == 2
