@@ -286,23 +286,23 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
     Each network is scored and cached as soon as it finishes training, while the others train on.
     A result's ``seconds`` are its own training span plus its scoring.
     """
-    results, todo = {}, {}
+    results, todo = {}, []
     for name in names:
         path = _result_path(name, cfg, prep, device, False)
         if (cached := _cached(path, cache)) is not None:
             results[name] = cached
         else:
-            todo[name] = (make(name, cfg, prep.id_index, device), path)
+            todo.append((name, make(name, cfg, prep.id_index, device), path))
 
     def finish(i: int, history: History) -> None:
-        name, (detector, path) = list(todo.items())[i]
+        name, detector, path = todo[i]
         start = time.perf_counter()
         scores = detector.score(prep.test)
         seconds = history.seconds + time.perf_counter() - start
         results[name] = _finish(name, cfg, prep, machine, scores, {"all": history}, seconds,
                                 {"all": detector.state()}, path, cache)
 
-    fit_together([detector.fit_steps(prep.train, False) for detector, _ in todo.values()], device, finish)
+    fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish)
     return {name: results[name] for name in names}
 
 

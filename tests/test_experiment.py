@@ -212,4 +212,3 @@ def test_run_together_keeps_the_networks_that_finished(root, cfg, monkeypatch, _
     monkeypatch.setattr(asd.experiment, "make", lambda *a, **k: pytest.fail("the finished network was retrained"))
     kept = run_together(["sequential"], cfg, prep, dev, "slider")
     assert kept["sequential"].histories["all"].steps > 0
-
