@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, as the report) or bf16 autocast (weights stay fp32)")
     r.add_argument("--concurrent", action="store_true",
-                   help="train the networks at the same time, one CUDA stream each (GPU only: on an "
-                        "H200 the full table took 6.4 min instead of about 9 in series, see the README)")
+                   help="train the networks at the same time, one CUDA stream each (GPU only; the "
+                        "longest network bounds the wall time)")
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None)
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda")

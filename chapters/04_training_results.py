@@ -482,13 +482,14 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 # ```
 #
 # On a GPU, `asd.train` replays each epoch from captured CUDA graphs, and `--concurrent` trains
-# the four networks at the same time, each on a CUDA stream of its own. On one H200 the table
-# on the synthetic stand-in took 6.4 minutes, about 9 in series: the sequential net's 515,000
-# steps of batch 256, at 0.65 ms each, bound it (the README gives the measurements). A
-# committed record is shown below with its provenance: the data it came from, the profile, the
-# device, the date and the commit of the code that produced it. Its numbers are the synthetic
-# stand-in's, at the report's scale: they rank the networks on that data and are not to be read
-# against the report's table, which measured the real slider.
+# the four networks at the same time, each on a CUDA stream of its own: the longest network
+# bounds the wall time. A committed record is shown below with its provenance: the data it
+# came from, the profile, the device, the date and the commit of the code that produced it.
+# Where `asd bench` measured the same device (`results/bench-<device>.json`), the record is
+# followed by how long the networks would have trained one after another at the steps per
+# second measured there. The record's AUCs are the synthetic stand-in's, at the report's scale:
+# they rank the networks on that data and are not to be read against the report's table, which
+# measured the real slider.
 
 # %%
 records = sorted((Path(asd.__file__).resolve().parents[1] / "results").glob("full-*.json"))
@@ -502,7 +503,13 @@ for path in records:
     together = "at the same time" if record.get("concurrent") else "one after another"
     print(f"  networks trained {together}; wall time {record['wall_seconds']:.0f} s"
           f" (log-mel features {record['features_seconds']:.1f} s)")
-    print(f"  seconds per network (training and scoring): {record['seconds']}\n")
+    print(f"  seconds per network (training and scoring): {record['seconds']}")
+    bench_path = path.with_name(path.name.replace("full-", "bench-", 1))
+    if bench_path.exists():
+        rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench_path.read_text())["training"]}
+        series = sum(steps / rates[name] for name, steps in record["steps"].items())
+        print(f"  in series, at the steps/s of {bench_path.name}: about {series:.0f} s of training")
+    print()
     print(metrics.format_table(metrics.table(record["rows"])), end="\n\n")
 if not records:
     print("No full-scale record has been committed to results/ yet. To produce one (a GPU helps):\n"
