@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from asd.config import DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
+from asd.config import DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
 from asd.download import MACHINES
 
 
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--ground-truth", type=Path, default=None,
                    help="labels of unlabelled eval test clips (default: eval_data_list.csv in or beside --data)")
     r.add_argument("--scores-dir", type=Path, default=None,
-                   help="also write DIR/<model>/anomaly_score_<machine>_id_<NN>.csv (the challenge's format)")
+                   help="also write DIR/<model>/anomaly_score_<machine>_id_<NN>.csv (the challenge's format) and "
+                        "decision_result_<machine>_id_<NN>.csv (1 anomalous); with it, test clips without labels "
+                        "are scored, not evaluated")
+    r.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
+                   help="a clip is anomalous above this quantile of a gamma distribution fitted to its ID's "
+                        f"training-clip scores (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
     r.add_argument("--machine", default="slider")
     r.add_argument("--ids", nargs="+", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
@@ -93,7 +98,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root
+    from asd.data import dataset_root, unevaluable
     from asd.experiment import run
 
     root = dataset_root(args.data, args.machine)
@@ -106,25 +111,44 @@ def _run(args: argparse.Namespace) -> None:
     if args.per_id and "idclf" in args.models:
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_epochs(args.epochs)
+    if not 0 < args.decision_quantile < 1:
+        raise UsageError(f"--decision-quantile must be between 0 and 1, got {args.decision_quantile}")
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
-                  ground_truth=args.ground_truth)
+                  ground_truth=args.ground_truth, require_labels=args.scores_dir is None)
     if args.ids is None:
         for mid in results.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     print(f"data: {root} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
-    print(results.table())
+    if results.evaluable:
+        print(results.table())
+    else:
+        print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
+        print(_flagged(results, args.decision_quantile))
     if args.out:
         results.save(args.out)
         print(f"results written to {args.out}")
     if args.scores_dir:
-        results.write_scores(args.scores_dir)
-        print(f"anomaly scores written to {args.scores_dir}/<model>/anomaly_score_{args.machine}_id_<NN>.csv")
+        results.write_scores(args.scores_dir, args.decision_quantile)
+        print(f"anomaly scores and decisions written to {args.scores_dir}/<model>/"
+              f"{{anomaly_score,decision_result}}_{args.machine}_id_<NN>.csv")
+
+
+def _flagged(results, quantile: float) -> str:
+    """Per model and ID, the decision threshold and how many test clips it flags as anomalous."""
+    ids = results.test.clip_ids
+    lines = [f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit to the ID's training scores):"]
+    for name in results.models:
+        limits, flagged = results.thresholds(name, quantile), results.decisions(name, quantile)
+        cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
+                 for mid in results.unique_ids]
+        lines.append(f"  {name:<11} " + "   ".join(cells))
+    return "\n".join(lines)
 
 
 def _download(args: argparse.Namespace) -> None:

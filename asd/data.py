@@ -4,6 +4,7 @@ Layout: ``<root>/<machine>/{train,test}/<label>_id_<NN>_<NNNNNNNN>.wav`` with ``
 of ``normal`` or ``anomaly``, e.g. ``dev_data/slider/test/anomaly_id_02_00000042.wav``.
 The evaluation set's test clips were released unlabelled (``eval_data/slider/test/id_01_00000000.wav``);
 their labels came later in the ground-truth list ``eval_data_list.csv`` (:func:`read_ground_truth`).
+Without that list such clips can still be scored, only not evaluated (label :data:`UNLABELLED`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ LABELS = ("normal", "anomaly")
 NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.wav$")
 UNLABELLED_RE = re.compile(r"^id_(\d{2})_(\d+)\.wav$")
 GROUND_TRUTH = "eval_data_list.csv"  # the 2020 evaluator's name for the eval set's labels
+UNLABELLED = -1  # the label of a clip whose label is not known
 
 
 class DataError(ValueError):
@@ -33,39 +35,41 @@ class Clip:
 
     path: Path
     split: str
-    label: int  # 0 normal, 1 anomaly
+    label: int  # 0 normal, 1 anomaly, UNLABELLED not known
     machine_id: str
     index: int
 
     @property
     def label_name(self) -> str:
-        return LABELS[self.label]
+        return "unlabelled" if self.label == UNLABELLED else LABELS[self.label]
 
 
 def parse_name(path: Path) -> tuple[int, str, int]:
     """``(label, machine_id, index)`` from a DCASE file name; :class:`DataError` if it does not parse."""
     match = NAME_RE.match(Path(path).name)
     if match is None:
-        hint = " (unlabelled eval test clips cannot be scored)" if Path(path).name.startswith("id_") else ""
+        hint = (" (an unlabelled clip: its label comes from a ground-truth list, or it is only scored)"
+                if Path(path).name.startswith("id_") else "")
         raise DataError(f"{path}: name does not match '<normal|anomaly>_id_NN_NNNNNNNN.wav'{hint}")
     label, machine_id, index = match.groups()
     return LABELS.index(label), machine_id, int(index)
 
 
 def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = None,
-               labels: dict[str, int] | None = None) -> list[Clip]:
+               labels: dict[str, int] | None = None, unlabelled: bool = False) -> list[Clip]:
     """Clips of ``root/machine/split`` sorted by ID, label and index, optionally only ``ids``.
 
     Unlabelled clips (``id_01_00000000.wav``) take their label from ``labels`` (file name -> 0/1,
     see :func:`read_ground_truth`); a clip missing from ``labels``, or an entry of ``labels``
-    with no clip, is a :class:`DataError`.
+    with no clip, is a :class:`DataError`. Without ``labels``, they are a :class:`DataError`
+    unless ``unlabelled`` allows them (label :data:`UNLABELLED`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(root) / machine / split
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav)")
-    clips = [_clip(path, split, labels) for path in folder.glob("*.wav")]
+    clips = [_clip(path, split, labels, unlabelled) for path in folder.glob("*.wav")]
     if labels is not None:
         orphans = sorted(set(labels) - {c.path.name for c in clips})
         if orphans:
@@ -77,15 +81,15 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
 
 
-def _clip(path: Path, split: str, labels: dict[str, int] | None) -> Clip:
-    unlabelled = UNLABELLED_RE.match(path.name)
-    if unlabelled is None or labels is None:
+def _clip(path: Path, split: str, labels: dict[str, int] | None, unlabelled: bool) -> Clip:
+    match = UNLABELLED_RE.match(path.name)
+    if match is None or (labels is None and not unlabelled):
         label, machine_id, index = parse_name(path)
         return Clip(path, split, label, machine_id, index)
-    if path.name not in labels:
+    if labels is not None and path.name not in labels:
         raise DataError(f"{path}: unlabelled clip missing from the ground-truth list")
-    machine_id, index = unlabelled.groups()
-    return Clip(path, split, labels[path.name], machine_id, int(index))
+    machine_id, index = match.groups()
+    return Clip(path, split, UNLABELLED if labels is None else labels[path.name], machine_id, int(index))
 
 
 def dataset_root(root: Path, machine: str) -> Path:
@@ -172,6 +176,19 @@ def select_ids(found: list[str], requested: list[str] | None, report: tuple[str,
         if chosen:
             return chosen
     return list(found)
+
+
+def unevaluable(clips: list[Clip]) -> list[str]:
+    """Why AUC cannot be computed on test ``clips``, one reason per machine ID (empty if it can):
+    an ID needs normal and anomalous clips, all labelled."""
+    reasons = []
+    for mid in unique_ids(clips):
+        n = Counter(c.label for c in clips if c.machine_id == mid)
+        if n[UNLABELLED]:
+            reasons.append(f"ID {mid}: {n[UNLABELLED]} unlabelled clips")
+        elif not (n[0] and n[1]):
+            reasons.append(f"ID {mid}: {n[0]} normal and {n[1]} anomalous clips (AUC needs both)")
+    return reasons
 
 
 def counts(clips: list[Clip]) -> dict[tuple[str, str, str], int]:

@@ -2,6 +2,8 @@
 
 One detector per machine type is trained on all its IDs' normal training clips (as the
 baseline does) and every test clip is scored; ``per_id=True`` trains one detector per ID.
+The training clips are scored too: their scores set each ID's decision threshold
+(:func:`asd.metrics.thresholds`), which turns test scores into normal/anomalous decisions.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from tqdm.auto import tqdm
 
 from asd import metrics, synth
 from asd.config import Config, home, setting
-from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, unique_ids,
-                      read_ground_truth, select_ids)
+from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, read_ground_truth,
+                      select_ids, unevaluable, unique_ids)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
@@ -65,15 +67,21 @@ class Prepared:
     def id_index(self) -> dict[str, int]:
         return {mid: i for i, mid in enumerate(self.unique_ids)}
 
+    @property
+    def evaluable(self) -> bool:
+        """Whether every ID's test clips are labelled, normal and anomalous (AUC needs both)."""
+        return not unevaluable(self.test.clips)
+
 
 @dataclass
 class ModelResult:
     name: str
     rows: list[dict]
-    scores: np.ndarray
+    scores: np.ndarray  # per test clip
     histories: dict[str, History]  # "all", or one per machine ID with per-ID training
     seconds: float
     weights: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # trained state per history key
+    train_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per training clip
 
     @property
     def steps(self) -> int:
@@ -95,6 +103,7 @@ class Results:
     data: str
     device: str
     test: FrameSet
+    train_ids: np.ndarray  # the machine ID of each training clip
     unique_ids: list[str] = field(default_factory=list)  # the machine IDs used
     left_out: list[str] = field(default_factory=list)
     models: dict[str, ModelResult] = field(default_factory=dict)
@@ -104,10 +113,30 @@ class Results:
 
     @property
     def rows(self) -> list[dict]:
+        """AUC/pAUC rows per model and ID; none where the test clips cannot be evaluated."""
         return [r for m in self.models.values() for r in m.rows]
+
+    @property
+    def evaluable(self) -> bool:
+        return not unevaluable(self.test.clips)
 
     def table(self) -> str:
         return metrics.format_table(metrics.table(self.rows))
+
+    def thresholds(self, name: str, quantile: float = metrics.DECISION_QUANTILE) -> dict[str, float]:
+        """Model ``name``'s decision threshold per ID, from the scores of that ID's training clips."""
+        return metrics.thresholds(self.train_ids, self.models[name].train_scores, quantile)
+
+    def decisions(self, name: str, quantile: float = metrics.DECISION_QUANTILE) -> np.ndarray:
+        """Model ``name``'s decision per test clip: 1 anomalous (score above its ID's threshold), 0 normal."""
+        return metrics.decide(self.test.clip_ids, self.models[name].scores, self.thresholds(name, quantile))
+
+    def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE) -> list[dict]:
+        """Precision, recall, F1 and false-alarm rate of every model's decisions, per ID."""
+        if not self.evaluable:
+            raise ValueError(f"the test clips cannot be evaluated: {'; '.join(unevaluable(self.test.clips))}")
+        return [r for name in self.models for r in
+                metrics.decision_rows(name, self.test.clip_ids, self.test.y_true, self.decisions(name, quantile))]
 
     def to_dict(self) -> dict:
         return {
@@ -127,6 +156,8 @@ class Results:
             "features_seconds": round(self.features_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
             "steps": {m.name: m.steps for m in self.models.values()},
+            "decision_quantile": metrics.DECISION_QUANTILE,
+            "thresholds": {name: self.thresholds(name) for name in self.models},
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": np.__version__},
             "git_commit": _git_commit(),
@@ -136,21 +167,22 @@ class Results:
     def save(self, path: Path) -> None:
         atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
 
-    def write_scores(self, folder: Path) -> list[Path]:
-        """The challenge's submission format: ``folder/<model>/anomaly_score_<machine>_id_<NN>.csv``.
-
-        One line ``file name,score`` per test clip, as the DCASE 2020 evaluator reads them (one
-        team folder per model).
-        """
+    def write_scores(self, folder: Path, quantile: float = metrics.DECISION_QUANTILE) -> list[Path]:
+        """The challenge's submission format, per model and ID: ``folder/<model>/anomaly_score_<machine>_id_<NN>.csv``
+        (``file name,score`` per test clip, as the DCASE 2020 evaluator reads them; one team folder
+        per model) and ``decision_result_<machine>_id_<NN>.csv`` (``file name,0|1``, 1 anomalous,
+        as the DCASE 2021-2025 baselines write them)."""
         paths = []
         clip_ids = self.test.clip_ids
         for name, model in self.models.items():
-            for mid in self.unique_ids:
-                lines = [f"{c.path.name},{float(s)!r}" for c, s, i in zip(self.test.clips, model.scores, clip_ids)
-                         if i == mid]
-                path = Path(folder) / name / f"anomaly_score_{self.machine}_id_{mid}.csv"
-                atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-                paths.append(path)
+            columns = {"anomaly_score": [repr(float(s)) for s in model.scores],
+                       "decision_result": [str(d) for d in self.decisions(name, quantile)]}
+            for kind, values in columns.items():
+                for mid in self.unique_ids:
+                    lines = [f"{c.path.name},{v}" for c, v, i in zip(self.test.clips, values, clip_ids) if i == mid]
+                    path = Path(folder) / name / f"{kind}_{self.machine}_id_{mid}.csv"
+                    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+                    paths.append(path)
         return paths
 
 
@@ -165,29 +197,37 @@ def _git_commit() -> str | None:
 
 def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
             cache_dir: Path | None = None, progress: bool = True, device: torch.device | None = None,
-            ground_truth: Path | None = None) -> Prepared:
+            ground_truth: Path | None = None, require_labels: bool = True) -> Prepared:
     """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics.
 
     ``ids`` as in :func:`asd.data.select_ids`: default the report's IDs of the machine (those found).
     Unlabelled test clips (the eval set as released) take their labels from ``ground_truth``, by
-    default an ``eval_data_list.csv`` in or beside ``root``. The default ``torch`` feature backend
+    default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
+    (unlabelled without a list, or an ID without both normal and anomalous clips) are a
+    :class:`DataError` before any work, unless ``not require_labels``: then they are scored
+    only (:attr:`Prepared.evaluable` false). The default ``torch`` feature backend
     batches clips through ``torch.stft`` (several times faster than librosa clip by clip, on the
     CPU too, and equal to librosa's values within float32 rounding).
     """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
-    labels = None
+    labels, folder = None, Path(root) / machine / "test"
     if is_unlabelled(root, machine, "test"):
         ground_truth = ground_truth or find_ground_truth(root)
-        if ground_truth is None:
-            raise DataError(f"{Path(root) / machine / 'test'}: unlabelled test clips (the eval set as released): "
-                            f"pass --ground-truth LIST, or put {GROUND_TRUTH} in or beside {root}")
-        labels = read_ground_truth(ground_truth, machine)
-    all_train, all_test = list_clips(root, machine, "train"), list_clips(root, machine, "test", labels=labels)
+        if ground_truth is not None:
+            labels = read_ground_truth(ground_truth, machine)
+        elif require_labels:
+            raise DataError(f"{folder}: unlabelled test clips (the eval set as released): pass --ground-truth "
+                            f"LIST, or put {GROUND_TRUTH} in or beside {root}; or only score them (--scores-dir DIR)")
+    all_train = list_clips(root, machine, "train")
+    all_test = list_clips(root, machine, "test", labels=labels, unlabelled=not require_labels)
     found = unique_ids(all_train + all_test)
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
     test_clips = [c for c in all_test if c.machine_id in used]
+    if require_labels and (reasons := unevaluable(test_clips)):
+        raise DataError(f"{folder}: cannot compute AUC ({'; '.join(reasons)}); "
+                        "or only score the clips (--scores-dir DIR)")
     train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
     test = extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device)
     missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
@@ -228,7 +268,7 @@ def _save_result(path: Path, res: ModelResult) -> None:
     torch.save(res.weights, buffer)
     atomic_write_bytes(path.with_suffix(".pt"), buffer.getvalue())
     blob = {"name": res.name, "rows": res.rows, "scores": res.scores.tolist(), "seconds": res.seconds,
-            "histories": {k: vars(h) for k, h in res.histories.items()}}
+            "histories": {k: vars(h) for k, h in res.histories.items()}, "train_scores": res.train_scores.tolist()}
     atomic_write_bytes(path, json.dumps(blob).encode())
 
 
@@ -236,18 +276,21 @@ def _load_result(path: Path) -> ModelResult:
     blob = json.loads(path.read_text())
     weights = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
     return ModelResult(blob["name"], blob["rows"], np.array(blob["scores"]),
-                       {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"], weights)
+                       {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"], weights,
+                       np.array(blob["train_scores"]))
 
 
 def _cached(path: Path, cache: bool) -> ModelResult | None:
     return _load_result(path) if cache and path.exists() and path.with_suffix(".pt").exists() else None
 
 
-def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.ndarray,
+def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.ndarray, train_scores: np.ndarray,
             histories: dict[str, History], seconds: float, weights: dict, path: Path, cache: bool) -> ModelResult:
-    """The per-ID AUC/pAUC of ``scores`` as a :class:`ModelResult`, stored at ``path`` with ``cache``."""
-    rows = metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
-    result = ModelResult(name, rows, scores, histories, seconds, weights)
+    """The per-ID AUC/pAUC of ``scores`` (if the test clips can be evaluated) as a :class:`ModelResult`,
+    stored at ``path`` with ``cache``."""
+    rows = (metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
+            if prep.evaluable else [])
+    result = ModelResult(name, rows, scores, histories, seconds, weights, train_scores)
     if cache:
         _save_result(path, result)
     return result
@@ -255,7 +298,7 @@ def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.nda
 
 def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, machine: str,
               per_id: bool = False, progress: bool = True, cache: bool = True) -> ModelResult:
-    """Fit detector ``name`` (once, or once per ID), score the test clips, compute AUC/pAUC per ID.
+    """Fit detector ``name`` (once, or once per ID), score the training and test clips, compute AUC/pAUC per ID.
 
     With ``cache``, a result is stored under ``$ASD_HOME/results`` keyed on the config, the
     clips, the device type and the package source, and reused by an identical later call.
@@ -265,7 +308,7 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         return cached
     start = time.perf_counter()
     groups = [[mid] for mid in prep.unique_ids] if per_id else [prep.unique_ids]
-    scores = np.zeros(len(prep.test))
+    scores, train_scores = np.zeros(len(prep.test)), np.zeros(len(prep.train))
     histories, weights = {}, {}
     for group in groups:
         key = group[0] if per_id else "all"
@@ -274,8 +317,10 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         detector = make(name, cfg, prep.id_index, device)
         histories[key] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
+        train_scores[train_sel] = detector.score(prep.train.subset(train_sel))
         weights[key] = detector.state()
-    return _finish(name, cfg, prep, machine, scores, histories, time.perf_counter() - start, weights, path, cache)
+    return _finish(name, cfg, prep, machine, scores, train_scores, histories, time.perf_counter() - start, weights,
+                   path, cache)
 
 
 def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.device, machine: str,
@@ -297,9 +342,9 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
     def finish(i: int, history: History) -> None:
         name, detector, path = todo[i]
         start = time.perf_counter()
-        scores = detector.score(prep.test)
+        scores, train_scores = detector.score(prep.test), detector.score(prep.train)
         seconds = history.seconds + time.perf_counter() - start
-        results[name] = _finish(name, cfg, prep, machine, scores, {"all": history}, seconds,
+        results[name] = _finish(name, cfg, prep, machine, scores, train_scores, {"all": history}, seconds,
                                 {"all": detector.state()}, path, cache)
 
     fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish)
@@ -317,8 +362,9 @@ def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], prog
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
         data_label: str | None = None, cache: bool = True, concurrent: bool = False,
-        ground_truth: Path | None = None) -> Results:
-    """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results.
+        ground_truth: Path | None = None, require_labels: bool = True) -> Results:
+    """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results
+    (``require_labels`` as in :func:`prepare`: false scores test clips that cannot be evaluated).
 
     ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each, so that
     small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
@@ -327,9 +373,10 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     start = time.perf_counter()
     machine = machine or cfg.machine
     dev = resolve_device(device)
-    prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth)
-    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.unique_ids, prep.left_out,
-                      features_seconds=time.perf_counter() - start)
+    prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth,
+                   require_labels=require_labels)
+    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.train.clip_ids,
+                      prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
     trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}

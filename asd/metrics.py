@@ -11,6 +11,8 @@ import html
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from asd.config import DECISION_QUANTILE
+
 # The course report's table (dev set, slider): AUC, pAUC per ID.
 REPORT = {
     "baseline": {"00": (0.957, 0.795), "02": (0.763, 0.617), "04": (0.910, 0.673)},
@@ -53,6 +55,65 @@ def per_id(model: str, machine: str, ids: np.ndarray, y_true: np.ndarray, scores
         except ValueError as err:
             raise ValueError(f"{machine} ID {mid}: {err}") from None
         rows.append({"model": model, "machine": machine, "id": mid, "auc": auc, "pauc": pauc})
+    return rows
+
+
+def fit_gamma(normal_scores) -> tuple[float, float, float]:
+    """``(shape, location, scale)`` of the gamma distribution with location 0 and the mean and
+    variance of the non-negative ``normal_scores`` (method of moments).
+
+    The DCASE baselines fit all three parameters by maximum likelihood (``scipy.stats.gamma.fit``);
+    with scores bunched far from zero, as reconstruction errors are, that fit can put the quantile
+    far beyond every score, and a score of exactly 0 makes it fail. Moments never do.
+    """
+    x = np.asarray(normal_scores, dtype=float)
+    if x.ndim != 1 or x.size < 3 or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+        raise ValueError(f"a threshold needs at least 3 finite scores that differ, got {x.size}")
+    if np.any(x < 0):
+        raise ValueError("a gamma distribution needs non-negative scores")
+    mean, var = float(x.mean()), float(x.var())
+    return mean * mean / var, 0.0, var / mean
+
+
+def decision_threshold(normal_scores, quantile: float = DECISION_QUANTILE) -> float:
+    """The ``quantile`` of the gamma distribution :func:`fit_gamma` fits to ``normal_scores``."""
+    from scipy.stats import gamma
+
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
+    return float(gamma.ppf(quantile, *fit_gamma(normal_scores)))
+
+
+def thresholds(ids: np.ndarray, normal_scores: np.ndarray, quantile: float = DECISION_QUANTILE) -> dict[str, float]:
+    """:func:`decision_threshold` per machine ID, from the scores of that ID's normal clips."""
+    ids, normal_scores = np.asarray(ids), np.asarray(normal_scores)
+    out = {}
+    for mid in sorted(set(ids.tolist())):
+        try:
+            out[mid] = decision_threshold(normal_scores[ids == mid], quantile)
+        except ValueError as err:
+            raise ValueError(f"ID {mid}: {err}") from None
+    return out
+
+
+def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.ndarray:
+    """1 (anomalous) where a clip's score exceeds its ID's threshold in ``limits``, else 0."""
+    return np.array([int(s > limits[mid]) for mid, s in zip(np.asarray(ids).tolist(), scores)], dtype=np.int64)
+
+
+def decision_rows(model: str, ids: np.ndarray, y_true: np.ndarray, decisions: np.ndarray) -> list[dict]:
+    """Per machine ID, how the 0/1 ``decisions`` fare against the labels: ``{model, id, precision,
+    recall, f1, false_alarms}``, the last the fraction of normal clips flagged (the false-positive rate)."""
+    ids, y_true, decisions = np.asarray(ids), np.asarray(y_true), np.asarray(decisions)
+    rows = []
+    for mid in sorted(set(ids.tolist())):
+        t, d = y_true[ids == mid], decisions[ids == mid]
+        tp, fp, fn = int(np.sum(d & t)), int(np.sum(d & (1 - t))), int(np.sum((1 - d) & t))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"model": model, "id": mid, "precision": precision, "recall": recall, "f1": f1,
+                     "false_alarms": fp / max(1, int(np.sum(t == 0)))})
     return rows
 
 

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from asd import metrics
+from asd.data import UNLABELLED
 
 # Okabe-Ito colours, safe for colour-blind readers: normal is blue, anomalous orange (never red/green).
 NORMAL, NORMAL_LIGHT, ANOMALOUS = "#0072B2", "#56B4E9", "#E69F00"
@@ -334,6 +335,49 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
     for ax in axes[-1]:
         ax.set_xlabel("anomaly score")
     _legend_below(fig, axes[:1, :1])
+    return fig
+
+
+def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_ids: np.ndarray,
+                        y_true: np.ndarray, scores: np.ndarray, quantile: float = metrics.DECISION_QUANTILE,
+                        bins: int = 20) -> Figure:
+    """One detector's decision threshold per machine ID (columns): top, the training clips'
+    scores with the gamma distribution fitted to them and its ``quantile``; bottom, the test
+    clips' scores (normal, anomalous, or unlabelled) against the same threshold. A column whose
+    scores span a factor of 10 or more has a logarithmic axis."""
+    from scipy.stats import gamma
+
+    train_ids, train_scores = np.asarray(train_ids), np.asarray(train_scores, dtype=float)
+    test_ids, y_true, scores = np.asarray(test_ids), np.asarray(y_true), np.asarray(scores, dtype=float)
+    unique_ids = sorted(set(test_ids.tolist()))
+    fig = _figure(3.3 * len(unique_ids), 5.0)
+    axes = fig.subplots(2, len(unique_ids), squeeze=False, sharex="col")
+    groups = ((0, "normal test clips", NORMAL), (1, "anomalous test clips", ANOMALOUS),
+              (UNLABELLED, "unlabelled test clips", "0.5"))
+    for col, mid in enumerate(unique_ids):
+        train, test = train_scores[train_ids == mid], test_ids == mid
+        params = metrics.fit_gamma(train)
+        limit = float(gamma.ppf(quantile, *params))
+        both = np.r_[train, scores[test]]
+        use_log = _spans_a_decade(both)
+        lo, hi = both.min(), both.max()
+        edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)
+        top, bottom = axes[:, col]
+        top.hist(train, bins=edges, density=True, color="0.75", label="training clips (normal)")
+        xs = np.geomspace(lo, hi, 200) if use_log else np.linspace(lo, hi, 200)
+        top.plot(xs, gamma.pdf(xs, *params), color="black", lw=1.2, label="gamma fit")
+        for label, text, colour in groups:
+            if np.any(test & (y_true == label)):
+                bottom.hist(scores[test & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
+        for ax in (top, bottom):
+            ax.axvline(limit, color="black", ls="--", lw=1.0, label=f"threshold ({quantile:g} quantile)")
+        if use_log:
+            bottom.set_xscale("log")
+        top.set_title(f"ID {mid}", fontsize=10)
+        bottom.set_xlabel("anomaly score")
+    axes[0, 0].set_ylabel("density")
+    axes[1, 0].set_ylabel("test clips")
+    _legend_below(fig, axes, ncol=3)
     return fig
 
 

@@ -282,6 +282,79 @@ for key, mid in (("moved", moved), ("kept", kept)):
 # {glue:text}`data`.
 # ```
 #
+#
+# ## From a score to a decision
+#
+# AUC and pAUC judge how a detector *ranks* clips; they never say where to draw the line. A
+# monitoring system must decide, clip by clip, whether to raise an alarm, and it must set that
+# line from normal sounds alone. The DCASE 2021-2025 baselines do it one way: fit a gamma
+# distribution to the scores of the normal *training* clips and call a clip anomalous when its
+# score exceeds the fitted distribution's 0.9 quantile. `asd` does the same per machine ID
+# (`asd.metrics.thresholds`; the IDs' scores differ in level), with one change: it fits the
+# gamma distribution by its mean and variance, with the location fixed at 0
+# (`asd.metrics.fit_gamma`), where the baselines fit all three parameters by maximum
+# likelihood, a fit that can run away on scores bunched far from zero, as reconstruction
+# errors are. `asd run --scores-dir` writes the decisions beside the scores. By construction
+# about 10% of the training clips
+# lie above their threshold. Whether 10% of *new* normal clips do is for the data to say: the
+# networks were fitted to their training clips, and may reconstruct them better than clips
+# they have never heard.
+
+# %% tags=["hide-input", "remove-output"]
+quantile = asd.config.DECISION_QUANTILE
+decided = results.decision_rows(quantile)
+by_model = {name: [r for r in decided if r["model"] == name] for name in results.models}
+mean = {name: {k: float(np.mean([r[k] for r in rows])) for k in ("precision", "recall", "f1", "false_alarms")}
+        for name, rows in by_model.items()}
+model = results.models[best_report]
+glue("fig_decisions", plots.decision_histograms(results.train_ids, model.train_scores, clip_ids, y_true,
+                                                model.scores, quantile))
+alarms = float(np.mean([m["false_alarms"] for m in mean.values()]))
+nominal = 1 - quantile
+glue("nominal_alarms", f"{nominal:.0%}", display=False)
+glue("mean_alarms", f"{alarms:.0%}", display=False)
+glue("best_alarms", f"{mean[best_report]['false_alarms']:.0%}", display=False)
+glue("best_recall", f"{mean[best_report]['recall']:.0%}", display=False)
+glue("alarm_verdict", "well above" if alarms > 1.5 * nominal else "well below" if alarms < nominal / 1.5
+     else "close to", display=False)
+best_f1 = max(mean, key=lambda name: mean[name]["f1"])
+glue("best_f1_model", best_f1, display=False)
+glue("best_f1", f"{mean[best_f1]['f1']:.2f}", display=False)
+
+# %% tags=["hide-input"]
+display(TextTable(["detector"] + [f"F1 ID {mid}" for mid in results.unique_ids]
+                  + ["average F1", "recall", "false alarms"],
+                  [[name] + [f"{r['f1']:.2f}" for r in rows] + [f"{mean[name]['f1']:.2f}",
+                   f"{mean[name]['recall']:.0%}", f"{mean[name]['false_alarms']:.0%}"]
+                   for name, rows in by_model.items()],
+                  f"Decisions at the {quantile:g} quantile of each ID's training scores: {src.label}. "
+                  "Recall: share of anomalous test clips flagged; false alarms: share of normal test "
+                  "clips flagged (averages over the IDs)."))
+
+# %% [markdown]
+# ```{glue:figure} fig_decisions
+# :name: fig-decisions
+# :alt: Per machine ID, the training clips' scores with a fitted gamma density and the threshold above, and the test clips' scores against the same threshold below.
+#
+# The decision threshold of {glue:text}`best_report` per machine ID, {glue:text}`data`. Top:
+# the scores of the training clips (all normal), the gamma distribution fitted to them and its
+# 0.9 quantile (dashed). Bottom: the test clips' scores against the same threshold; a clip to
+# its right is flagged as anomalous.
+# ```
+#
+# On this data the threshold flags {glue:text}`best_alarms` of the normal test clips for
+# {glue:text}`best_report` and {glue:text}`mean_alarms` on average over the seven detectors,
+# {glue:text}`alarm_verdict` the nominal {glue:text}`nominal_alarms`, and
+# {glue:text}`best_report` catches {glue:text}`best_recall` of the anomalous ones. The best
+# average F1 is {glue:text}`best_f1_model`'s, {glue:text}`best_f1`. Two lessons carry over to
+# any data. First, a quantile of the *training* scores is only nominal: check the false-alarm
+# rate on normal clips the detector has not seen (held-out recordings, or the first days of
+# monitoring) before trusting it. Second, F1 and the false-alarm rate depend on the line as
+# much as on the detector, and AUC does not: two detectors with equal AUC can differ in F1 if
+# one's training scores describe its new normal clips better. The threshold is a separate,
+# tunable decision (`asd run --decision-quantile`): a plant that pays dearly for a missed
+# fault lowers it and accepts more false alarms.
+#
 # ## What to take away
 #
 # - **Start from a cheap baseline.** PCA on the same features fits in seconds; a network that
@@ -297,6 +370,9 @@ for key, mid in (("moved", moved), ("kept", kept)):
 #   trusting the method.
 # - **Compare in one run.** All seven rows above share the data, the features, the
 #   standardisation, the seed and the metric; only the detector changes.
+# - **Ranking is not deciding.** AUC needs no threshold; an alarm does. A threshold set from
+#   training scores alone is nominal until normal clips the detector has not seen confirm its
+#   false-alarm rate.
 
 # %% [markdown]
 # ## Exercises
@@ -313,4 +389,14 @@ for key, mid in (("moved", moved), ("kept", kept)):
 # ```{admonition} Solution
 # :class: dropdown
 # Near 1 for every ID: a probe that cannot recognise the training clips could not say anything about faults.
+# ```
+#
+# 3. Compute `results.decision_rows(q)` for `q` in 0.8, 0.9, 0.95 and 0.99. How do recall and the false-alarm rate move, and which quantile would you choose if a missed fault cost ten times a false alarm?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# A higher quantile raises every threshold: fewer false alarms and fewer anomalies caught. With the
+# costs given, choose the quantile that minimises 10 x (missed anomalies) + (false alarms) on the test
+# counts; but choosing it on the test clips makes that test optimistic, so in practice choose it on
+# held-out labelled clips.
 # ```

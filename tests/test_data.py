@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asd.data import DataError, counts, list_clips, load_wav, unique_ids, parse_name
+from asd.data import UNLABELLED, DataError, counts, list_clips, load_wav, parse_name, unevaluable, unique_ids
 
 SR = 16000
 
@@ -43,11 +43,11 @@ def test_parse_name_good(name, expected):
 def test_parse_name_bad(name):
     with pytest.raises(DataError, match=re.escape(name)) as info:
         parse_name(Path(name))
-    assert "unlabelled eval" not in str(info.value)
+    assert "unlabelled" not in str(info.value)
 
 
 def test_parse_name_eval_style_gives_hint():
-    with pytest.raises(DataError, match="unlabelled eval test clips cannot be scored") as info:
+    with pytest.raises(DataError, match="an unlabelled clip: its label comes from a ground-truth list") as info:
         parse_name(Path("eval_data/slider/test/id_01_00000000.wav"))
     assert "id_01_00000000.wav" in str(info.value)
 
@@ -99,6 +99,24 @@ def test_counts(make_dataset, tmp_path):
         ("00", "test", "anomaly"): 1, ("00", "test", "normal"): 2, ("00", "train", "normal"): 3,
         ("02", "test", "anomaly"): 1, ("02", "test", "normal"): 2, ("02", "train", "normal"): 3,
     }
+
+
+def test_unlabelled_clips_are_listed_only_when_allowed_and_say_why_auc_is_undefined(tmp_path):
+    _touch_wavs(tmp_path / "slider" / "test", ["id_00_00000001.wav", "id_00_00000000.wav",
+                                               "normal_id_02_00000000.wav", "normal_id_02_00000001.wav"])
+    with pytest.raises(DataError, match="id_00_0000000[01].wav: name does not match"):
+        list_clips(tmp_path, "slider", "test")
+    clips = list_clips(tmp_path, "slider", "test", unlabelled=True)
+    assert [(c.machine_id, c.index, c.label, c.label_name) for c in clips] == [
+        ("00", 0, UNLABELLED, "unlabelled"), ("00", 1, UNLABELLED, "unlabelled"),
+        ("02", 0, 0, "normal"), ("02", 1, 0, "normal")]
+    assert unevaluable(clips) == ["ID 00: 2 unlabelled clips", "ID 02: 2 normal and 0 anomalous clips (AUC needs both)"]
+    assert counts(clips)[("00", "test", "unlabelled")] == 2
+
+
+def test_labelled_clips_of_both_kinds_are_evaluable(make_dataset, tmp_path):
+    root = make_dataset(tmp_path, ids=("00", "02"), n_train=1, n_test_normal=1, n_test_anomaly=1, seconds=0.2)
+    assert unevaluable(list_clips(root, "slider", "test", unlabelled=True)) == []
 
 
 def test_list_clips_missing_folder(tmp_path):

@@ -212,3 +212,44 @@ def test_run_together_keeps_the_networks_that_finished(root, cfg, monkeypatch, _
     monkeypatch.setattr(asd.experiment, "make", lambda *a, **k: pytest.fail("the finished network was retrained"))
     kept = run_together(["sequential"], cfg, prep, dev, "slider")
     assert kept["sequential"].histories["all"].steps > 0
+
+
+def test_training_clips_are_scored_by_the_trained_model_and_set_the_thresholds(root, cfg):
+    from asd.metrics import decision_threshold
+
+    prep = prepare(cfg, root, progress=False)
+    for per_id in (False, True):
+        res = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, per_id=per_id)
+        assert res.train_ids.tolist() == prep.train.clip_ids.tolist()
+        for name, m in res.models.items():
+            assert m.train_scores.shape == (len(prep.train),) and np.all(m.train_scores > 0)
+            for group in m.weights:  # each trained model scores its own training clips again alike
+                sel = [i for i, c in enumerate(prep.train.clips) if group in ("all", c.machine_id)]
+                again = m.detector(cfg, prep, group=group).score(prep.train.subset(sel))
+                np.testing.assert_allclose(m.train_scores[sel], again, rtol=1e-5)
+            limits = res.thresholds(name)
+            assert limits == {mid: decision_threshold(m.train_scores[res.train_ids == mid]) for mid in ("00", "02")}
+            assert res.decisions(name).tolist() == [int(s > limits[i]) for i, s in zip(res.test.clip_ids, m.scores)]
+        cached = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, per_id=per_id)
+        for name, m in res.models.items():
+            np.testing.assert_array_equal(cached.models[name].train_scores, m.train_scores)
+    # every anomaly in this data carries a loud tone that no training clip has
+    rows = res.decision_rows()
+    assert {(r["model"], r["id"]) for r in rows} == {(m, i) for m in ("sequential", "pca") for i in ("00", "02")}
+    assert all(r["recall"] == 1.0 for r in rows), rows
+
+
+def test_test_clips_that_cannot_be_evaluated_are_refused_before_any_work_or_only_scored(make_dataset, tmp_path, cfg,
+                                                                                       monkeypatch):
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=8, n_test_normal=3, n_test_anomaly=0,
+                        seconds=1.0)
+    with monkeypatch.context() as m:
+        m.setattr(asd.experiment, "extract", lambda *a, **k: pytest.fail("features extracted"))
+        with pytest.raises(DataError, match="ID 00: 3 normal and 0 anomalous clips \\(AUC needs both\\)"):
+            run(cfg, root, ["pca"], device="cpu", progress=False)
+    res = run(cfg, root, ["pca", "sequential"], device="cpu", progress=False, require_labels=False)
+    assert not res.evaluable and res.rows == []
+    assert all(m.scores.shape == (6,) and np.all(np.isfinite(m.scores)) for m in res.models.values())
+    assert set(res.thresholds("pca")) == {"00", "02"}
+    with pytest.raises(ValueError, match="cannot be evaluated: ID 00: 3 normal and 0 anomalous"):
+        res.decision_rows()

@@ -223,3 +223,61 @@ def test_paired_difference_matches_a_paired_t_test() -> None:
     assert metrics.paired_difference(a, a + 0.01)[2] < 0  # a constant shift is resolved
     with pytest.raises(ValueError, match="2 paired runs"):
         metrics.paired_difference([0.9], [0.8])
+
+
+@pytest.mark.parametrize(("shape", "scale"), [(3.0, 2.0), (400.0, 1e-3), (0.5, 1e-3)])
+def test_decision_threshold_recovers_the_quantile_of_gamma_scores(shape, scale):
+    """Reconstruction errors bunch far from zero (large shape); -log p(own ID) piles up near 0 (small)."""
+    from scipy.stats import gamma
+
+    x = gamma.rvs(shape, scale=scale, size=4000, random_state=0)
+    for q in (0.9, 0.95):
+        assert metrics.decision_threshold(x, q) == pytest.approx(gamma.ppf(q, shape, scale=scale), rel=0.05)
+    # a new sample from the same distribution exceeds the 0.9 threshold about 10% of the time
+    fresh = gamma.rvs(shape, scale=scale, size=4000, random_state=1)
+    assert np.mean(fresh > metrics.decision_threshold(x)) == pytest.approx(0.1, abs=0.02)
+    assert np.isfinite(metrics.decision_threshold(np.r_[0.0, x]))  # a score of exactly 0 is fine
+
+
+@pytest.mark.parametrize(("scores", "quantile", "match"), [
+    ([1.0, 2.0], 0.9, "at least 3"),
+    ([1.0, 1.0, 1.0, 1.0], 0.9, "at least 3"),
+    ([1.0, 2.0, np.nan, 3.0], 0.9, "at least 3"),
+    ([1.0, -2.0, 3.0], 0.9, "non-negative"),
+    ([1.0, 2.0, 3.0], 1.0, "between 0 and 1"),
+])
+def test_decision_threshold_bad_inputs(scores, quantile, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.decision_threshold(scores, quantile)
+
+
+def test_thresholds_are_per_id_and_decisions_compare_with_them():
+    rng = np.random.default_rng(0)
+    ids = np.repeat(["00", "02"], 300)
+    normal = rng.gamma(4.0, np.repeat([1.0, 10.0], 300))  # ID 02's scores are 10 times larger
+    limits = metrics.thresholds(ids, normal)
+    assert list(limits) == ["00", "02"]
+    assert limits["02"] > 5 * limits["00"]
+    for mid in limits:
+        assert limits[mid] == metrics.decision_threshold(normal[ids == mid])
+    test_ids, test_scores = np.array(["00", "02", "00", "02"]), np.array([100.0, 100.0, 0.1, 1.0])
+    assert metrics.decide(test_ids, test_scores, limits).tolist() == [
+        int(s > limits[i]) for i, s in zip(test_ids, test_scores)]
+    with pytest.raises(ValueError, match="ID 04: a threshold needs"):
+        metrics.thresholds(np.array(["00"] * 5 + ["04"] * 2), np.arange(7.0))
+
+
+def test_decision_rows_match_sklearn_per_id():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    _, ids, y, s = _rows()
+    decisions = (s > 0.8).astype(int)
+    rows = metrics.decision_rows("pca", ids, y, decisions)
+    assert [r["id"] for r in rows] == ["00", "02", "04"]
+    for r in rows:
+        sel = ids == r["id"]
+        p, rec, f1, _ = precision_recall_fscore_support(y[sel], decisions[sel], average="binary", zero_division=0)
+        assert (r["precision"], r["recall"], r["f1"]) == pytest.approx((p, rec, f1))
+        assert r["false_alarms"] == pytest.approx(np.mean(decisions[sel][y[sel] == 0]))
+    nothing = metrics.decision_rows("pca", ids, y, np.zeros_like(y))
+    assert all(r["f1"] == 0 and r["false_alarms"] == 0 for r in nothing)

@@ -180,6 +180,31 @@ def test_score_histograms_fall_back_to_linear_bins_for_non_positive_scores() -> 
     assert all(ax.get_xscale() == "linear" for ax in fig.axes)
 
 
+def test_decision_histograms_show_the_fit_and_the_threshold_of_each_id() -> None:
+    from scipy.stats import gamma
+
+    rng = np.random.default_rng(0)
+    train_ids = np.repeat(IDS, 40)
+    train = rng.gamma(5.0, 0.2, size=train_ids.size) * np.repeat([1.0, 1.0, 30.0], 40)
+    y_true, ids, scores = _labelled_scores()
+    test = scores["sequential"] * np.where(ids == "04", 30.0, 1.0)
+    test[ids == "02"] = np.exp(3 * y_true[ids == "02"])  # ID 02's test scores span a decade
+    fig = plots.decision_histograms(train_ids, train, ids, y_true, test, quantile=0.8, bins=6)
+    _render(fig)
+    assert len(fig.axes) == 2 * 3
+    top, bottom = fig.axes[:3], fig.axes[3:]
+    assert [ax.get_title() for ax in top] == ["ID 00", "ID 02", "ID 04"]
+    assert [ax.get_xscale() for ax in bottom] == ["linear", "log", "linear"]
+    for k, mid in enumerate(IDS):
+        limit = gamma.ppf(0.8, *metrics.fit_gamma(train[train_ids == mid]))
+        for ax in (top[k], bottom[k]):  # the threshold, drawn at the same place above and below
+            assert ax.lines[-1].get_xdata()[0] == pytest.approx(limit)
+        assert len(top[k].patches) == 6  # the training histogram
+        assert sum(p.get_height() for p in bottom[k].patches) == 12  # normal and anomalous test clips
+    unlabelled = plots.decision_histograms(train_ids, train, ids, np.full(ids.size, -1), test, bins=6)
+    assert sum(p.get_height() for p in unlabelled.axes[3].patches) == 12
+
+
 def test_empty_inputs_raise() -> None:
     for call in (lambda: plots.counts_bars({}), lambda: plots.waveforms({}, 16000),
                  lambda: plots.training_curves({}), lambda: plots.score_bars({}),

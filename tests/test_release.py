@@ -96,11 +96,53 @@ def test_ground_truth_found_beside_the_eval_root(release, capsys):
     assert "IDs: 01 03 05" in out
 
 
-def test_unlabelled_clips_without_a_list_are_a_clear_error(make_dataset, tmp_path, capsys):
-    copy = write_release(tmp_path / "copy", make_dataset)
+@pytest.fixture(scope="module")
+def unlisted(make_dataset, tmp_path_factory) -> Path:
+    """The eval set as released before its labels: unlabelled test clips, no list."""
+    copy = write_release(tmp_path_factory.mktemp("unlisted") / "dcase", make_dataset)
     (copy / "eval_data_list.csv").unlink()
-    code, out, err = _run(["--data", str(copy / "eval_data")], capsys)
-    assert code == 2 and "unlabelled test clips" in err and "--ground-truth" in err
+    return copy / "eval_data"
+
+
+def test_unlabelled_clips_without_a_list_are_a_clear_error(unlisted, capsys):
+    code, out, err = _run(["--data", str(unlisted)], capsys)
+    assert code == 2 and "unlabelled test clips" in err and "--ground-truth" in err and "--scores-dir" in err
+
+
+def test_unlabelled_clips_without_a_list_are_scored_and_decided_with_scores_dir(unlisted, tmp_path, capsys):
+    scores_dir = tmp_path / "scores"
+    code, out, err = _run(["--data", str(unlisted), "--scores-dir", str(scores_dir),
+                           "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 0, err
+    assert "cannot be evaluated (ID 01: 6 unlabelled clips; ID 03: 6 unlabelled clips" in out
+    assert "AUC/pAUC" not in out
+    blob = json.loads((tmp_path / "r.json").read_text())
+    assert blob["rows"] == [] and blob["decision_quantile"] == 0.9
+    for model in MODELS:
+        line = next(ln for ln in out.splitlines() if ln.split()[:1] == [model])
+        for mid in ("01", "03", "05"):
+            with (scores_dir / model / f"anomaly_score_slider_id_{mid}.csv").open() as f:
+                scores = {name: float(v) for name, v in csv.reader(f)}
+            with (scores_dir / model / f"decision_result_slider_id_{mid}.csv").open() as f:
+                decisions = {name: int(v) for name, v in csv.reader(f)}
+            assert list(decisions) == list(scores) and len(scores) == 6
+            assert all(name.startswith(f"id_{mid}_") for name in scores)
+            threshold = blob["thresholds"][model][mid]
+            assert decisions == {name: int(v > threshold) for name, v in scores.items()}
+            assert f"ID {mid}: {sum(decisions.values())}/6 (threshold {threshold:.4g})" in line
+
+
+def test_a_labelled_id_without_anomalies_is_refused_before_training(make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "data", ids=("00",), n_train=6, n_test_normal=3, n_test_anomaly=0, seconds=1.0)
+    code, out, err = _run(["--data", str(root)], capsys)
+    assert code == 2 and "ID 00: 3 normal and 0 anomalous clips (AUC needs both)" in err
+    assert "Traceback" not in err and "epoch" not in err
+
+
+@pytest.mark.parametrize("quantile", ["0", "1", "1.5"])
+def test_decision_quantile_out_of_range_is_a_usage_error(release, quantile, capsys):
+    code, out, err = _run(["--data", str(release / "dev_data"), "--decision-quantile", quantile], capsys)
+    assert code == 2 and "--decision-quantile must be between 0 and 1" in err
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
