@@ -124,8 +124,12 @@ class Results:
         return metrics.format_table(metrics.table(self.rows))
 
     def thresholds(self, name: str, quantile: float = metrics.DECISION_QUANTILE) -> dict[str, float]:
-        """Model ``name``'s decision threshold per ID, from the scores of that ID's training clips."""
-        return metrics.thresholds(self.train_ids, self.models[name].train_scores, quantile)
+        """Model ``name``'s decision threshold per ID, from the scores of that ID's training clips
+        (a :class:`DataError` where an ID has too few)."""
+        try:
+            return metrics.thresholds(self.train_ids, self.models[name].train_scores, quantile)
+        except ValueError as err:
+            raise DataError(f"{name}: no decision threshold for {err}") from None
 
     def decisions(self, name: str, quantile: float = metrics.DECISION_QUANTILE) -> np.ndarray:
         """Model ``name``'s decision per test clip: 1 anomalous (score above its ID's threshold), 0 normal."""
@@ -157,12 +161,18 @@ class Results:
             "wall_seconds": round(self.wall_seconds, 2),
             "steps": {m.name: m.steps for m in self.models.values()},
             "decision_quantile": metrics.DECISION_QUANTILE,
-            "thresholds": {name: self.thresholds(name) for name in self.models},
+            "thresholds": {name: self._thresholds_or_none(name) for name in self.models},
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": np.__version__},
             "git_commit": _git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+    def _thresholds_or_none(self, name: str) -> dict[str, float] | None:
+        try:
+            return self.thresholds(name)
+        except DataError:
+            return None
 
     def save(self, path: Path) -> None:
         atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
@@ -170,19 +180,23 @@ class Results:
     def write_scores(self, folder: Path, quantile: float = metrics.DECISION_QUANTILE) -> list[Path]:
         """The challenge's submission format, per model and ID: ``folder/<model>/anomaly_score_<machine>_id_<NN>.csv``
         (``file name,score`` per test clip, as the DCASE 2020 evaluator reads them; one team folder
-        per model) and ``decision_result_<machine>_id_<NN>.csv`` (``file name,0|1``, 1 anomalous,
+        per model), then ``decision_result_<machine>_id_<NN>.csv`` (``file name,0|1``, 1 anomalous,
         as the DCASE 2021-2025 baselines write them)."""
-        paths = []
-        clip_ids = self.test.clip_ids
-        for name, model in self.models.items():
-            columns = {"anomaly_score": [repr(float(s)) for s in model.scores],
-                       "decision_result": [str(d) for d in self.decisions(name, quantile)]}
-            for kind, values in columns.items():
-                for mid in self.unique_ids:
-                    lines = [f"{c.path.name},{v}" for c, v, i in zip(self.test.clips, values, clip_ids) if i == mid]
-                    path = Path(folder) / name / f"{kind}_{self.machine}_id_{mid}.csv"
-                    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-                    paths.append(path)
+        columns = [("anomaly_score", name, [repr(float(s)) for s in model.scores])
+                   for name, model in self.models.items()]
+        paths = self._write_columns(folder, columns)
+        decisions = [("decision_result", name, [str(d) for d in self.decisions(name, quantile)])
+                     for name in self.models]
+        return paths + self._write_columns(folder, decisions)
+
+    def _write_columns(self, folder: Path, columns: list[tuple[str, str, list[str]]]) -> list[Path]:
+        paths, clip_ids = [], self.test.clip_ids
+        for kind, name, values in columns:
+            for mid in self.unique_ids:
+                lines = [f"{c.path.name},{v}" for c, v, i in zip(self.test.clips, values, clip_ids) if i == mid]
+                path = Path(folder) / name / f"{kind}_{self.machine}_id_{mid}.csv"
+                atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+                paths.append(path)
         return paths
 
 

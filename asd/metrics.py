@@ -68,7 +68,7 @@ def fit_gamma(normal_scores) -> tuple[float, float, float]:
     """
     x = np.asarray(normal_scores, dtype=float)
     if x.ndim != 1 or x.size < 3 or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
-        raise ValueError(f"a threshold needs at least 3 finite scores that differ, got {x.size}")
+        raise ValueError(f"a gamma fit needs at least 3 finite scores that differ, got {x.size}")
     if np.any(x < 0):
         raise ValueError("a gamma distribution needs non-negative scores")
     mean, var = float(x.mean()), float(x.var())
@@ -76,12 +76,16 @@ def fit_gamma(normal_scores) -> tuple[float, float, float]:
 
 
 def decision_threshold(normal_scores, quantile: float = DECISION_QUANTILE) -> float:
-    """The ``quantile`` of the gamma distribution :func:`fit_gamma` fits to ``normal_scores``."""
+    """The ``quantile`` of the gamma distribution :func:`fit_gamma` fits to ``normal_scores``; where
+    the scores do not vary (a classifier sure of every training clip), their common value."""
     from scipy.stats import gamma
 
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
-    return float(gamma.ppf(quantile, *fit_gamma(normal_scores)))
+    x = np.asarray(normal_scores, dtype=float)
+    if x.ndim == 1 and x.size >= 3 and np.all(np.isfinite(x)) and np.ptp(x) == 0:
+        return float(x[0])
+    return float(gamma.ppf(quantile, *fit_gamma(x)))
 
 
 def thresholds(ids: np.ndarray, normal_scores: np.ndarray, quantile: float = DECISION_QUANTILE) -> dict[str, float]:

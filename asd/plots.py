@@ -343,8 +343,12 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
                         bins: int = 20) -> Figure:
     """One detector's decision threshold per machine ID (columns): top, the training clips'
     scores with the gamma distribution fitted to them and its ``quantile``; bottom, the test
-    clips' scores (normal, anomalous, or unlabelled) against the same threshold. A column whose
-    scores span a factor of 10 or more has a logarithmic axis."""
+    clips' scores (normal, anomalous, or unlabelled) against the same threshold.
+
+    Each column's axis spans the normal scores (training and normal test clips) and the
+    threshold, where the decision is made; how many test clips lie further right is written in
+    the panel.
+    """
     from scipy.stats import gamma
 
     train_ids, train_scores = np.asarray(train_ids), np.asarray(train_scores, dtype=float)
@@ -356,23 +360,28 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
               (UNLABELLED, "unlabelled test clips", "0.5"))
     for col, mid in enumerate(unique_ids):
         train, test = train_scores[train_ids == mid], test_ids == mid
-        params = metrics.fit_gamma(train)
-        limit = float(gamma.ppf(quantile, *params))
-        both = np.r_[train, scores[test]]
-        use_log = _spans_a_decade(both)
-        lo, hi = both.min(), both.max()
-        edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)
+        limit = metrics.decision_threshold(train, quantile)
+        normal = test & (y_true == 0)
+        shown = np.r_[train, scores[normal if normal.any() else test], limit]
+        pad = 0.05 * np.ptp(shown)
+        lo, hi = shown.min() - pad, shown.max() + pad
+        edges = np.linspace(lo, hi, bins + 1)
         top, bottom = axes[:, col]
         top.hist(train, bins=edges, density=True, color="0.75", label="training clips (normal)")
-        xs = np.geomspace(lo, hi, 200) if use_log else np.linspace(lo, hi, 200)
-        top.plot(xs, gamma.pdf(xs, *params), color="black", lw=1.2, label="gamma fit")
+        if np.ptp(train) > 0:
+            xs = np.linspace(lo, hi, 200)
+            top.plot(xs, gamma.pdf(xs, *metrics.fit_gamma(train)), color="black", lw=1.2, label="gamma fit")
         for label, text, colour in groups:
-            if np.any(test & (y_true == label)):
-                bottom.hist(scores[test & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
+            values = scores[test & (y_true == label)]
+            if values.size:
+                bottom.hist(values[values <= hi], bins=edges, alpha=0.6, color=colour, label=text)
+        beyond = int(np.sum(scores[test] > hi))
+        if beyond:
+            bottom.text(0.97, 0.95, f"{beyond} more \u2192", transform=bottom.transAxes, ha="right", va="top",
+                        fontsize=9, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         for ax in (top, bottom):
             ax.axvline(limit, color="black", ls="--", lw=1.0, label=f"threshold ({quantile:g} quantile)")
-        if use_log:
-            bottom.set_xscale("log")
+        bottom.set_xlim(lo, hi)
         top.set_title(f"ID {mid}", fontsize=10)
         bottom.set_xlabel("anomaly score")
     axes[0, 0].set_ylabel("density")

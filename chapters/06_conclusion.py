@@ -178,6 +178,11 @@ glue("data_verdict",
 #    record, which {doc}`04_training_results` then shows with its provenance;
 # 4. look at the seed spread ({ref}`sec-seeds`, `cfg.spread_seeds` runs per network) before
 #    drawing conclusions from differences between networks.
+# 5. to watch a machine rather than rank a test set, lay out its normal recordings as training
+#    clips and the new ones as unlabelled test clips (`id_00_00000000.wav`): `asd run --data
+#    ~/plant --scores-dir scores` scores them and flags those above each ID's threshold
+#    ({doc}`05_beyond_the_report`, "From a score to a decision"). Measure the false-alarm rate
+#    on normal recordings the detector has not seen before trusting the flags.
 
 # %% [markdown]
 # ## Exercises

@@ -237,11 +237,13 @@ def test_decision_threshold_recovers_the_quantile_of_gamma_scores(shape, scale):
     fresh = gamma.rvs(shape, scale=scale, size=4000, random_state=1)
     assert np.mean(fresh > metrics.decision_threshold(x)) == pytest.approx(0.1, abs=0.02)
     assert np.isfinite(metrics.decision_threshold(np.r_[0.0, x]))  # a score of exactly 0 is fine
+    assert metrics.decision_threshold(np.zeros(5)) == 0.0  # no spread: anything above the training scores
+    with pytest.raises(ValueError, match="differ"):
+        metrics.fit_gamma(np.zeros(5))
 
 
 @pytest.mark.parametrize(("scores", "quantile", "match"), [
     ([1.0, 2.0], 0.9, "at least 3"),
-    ([1.0, 1.0, 1.0, 1.0], 0.9, "at least 3"),
     ([1.0, 2.0, np.nan, 3.0], 0.9, "at least 3"),
     ([1.0, -2.0, 3.0], 0.9, "non-negative"),
     ([1.0, 2.0, 3.0], 1.0, "between 0 and 1"),
@@ -263,7 +265,7 @@ def test_thresholds_are_per_id_and_decisions_compare_with_them():
     test_ids, test_scores = np.array(["00", "02", "00", "02"]), np.array([100.0, 100.0, 0.1, 1.0])
     assert metrics.decide(test_ids, test_scores, limits).tolist() == [
         int(s > limits[i]) for i, s in zip(test_ids, test_scores)]
-    with pytest.raises(ValueError, match="ID 04: a threshold needs"):
+    with pytest.raises(ValueError, match="ID 04: a gamma fit needs"):
         metrics.thresholds(np.array(["00"] * 5 + ["04"] * 2), np.arange(7.0))
 
 

@@ -181,26 +181,30 @@ def test_score_histograms_fall_back_to_linear_bins_for_non_positive_scores() -> 
 
 
 def test_decision_histograms_show_the_fit_and_the_threshold_of_each_id() -> None:
-    from scipy.stats import gamma
-
     rng = np.random.default_rng(0)
     train_ids = np.repeat(IDS, 40)
-    train = rng.gamma(5.0, 0.2, size=train_ids.size) * np.repeat([1.0, 1.0, 30.0], 40)
+    train = rng.gamma(400.0, 1e-3, size=train_ids.size) * np.repeat([1.0, 1.0, 30.0], 40)
     y_true, ids, scores = _labelled_scores()
-    test = scores["sequential"] * np.where(ids == "04", 30.0, 1.0)
-    test[ids == "02"] = np.exp(3 * y_true[ids == "02"])  # ID 02's test scores span a decade
+    test = scores["sequential"] * np.where(ids == "04", 30.0, 1.0) * 0.4
+    test[(ids == "02") & (y_true == 1)] = 5.0  # far beyond ID 02's normal scores
     fig = plots.decision_histograms(train_ids, train, ids, y_true, test, quantile=0.8, bins=6)
     _render(fig)
     assert len(fig.axes) == 2 * 3
     top, bottom = fig.axes[:3], fig.axes[3:]
     assert [ax.get_title() for ax in top] == ["ID 00", "ID 02", "ID 04"]
-    assert [ax.get_xscale() for ax in bottom] == ["linear", "log", "linear"]
     for k, mid in enumerate(IDS):
-        limit = gamma.ppf(0.8, *metrics.fit_gamma(train[train_ids == mid]))
+        limit = metrics.decision_threshold(train[train_ids == mid], 0.8)
         for ax in (top[k], bottom[k]):  # the threshold, drawn at the same place above and below
             assert ax.lines[-1].get_xdata()[0] == pytest.approx(limit)
-        assert len(top[k].patches) == 6  # the training histogram
-        assert sum(p.get_height() for p in bottom[k].patches) == 12  # normal and anomalous test clips
+        assert len(top[k].patches) == 6 and len(top[k].lines) == 2  # training histogram, gamma density, threshold
+        lo, hi = bottom[k].get_xlim()
+        normal = test[(ids == mid) & (y_true == 0)]
+        assert lo < min(normal.min(), limit) and hi > max(normal.max(), limit)
+        beyond = int(np.sum(test[ids == mid] > hi))
+        drawn = sum(p.get_height() for p in bottom[k].patches)
+        assert drawn + beyond == 12  # every test clip is drawn or counted beyond the axis
+        assert [t.get_text() for t in bottom[k].texts] == ([f"{beyond} more \u2192"] if beyond else [])
+    assert bottom[1].texts and bottom[1].get_xlim()[1] < 5.0  # ID 02's anomalies lie beyond its axis
     unlabelled = plots.decision_histograms(train_ids, train, ids, np.full(ids.size, -1), test, bins=6)
     assert sum(p.get_height() for p in unlabelled.axes[3].patches) == 12
 

@@ -139,6 +139,17 @@ def test_a_labelled_id_without_anomalies_is_refused_before_training(make_dataset
     assert "Traceback" not in err and "epoch" not in err
 
 
+def test_an_id_with_too_few_training_clips_for_a_threshold_is_a_clear_error_after_its_scores(
+        make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=2, n_test_normal=2, n_test_anomaly=1,
+                        seconds=1.0)
+    scores_dir = tmp_path / "scores"
+    code, out, err = _run(["--data", str(root), "--models", "pca", "--scores-dir", str(scores_dir)], capsys)
+    assert code == 2 and "pca: no decision threshold for ID 00: a gamma fit needs at least 3" in err
+    assert "Traceback" not in err
+    assert (scores_dir / "pca" / "anomaly_score_slider_id_02.csv").is_file()
+
+
 @pytest.mark.parametrize("quantile", ["0", "1", "1.5"])
 def test_decision_quantile_out_of_range_is_a_usage_error(release, quantile, capsys):
     code, out, err = _run(["--data", str(release / "dev_data"), "--decision-quantile", quantile], capsys)
