@@ -39,7 +39,7 @@ def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     """The same training as :func:`asd.train.fit` with materialised vectors and a ``DataLoader``:
     the textbook loop, kept as the benchmark's reference (same clip split and validation)."""
     torch.manual_seed(seed)
-    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
+    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed, train.clip_ids)
     loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, True, seed)
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()

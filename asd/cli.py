@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from asd.config import DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
+from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
 from asd.download import MACHINES
 
 
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
                    help="a clip is anomalous above this quantile of a gamma distribution fitted to its ID's "
                         f"training-clip scores (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
+    r.add_argument("--calibration", choices=CALIBRATIONS, default="training",
+                   help="fit that gamma to the scores of all training clips (default, as the baselines) or "
+                        "of the clips each network held out from training (its validation clips, never fitted)")
     r.add_argument("--machine", default="slider")
     r.add_argument("--ids", nargs="+", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
@@ -129,22 +132,24 @@ def _run(args: argparse.Namespace) -> None:
         print(results.table())
     else:
         print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
-        print(_flagged(results, args.decision_quantile))
+        print(_flagged(results, args.decision_quantile, args.calibration))
     if args.out:
-        results.save(args.out)
+        results.save(args.out, args.decision_quantile, args.calibration)
         print(f"results written to {args.out}")
     if args.scores_dir:
-        results.write_scores(args.scores_dir, args.decision_quantile)
+        results.write_scores(args.scores_dir, args.decision_quantile, args.calibration)
         print(f"anomaly scores and decisions written to {args.scores_dir}/<model>/"
               f"{{anomaly_score,decision_result}}_{args.machine}_id_<NN>.csv")
 
 
-def _flagged(results, quantile: float) -> str:
+def _flagged(results, quantile: float, calibration: str) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous."""
     ids = results.test.clip_ids
-    lines = [f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit to the ID's training scores):"]
+    lines = [f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit to the ID's "
+             f"{calibration} clips' scores):"]
     for name in results.models:
-        limits, flagged = results.thresholds(name, quantile), results.decisions(name, quantile)
+        limits = results.thresholds(name, quantile, calibration)
+        flagged = results.decisions(name, quantile, calibration)
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
                  for mid in results.unique_ids]
         lines.append(f"  {name:<11} " + "   ".join(cells))

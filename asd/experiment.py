@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from asd import metrics, synth
-from asd.config import Config, home, setting
+from asd.config import CALIBRATIONS, Config, home, setting
 from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, read_ground_truth,
                       select_ids, unevaluable, unique_ids)
 from asd.detectors import Detector, make
@@ -82,6 +82,7 @@ class ModelResult:
     seconds: float
     weights: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # trained state per history key
     train_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per training clip
+    held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per training clip: not fitted on
 
     @property
     def steps(self) -> int:
@@ -123,26 +124,41 @@ class Results:
     def table(self) -> str:
         return metrics.format_table(metrics.table(self.rows))
 
-    def thresholds(self, name: str, quantile: float = metrics.DECISION_QUANTILE) -> dict[str, float]:
+    def thresholds(self, name: str, quantile: float = metrics.DECISION_QUANTILE,
+                   calibration: str = "training") -> dict[str, float]:
         """Model ``name``'s decision threshold per ID, from the scores of that ID's training clips
-        (a :class:`DataError` where an ID has too few)."""
+        (``calibration="training"``, the DCASE baselines' rule) or of those the network held out
+        from training (``"held-out"``); a :class:`DataError` where an ID has too few."""
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
+        model = self.models[name]
+        use = model.held_out if calibration == "held-out" else np.ones(len(self.train_ids), bool)
         try:
-            return metrics.thresholds(self.train_ids, self.models[name].train_scores, quantile)
+            if not use.any():
+                raise ValueError("any ID: it held out no training clips (PCA fits them all)")
+            limits = metrics.thresholds(self.train_ids[use], model.train_scores[use], quantile)
+            missing = [mid for mid in self.unique_ids if mid not in limits]
+            if missing:
+                raise ValueError(f"ID {missing[0]}: no {calibration} clips")
         except ValueError as err:
-            raise DataError(f"{name}: no decision threshold for {err}") from None
+            raise DataError(f"{name}: no {calibration} decision threshold for {err}") from None
+        return limits
 
-    def decisions(self, name: str, quantile: float = metrics.DECISION_QUANTILE) -> np.ndarray:
+    def decisions(self, name: str, quantile: float = metrics.DECISION_QUANTILE,
+                  calibration: str = "training") -> np.ndarray:
         """Model ``name``'s decision per test clip: 1 anomalous (score above its ID's threshold), 0 normal."""
-        return metrics.decide(self.test.clip_ids, self.models[name].scores, self.thresholds(name, quantile))
+        return metrics.decide(self.test.clip_ids, self.models[name].scores,
+                              self.thresholds(name, quantile, calibration))
 
-    def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE) -> list[dict]:
-        """Precision, recall, F1 and false-alarm rate of every model's decisions, per ID."""
+    def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
+                      models: list[str] | None = None) -> list[dict]:
+        """Precision, recall, F1 and false-alarm rate of the decisions of ``models`` (default all), per ID."""
         if not self.evaluable:
             raise ValueError(f"the test clips cannot be evaluated: {'; '.join(unevaluable(self.test.clips))}")
-        return [r for name in self.models for r in
-                metrics.decision_rows(name, self.test.clip_ids, self.test.y_true, self.decisions(name, quantile))]
+        return [r for name in models or self.models for r in metrics.decision_rows(
+            name, self.test.clip_ids, self.test.y_true, self.decisions(name, quantile, calibration))]
 
-    def to_dict(self) -> dict:
+    def to_dict(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training") -> dict:
         return {
             "rows": self.rows,
             "machine": self.machine,
@@ -160,24 +176,26 @@ class Results:
             "features_seconds": round(self.features_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
             "steps": {m.name: m.steps for m in self.models.values()},
-            "decision_quantile": metrics.DECISION_QUANTILE,
-            "thresholds": {name: self._thresholds_or_none(name) for name in self.models},
+            "decision_quantile": quantile,
+            "calibration": calibration,
+            "thresholds": {name: self._thresholds_or_none(name, quantile, calibration) for name in self.models},
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": np.__version__},
             "git_commit": _git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def _thresholds_or_none(self, name: str) -> dict[str, float] | None:
+    def _thresholds_or_none(self, name: str, quantile: float, calibration: str) -> dict[str, float] | None:
         try:
-            return self.thresholds(name)
+            return self.thresholds(name, quantile, calibration)
         except DataError:
             return None
 
-    def save(self, path: Path) -> None:
-        atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=2).encode())
+    def save(self, path: Path, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training") -> None:
+        atomic_write_bytes(Path(path), json.dumps(self.to_dict(quantile, calibration), indent=2).encode())
 
-    def write_scores(self, folder: Path, quantile: float = metrics.DECISION_QUANTILE) -> list[Path]:
+    def write_scores(self, folder: Path, quantile: float = metrics.DECISION_QUANTILE,
+                     calibration: str = "training") -> list[Path]:
         """The challenge's submission format, per model and ID: ``folder/<model>/anomaly_score_<machine>_id_<NN>.csv``
         (``file name,score`` per test clip, as the DCASE 2020 evaluator reads them; one team folder
         per model), then ``decision_result_<machine>_id_<NN>.csv`` (``file name,0|1``, 1 anomalous,
@@ -185,7 +203,7 @@ class Results:
         columns = [("anomaly_score", name, [repr(float(s)) for s in model.scores])
                    for name, model in self.models.items()]
         paths = self._write_columns(folder, columns)
-        decisions = [("decision_result", name, [str(d) for d in self.decisions(name, quantile)])
+        decisions = [("decision_result", name, [str(d) for d in self.decisions(name, quantile, calibration)])
                      for name in self.models]
         return paths + self._write_columns(folder, decisions)
 
@@ -282,7 +300,8 @@ def _save_result(path: Path, res: ModelResult) -> None:
     torch.save(res.weights, buffer)
     atomic_write_bytes(path.with_suffix(".pt"), buffer.getvalue())
     blob = {"name": res.name, "rows": res.rows, "scores": res.scores.tolist(), "seconds": res.seconds,
-            "histories": {k: vars(h) for k, h in res.histories.items()}, "train_scores": res.train_scores.tolist()}
+            "histories": {k: vars(h) for k, h in res.histories.items()}, "train_scores": res.train_scores.tolist(),
+            "held_out": res.held_out.tolist()}
     atomic_write_bytes(path, json.dumps(blob).encode())
 
 
@@ -291,7 +310,7 @@ def _load_result(path: Path) -> ModelResult:
     weights = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
     return ModelResult(blob["name"], blob["rows"], np.array(blob["scores"]),
                        {k: History(**h) for k, h in blob["histories"].items()}, blob["seconds"], weights,
-                       np.array(blob["train_scores"]))
+                       np.array(blob["train_scores"]), np.array(blob["held_out"], dtype=bool))
 
 
 def _cached(path: Path, cache: bool) -> ModelResult | None:
@@ -304,7 +323,11 @@ def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.nda
     stored at ``path`` with ``cache``."""
     rows = (metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
             if prep.evaluable else [])
-    result = ModelResult(name, rows, scores, histories, seconds, weights, train_scores)
+    held_out = np.zeros(len(prep.train), bool)
+    for key, history in histories.items():  # a history's indices count within its group's training clips
+        group = [i for i, c in enumerate(prep.train.clips) if key in ("all", c.machine_id)]
+        held_out[np.asarray(group, dtype=np.int64)[history.held_out]] = True
+    result = ModelResult(name, rows, scores, histories, seconds, weights, train_scores, held_out)
     if cache:
         _save_result(path, result)
     return result

@@ -31,6 +31,7 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
+    held_out: list[int] = field(default_factory=list)  # the validation clips (indices into the training set)
 
 
 @dataclass
@@ -64,13 +65,25 @@ def n_batches(n: int, batch_size: int) -> int:
     return n // batch_size if n % batch_size == 1 else -(-n // batch_size)
 
 
-def split_clips(n_clips: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random clip-level train/validation split (whole clips, so overlapping vectors never leak)."""
+def split_clips(n_clips: int, validation_split: float, seed: int,
+                groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random clip-level train/validation split (whole clips, so overlapping vectors never leak).
+
+    With ``groups`` (a machine ID per clip) each group holds out its own share, at least one clip
+    of a group of two or more, so that every ID has unseen normal clips (they calibrate its
+    decision threshold: :meth:`asd.experiment.Results.thresholds`).
+    """
     order = np.random.default_rng(seed).permutation(n_clips)
-    n_val = max(1, int(round(n_clips * validation_split))) if validation_split > 0 else 0
-    if n_val >= n_clips:
-        raise ValueError(f"validation_split {validation_split} leaves no training clip out of {n_clips}")
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    share = lambda n: max(1, int(round(n * validation_split))) if validation_split > 0 else 0
+    if groups is None:
+        n_val = share(n_clips)
+        if n_val >= n_clips:
+            raise ValueError(f"validation_split {validation_split} leaves no training clip out of {n_clips}")
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    groups = np.asarray(groups)[order]
+    val = np.concatenate([members[:min(share(len(members)), len(members) - 1)]
+                          for members in (order[groups == g] for g in np.unique(groups))])
+    return np.sort(np.setdiff1d(order, val)), np.sort(val)
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -225,7 +238,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     if capture and device.type != "cuda":
         raise ValueError("CUDA-graph capture needs a CUDA device")
     torch.manual_seed(seed)
-    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed)
+    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed, train.clip_ids)
     data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
@@ -233,7 +246,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision, seed) if capture else None
     gen = torch.Generator(device=device).manual_seed(seed)
     yield
-    hist, start = History(), time.perf_counter()
+    hist, start = History(held_out=val_idx.tolist()), time.perf_counter()
     bar = tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch")
     for _ in bar:
         perm = torch.randperm(len(data), generator=gen, device=device)

@@ -253,3 +253,31 @@ def test_test_clips_that_cannot_be_evaluated_are_refused_before_any_work_or_only
     assert set(res.thresholds("pca")) == {"00", "02"}
     with pytest.raises(ValueError, match="cannot be evaluated: ID 00: 3 normal and 0 anomalous"):
         res.decision_rows()
+
+
+def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dataset, tmp_path, cfg):
+    from asd.metrics import decision_threshold
+    from asd.train import split_clips
+
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=30, n_test_normal=3, n_test_anomaly=3,
+                        seconds=1.0)
+    prep = prepare(cfg, root, progress=False)
+    _, val = split_clips(len(prep.train), cfg.fit["sequential"].validation_split, cfg.seed, prep.train.clip_ids)
+    for per_id in (False, True):
+        res = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, per_id=per_id)
+        seq = res.models["sequential"]
+        expected = val if not per_id else np.concatenate([  # per ID, each group's own split
+            np.flatnonzero(prep.train.clip_ids == mid)[split_clips(30, 0.1, cfg.seed, np.zeros(30))[1]]
+            for mid in ("00", "02")])
+        assert np.flatnonzero(seq.held_out).tolist() == sorted(expected.tolist())
+        assert {mid: int(np.sum(seq.held_out & (res.train_ids == mid))) for mid in ("00", "02")} == {"00": 3, "02": 3}
+        limits = res.thresholds("sequential", calibration="held-out")
+        for mid in ("00", "02"):
+            mine = seq.held_out & (res.train_ids == mid)
+            assert limits[mid] == decision_threshold(seq.train_scores[mine])
+        assert res.thresholds("sequential") != limits  # all training clips give other thresholds
+        assert not res.models["pca"].held_out.any()
+        with pytest.raises(DataError, match="pca: no held-out decision threshold"):
+            res.thresholds("pca", calibration="held-out")
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        res.thresholds("sequential", calibration="test")

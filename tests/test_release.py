@@ -145,9 +145,18 @@ def test_an_id_with_too_few_training_clips_for_a_threshold_is_a_clear_error_afte
                         seconds=1.0)
     scores_dir = tmp_path / "scores"
     code, out, err = _run(["--data", str(root), "--models", "pca", "--scores-dir", str(scores_dir)], capsys)
-    assert code == 2 and "pca: no decision threshold for ID 00: a gamma fit needs at least 3" in err
+    assert code == 2 and "pca: no training decision threshold for ID 00: a gamma fit needs at least 3" in err
     assert "Traceback" not in err
     assert (scores_dir / "pca" / "anomaly_score_slider_id_02.csv").is_file()
+
+
+def test_held_out_calibration_needs_held_out_clips(unlisted, tmp_path, capsys):
+    args = ["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), "--calibration", "held-out"]
+    code, out, err = _run(args + ["--models", "sequential"], capsys)  # 6 training clips per ID: 1 held out
+    assert code == 2 and "sequential: no held-out decision threshold for ID 01: a gamma fit needs at least 3" in err
+    code, out, err = _run(args + ["--models", "pca"], capsys)
+    assert code == 2 and "pca: no held-out decision threshold" in err and "held out no training clips" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("quantile", ["0", "1", "1.5"])

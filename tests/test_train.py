@@ -75,6 +75,18 @@ def test_split_clips_refuses_an_empty_training_side(n, split):
         split_clips(n, split, seed=0)
 
 
+def test_split_clips_by_group_holds_out_each_groups_share():
+    groups = np.repeat(["00", "02", "04", "06"], [60, 60, 27, 1])  # the quick stand-in's counts, and a lone clip
+    tr, val = split_clips(len(groups), 0.1, seed=0, groups=groups)
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, val])), np.arange(len(groups)))
+    held = {g: int(np.sum(groups[val] == g)) for g in ("00", "02", "04", "06")}
+    assert held == {"00": 6, "02": 6, "04": 3, "06": 0}  # round(10 %), at least 1, never a group's last clip
+    assert split_clips(len(groups), 0.1, seed=0, groups=groups)[1].tolist() == val.tolist()
+    assert split_clips(len(groups), 0.1, seed=1, groups=groups)[1].tolist() != val.tolist()
+    tr, val = split_clips(4, 0.9, seed=0, groups=np.array(["a", "a", "b", "b"]))
+    assert len(val) == 2 and sorted("aabb"[i] for i in tr) == ["a", "b"]
+
+
 # --- DeviceVectors ------------------------------------------------------------------------------
 
 
