@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                         "decision_result_<machine>_id_<NN>.csv (1 anomalous); with it, test clips without labels "
                         "are scored, not evaluated")
     r.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
-                   help="a clip is anomalous above this quantile of a gamma distribution fitted to its ID's "
-                        f"training-clip scores (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
+                   help="a clip is anomalous above this quantile of a gamma distribution fitted to scores of "
+                        f"its ID's normal clips (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
     r.add_argument("--calibration", choices=CALIBRATIONS, default="training",
                    help="fit that gamma to the scores of all training clips (default, as the baselines) or "
                         "of the clips each network held out from training (its validation clips, never fitted)")
@@ -144,12 +144,14 @@ def _run(args: argparse.Namespace) -> None:
 
 def _flagged(results, quantile: float, calibration: str) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous."""
+    from asd.metrics import decide
+
     ids = results.test.clip_ids
     lines = [f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit to the ID's "
              f"{calibration} clips' scores):"]
     for name in results.models:
         limits = results.thresholds(name, quantile, calibration)
-        flagged = results.decisions(name, quantile, calibration)
+        flagged = decide(ids, results.models[name].scores, limits)
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
                  for mid in results.unique_ids]
         lines.append(f"  {name:<11} " + "   ".join(cells))

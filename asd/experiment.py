@@ -67,11 +67,6 @@ class Prepared:
     def id_index(self) -> dict[str, int]:
         return {mid: i for i, mid in enumerate(self.unique_ids)}
 
-    @property
-    def evaluable(self) -> bool:
-        """Whether every ID's test clips are labelled, normal and anomalous (AUC needs both)."""
-        return not unevaluable(self.test.clips)
-
 
 @dataclass
 class ModelResult:
@@ -119,6 +114,7 @@ class Results:
 
     @property
     def evaluable(self) -> bool:
+        """Whether every ID's test clips are labelled, normal and anomalous (AUC needs both)."""
         return not unevaluable(self.test.clips)
 
     def table(self) -> str:
@@ -237,7 +233,7 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a
     :class:`DataError` before any work, unless ``not require_labels``: then they are scored
-    only (:attr:`Prepared.evaluable` false). The default ``torch`` feature backend
+    only (no AUC: :attr:`Results.evaluable` false). The default ``torch`` feature backend
     batches clips through ``torch.stft`` (several times faster than librosa clip by clip, on the
     CPU too, and equal to librosa's values within float32 rounding).
     """
@@ -322,7 +318,7 @@ def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.nda
     """The per-ID AUC/pAUC of ``scores`` (if the test clips can be evaluated) as a :class:`ModelResult`,
     stored at ``path`` with ``cache``."""
     rows = (metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
-            if prep.evaluable else [])
+            if not unevaluable(prep.test.clips) else [])
     held_out = np.zeros(len(prep.train), bool)
     for key, history in histories.items():  # a history's indices count within its group's training clips
         group = [i for i, c in enumerate(prep.train.clips) if key in ("all", c.machine_id)]
