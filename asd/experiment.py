@@ -314,15 +314,12 @@ def _cached(path: Path, cache: bool) -> ModelResult | None:
 
 
 def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.ndarray, train_scores: np.ndarray,
-            histories: dict[str, History], seconds: float, weights: dict, path: Path, cache: bool) -> ModelResult:
+            held_out: np.ndarray, histories: dict[str, History], seconds: float, weights: dict, path: Path,
+            cache: bool) -> ModelResult:
     """The per-ID AUC/pAUC of ``scores`` (if the test clips can be evaluated) as a :class:`ModelResult`,
     stored at ``path`` with ``cache``."""
     rows = (metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
             if not unevaluable(prep.test.clips) else [])
-    held_out = np.zeros(len(prep.train), bool)
-    for key, history in histories.items():  # a history's indices count within its group's training clips
-        group = [i for i, c in enumerate(prep.train.clips) if key in ("all", c.machine_id)]
-        held_out[np.asarray(group, dtype=np.int64)[history.held_out]] = True
     result = ModelResult(name, rows, scores, histories, seconds, weights, train_scores, held_out)
     if cache:
         _save_result(path, result)
@@ -342,6 +339,7 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
     start = time.perf_counter()
     groups = [[mid] for mid in prep.unique_ids] if per_id else [prep.unique_ids]
     scores, train_scores = np.zeros(len(prep.test)), np.zeros(len(prep.train))
+    held_out = np.zeros(len(prep.train), bool)
     histories, weights = {}, {}
     for group in groups:
         key = group[0] if per_id else "all"
@@ -351,9 +349,10 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
         histories[key] = detector.fit(prep.train.subset(train_sel), progress)
         scores[test_sel] = detector.score(prep.test.subset(test_sel))
         train_scores[train_sel] = detector.score(prep.train.subset(train_sel))
+        held_out[np.asarray(train_sel, dtype=np.int64)[histories[key].held_out]] = True  # group's indices
         weights[key] = detector.state()
-    return _finish(name, cfg, prep, machine, scores, train_scores, histories, time.perf_counter() - start, weights,
-                   path, cache)
+    return _finish(name, cfg, prep, machine, scores, train_scores, held_out, histories, time.perf_counter() - start,
+                   weights, path, cache)
 
 
 def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.device, machine: str,
@@ -376,8 +375,10 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
         name, detector, path = todo[i]
         start = time.perf_counter()
         scores, train_scores = detector.score(prep.test), detector.score(prep.train)
+        held_out = np.zeros(len(prep.train), bool)
+        held_out[history.held_out] = True
         seconds = history.seconds + time.perf_counter() - start
-        results[name] = _finish(name, cfg, prep, machine, scores, train_scores, {"all": history}, seconds,
+        results[name] = _finish(name, cfg, prep, machine, scores, train_scores, held_out, {"all": history}, seconds,
                                 {"all": detector.state()}, path, cache)
 
     fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish)

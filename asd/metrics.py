@@ -108,16 +108,15 @@ def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.
 def decision_rows(model: str, ids: np.ndarray, y_true: np.ndarray, decisions: np.ndarray) -> list[dict]:
     """Per machine ID, how the 0/1 ``decisions`` fare against the labels: ``{model, id, precision,
     recall, f1, false_alarms}``, the last the fraction of normal clips flagged (the false-positive rate)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     ids, y_true, decisions = np.asarray(ids), np.asarray(y_true), np.asarray(decisions)
     rows = []
     for mid in sorted(set(ids.tolist())):
         t, d = y_true[ids == mid], decisions[ids == mid]
-        tp, fp, fn = int(np.sum(d & t)), int(np.sum(d & (1 - t))), int(np.sum((1 - d) & t))
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"model": model, "id": mid, "precision": precision, "recall": recall, "f1": f1,
-                     "false_alarms": fp / max(1, int(np.sum(t == 0)))})
+        precision, recall, f1, _ = precision_recall_fscore_support(t, d, average="binary", zero_division=0)
+        rows.append({"model": model, "id": mid, "precision": float(precision), "recall": float(recall),
+                     "f1": float(f1), "false_alarms": float(d[t == 0].mean()) if np.any(t == 0) else 0.0})
     return rows
 
 
