@@ -1,4 +1,4 @@
-"""Command line: ``asd synth``, ``asd run``, ``asd download``, ``asd bench``.
+"""Command line: ``asd synth``, ``asd run``, ``asd score``, ``asd download``, ``asd bench``.
 
 Bad input (a :class:`asd.data.DataError`, a failed download, a bad argument) ends with a one-line
 ``asd: error: ...`` message and exit code 2. Anything else is a bug and keeps its traceback.
@@ -49,12 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write DIR/<model>/anomaly_score_<machine>_id_<NN>.csv (the challenge's format) and "
                         "decision_result_<machine>_id_<NN>.csv (1 anomalous); with it, test clips without labels "
                         "are scored, not evaluated")
-    r.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
-                   help="a clip is anomalous above this quantile of a gamma distribution fitted to scores of "
-                        f"its ID's normal clips (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
-    r.add_argument("--calibration", choices=CALIBRATIONS, default="training",
-                   help="fit that gamma to the scores of all training clips (default, as the baselines) or "
-                        "of the clips each network held out from training (its validation clips, never fitted)")
+    _decision_arguments(r)
     r.add_argument("--machine", default="slider")
     r.add_argument("--ids", nargs="+", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
@@ -71,8 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    r.add_argument("--save-models", type=Path, default=None, metavar="DIR",
+                   help="also save each trained detector as DIR/<model>.pt, to score new clips with asd score")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-cache", action="store_true", help="retrain even if an identical run is cached")
+
+    c = sub.add_parser("score", help="score new clips with detectors saved by asd run --save-models, and flag "
+                                     "anomalies (no training)")
+    c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
+    c.add_argument("--clips", nargs="+", type=Path, required=True,
+                   help="WAV files or folders of them, named id_NN_NNNNNNNN.wav (NN: the machine ID); labelled "
+                        "names (normal_id_NN_..., anomaly_id_NN_...) add AUC/pAUC")
+    c.add_argument("--scores-dir", type=Path, default=None,
+                   help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
+    _decision_arguments(c)
+    c.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
 
     d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
     d.add_argument("dest", type=Path)
@@ -89,6 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-clips", type=int, default=None, help="use at most this many training clips")
     b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
     return p
+
+
+def _decision_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
+                   help="a clip is anomalous above this quantile of a gamma distribution fitted to scores of "
+                        f"its ID's normal clips (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default="training",
+                   help="fit that gamma to the scores of all training clips (default, as the baselines) or "
+                        "of the clips each network held out from training (its validation clips, never fitted)")
+
+
+def _checked_quantile(q: float) -> None:
+    if not 0 < q < 1:
+        raise UsageError(f"--decision-quantile must be between 0 and 1, got {q}")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -114,8 +137,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.per_id and "idclf" in args.models:
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_epochs(args.epochs)
-    if not 0 < args.decision_quantile < 1:
-        raise UsageError(f"--decision-quantile must be between 0 and 1, got {args.decision_quantile}")
+    _checked_quantile(args.decision_quantile)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
@@ -137,24 +159,64 @@ def _run(args: argparse.Namespace) -> None:
         results.save(args.out, args.decision_quantile, args.calibration)
         print(f"results written to {args.out}")
     if args.scores_dir:
-        results.write_scores(args.scores_dir, args.decision_quantile, args.calibration)
-        print(f"anomaly scores and decisions written to {args.scores_dir}/<model>/"
-              f"{{anomaly_score,decision_result}}_{args.machine}_id_<NN>.csv")
+        _write_scores(results, args)
+    if args.save_models:
+        for name in results.models:
+            results.save_model(name, args.save_models / f"{name}.pt")
+        print(f"detectors saved to {args.save_models}/<model>.pt: score new clips with "
+              f"asd score {args.save_models}/<model>.pt --clips FOLDER")
 
 
-def _flagged(results, quantile: float, calibration: str) -> str:
-    """Per model and ID, the decision threshold and how many test clips it flags as anomalous."""
+def _score(args: argparse.Namespace) -> None:
+    from asd.data import clips_at
+    from asd.experiment import load_model, score_clips
+
+    _checked_quantile(args.decision_quantile)
+    saved = [load_model(path) for path in args.models]
+    names = [s["name"] for s in saved]
+    if len(set(names)) < len(names):
+        raise UsageError(f"two of the detector files hold the same detector ({', '.join(names)}): "
+                         "score them one at a time")
+    device = _checked_device(args.device)
+    clips = clips_at(args.clips)
+    for detector in saved:
+        results = score_clips(detector, clips, device, progress=not args.quiet)
+        print(f"{detector['path']} ({detector['name']}, trained on {results.data}) | {len(clips)} clips, "
+              f"IDs {' '.join(results.unique_ids)} | device: {results.device}")
+        if results.evaluable:
+            print(results.table())
+        print(_flagged(results, args.decision_quantile, args.calibration))
+        if args.scores_dir:
+            _write_scores(results, args)
+
+
+def _write_scores(results, args: argparse.Namespace) -> None:
+    results.write_scores(args.scores_dir, args.decision_quantile, args.calibration)
+    print(f"anomaly scores and decisions written to {args.scores_dir}/<model>/"
+          f"{{anomaly_score,decision_result}}_{results.machine}_id_<NN>.csv")
+
+
+def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
+    """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
+    then the ``shown`` highest-scoring flagged clips."""
+    import numpy as np
+
     from asd.metrics import decide
 
     ids = results.test.clip_ids
     lines = [f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit to the ID's "
              f"{calibration} clips' scores):"]
     for name in results.models:
-        limits = results.thresholds(name, quantile, calibration)
-        flagged = decide(ids, results.models[name].scores, limits)
+        limits, scores = results.thresholds(name, quantile, calibration), results.models[name].scores
+        flagged = decide(ids, scores, limits)
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
                  for mid in results.unique_ids]
         lines.append(f"  {name:<11} " + "   ".join(cells))
+        top = sorted(np.flatnonzero(flagged), key=lambda i: -scores[i])
+        if top:
+            more = f" and {len(top) - shown} more" if len(top) > shown else ""
+            named = ", ".join(f"{results.test.clips[i].path.name} ({scores[i]:.4g})" for i in top[:shown])
+            lines.append(f"  {'':<11} highest: {named}{more}")
     return "\n".join(lines)
 
 
@@ -196,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     from asd.download import DownloadError
 
     try:
-        {"synth": _synth, "run": _run, "download": _download, "bench": _bench}[args.command](args)
+        {"synth": _synth, "run": _run, "score": _score, "download": _download, "bench": _bench}[args.command](args)
     except (DataError, DownloadError, UsageError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2

@@ -196,6 +196,17 @@ class Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """The config that :meth:`to_dict` wrote (from JSON too: lists become tuples again)."""
+        split = lambda s: SplitCounts(**{k: tuple(v) for k, v in s.items()})
+        return cls(**{**d, "report_ids": {k: tuple(v) for k, v in d["report_ids"].items()},
+                      "feature": FeatureConfig(**d["feature"]), "net": NetConfig(**d["net"]),
+                      "fit": {k: FitConfig(**v) for k, v in d["fit"].items()},
+                      "synth": SynthConfig(split(d["synth"]["dev"]), split(d["synth"]["eval"]),
+                                           d["synth"]["duration_s"]),
+                      "beyond": BeyondConfig(**d["beyond"])})
+
     def hash(self) -> str:
         """Short stable hash of every setting (for caches and recorded results)."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()

@@ -81,6 +81,29 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
 
 
+def clips_at(paths: list[Path], split: str = "test") -> list[Clip]:
+    """The clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
+    :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
+    :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(path.glob("*.wav"))
+            if not found:
+                raise DataError(f"{path}: no .wav clips")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    for path in files:
+        if not (UNLABELLED_RE.match(path.name) or NAME_RE.match(path.name)):
+            raise DataError(f"{path}: name does not match 'id_NN_NNNNNNNN.wav' or "
+                            "'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID)")
+    clips = [_clip(path, split, None, True) for path in dict.fromkeys(files)]
+    return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
+
+
 def _clip(path: Path, split: str, labels: dict[str, int] | None, unlabelled: bool) -> Clip:
     match = UNLABELLED_RE.match(path.name)
     if match is None or (labels is None and not unlabelled):

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from asd import metrics, synth
 from asd.config import CALIBRATIONS, Config, home, setting
-from asd.data import (GROUND_TRUTH, DataError, find_ground_truth, is_unlabelled, list_clips, read_ground_truth,
+from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, is_unlabelled, list_clips, read_ground_truth,
                       select_ids, unevaluable, unique_ids)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
@@ -83,11 +83,12 @@ class ModelResult:
     def steps(self) -> int:
         return sum(h.steps for h in self.histories.values())
 
-    def detector(self, cfg: Config, prep: Prepared, device: torch.device | None = None,
+    def detector(self, cfg: Config, id_index: dict[str, int], device: torch.device | None = None,
                  group: str = "all") -> Detector:
         """The trained detector again (for ``group``: ``"all"`` or an ID with per-ID training),
-        rebuilt from the stored weights, e.g. to look at its error frame by frame."""
-        detector = make(self.name, cfg, prep.id_index, device or torch.device("cpu"))
+        rebuilt from the stored weights, e.g. to look at its error frame by frame (``id_index``:
+        :attr:`Prepared.id_index` of its training data)."""
+        detector = make(self.name, cfg, id_index, device or torch.device("cpu"))
         detector.load_state(self.weights[group])
         return detector
 
@@ -106,6 +107,7 @@ class Results:
     concurrent: bool = False  # networks trained at the same time, one CUDA stream each
     features_seconds: float = 0.0  # log-mel extraction (or its cache) and standardisation
     wall_seconds: float = 0.0  # the whole run: features, training and scoring
+    standardiser: Standardiser | None = None  # fitted on the training frames
 
     @property
     def rows(self) -> list[dict]:
@@ -203,6 +205,21 @@ class Results:
                      for name in self.models]
         return paths + self._write_columns(folder, decisions)
 
+    def save_model(self, name: str, path: Path) -> None:
+        """Detector ``name`` as one file, to score new clips of this machine later without training
+        again (:func:`score_clips`): its config, the training standardiser, its trained weights (one
+        set per ID with per-ID training) and its training clips' scores, which set the thresholds."""
+        model = self.models[name]
+        blob = {"format": MODEL_FORMAT, "name": name, "machine": self.machine, "data": self.data,
+                "config": json.dumps(self.cfg.to_dict()), "ids": self.unique_ids,
+                "mean": torch.from_numpy(self.standardiser.mean), "std": torch.from_numpy(self.standardiser.std),
+                "weights": model.weights, "train_ids": self.train_ids.tolist(),
+                "train_scores": torch.from_numpy(model.train_scores), "held_out": torch.from_numpy(model.held_out),
+                "git_commit": _git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        buffer = io.BytesIO()
+        torch.save(blob, buffer)
+        atomic_write_bytes(Path(path), buffer.getvalue())
+
     def _write_columns(self, folder: Path, columns: list[tuple[str, str, list[str]]]) -> list[Path]:
         paths, clip_ids = [], self.test.clip_ids
         for kind, name, values in columns:
@@ -212,6 +229,54 @@ class Results:
                 atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
                 paths.append(path)
         return paths
+
+
+MODEL_FORMAT = "asd-detector-1"  # the layout of a file written by Results.save_model
+
+
+def load_model(path: Path) -> dict:
+    """The contents of a detector file written by :meth:`Results.save_model` (tensors only: safe to
+    load), and its ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such detector file (write one with asd run --save-models DIR)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for files that are not its own
+        raise DataError(f"{path}: not a detector file written by asd ({type(err).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
+        raise DataError(f"{path}: not a detector file of this asd version (format {MODEL_FORMAT})")
+    return {**blob, "path": path}
+
+
+def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progress: bool = True) -> Results:
+    """``clips`` scored by a detector trained once and saved (``saved``: :func:`load_model`'s).
+
+    Their log-mel frames are standardised with the detector's training statistics; its thresholds
+    (:meth:`Results.thresholds`) come from its training clips' scores, so :meth:`Results.decisions`
+    flags clips as at training time. AUC/pAUC rows too where ``clips`` can be evaluated.
+    ``Results.data`` names the data the detector was trained on.
+    """
+    name, machine, ids = saved["name"], saved["machine"], saved["ids"]
+    unknown = sorted(set(unique_ids(clips)) - set(ids))
+    if unknown:
+        raise DataError(f"{saved['path']}: {name} was trained on {machine} ID(s) {', '.join(ids)}, "
+                        f"not on {', '.join(unknown)}: it has no threshold for them")
+    cfg, dev = Config.from_dict(json.loads(saved["config"])), resolve_device(device)
+    std = Standardiser(saved["mean"].numpy(), saved["std"].numpy())
+    test = std.transform(extract(clips, cfg.feature, None, progress, f"{machine} clips", dev))
+    start = time.perf_counter()
+    model = ModelResult(name, [], np.zeros(len(test)), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
+                        saved["held_out"].numpy())
+    for group in model.weights:
+        sel = [i for i, c in enumerate(test.clips) if group in ("all", c.machine_id)]
+        if sel:
+            detector = model.detector(cfg, {mid: i for i, mid in enumerate(ids)}, dev, group)
+            model.scores[sel] = detector.score(test.subset(sel))
+    model.seconds = time.perf_counter() - start
+    model.rows = _rows(name, cfg, machine, test, model.scores)
+    return Results(cfg, machine, saved["data"], str(dev), test, np.array(saved["train_ids"]), unique_ids(clips),
+                   models={name: model}, standardiser=std)
 
 
 def _git_commit() -> str | None:
@@ -313,13 +378,19 @@ def _cached(path: Path, cache: bool) -> ModelResult | None:
     return _load_result(path) if cache and path.exists() and path.with_suffix(".pt").exists() else None
 
 
+def _rows(name: str, cfg: Config, machine: str, test: FrameSet, scores: np.ndarray) -> list[dict]:
+    """The per-ID AUC/pAUC of ``scores`` of ``test``'s clips; none where they cannot be evaluated."""
+    if unevaluable(test.clips):
+        return []
+    return metrics.per_id(name, machine, test.clip_ids, test.y_true, scores, cfg.max_fpr)
+
+
 def _finish(name: str, cfg: Config, prep: Prepared, machine: str, scores: np.ndarray, train_scores: np.ndarray,
             held_out: np.ndarray, histories: dict[str, History], seconds: float, weights: dict, path: Path,
             cache: bool) -> ModelResult:
     """The per-ID AUC/pAUC of ``scores`` (if the test clips can be evaluated) as a :class:`ModelResult`,
     stored at ``path`` with ``cache``."""
-    rows = (metrics.per_id(name, machine, prep.test.clip_ids, prep.test.y_true, scores, cfg.max_fpr)
-            if not unevaluable(prep.test.clips) else [])
+    rows = _rows(name, cfg, machine, prep.test, scores)
     result = ModelResult(name, rows, scores, histories, seconds, weights, train_scores, held_out)
     if cache:
         _save_result(path, result)
@@ -410,7 +481,8 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth,
                    require_labels=require_labels)
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.train.clip_ids,
-                      prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start)
+                      prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
+                      standardiser=prep.standardiser)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
     trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}

@@ -363,7 +363,7 @@ print("equal to roc_auc_score(..., max_fpr=0.1) and to the table above")
 
 # %%
 prep = asd.experiment.prepare(cfg, src.dev, progress=False)  # the cached, standardised features
-net = results.models["sequential"].detector(cfg, prep).model.eval()
+net = results.models["sequential"].detector(cfg, prep.id_index).model.eval()
 picked = {}
 for label, kind in ((0, "normal"), (1, "anomalous")):
     i = int(np.flatnonzero((clip_ids == hardest) & (y_true == label))[0])

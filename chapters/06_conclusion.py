@@ -180,9 +180,11 @@ glue("data_verdict",
 #    drawing conclusions from differences between networks.
 # 5. to watch a machine rather than rank a test set, lay out its normal recordings as training
 #    clips and the new ones as unlabelled test clips (`id_00_00000000.wav`): `asd run --data
-#    ~/plant --scores-dir scores` scores them and flags those above each ID's threshold
-#    ({doc}`05_beyond_the_report`, "From a score to a decision"). Measure the false-alarm rate
-#    on normal recordings the detector has not seen before trusting the flags.
+#    ~/plant --scores-dir scores --save-models models` scores them, flags those above each ID's
+#    threshold ({doc}`05_beyond_the_report`, "From a score to a decision") and saves the trained
+#    detectors; `asd score models/sequential.pt --clips ~/plant/incoming` then scores later
+#    recordings without training again. Measure the false-alarm rate on normal recordings the
+#    detector has not seen before trusting the flags.
 
 # %% [markdown]
 # ## Exercises

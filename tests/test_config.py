@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -61,6 +62,14 @@ def test_config_is_the_full_profile_and_immutable():
     assert changed.hash() != cfg.hash()
     for clone in (copy.deepcopy(cfg), pickle.loads(pickle.dumps(cfg))):
         assert clone == cfg and clone.hash() == cfg.hash()
+
+
+@pytest.mark.parametrize("cfg", [Config(), get_config("quick", precision="bf16").with_epochs(3),
+                                 replace(Config(), beyond=replace(Config().beyond, pca_components=16))])
+def test_config_survives_json_whole(cfg):
+    again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and again.hash() == cfg.hash()
+    assert again.fit["sequential"] == cfg.fit["sequential"] and again.synth.dev.ids == cfg.synth.dev.ids
 
 
 def test_bad_values_are_refused():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asd.data import UNLABELLED, DataError, counts, list_clips, load_wav, parse_name, unevaluable, unique_ids
+from asd.data import (UNLABELLED, DataError, clips_at, counts, list_clips, load_wav, parse_name, unevaluable,
+                      unique_ids)
 
 SR = 16000
 
@@ -117,6 +118,27 @@ def test_unlabelled_clips_are_listed_only_when_allowed_and_say_why_auc_is_undefi
 def test_labelled_clips_of_both_kinds_are_evaluable(make_dataset, tmp_path):
     root = make_dataset(tmp_path, ids=("00", "02"), n_train=1, n_test_normal=1, n_test_anomaly=1, seconds=0.2)
     assert unevaluable(list_clips(root, "slider", "test", unlabelled=True)) == []
+
+
+def test_clips_at_takes_files_and_folders_each_clip_once(tmp_path):
+    _touch_wavs(tmp_path / "today", ["id_02_00000001.wav", "id_00_00000007.wav", "anomaly_id_00_00000003.wav"])
+    (tmp_path / "today" / "notes.txt").write_text("not audio")
+    one = tmp_path / "today" / "id_02_00000001.wav"
+    clips = clips_at([one, tmp_path / "today"])
+    assert [(c.path.name, c.label, c.split) for c in clips] == [
+        ("id_00_00000007.wav", UNLABELLED, "test"), ("anomaly_id_00_00000003.wav", 1, "test"),
+        ("id_02_00000001.wav", UNLABELLED, "test")]
+
+
+def test_clips_at_names_what_it_cannot_use(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        clips_at([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: no .wav clips"):
+        clips_at([tmp_path / "empty"])
+    _touch_wavs(tmp_path / "rec", ["2026-11-27_0800.wav"])
+    with pytest.raises(DataError, match=r"2026-11-27_0800.wav: name does not match 'id_NN_NNNNNNNN.wav'"):
+        clips_at([tmp_path / "rec"])
 
 
 def test_list_clips_missing_folder(tmp_path):

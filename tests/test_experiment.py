@@ -14,8 +14,9 @@ from pathlib import Path
 import asd.detectors
 import asd.experiment
 from asd.config import get_config
-from asd.data import DataError, list_clips
-from asd.experiment import prepare, run, run_model, run_together
+from asd.data import UNLABELLED, DataError, list_clips
+from asd.detectors import NetworkDetector, PCADetector
+from asd.experiment import load_model, prepare, run, run_model, run_together, score_clips
 from asd.features import extract
 
 
@@ -161,7 +162,7 @@ def test_cache_keeps_the_trained_weights(root, cfg, name, monkeypatch):
     prep = prepare(cfg, root, progress=False)
     again = run(cfg, root, [name], device="cpu", progress=False).models[name]  # from the cache
     for result in (first.models[name], again):
-        restored = result.detector(cfg, prep)
+        restored = result.detector(cfg, prep.id_index)
         np.testing.assert_allclose(restored.score(prep.test), first.models[name].scores, rtol=1e-6)
     fresh = asd.experiment.make(name, cfg, prep.id_index, torch.device("cpu"))
     if name != "pca":  # an untrained network scores differently
@@ -225,7 +226,7 @@ def test_training_clips_are_scored_by_the_trained_model_and_set_the_thresholds(r
             assert m.train_scores.shape == (len(prep.train),) and np.all(m.train_scores > 0)
             for group in m.weights:  # each trained model scores its own training clips again alike
                 sel = [i for i, c in enumerate(prep.train.clips) if group in ("all", c.machine_id)]
-                again = m.detector(cfg, prep, group=group).score(prep.train.subset(sel))
+                again = m.detector(cfg, prep.id_index, group=group).score(prep.train.subset(sel))
                 np.testing.assert_allclose(m.train_scores[sel], again, rtol=1e-5)
             limits = res.thresholds(name)
             assert limits == {mid: decision_threshold(m.train_scores[res.train_ids == mid]) for mid in ("00", "02")}
@@ -281,3 +282,45 @@ def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dat
             res.thresholds("pca", calibration="held-out")
     with pytest.raises(ValueError, match="calibration must be one of"):
         res.thresholds("sequential", calibration="test")
+
+
+@pytest.mark.parametrize("name,per_id", [("sequential", False), ("pca", True), ("idclf", False)])
+def test_a_saved_detector_scores_clips_as_its_run_did_without_training(root, cfg, tmp_path, name, per_id,
+                                                                        monkeypatch):
+    res = run(cfg, root, [name], device="cpu", progress=False, per_id=per_id)
+    res.save_model(name, tmp_path / f"{name}.pt")
+    monkeypatch.setattr(NetworkDetector, "fit_steps", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(PCADetector, "fit", lambda *a, **k: pytest.fail("trained again"))
+    clips = list_clips(root, "slider", "test")[::-1]  # any order
+    again = score_clips(load_model(tmp_path / f"{name}.pt"), clips, "cpu", progress=False)
+    order = [res.test.clips.index(c) for c in clips]
+    np.testing.assert_allclose(again.models[name].scores, res.models[name].scores[order], rtol=1e-5)
+    assert again.rows == res.rows and again.cfg == res.cfg
+    for field_name in ("train_scores", "held_out"):  # what both calibrations fit thresholds to
+        np.testing.assert_array_equal(getattr(again.models[name], field_name), getattr(res.models[name], field_name))
+    assert again.thresholds(name, 0.8) == res.thresholds(name, 0.8)
+    assert again.decisions(name, 0.8).tolist() == res.decisions(name, 0.8)[order].tolist()
+    np.testing.assert_array_equal(again.standardiser.mean, res.standardiser.mean)
+    # unlabelled clips of one ID only: scored and decided, not evaluated
+    one = [c for c in clips if c.machine_id == "02"]
+    unlabelled = score_clips(load_model(tmp_path / f"{name}.pt"), [replace(c, label=UNLABELLED) for c in one], "cpu",
+                             False)
+    assert unlabelled.unique_ids == ["02"] and not unlabelled.evaluable and unlabelled.rows == []
+    reversed_02_first = again.models[name].scores[:len(one)]
+    np.testing.assert_allclose(unlabelled.models[name].scores, reversed_02_first, rtol=1e-5)
+
+
+def test_a_saved_detector_refuses_what_it_cannot_score(root, cfg, make_dataset, tmp_path):
+    res = run(cfg, root, ["pca"], device="cpu", progress=False)
+    res.save_model("pca", tmp_path / "pca.pt")
+    other = make_dataset(tmp_path / "other", ids=("04",), n_train=1, n_test_normal=1, n_test_anomaly=1, seconds=1.0)
+    with pytest.raises(DataError, match=r"pca was trained on slider ID\(s\) 00, 02, not on 04"):
+        score_clips(load_model(tmp_path / "pca.pt"), list_clips(other, "slider", "test"), "cpu", False)
+    with pytest.raises(DataError, match="no such detector file"):
+        load_model(tmp_path / "missing.pt")
+    (tmp_path / "notes.pt").write_text("not a model")
+    with pytest.raises(DataError, match="notes.pt: not a detector file written by asd"):
+        load_model(tmp_path / "notes.pt")
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(DataError, match="other.pt: not a detector file of this asd version"):
+        load_model(tmp_path / "other.pt")

@@ -132,6 +132,57 @@ def test_unlabelled_clips_without_a_list_are_scored_and_decided_with_scores_dir(
             assert f"ID {mid}: {sum(decisions.values())}/6 (threshold {threshold:.4g})" in line
 
 
+def test_saved_detectors_score_new_clips_as_the_run_did(unlisted, tmp_path, capsys):
+    """Train once (asd run --save-models), then score clips later (asd score): the same score and
+    decision files, and the same flags printed, without training again."""
+    code, ran, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "ran"),
+                           "--save-models", str(tmp_path / "models")], capsys)
+    assert code == 0, err
+    models = [str(tmp_path / "models" / f"{m}.pt") for m in MODELS]
+    code = main(["score", *models, "--clips", str(unlisted / "slider" / "test"), "--quiet", "--device", "cpu",
+                 "--scores-dir", str(tmp_path / "scored")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    for model in MODELS:
+        for path in sorted((tmp_path / "ran" / model).glob("*.csv")):
+            assert (tmp_path / "scored" / model / path.name).read_text() == path.read_text()
+        line = next(ln for ln in ran.splitlines() if ln.split()[:1] == [model])
+        assert line in out.out
+    assert "AUC/pAUC" not in out.out and "epoch" not in out.err
+
+
+def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_path, capsys):
+    code, ran, err = _run(["--data", str(release), "--save-models", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    test = release / "dev_data" / "slider" / "test"
+    clips = [str(p) for mid in ("00", "02", "04") for p in sorted(test.glob(f"*_id_{mid}_*.wav"))]
+    code = main(["score", str(tmp_path / "m" / "sequential.pt"), "--clips", *clips, "--quiet", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    table = [ln for ln in ran.splitlines() if ln.split()[:1] in (["model"], ["sequential"])]
+    assert len(table) == 2 and all(ln.strip() in out for ln in table)  # the same AUC/pAUC row
+    assert f"sequential, trained on {release / 'dev_data'}" in out
+    code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(test), "--quiet", "--device", "cpu"])
+    assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in capsys.readouterr().err
+
+
+def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
+    assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir", str(tmp_path)],
+                capsys)[0] == 0
+    clips = str(unlisted / "slider" / "test")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "pca.pt").write_bytes((tmp_path / "m" / "pca.pt").read_bytes())
+    cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")], "hold the same detector"),
+             ([str(tmp_path / "m" / "nothing.pt")], "no such detector file"),
+             ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between")]
+    for args, message in cases:
+        assert main(["score", *args, "--clips", clips, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(tmp_path / "nowhere"), "--quiet"])
+    assert code == 2 and "nowhere: no such file or folder" in capsys.readouterr().err
+
+
 def test_a_labelled_id_without_anomalies_is_refused_before_training(make_dataset, tmp_path, capsys):
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=6, n_test_normal=3, n_test_anomaly=0, seconds=1.0)
     code, out, err = _run(["--data", str(root)], capsys)
