@@ -74,10 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("score", help="score new clips with detectors saved by asd run --save-models, and flag "
                                      "anomalies (no training)")
     c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
-    c.add_argument("--clips", nargs="+", type=Path, required=True,
+    c.add_argument("--clips", nargs="+", type=Path, required=True, metavar="PATH",
                    help="WAV files or folders of them, named id_NN_NNNNNNNN.wav (NN: the machine ID); labelled "
                         "names (normal_id_NN_..., anomaly_id_NN_...) add AUC/pAUC")
-    c.add_argument("--scores-dir", type=Path, default=None,
+    c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
                    help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
     _decision_arguments(c)
     c.add_argument("--device", default=None, help="auto (default), cpu or cuda")
@@ -104,9 +104,28 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
                    help="a clip is anomalous above this quantile of a gamma distribution fitted to scores of "
                         f"its ID's normal clips (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
-    p.add_argument("--calibration", choices=CALIBRATIONS, default="training",
-                   help="fit that gamma to the scores of all training clips (default, as the baselines) or "
-                        "of the clips each network held out from training (its validation clips, never fitted)")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default=None,
+                   help="fit that gamma to the scores of all training clips (default, as the baselines), of the "
+                        "clips each network held out from training (its validation clips, never fitted) or of "
+                        "the --calibration-clips (default when they are given; asd score: else those scored "
+                        "when the detector was saved)")
+    p.add_argument("--calibration-clips", nargs="+", type=Path, default=None, metavar="PATH",
+                   help="normal WAV files or folders of them, recorded apart from the training clips and named "
+                        "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
+
+
+def _calibration(args: argparse.Namespace, stored: bool = False) -> tuple[str, list | None]:
+    """The calibration ``args`` ask for, and the calibration clips if given (checked before any work);
+    ``stored``: saved detectors may carry calibration scores."""
+    from asd.data import clips_at
+
+    if args.calibration_clips is None:
+        if args.calibration == "calibration" and not stored:
+            raise UsageError("--calibration calibration needs --calibration-clips PATH")
+        return args.calibration or "training", None
+    if args.calibration not in (None, "calibration"):
+        raise UsageError(f"--calibration-clips set the thresholds: drop --calibration {args.calibration}")
+    return "calibration", clips_at(args.calibration_clips)
 
 
 def _checked_quantile(q: float) -> None:
@@ -138,6 +157,7 @@ def _run(args: argparse.Namespace) -> None:
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_epochs(args.epochs)
     _checked_quantile(args.decision_quantile)
+    calibration, calibration_clips = _calibration(args)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
@@ -145,6 +165,8 @@ def _run(args: argparse.Namespace) -> None:
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
                   ground_truth=args.ground_truth, require_labels=args.scores_dir is None)
+    if calibration_clips:
+        results.calibrate(calibration_clips, progress=not args.quiet)
     if args.ids is None:
         for mid in results.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
@@ -154,12 +176,12 @@ def _run(args: argparse.Namespace) -> None:
         print(results.table())
     else:
         print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
-        print(_flagged(results, args.decision_quantile, args.calibration))
+        print(_flagged(results, args.decision_quantile, calibration))
     if args.out:
-        results.save(args.out, args.decision_quantile, args.calibration)
+        results.save(args.out, args.decision_quantile, calibration)
         print(f"results written to {args.out}")
     if args.scores_dir:
-        _write_scores(results, args)
+        _write_scores(results, args, calibration)
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
@@ -172,6 +194,7 @@ def _score(args: argparse.Namespace) -> None:
     from asd.experiment import load_model, score_clips
 
     _checked_quantile(args.decision_quantile)
+    calibration, calibration_clips = _calibration(args, stored=True)
     saved = [load_model(path) for path in args.models]
     names = [s["name"] for s in saved]
     if len(set(names)) < len(names):
@@ -181,17 +204,19 @@ def _score(args: argparse.Namespace) -> None:
     clips = clips_at(args.clips)
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet)
+        if calibration_clips:
+            results.calibrate(calibration_clips, progress=not args.quiet)
         print(f"{detector['path']} ({detector['name']}, trained on {results.data}) | {len(clips)} clips, "
               f"IDs {' '.join(results.unique_ids)} | device: {results.device}")
         if results.evaluable:
             print(results.table())
-        print(_flagged(results, args.decision_quantile, args.calibration))
+        print(_flagged(results, args.decision_quantile, calibration))
         if args.scores_dir:
-            _write_scores(results, args)
+            _write_scores(results, args, calibration)
 
 
-def _write_scores(results, args: argparse.Namespace) -> None:
-    results.write_scores(args.scores_dir, args.decision_quantile, args.calibration)
+def _write_scores(results, args: argparse.Namespace, calibration: str) -> None:
+    results.write_scores(args.scores_dir, args.decision_quantile, calibration)
     print(f"anomaly scores and decisions written to {args.scores_dir}/<model>/"
           f"{{anomaly_score,decision_result}}_{results.machine}_id_<NN>.csv")
 

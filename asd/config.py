@@ -149,9 +149,10 @@ PRECISIONS = ("fp32", "bf16")
 # anomalous when its score exceeds this quantile of a gamma distribution fitted to the scores of
 # the normal training clips. Not part of Config: it changes no trained model or score.
 DECISION_QUANTILE = 0.9
-# Whose scores the gamma is fitted to: all training clips (the baselines' rule) or only those a
-# network held out from training (its validation clips), which it has never fitted.
-CALIBRATIONS = ("training", "held-out")
+# Whose scores the gamma is fitted to: all training clips (the baselines' rule), only those a
+# network held out from training (its validation clips), which it has never fitted, or normal
+# calibration clips recorded apart from the training clips (``Results.calibrate``).
+CALIBRATIONS = ("training", "held-out", "calibration")
 
 FULL_SYNTH = SynthConfig(
     # The real slider dev set: IDs 00/02/04/06 (the report used 00/02/04: 2370 training clips).

@@ -78,6 +78,7 @@ class ModelResult:
     weights: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # trained state per history key
     train_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per training clip
     held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per training clip: not fitted on
+    calibration_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per calibration clip
 
     @property
     def steps(self) -> int:
@@ -108,6 +109,12 @@ class Results:
     features_seconds: float = 0.0  # log-mel extraction (or its cache) and standardisation
     wall_seconds: float = 0.0  # the whole run: features, training and scoring
     standardiser: Standardiser | None = None  # fitted on the training frames
+    calibration_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))  # per calibration clip
+
+    @property
+    def id_index(self) -> dict[str, int]:
+        """The training data's machine IDs, numbered as :attr:`Prepared.id_index`."""
+        return {mid: i for i, mid in enumerate(sorted(set(self.train_ids.tolist())))}
 
     @property
     def rows(self) -> list[dict]:
@@ -125,16 +132,23 @@ class Results:
     def thresholds(self, name: str, quantile: float = metrics.DECISION_QUANTILE,
                    calibration: str = "training") -> dict[str, float]:
         """Model ``name``'s decision threshold per ID, from the scores of that ID's training clips
-        (``calibration="training"``, the DCASE baselines' rule) or of those the network held out
-        from training (``"held-out"``); a :class:`DataError` where an ID has too few."""
+        (``calibration="training"``, the DCASE baselines' rule), of those the network held out
+        from training (``"held-out"``) or of the normal clips :meth:`calibrate` scored
+        (``"calibration"``); a :class:`DataError` where an ID has too few."""
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
         model = self.models[name]
-        use = model.held_out if calibration == "held-out" else np.ones(len(self.train_ids), bool)
+        if calibration == "calibration":
+            ids, scores = self.calibration_ids, model.calibration_scores
+            none = "no calibration clips were scored (Results.calibrate, --calibration-clips)"
+        else:
+            use = model.held_out if calibration == "held-out" else np.ones(len(self.train_ids), bool)
+            ids, scores = self.train_ids[use], model.train_scores[use]
+            none = "it held out no training clips (PCA fits them all)"
         try:
-            if not use.any():
-                raise ValueError("any ID: it held out no training clips (PCA fits them all)")
-            limits = metrics.thresholds(self.train_ids[use], model.train_scores[use], quantile)
+            if not len(ids):
+                raise ValueError(f"any ID: {none}")
+            limits = metrics.thresholds(ids, scores, quantile)
             missing = [mid for mid in self.unique_ids if mid not in limits]
             if missing:
                 raise ValueError(f"ID {missing[0]}: no {calibration} clips")
@@ -205,16 +219,34 @@ class Results:
                      for name in self.models]
         return paths + self._write_columns(folder, decisions)
 
+    def calibrate(self, clips: list[Clip], progress: bool = True) -> None:
+        """Score normal ``clips`` recorded apart from the training clips with every model, so that
+        thresholds can be fitted to them (``calibration="calibration"``): clips the detectors have
+        never seen, as many as one records, for every detector (PCA included)."""
+        anomalous = [c for c in clips if c.label == 1]
+        if anomalous:
+            raise DataError(f"{anomalous[0].path}: an anomalous clip cannot calibrate a threshold for normal sound")
+        _check_trained_on(clips, self.machine, list(self.id_index), "calibration clips: the detectors were")
+        device = torch.device(self.device)
+        fs = self.standardiser.transform(extract(clips, self.cfg.feature, None, progress,
+                                                 f"{self.machine} calibration", device))
+        for model in self.models.values():
+            model.calibration_scores = _scored(model, self.cfg, self.id_index, fs, device)
+        self.calibration_ids = fs.clip_ids
+
     def save_model(self, name: str, path: Path) -> None:
         """Detector ``name`` as one file, to score new clips of this machine later without training
         again (:func:`score_clips`): its config, the training standardiser, its trained weights (one
-        set per ID with per-ID training) and its training clips' scores, which set the thresholds."""
+        set per ID with per-ID training) and its training clips' scores, which set the thresholds
+        (and those of the calibration clips, if :meth:`calibrate` scored any)."""
         model = self.models[name]
         blob = {"format": MODEL_FORMAT, "name": name, "machine": self.machine, "data": self.data,
-                "config": json.dumps(self.cfg.to_dict()), "ids": self.unique_ids,
+                "config": json.dumps(self.cfg.to_dict()), "ids": list(self.id_index),
                 "mean": torch.from_numpy(self.standardiser.mean), "std": torch.from_numpy(self.standardiser.std),
                 "weights": model.weights, "train_ids": self.train_ids.tolist(),
                 "train_scores": torch.from_numpy(model.train_scores), "held_out": torch.from_numpy(model.held_out),
+                "calibration_ids": self.calibration_ids.tolist(),
+                "calibration_scores": torch.from_numpy(model.calibration_scores),
                 "git_commit": _git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         buffer = io.BytesIO()
         torch.save(blob, buffer)
@@ -257,26 +289,39 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     flags clips as at training time. AUC/pAUC rows too where ``clips`` can be evaluated.
     ``Results.data`` names the data the detector was trained on.
     """
-    name, machine, ids = saved["name"], saved["machine"], saved["ids"]
-    unknown = sorted(set(unique_ids(clips)) - set(ids))
-    if unknown:
-        raise DataError(f"{saved['path']}: {name} was trained on {machine} ID(s) {', '.join(ids)}, "
-                        f"not on {', '.join(unknown)}: it has no threshold for them")
+    name, machine = saved["name"], saved["machine"]
+    _check_trained_on(clips, machine, saved["ids"], f"{saved['path']}: {name} was")
     cfg, dev = Config.from_dict(json.loads(saved["config"])), resolve_device(device)
     std = Standardiser(saved["mean"].numpy(), saved["std"].numpy())
     test = std.transform(extract(clips, cfg.feature, None, progress, f"{machine} clips", dev))
+    model = ModelResult(name, [], np.zeros(0), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
+                        saved["held_out"].numpy(), saved["calibration_scores"].numpy())
+    results = Results(cfg, machine, saved["data"], str(dev), test, np.array(saved["train_ids"]), unique_ids(clips),
+                      models={name: model}, standardiser=std,
+                      calibration_ids=np.array(saved["calibration_ids"], dtype=str))
     start = time.perf_counter()
-    model = ModelResult(name, [], np.zeros(len(test)), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
-                        saved["held_out"].numpy())
-    for group in model.weights:
-        sel = [i for i, c in enumerate(test.clips) if group in ("all", c.machine_id)]
-        if sel:
-            detector = model.detector(cfg, {mid: i for i, mid in enumerate(ids)}, dev, group)
-            model.scores[sel] = detector.score(test.subset(sel))
+    model.scores = _scored(model, cfg, results.id_index, test, dev)
     model.seconds = time.perf_counter() - start
     model.rows = _rows(name, cfg, machine, test, model.scores)
-    return Results(cfg, machine, saved["data"], str(dev), test, np.array(saved["train_ids"]), unique_ids(clips),
-                   models={name: model}, standardiser=std)
+    return results
+
+
+def _check_trained_on(clips: list[Clip], machine: str, ids: list[str], who: str) -> None:
+    unknown = sorted(set(unique_ids(clips)) - set(ids))
+    if unknown:
+        raise DataError(f"{who} trained on {machine} ID(s) {', '.join(ids)}, not on {', '.join(unknown)}: "
+                        "no threshold for them")
+
+
+def _scored(model: ModelResult, cfg: Config, id_index: dict[str, int], fs: FrameSet,
+            device: torch.device) -> np.ndarray:
+    """The clips of ``fs`` scored by ``model``'s trained detector (with per-ID training, each clip by its ID's)."""
+    scores = np.zeros(len(fs))
+    for group in model.weights:
+        sel = [i for i, c in enumerate(fs.clips) if group in ("all", c.machine_id)]
+        if sel:
+            scores[sel] = model.detector(cfg, id_index, device, group).score(fs.subset(sel))
+    return scores
 
 
 def _git_commit() -> str | None:

@@ -390,15 +390,17 @@ display(TextTable(["detector"] + [f"F1 ID {mid}" for mid in results.unique_ids]
 # test clips {glue:text}`test_shift`: on this data {glue:text}`shift_verdict`. A gamma fitted
 # to a handful of clips is uncertain too; at the report's scale each ID holds out dozens. On
 # real slider audio held-out calibration cut the false alarms markedly, and they stayed above
-# nominal (the README's decisions section, measured on real clips kept outside this
-# repository).
+# nominal; normal recordings made apart from the training clips, scored by every detector
+# (`results.calibrate(clips)`, then `calibration="calibration"`; `asd run --calibration-clips
+# PATH`), cut them further, for PCA too (the README's decisions section, measured on real clips
+# kept outside this repository).
 #
 # Two lessons carry over to any data. First, a quantile of the *training* scores is only
 # nominal: check the false-alarm rate on normal clips the detector has not seen (held-out
-# clips or recordings, or the first days of monitoring) before trusting it. Second, F1 and the false-alarm rate depend on the line as
-# much as on the detector, and AUC does not: two detectors with equal AUC can differ in F1 if
-# one's training scores describe its new normal clips better. The threshold is a separate,
-# tunable decision (`asd run --decision-quantile`): a plant that pays dearly for a missed
+# clips or recordings, or the first days of monitoring) before trusting it. Second, F1 and
+# the false-alarm rate depend on the line as much as on the detector, and AUC does not: two
+# detectors with equal AUC can differ in F1 if one's training scores describe its new normal
+# clips better. The threshold is a separate, tunable decision (`asd run --decision-quantile`): a plant that pays dearly for a missed
 # fault lowers it and accepts more false alarms.
 #
 # ### Train once, score what comes in

@@ -324,3 +324,32 @@ def test_a_saved_detector_refuses_what_it_cannot_score(root, cfg, make_dataset, 
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="other.pt: not a detector file of this asd version"):
         load_model(tmp_path / "other.pt")
+
+
+def test_calibration_clips_set_every_detectors_thresholds(root, cfg, make_dataset, tmp_path):
+    from asd.metrics import thresholds
+
+    res = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False)
+    with pytest.raises(DataError, match="pca: no calibration decision threshold for any ID: no calibration clips"):
+        res.thresholds("pca", calibration="calibration")
+    # normal recordings made apart from the training clips: another draw of the same machines
+    other = make_dataset(tmp_path / "later", ids=("00", "02"), n_train=5, n_test_normal=1, n_test_anomaly=1,
+                         seconds=1.0, seed=7)
+    normal = list_clips(other, "slider", "train")
+    res.calibrate(normal, progress=False)
+    assert res.calibration_ids.tolist() == ["00"] * 5 + ["02"] * 5
+    for name, model in res.models.items():
+        res.save_model(name, tmp_path / f"{name}.pt")
+        alone = score_clips(load_model(tmp_path / f"{name}.pt"), normal, "cpu", progress=False)
+        np.testing.assert_allclose(model.calibration_scores, alone.models[name].scores, rtol=1e-5)
+        limits = res.thresholds(name, 0.8, "calibration")
+        assert limits == thresholds(res.calibration_ids, model.calibration_scores, 0.8)
+        assert limits != res.thresholds(name, 0.8)
+        assert alone.thresholds(name, 0.8, "calibration") == limits  # the file carries the calibration
+        alone.calibrate(normal, progress=False)  # and a saved detector calibrates alike
+        assert alone.thresholds(name, 0.8, "calibration") == limits
+    with pytest.raises(DataError, match="anomaly_id_00_00000000.wav: an anomalous clip cannot calibrate"):
+        res.calibrate(list_clips(other, "slider", "test"), progress=False)
+    third = make_dataset(tmp_path / "third", ids=("04",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=1.0)
+    with pytest.raises(DataError, match=r"the detectors were trained on slider ID\(s\) 00, 02, not on 04"):
+        res.calibrate(list_clips(third, "slider", "train"), progress=False)

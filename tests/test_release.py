@@ -183,6 +183,34 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
     assert code == 2 and "nowhere: no such file or folder" in capsys.readouterr().err
 
 
+def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, make_dataset, tmp_path, capsys):
+    later = make_dataset(tmp_path / "later", ids=("01", "03", "05"), n_train=4, seconds=1.0, seed=9)
+    calibration = ["--calibration-clips", str(later / "slider" / "train")]
+    code, ran, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "ran"), "--out",
+                           str(tmp_path / "r.json"), "--save-models", str(tmp_path / "m"), *calibration], capsys)
+    assert code == 0, err
+    assert "a gamma fit to the ID's calibration clips' scores" in ran
+    blob = json.loads((tmp_path / "r.json").read_text())
+    assert blob["calibration"] == "calibration" and set(blob["thresholds"]["pca"]) == {"01", "03", "05"}
+    code = main(["score", *(str(tmp_path / "m" / f"{m}.pt") for m in MODELS), "--clips",
+                 str(unlisted / "slider" / "test"), "--quiet", "--scores-dir", str(tmp_path / "scored"), *calibration])
+    scored = capsys.readouterr().out
+    assert code == 0
+    for model in MODELS:
+        for path in sorted((tmp_path / "ran" / model).glob("decision_result_*.csv")):
+            assert (tmp_path / "scored" / model / path.name).read_text() == path.read_text()
+        assert "ID 01: " in scored and f"(threshold {blob['thresholds'][model]['01']:.4g})" in scored
+    code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(unlisted / "slider" / "test"), "--quiet",
+                 "--calibration", "calibration"])  # the calibration saved with the detector
+    assert code == 0 and f"(threshold {blob['thresholds']['pca']['03']:.4g})" in capsys.readouterr().out
+    bad = [(["--calibration", "calibration"], "--calibration calibration needs --calibration-clips PATH"),
+           (["--calibration", "held-out", *calibration], "drop --calibration held-out"),
+           (["--calibration-clips", str(tmp_path / "nowhere")], "nowhere: no such file or folder")]
+    for args, message in bad:
+        code, out, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), *args], capsys)
+        assert code == 2 and message in err and "Traceback" not in err and "epoch" not in err
+
+
 def test_a_labelled_id_without_anomalies_is_refused_before_training(make_dataset, tmp_path, capsys):
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=6, n_test_normal=3, n_test_anomaly=0, seconds=1.0)
     code, out, err = _run(["--data", str(root)], capsys)
