@@ -403,6 +403,7 @@ display(TextTable(["detector"] + [f"F1 ID {mid}" for mid in results.unique_ids]
 # clips better. The threshold is a separate, tunable decision (`asd run --decision-quantile`): a plant that pays dearly for a missed
 # fault lowers it and accepts more false alarms.
 #
+# (sec-train-once)=
 # ### Train once, score what comes in
 #
 # A monitoring system trains once and then scores each new recording as it arrives.

@@ -183,8 +183,9 @@ glue("data_verdict",
 #    ~/plant --scores-dir scores --save-models models` scores them, flags those above each ID's
 #    threshold ({doc}`05_beyond_the_report`, "From a score to a decision") and saves the trained
 #    detectors; `asd score models/sequential.pt --clips ~/plant/incoming` then scores later
-#    recordings without training again. Measure the false-alarm rate on normal recordings the
-#    detector has not seen before trusting the flags.
+#    recordings without training again ({ref}`sec-train-once`). Measure the false-alarm rate on
+#    normal recordings the detector has not seen before trusting the flags, and set the
+#    thresholds from such recordings (`--calibration-clips PATH`).
 
 # %% [markdown]
 # ## Exercises
