@@ -164,7 +164,7 @@ def _run(args: argparse.Namespace) -> None:
         cfg = cfg.with_epochs(args.epochs)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
-                  ground_truth=args.ground_truth, require_labels=args.scores_dir is None)
+                  ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)
     if args.ids is None:
@@ -175,12 +175,13 @@ def _run(args: argparse.Namespace) -> None:
     if results.evaluable:
         print(results.table())
     else:
-        print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
+        if results.test.clips:
+            print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
         print(_flagged(results, args.decision_quantile, calibration))
     if args.out:
         results.save(args.out, args.decision_quantile, calibration)
         print(f"results written to {args.out}")
-    if args.scores_dir:
+    if args.scores_dir and results.test.clips:
         _write_scores(results, args, calibration)
     if args.save_models:
         for name in results.models:
@@ -229,10 +230,14 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
     from asd.metrics import decide
 
     ids = results.test.clip_ids
-    lines = [f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit to the ID's "
-             f"{calibration} clips' scores):"]
+    rule = f"the {quantile} quantile of a gamma fit to the ID's {calibration} clips' scores"
+    lines = [f"clips flagged anomalous (score above {rule}):" if len(ids) else
+             f"no test clips: trained only; decision thresholds ({rule}):"]
     for name in results.models:
         limits, scores = results.thresholds(name, quantile, calibration), results.models[name].scores
+        if not len(ids):
+            lines.append(f"  {name:<11} " + "   ".join(f"ID {mid}: {limits[mid]:.4g}" for mid in results.unique_ids))
+            continue
         flagged = decide(ids, scores, limits)
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
                  for mid in results.unique_ids]

@@ -203,8 +203,8 @@ def select_ids(found: list[str], requested: list[str] | None, report: tuple[str,
 
 def unevaluable(clips: list[Clip]) -> list[str]:
     """Why AUC cannot be computed on test ``clips``, one reason per machine ID (empty if it can):
-    an ID needs normal and anomalous clips, all labelled."""
-    reasons = []
+    an ID needs normal and anomalous clips, all labelled; and there must be clips."""
+    reasons = [] if clips else ["no test clips"]
     for mid in unique_ids(clips):
         n = Counter(c.label for c in clips if c.machine_id == mid)
         if n[UNLABELLED]:

@@ -255,7 +255,7 @@ class Results:
     def _write_columns(self, folder: Path, columns: list[tuple[str, str, list[str]]]) -> list[Path]:
         paths, clip_ids = [], self.test.clip_ids
         for kind, name, values in columns:
-            for mid in self.unique_ids:
+            for mid in unique_ids(self.test.clips):
                 lines = [f"{c.path.name},{v}" for c, v, i in zip(self.test.clips, values, clip_ids) if i == mid]
                 path = Path(folder) / name / f"{kind}_{self.machine}_id_{mid}.csv"
                 atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
@@ -343,13 +343,17 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a
     :class:`DataError` before any work, unless ``not require_labels``: then they are scored
-    only (no AUC: :attr:`Results.evaluable` false). The default ``torch`` feature backend
+    only (no AUC: :attr:`Results.evaluable` false), and a missing test folder means no test clips. The default ``torch`` feature backend
     batches clips through ``torch.stft`` (several times faster than librosa clip by clip, on the
     CPU too, and equal to librosa's values within float32 rounding).
     """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
     labels, folder = None, Path(root) / machine / "test"
+    if require_labels and not folder.is_dir() and (Path(root) / machine / "train").is_dir():
+        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/test/*.wav); "
+                        "to train only, save the detectors (--save-models DIR)")
+    trained_only = not require_labels and not folder.is_dir()  # no test clips: train (to save) only
     if is_unlabelled(root, machine, "test"):
         ground_truth = ground_truth or find_ground_truth(root)
         if ground_truth is not None:
@@ -358,7 +362,8 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
             raise DataError(f"{folder}: unlabelled test clips (the eval set as released): pass --ground-truth "
                             f"LIST, or put {GROUND_TRUTH} in or beside {root}; or only score them (--scores-dir DIR)")
     all_train = list_clips(root, machine, "train")
-    all_test = list_clips(root, machine, "test", labels=labels, unlabelled=not require_labels)
+    all_test = [] if trained_only else list_clips(root, machine, "test", labels=labels,
+                                                  unlabelled=not require_labels)
     found = unique_ids(all_train + all_test)
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
@@ -367,7 +372,8 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
         raise DataError(f"{folder}: cannot compute AUC ({'; '.join(reasons)}); "
                         "or only score the clips (--scores-dir DIR)")
     train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
-    test = extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device)
+    test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips
+            else train.subset([]))
     missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
     if missing:
         raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")

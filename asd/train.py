@@ -314,7 +314,9 @@ def fit(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: int, id
 
 def score(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int], device: torch.device,
           batch_size: int = 8192, precision: str = "fp32") -> np.ndarray:
-    """Anomaly score of every clip: the mean of its vectors' scores (e.g. reconstruction MSE)."""
+    """Anomaly score of every clip: the mean of its vectors' scores (e.g. reconstruction MSE); none for no clips."""
+    if not len(fs):
+        return np.zeros(0)
     data = DeviceVectors.build(fs, n_frames, id_index, device)
     model.to(device).eval()
     with torch.no_grad(), autocast(device, precision):

@@ -112,6 +112,7 @@ def test_unlabelled_clips_are_listed_only_when_allowed_and_say_why_auc_is_undefi
         ("00", 0, UNLABELLED, "unlabelled"), ("00", 1, UNLABELLED, "unlabelled"),
         ("02", 0, 0, "normal"), ("02", 1, 0, "normal")]
     assert unevaluable(clips) == ["ID 00: 2 unlabelled clips", "ID 02: 2 normal and 0 anomalous clips (AUC needs both)"]
+    assert unevaluable([]) == ["no test clips"]
     assert counts(clips)[("00", "test", "unlabelled")] == 2
 
 

@@ -353,3 +353,22 @@ def test_calibration_clips_set_every_detectors_thresholds(root, cfg, make_datase
     third = make_dataset(tmp_path / "third", ids=("04",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=1.0)
     with pytest.raises(DataError, match=r"the detectors were trained on slider ID\(s\) 00, 02, not on 04"):
         res.calibrate(list_clips(third, "slider", "train"), progress=False)
+
+
+def test_training_clips_alone_train_detectors_to_save(make_dataset, tmp_path, cfg):
+    """A plant's normal recordings and no test clips yet: train, set thresholds, save, score later."""
+    root = make_dataset(tmp_path / "plant", ids=("00", "02"), n_train=8, seconds=1.0, test_ids=())
+    assert not (root / "slider" / "test").exists()
+    with pytest.raises(DataError, match="test: folder not found .*to train only, save the detectors"):
+        run(cfg, root, ["pca"], device="cpu", progress=False)
+    res = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, require_labels=False)
+    assert len(res.test) == 0 and res.rows == [] and not res.evaluable
+    assert res.write_scores(tmp_path / "scores") == []
+    later = make_dataset(tmp_path / "later", ids=("00", "02"), n_train=1, n_test_normal=2, n_test_anomaly=2,
+                         seconds=1.0, seed=3)
+    for name, model in res.models.items():
+        assert model.scores.shape == (0,) and set(res.thresholds(name)) == {"00", "02"}
+        res.save_model(name, tmp_path / f"{name}.pt")
+        scored = score_clips(load_model(tmp_path / f"{name}.pt"), list_clips(later, "slider", "test"), "cpu", False)
+        assert scored.thresholds(name) == res.thresholds(name)
+        assert [r["auc"] for r in scored.rows] == [1.0, 1.0]  # the loud tone of every anomaly

@@ -211,6 +211,18 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
         assert code == 2 and message in err and "Traceback" not in err and "epoch" not in err
 
 
+def test_normal_recordings_alone_train_and_save_detectors(make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "plant", ids=("00",), n_train=6, seconds=1.0, test_ids=())
+    code, out, err = _run(["--data", str(root)], capsys)
+    assert code == 2 and "to train only, save the detectors (--save-models DIR)" in err
+    code, out, err = _run(["--data", str(root), "--save-models", str(tmp_path / "m"), "--scores-dir",
+                           str(tmp_path / "s")], capsys)
+    assert code == 0, err
+    assert "no test clips: trained only; decision thresholds" in out and "cannot be evaluated" not in out
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["pca.pt", "sequential.pt"]
+    assert not (tmp_path / "s").exists() and "written to" not in out
+
+
 def test_a_labelled_id_without_anomalies_is_refused_before_training(make_dataset, tmp_path, capsys):
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=6, n_test_normal=3, n_test_anomaly=0, seconds=1.0)
     code, out, err = _run(["--data", str(root)], capsys)
