@@ -14,7 +14,7 @@ from pathlib import Path
 import asd.detectors
 import asd.experiment
 from asd.config import get_config
-from asd.data import UNLABELLED, DataError, list_clips
+from asd.data import UNLABELLED, DataError, clips_at, list_clips
 from asd.detectors import NetworkDetector, PCADetector
 from asd.experiment import load_model, prepare, run, run_model, run_together, score_clips
 from asd.features import extract
@@ -372,3 +372,23 @@ def test_training_clips_alone_train_detectors_to_save(make_dataset, tmp_path, cf
         scored = score_clips(load_model(tmp_path / f"{name}.pt"), list_clips(later, "slider", "test"), "cpu", False)
         assert scored.thresholds(name) == res.thresholds(name)
         assert [r["auc"] for r in scored.rows] == [1.0, 1.0]  # the loud tone of every anomaly
+
+
+def test_a_detector_saved_from_real_recordings_flags_a_real_slider_fault(real_dir, tmp_path):
+    """Trained only on real slider ID 00 normal clips, saved, then given a real MIMII recording of
+    the same machine with a fault and one without: the fault scores higher and above the threshold."""
+    mimii = real_dir.parent / "slider-mimii-0db"
+    if not mimii.is_dir():
+        pytest.skip(f"real MIMII slider recordings not found at {mimii}")
+    train = tmp_path / "plant" / "slider" / "train"
+    train.mkdir(parents=True)
+    for path in sorted(real_dir.glob("*.wav"))[:30]:
+        (train / path.name).symlink_to(path)
+    cfg = get_config("quick")
+    res = run(cfg, tmp_path / "plant", ["pca"], device="cpu", progress=False, require_labels=False)
+    res.save_model("pca", tmp_path / "pca.pt")
+    clips = clips_at([mimii / "normal_id_00_00000000.wav", mimii / "anomaly_id_00_00000000.wav"])
+    scored = score_clips(load_model(tmp_path / "pca.pt"), clips, "cpu", progress=False)
+    normal, fault = scored.models["pca"].scores
+    assert fault > normal and fault > scored.thresholds("pca")["00"], (normal, fault, scored.thresholds("pca"))
+    assert scored.decisions("pca").tolist()[1] == 1
