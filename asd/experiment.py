@@ -228,7 +228,7 @@ class Results:
             raise DataError(f"{anomalous[0].path}: an anomalous clip cannot calibrate a threshold for normal sound")
         _check_trained_on(clips, self.machine, list(self.id_index), "calibration clips: the detectors were")
         device = torch.device(self.device)
-        fs = self.standardiser.transform(extract(clips, self.cfg.feature, None, progress,
+        fs = self.standardiser.transform(extract(clips, self.cfg.feature, home() / "features", progress,
                                                  f"{self.machine} calibration", device))
         for model in self.models.values():
             model.calibration_scores = _scored(model, self.cfg, self.id_index, fs, device)
@@ -241,7 +241,7 @@ class Results:
         (and those of the calibration clips, if :meth:`calibrate` scored any)."""
         model = self.models[name]
         blob = {"format": MODEL_FORMAT, "name": name, "machine": self.machine, "data": self.data,
-                "config": json.dumps(self.cfg.to_dict()), "ids": list(self.id_index),
+                "config": json.dumps(self.cfg.to_dict()),
                 "mean": torch.from_numpy(self.standardiser.mean), "std": torch.from_numpy(self.standardiser.std),
                 "weights": model.weights, "train_ids": self.train_ids.tolist(),
                 "train_scores": torch.from_numpy(model.train_scores), "held_out": torch.from_numpy(model.held_out),
@@ -287,13 +287,15 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     Their log-mel frames are standardised with the detector's training statistics; its thresholds
     (:meth:`Results.thresholds`) come from its training clips' scores, so :meth:`Results.decisions`
     flags clips as at training time. AUC/pAUC rows too where ``clips`` can be evaluated.
-    ``Results.data`` names the data the detector was trained on.
+    ``Results.data`` names the data the detector was trained on. The clips' log-mel frames are
+    cached under ``$ASD_HOME/features``, so other detectors score the same clips without
+    computing them again.
     """
     name, machine = saved["name"], saved["machine"]
-    _check_trained_on(clips, machine, saved["ids"], f"{saved['path']}: {name} was")
+    _check_trained_on(clips, machine, sorted(set(saved["train_ids"])), f"{saved['path']}: {name} was")
     cfg, dev = Config.from_dict(json.loads(saved["config"])), resolve_device(device)
     std = Standardiser(saved["mean"].numpy(), saved["std"].numpy())
-    test = std.transform(extract(clips, cfg.feature, None, progress, f"{machine} clips", dev))
+    test = std.transform(extract(clips, cfg.feature, home() / "features", progress, f"{machine} clips", dev))
     model = ModelResult(name, [], np.zeros(0), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
                         saved["held_out"].numpy(), saved["calibration_scores"].numpy())
     results = Results(cfg, machine, saved["data"], str(dev), test, np.array(saved["train_ids"]), unique_ids(clips),
