@@ -345,17 +345,18 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a
     :class:`DataError` before any work, unless ``not require_labels``: then they are scored
-    only (no AUC: :attr:`Results.evaluable` false), and a missing test folder means no test clips. The default ``torch`` feature backend
-    batches clips through ``torch.stft`` (several times faster than librosa clip by clip, on the
-    CPU too, and equal to librosa's values within float32 rounding).
+    only (no AUC: :attr:`Results.evaluable` false), and a missing test folder means no test
+    clips (train only). The default ``torch`` feature backend batches clips through
+    ``torch.stft`` (several times faster than librosa clip by clip, on the CPU too, and equal to
+    librosa's values within float32 rounding).
     """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
     labels, folder = None, Path(root) / machine / "test"
-    if require_labels and not folder.is_dir() and (Path(root) / machine / "train").is_dir():
+    trained_only = not folder.is_dir()  # no test clips (yet): train only, to save the detectors
+    if trained_only and require_labels and (Path(root) / machine / "train").is_dir():
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/test/*.wav); "
                         "to train only, save the detectors (--save-models DIR)")
-    trained_only = not require_labels and not folder.is_dir()  # no test clips: train (to save) only
     if is_unlabelled(root, machine, "test"):
         ground_truth = ground_truth or find_ground_truth(root)
         if ground_truth is not None:
