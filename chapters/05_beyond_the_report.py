@@ -417,14 +417,14 @@ def judged_means(name: str, calibration: str) -> dict[str, float]:
 
 on_judged = {name: {c: judged_means(name, c) for c in asd.config.CALIBRATIONS if c != "held-out" or name in nets}
              for name in results.models}
-display(TextTable(["detector", "false alarms, training", "false alarms, held-out", "false alarms, calibration clips",
-                   "recall, training", "recall, calibration clips"],
+display(TextTable(["detector", "training", "held-out", "calibration clips", "recall"],
                   [[name, *(f"{m[c]['false_alarms']:.0%}" if c in m else "-" for c in asd.config.CALIBRATIONS),
-                    f"{m['training']['recall']:.0%}", f"{m['calibration']['recall']:.0%}"]
+                    f"{m['training']['recall']:.0%} → {m['calibration']['recall']:.0%}"]
                    for name, m in on_judged.items()],
-                  f"Decisions at the {quantile:g} quantile, {src.label}: thresholds fitted to the training "
-                  "clips, the held-out clips or the calibration clips (the first half of each ID's normal test "
-                  "clips), judged on the other test clips (averages over the IDs)."))
+                  f"False alarms at the {quantile:g} quantile, {src.label}, with thresholds fitted to the "
+                  "training clips, the held-out clips or the calibration clips (the first half of each ID's "
+                  "normal test clips), judged on the other normal test clips; recall on the anomalous clips, "
+                  "training → calibration clips (averages over the IDs)."))
 judged_alarms = {c: float(np.mean([m[c]["false_alarms"] for m in on_judged.values()]))
                  for c in ("training", "calibration")}
 glue("n_cal", str(min(len(k) // 2 for k in normal_of)), display=False)
