@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
                    help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
     _decision_arguments(c)
+    c.add_argument("--id", default=None, metavar="NN",
+                   help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
+                        "(a recorder's own file names)")
     c.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -114,9 +117,10 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
 
 
-def _calibration(args: argparse.Namespace, stored: bool = False) -> tuple[str, list | None]:
+def _calibration(args: argparse.Namespace, stored: bool = False,
+                 machine_id: str | None = None) -> tuple[str, list | None]:
     """The calibration ``args`` ask for, and the calibration clips if given (checked before any work);
-    ``stored``: saved detectors may carry calibration scores."""
+    ``stored``: saved detectors may carry calibration scores; ``machine_id`` as in :func:`asd.data.clips_at`."""
     from asd.data import clips_at
 
     if args.calibration_clips is None:
@@ -125,7 +129,7 @@ def _calibration(args: argparse.Namespace, stored: bool = False) -> tuple[str, l
         return args.calibration or "training", None
     if args.calibration not in (None, "calibration"):
         raise UsageError(f"--calibration-clips set the thresholds: drop --calibration {args.calibration}")
-    return "calibration", clips_at(args.calibration_clips)
+    return "calibration", clips_at(args.calibration_clips, machine_id=machine_id)
 
 
 def _checked_quantile(q: float) -> None:
@@ -195,14 +199,14 @@ def _score(args: argparse.Namespace) -> None:
     from asd.experiment import load_model, score_clips
 
     _checked_quantile(args.decision_quantile)
-    calibration, calibration_clips = _calibration(args, stored=True)
+    calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     names = [s["name"] for s in saved]
     if len(set(names)) < len(names):
         raise UsageError(f"two of the detector files hold the same detector ({', '.join(names)}): "
                          "score them one at a time")
     device = _checked_device(args.device)
-    clips = clips_at(args.clips)
+    clips = clips_at(args.clips, machine_id=args.id)
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet)
         if calibration_clips:

@@ -81,10 +81,12 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
 
 
-def clips_at(paths: list[Path], split: str = "test") -> list[Clip]:
+def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:
     """The clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
     :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
-    :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's."""
+    :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
+    With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in name
+    order (a recorder's own names), and a release name of another ID is an error."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -96,11 +98,18 @@ def clips_at(paths: list[Path], split: str = "test") -> list[Clip]:
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
-    for path in files:
-        if not (UNLABELLED_RE.match(path.name) or NAME_RE.match(path.name)):
+    clips = []
+    for index, path in enumerate(sorted(dict.fromkeys(files))):
+        if UNLABELLED_RE.match(path.name) or NAME_RE.match(path.name):
+            clips.append(_clip(path, split, None, True))
+            if machine_id is not None and clips[-1].machine_id != machine_id:
+                raise DataError(f"{path}: named for ID {clips[-1].machine_id}, not {machine_id}")
+        elif machine_id is not None:
+            clips.append(Clip(path, split, UNLABELLED, machine_id, index))
+        else:
             raise DataError(f"{path}: name does not match 'id_NN_NNNNNNNN.wav' or "
-                            "'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID)")
-    clips = [_clip(path, split, None, True) for path in dict.fromkeys(files)]
+                            "'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID; or give the "
+                            "ID of every clip: --id NN)")
     return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
 
 

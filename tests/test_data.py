@@ -138,8 +138,19 @@ def test_clips_at_names_what_it_cannot_use(tmp_path):
     with pytest.raises(DataError, match="empty: no .wav clips"):
         clips_at([tmp_path / "empty"])
     _touch_wavs(tmp_path / "rec", ["2026-11-27_0800.wav"])
-    with pytest.raises(DataError, match=r"2026-11-27_0800.wav: name does not match 'id_NN_NNNNNNNN.wav'"):
+    with pytest.raises(DataError, match=r"2026-11-27_0800.wav: name does not match 'id_NN_NNNNNNNN.wav'.*--id NN"):
         clips_at([tmp_path / "rec"])
+
+
+def test_clips_at_takes_a_recorders_own_names_as_one_machines_clips(tmp_path):
+    _touch_wavs(tmp_path / "rec", ["2026-11-27_0800.wav", "2026-11-27_0700.wav", "id_00_00000003.wav"])
+    clips = clips_at([tmp_path / "rec"], machine_id="00")
+    assert [(c.path.name, c.machine_id, c.label) for c in clips] == [
+        ("2026-11-27_0700.wav", "00", UNLABELLED), ("2026-11-27_0800.wav", "00", UNLABELLED),
+        ("id_00_00000003.wav", "00", UNLABELLED)]
+    _touch_wavs(tmp_path / "rec", ["normal_id_02_00000000.wav"])
+    with pytest.raises(DataError, match="normal_id_02_00000000.wav: named for ID 02, not 00"):
+        clips_at([tmp_path / "rec"], machine_id="00")
 
 
 def test_list_clips_missing_folder(tmp_path):

@@ -166,6 +166,24 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
     assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in capsys.readouterr().err
 
 
+def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, capsys):
+    assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir",
+                 str(tmp_path / "ran")], capsys)[0] == 0
+    recorder = tmp_path / "recorder"
+    recorder.mkdir()
+    for k, path in enumerate(sorted((unlisted / "slider" / "test").glob("id_03_*.wav"))):
+        (recorder / f"press-{k:02d}.wav").symlink_to(path)
+    args = ["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(recorder), "--quiet",
+            "--scores-dir", str(tmp_path / "own")]
+    assert main(args) == 2 and "press-00.wav: name does not match" in capsys.readouterr().err
+    assert main([*args, "--id", "03"]) == 0
+    assert "ID 03: " in capsys.readouterr().out
+    own = (tmp_path / "own" / "pca" / "anomaly_score_slider_id_03.csv").read_text().splitlines()
+    ran = dict(line.split(",") for line in (tmp_path / "ran" / "pca" / "anomaly_score_slider_id_03.csv")
+               .read_text().splitlines())
+    assert [line.split(",")[1] for line in own] == [ran[p.resolve().name] for p in sorted(recorder.iterdir())]
+
+
 def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
     assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir", str(tmp_path)],
                 capsys)[0] == 0
