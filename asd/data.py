@@ -98,8 +98,13 @@ def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = No
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
+    files = sorted(dict.fromkeys(files))
+    twin = next((name for name, n in Counter(p.name for p in files).items() if n > 1), None)
+    if twin is not None:  # score and decision files name each clip by its file name
+        where = ", ".join(str(p.parent) for p in files if p.name == twin)
+        raise DataError(f"two clips named {twin} (in {where}): score one folder at a time")
     clips = []
-    for index, path in enumerate(sorted(dict.fromkeys(files))):
+    for index, path in enumerate(files):
         if UNLABELLED_RE.match(path.name) or NAME_RE.match(path.name):
             clips.append(_clip(path, split, None, True))
             if machine_id is not None and clips[-1].machine_id != machine_id:

@@ -140,6 +140,10 @@ def test_clips_at_names_what_it_cannot_use(tmp_path):
     _touch_wavs(tmp_path / "rec", ["2026-11-27_0800.wav"])
     with pytest.raises(DataError, match=r"2026-11-27_0800.wav: name does not match 'id_NN_NNNNNNNN.wav'.*--id NN"):
         clips_at([tmp_path / "rec"])
+    _touch_wavs(tmp_path / "day1", ["id_00_00000000.wav"])
+    _touch_wavs(tmp_path / "day2", ["id_00_00000000.wav"])
+    with pytest.raises(DataError, match="two clips named id_00_00000000.wav .*day1.*day2.*one folder at a time"):
+        clips_at([tmp_path / "day1", tmp_path / "day2"])
 
 
 def test_clips_at_takes_a_recorders_own_names_as_one_machines_clips(tmp_path):
