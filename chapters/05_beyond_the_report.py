@@ -533,3 +533,14 @@ glue("later_gap", f"{gap:.0e}" if gap else "0", display=False)
 # counts; but choosing it on the test clips makes that test optimistic, so in practice choose it on
 # held-out labelled clips.
 # ```
+#
+# 4. Calibrate on 3 instead of half of each ID's normal test clips (`k[:3]` in place of `k[: len(k) // 2]`), and then on all but 3. How do the false alarms on the other clips move, and why can the estimate of them not be trusted at either end?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# A gamma fitted to 3 scores is uncertain (the fit needs at least 3), so the thresholds, and the
+# false alarms with them, swing from ID to ID; with all but 3 clips calibrating, the thresholds are
+# steadier but only 3 normal clips per ID are left to count false alarms on, so each one moves the
+# rate by a third. Calibration and the check of it both need clips: record enough normal clips for
+# both.
+# ```
