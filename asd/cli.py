@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                         "names (normal_id_NN_..., anomaly_id_NN_...) add AUC/pAUC")
     c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
                    help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
+    c.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                   help="draw each model's scores, clip by clip in order, against the thresholds: "
+                        "DIR/<model>_<machine>.png")
     _decision_arguments(c)
     c.add_argument("--id", default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
@@ -218,6 +221,20 @@ def _score(args: argparse.Namespace) -> None:
         print(_flagged(results, args.decision_quantile, calibration))
         if args.scores_dir:
             _write_scores(results, args, calibration)
+        if args.figures:
+            _draw_timeline(results, args, calibration)
+
+
+def _draw_timeline(results, args: argparse.Namespace, calibration: str) -> None:
+    from asd.plots import score_timeline
+
+    name = next(iter(results.models))
+    fig = score_timeline([c.path.name for c in results.test.clips], results.test.clip_ids,
+                         results.models[name].scores, results.thresholds(name, args.decision_quantile, calibration))
+    path = args.figures / f"{name}_{results.machine}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    print(f"figure written to {path}")
 
 
 def _write_scores(results, args: argparse.Namespace, calibration: str) -> None:

@@ -390,6 +390,36 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
     return fig
 
 
+def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, limits: Mapping[str, float],
+                   shown_names: int = 12) -> Figure:
+    """Scored clips in their order (a recorder's time order), one panel per machine ID: each clip's
+    score, the ID's decision threshold (dashed) and the clips above it, flagged, in the anomalous
+    colour. A panel of at most ``shown_names`` clips names them on its axis."""
+    ids, scores = np.asarray(ids), np.asarray(scores, dtype=float)
+    if not len(scores):
+        raise ValueError("no scores to plot")
+    unique_ids = sorted(set(ids.tolist()))
+    fig = _figure(COLUMN_IN, 1.2 + 1.8 * len(unique_ids))
+    axes = fig.subplots(len(unique_ids), 1, squeeze=False)[:, 0]
+    for ax, mid in zip(axes, unique_ids):
+        mine = np.flatnonzero(ids == mid)
+        x, y, flagged = np.arange(len(mine)), scores[mine], scores[mine] > limits[mid]
+        ax.plot(x, y, color="0.8", lw=0.8, zorder=1)
+        ax.scatter(x[~flagged], y[~flagged], s=16, color=NORMAL, zorder=2, label="below the threshold")
+        ax.scatter(x[flagged], y[flagged], s=22, color=ANOMALOUS, marker="D", zorder=2, label="flagged")
+        ax.axhline(limits[mid], color="black", ls="--", lw=1.0, label="threshold")
+        if _spans_a_decade(np.r_[y, limits[mid]]):
+            ax.set_yscale("log")
+        if len(mine) <= shown_names:
+            ax.set_xticks(x, [names[i] for i in mine], rotation=30, ha="right", fontsize=8)
+        else:
+            ax.set_xlabel("clip, in order")
+        ax.set_title(f"ID {mid}: {int(flagged.sum())} of {len(mine)} flagged", fontsize=10)
+        ax.set_ylabel("anomaly score")
+    _legend_below(fig, axes)
+    return fig
+
+
 def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure:
     """Mean p(own machine ID) of normal and anomalous clips per ID, one panel per data set.
 

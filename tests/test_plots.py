@@ -209,11 +209,33 @@ def test_decision_histograms_show_the_fit_and_the_threshold_of_each_id() -> None
     assert sum(p.get_height() for p in unlabelled.axes[3].patches) == 12
 
 
+def test_score_timeline_marks_the_clips_above_each_ids_threshold() -> None:
+    rng = np.random.default_rng(1)
+    ids = np.array(["00"] * 8 + ["02"] * 20)
+    scores = rng.uniform(1.0, 2.0, ids.size)
+    scores[[3, 12, 13]] = [40.0, 2.5, 3.0]  # ID 00's spike spans a decade: a log axis
+    limits = {"00": 1.9, "02": 2.2}
+    names = [f"clip-{k:02d}.wav" for k in range(ids.size)]
+    fig = plots.score_timeline(names, ids, scores, limits)
+    _render(fig)
+    assert len(fig.axes) == 2
+    for ax, mid in zip(fig.axes, ("00", "02")):
+        mine = scores[ids == mid]
+        below, flagged = (len(c.get_offsets()) for c in ax.collections)
+        assert (below, flagged) == (int(np.sum(mine <= limits[mid])), int(np.sum(mine > limits[mid])))
+        assert ax.get_title() == f"ID {mid}: {flagged} of {mine.size} flagged"
+        assert ax.lines[-1].get_ydata()[0] == pytest.approx(limits[mid])
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == names[:8]  # few clips: named
+    assert fig.axes[1].get_xlabel() == "clip, in order"
+
+
 def test_empty_inputs_raise() -> None:
     for call in (lambda: plots.counts_bars({}), lambda: plots.waveforms({}, 16000),
                  lambda: plots.training_curves({}), lambda: plots.score_bars({}),
                  lambda: plots.roc_curves(np.zeros(2), np.zeros(2), {}),
-                 lambda: plots.score_histograms(np.zeros(2), np.zeros(2), {})):
+                 lambda: plots.score_histograms(np.zeros(2), np.zeros(2), {}),
+                 lambda: plots.score_timeline([], np.zeros(0), np.zeros(0), {})):
         with pytest.raises(ValueError):
             call()
 

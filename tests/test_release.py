@@ -174,10 +174,11 @@ def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, caps
     for k, path in enumerate(sorted((unlisted / "slider" / "test").glob("id_03_*.wav"))):
         (recorder / f"press-{k:02d}.wav").symlink_to(path)
     args = ["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(recorder), "--quiet",
-            "--scores-dir", str(tmp_path / "own")]
+            "--scores-dir", str(tmp_path / "own"), "--figures", str(tmp_path / "fig")]
     assert main(args) == 2 and "press-00.wav: name does not match" in capsys.readouterr().err
     assert main([*args, "--id", "03"]) == 0
     assert "ID 03: " in capsys.readouterr().out
+    assert (tmp_path / "fig" / "pca_slider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     own = (tmp_path / "own" / "pca" / "anomaly_score_slider_id_03.csv").read_text().splitlines()
     ran = dict(line.split(",") for line in (tmp_path / "ran" / "pca" / "anomaly_score_slider_id_03.csv")
                .read_text().splitlines())
