@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
 from asd import metrics
@@ -410,6 +411,9 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
         ax.axhline(limits[mid], color="black", ls="--", lw=1.0, label="threshold")
         if _spans_a_decade(np.r_[y, limits[mid]]):
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.5, 1, 2 rather than 5 x 10^-1
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         if len(mine) <= shown_names:
             ax.set_xticks(x, [names[i] for i in mine], rotation=30, ha="right", fontsize=8)
         else:

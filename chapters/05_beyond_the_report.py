@@ -459,29 +459,54 @@ glue("cal_verdict", "closer to" if abs(judged_alarms["calibration"] - nominal)
 # file: its config, the standardiser fitted on the training frames, its weights and the scores of
 # its training clips, from which the thresholds come. `asd.experiment.load_model(path)` reads it
 # back, and `asd.experiment.score_clips(saved, clips)` (`asd score`) scores new clips with it,
-# without training. Here
-# {glue:text}`best_report` is saved and scores a few test clips of ID {glue:text}`later_id` as if
-# they had just arrived, unlabelled:
+# without training. Here {glue:text}`best_report` is saved and scores the test clips of ID
+# {glue:text}`later_id` as if they arrived one by one, unlabelled: first the machine's
+# {glue:text}`n_stream_normal` normal clips, then its {glue:text}`n_stream_faulty` faulty ones,
+# as if a fault had set in.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 model_file = home() / "models" / f"{best_report}.pt"
 results.save_model(best_report, model_file)
 later_id = results.unique_ids[0]
-picked = [i for label in (0, 1) for i in np.flatnonzero((clip_ids == later_id) & (y_true == label))[:3]]
-arrived = [replace(results.test.clips[i], label=UNLABELLED) for i in picked]
-later = experiment.score_clips(experiment.load_model(model_file), arrived, progress=False)
-limit = later.thresholds(best_report)[later_id]
+stream = np.flatnonzero(clip_ids == later_id)  # normal clips first, then the anomalous ones
+later = experiment.score_clips(experiment.load_model(model_file),
+                               [replace(results.test.clips[i], label=UNLABELLED) for i in stream], progress=False)
+limits, later_scores = later.thresholds(best_report), later.models[best_report].scores
 flags = later.decisions(best_report)
-later_scores = later.models[best_report].scores
-display(TextTable(["clip (arrived as)", "score", "threshold", "decision", "its true label"],
-                  [[f"id_{later_id}_{n:08d}.wav", f"{s:.3f}", f"{limit:.3f}", "anomalous" if f else "normal",
-                    results.test.clips[i].label_name] for n, (i, s, f) in enumerate(zip(picked, later_scores, flags))],
-                  f"{best_report} loaded from its file, scoring {len(picked)} clips of ID {later_id} "
-                  f"({src.label}): the first three normal and the first three anomalous test clips."))
-gap = float(np.max(np.abs(later_scores - model.scores[picked]) / model.scores[picked]))
+names = [f"id_{later_id}_{n:08d}.wav" for n in range(len(stream))]
+glue("fig_stream", plots.score_timeline(names, later.test.clip_ids, later_scores, limits))
+gap = float(np.max(np.abs(later_scores - model.scores[stream]) / model.scores[stream]))
 assert gap < 1e-5, gap
+faulty = y_true[stream] == 1
 glue("later_id", later_id, display=False)
 glue("later_gap", f"{gap:.0e}" if gap else "0", display=False)
+glue("n_stream_normal", str(int(np.sum(~faulty))), display=False)
+glue("n_stream_faulty", str(int(np.sum(faulty))), display=False)
+glue("stream_false", str(int(np.sum(flags[~faulty]))), display=False)
+glue("stream_caught", str(int(np.sum(flags[faulty]))), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_stream
+# :name: fig-stream
+# :alt: The anomaly score of each test clip of one machine ID in arrival order, normal clips first and faulty clips after, against the decision threshold; the clips above it are marked.
+#
+# {glue:text}`best_report`, loaded from its file, scores the test clips of ID
+# {glue:text}`later_id` in arrival order ({glue:text}`data`): its normal clips, then its faulty
+# ones. Dashed: the threshold from its training clips; diamonds: flagged clips.
+# ```
+#
+# It flags {glue:text}`stream_false` of the {glue:text}`n_stream_normal` normal clips and
+# {glue:text}`stream_caught` of the {glue:text}`n_stream_faulty` faulty ones
+# ({numref}`fig-stream`; `asd score --figures DIR` draws the same figure). The first clips as a
+# table:
+
+# %% tags=["hide-input"]
+first = [k for label in (False, True) for k in np.flatnonzero(faulty == label)[:3]]
+display(TextTable(["clip (arrived as)", "score", "threshold", "decision", "its true label"],
+                  [[names[k], f"{later_scores[k]:.3f}", f"{limits[later_id]:.3f}",
+                    "anomalous" if flags[k] else "normal", results.test.clips[stream[k]].label_name] for k in first],
+                  f"{best_report} loaded from its file, ID {later_id} ({src.label}): the first three normal "
+                  "and the first three anomalous clips to arrive."))
 
 # %% [markdown]
 # The scores equal those of the run that trained it (largest relative difference
