@@ -55,6 +55,11 @@ def parse_name(path: Path) -> tuple[int, str, int]:
     return LABELS.index(label), machine_id, int(index)
 
 
+def in_order(clips: list[Clip]) -> list[Clip]:
+    """``clips`` sorted by ID, label and index, the order every listing of clips gives."""
+    return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
+
+
 def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = None,
                labels: dict[str, int] | None = None, unlabelled: bool = False) -> list[Clip]:
     """Clips of ``root/machine/split`` sorted by ID, label and index, optionally only ``ids``.
@@ -78,7 +83,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     if not clips:
         wanted = f" for IDs {', '.join(ids)}" if ids else ""
         raise DataError(f"{folder}: no .wav clips{wanted}")
-    return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
+    return in_order(clips)
 
 
 def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:
@@ -115,7 +120,7 @@ def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = No
             raise DataError(f"{path}: name does not match 'id_NN_NNNNNNNN.wav' or "
                             "'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID; or give the "
                             "ID of every clip: --id NN)")
-    return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
+    return in_order(clips)
 
 
 def _clip(path: Path, split: str, labels: dict[str, int] | None, unlabelled: bool) -> Clip:

@@ -404,7 +404,8 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
     axes = fig.subplots(len(unique_ids), 1, squeeze=False)[:, 0]
     for ax, mid in zip(axes, unique_ids):
         mine = np.flatnonzero(ids == mid)
-        x, y, flagged = np.arange(len(mine)), scores[mine], scores[mine] > limits[mid]
+        x, y = np.arange(len(mine)), scores[mine]
+        flagged = metrics.decide(ids[mine], y, limits).astype(bool)
         ax.plot(x, y, color="0.8", lw=0.8, zorder=1)
         ax.scatter(x[~flagged], y[~flagged], s=16, color=NORMAL, zorder=2, label="below the threshold")
         ax.scatter(x[flagged], y[flagged], s=22, color=ANOMALOUS, marker="D", zorder=2, label="flagged")

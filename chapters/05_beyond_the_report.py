@@ -409,8 +409,7 @@ results.calibrate([results.test.clips[i] for i in calibration_idx], progress=Fal
 
 def judged_means(name: str, calibration: str) -> dict[str, float]:
     """Mean false-alarm rate and recall over the IDs, on the judged clips only."""
-    limits = results.thresholds(name, quantile, calibration)
-    flags = metrics.decide(clip_ids[judged], results.models[name].scores[judged], limits)
+    flags = results.decisions(name, quantile, calibration)[judged]
     rows = metrics.decision_rows(name, clip_ids[judged], y_true[judged], flags)
     return {k: float(np.mean([r[k] for r in rows])) for k in ("false_alarms", "recall")}
 
