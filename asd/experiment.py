@@ -506,7 +506,10 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
         results[name] = _finish(name, cfg, prep, machine, scores, train_scores, held_out, {"all": history}, seconds,
                                 {"all": detector.state()}, path, cache)
 
-    fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish)
+    # the network with the most steps bounds the wall time: its stream goes first on the GPU
+    work = [cfg.fit[name].epochs / cfg.fit[name].batch_size for name, _, _ in todo]
+    priorities = [-1 if w == max(work) else 0 for w in work]
+    fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish, priorities)
     return {name: results[name] for name in names}
 
 

@@ -13,7 +13,7 @@ from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
 from asd.bench import fit_plain
-from asd.train import DeviceVectors, fit, fit_steps, fit_together, score, split_clips
+from asd.train import DeviceVectors, FlatAdam, fit, fit_steps, fit_together, score, split_clips
 
 CPU = torch.device("cpu")
 CFG = Config()
@@ -290,3 +290,24 @@ def test_captured_vae_and_concurrent_run_on_cuda(make_dataset, tmp_path):
         assert h2.train_loss[-1] < h2.train_loss[0]
         # cuBLAS may pick other kernels per stream: the sequential net's scores were 2.3e-4 apart on an H100
         np.testing.assert_allclose(both.models[name].scores, serial.models[name].scores, rtol=2e-3)
+
+
+def test_flat_adam_updates_as_torch_adam():
+    """FlatAdam (the parameters as views of one buffer, the optimiser over pieces of it) takes the
+    steps PyTorch's fused Adam takes, and the model keeps working as a module afterwards."""
+    torch.manual_seed(0)
+    ref = build("sequential", CFG)
+    flat_model = copy.deepcopy(ref)
+    adam = torch.optim.Adam(ref.parameters(), lr=1e-2, fused=True)
+    flat = FlatAdam(flat_model.parameters(), lr=1e-2, piece=1000, capturable=False)
+    assert len(flat.pieces) > len(list(ref.parameters()))  # pieces cut across parameters
+    x = torch.randn(64, CFG.feature.dim)
+    for _ in range(5):
+        for model, opt in ((ref, adam), (flat_model, flat)):
+            opt.zero_grad(set_to_none=True)
+            model.loss(x, None).mean().backward()
+            opt.step()
+    for (name, a), b in zip(ref.state_dict().items(), flat_model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(ref.net[0].weight, build("sequential", CFG).net[0].weight)  # it trained
+    flat_model.load_state_dict(build("sequential", CFG).state_dict())  # views take a loaded state
