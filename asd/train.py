@@ -133,6 +133,7 @@ class FlatAdam:
         return self.adam.state
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the gradients (``set_to_none`` only mirrors torch's optimisers: never zeroed in place)."""
         for p in self.params:
             p.grad = None
 

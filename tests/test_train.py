@@ -310,4 +310,6 @@ def test_flat_adam_updates_as_torch_adam():
     for (name, a), b in zip(ref.state_dict().items(), flat_model.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
     assert not torch.equal(ref.net[0].weight, build("sequential", CFG).net[0].weight)  # it trained
-    flat_model.load_state_dict(build("sequential", CFG).state_dict())  # views take a loaded state
+    fresh = build("sequential", CFG).state_dict()
+    flat_model.load_state_dict(fresh)  # the views take a loaded state, and the optimiser sees it
+    torch.testing.assert_close(flat.pieces[0][:10], fresh["net.0.weight"].reshape(-1)[:10])
