@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw each model's scores, clip by clip in order, against the thresholds: "
                         "DIR/<model>_<machine>.png")
+    c.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write the clips, and per detector its thresholds and each clip's score and decision, "
+                        "as JSON")
     _decision_arguments(c)
     c.add_argument("--id", default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
@@ -210,6 +213,7 @@ def _score(args: argparse.Namespace) -> None:
                          "score them one at a time")
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)
+    report = []
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet)
         if calibration_clips:
@@ -223,6 +227,26 @@ def _score(args: argparse.Namespace) -> None:
             _write_scores(results, args, calibration)
         if args.figures:
             _draw_timeline(results, args, calibration)
+        if args.out:
+            report += [{"model": name, "file": str(detector["path"]), "trained_on": results.data, **entry}
+                       for name, entry in results.clip_report(args.decision_quantile, calibration).items()]
+    if args.out:
+        _write_report(args.out, clips, report, args.decision_quantile, calibration)
+
+
+def _write_report(path: Path, clips, detectors: list[dict], quantile: float, calibration: str) -> None:
+    import json
+    from datetime import datetime, timezone
+
+    from asd.utils import atomic_write_bytes
+
+    blob = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "decision_quantile": quantile, "calibration": calibration,
+            "clips": [{"file": c.path.name, "path": str(c.path), "id": c.machine_id, "label": c.label_name}
+                      for c in clips],
+            "detectors": detectors}
+    atomic_write_bytes(path, json.dumps(blob, indent=2).encode())
+    print(f"clips, thresholds, scores and decisions written to {path}")
 
 
 def _draw_timeline(results, args: argparse.Namespace, calibration: str) -> None:

@@ -197,6 +197,16 @@ class Results:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def clip_report(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training") -> dict:
+        """Per model, the thresholds per ID and each test clip's score and decision (in the order of
+        ``self.test.clips``), with the AUC/pAUC rows when the clips are labelled: what
+        ``asd score --out`` writes for monitoring scripts."""
+        return {name: {"thresholds": self.thresholds(name, quantile, calibration),
+                       "scores": model.scores.tolist(),
+                       "decisions": self.decisions(name, quantile, calibration).tolist(),
+                       "rows": model.rows}
+                for name, model in self.models.items()}
+
     def _thresholds_or_none(self, name: str, quantile: float, calibration: str) -> dict[str, float] | None:
         try:
             return self.thresholds(name, quantile, calibration)

@@ -140,7 +140,7 @@ def test_saved_detectors_score_new_clips_as_the_run_did(unlisted, tmp_path, caps
     assert code == 0, err
     models = [str(tmp_path / "models" / f"{m}.pt") for m in MODELS]
     code = main(["score", *models, "--clips", str(unlisted / "slider" / "test"), "--quiet", "--device", "cpu",
-                 "--scores-dir", str(tmp_path / "scored")])
+                 "--scores-dir", str(tmp_path / "scored"), "--out", str(tmp_path / "scored.json")])
     out = capsys.readouterr()
     assert code == 0, out.err
     for model in MODELS:
@@ -149,6 +149,20 @@ def test_saved_detectors_score_new_clips_as_the_run_did(unlisted, tmp_path, caps
         line = next(ln for ln in ran.splitlines() if ln.split()[:1] == [model])
         assert line in out.out
     assert "AUC/pAUC" not in out.out and "epoch" not in out.err
+    # --out: the same scores and decisions, clip by clip, with each ID's threshold
+    blob = json.loads((tmp_path / "scored.json").read_text())
+    assert [d["model"] for d in blob["detectors"]] == MODELS and blob["calibration"] == "training"
+    files = [c["file"] for c in blob["clips"]]
+    for det in blob["detectors"]:
+        folder = tmp_path / "ran" / det["model"]
+        for kind, values in (("anomaly_score", det["scores"]), ("decision_result", det["decisions"])):
+            written = {}
+            for path in folder.glob(f"{kind}_*.csv"):
+                written.update(line.split(",") for line in path.read_text().splitlines())
+            assert [float(written[f]) for f in files] == values
+        assert det["rows"] == [] and sorted(det["thresholds"]) == sorted({c["id"] for c in blob["clips"]})
+        flagged = [v > det["thresholds"][c["id"]] for v, c in zip(det["scores"], blob["clips"])]
+        assert flagged == [bool(d) for d in det["decisions"]]
 
 
 def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_path, capsys):
@@ -156,11 +170,19 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
     assert code == 0, err
     test = release / "dev_data" / "slider" / "test"
     clips = [str(p) for mid in ("00", "02", "04") for p in sorted(test.glob(f"*_id_{mid}_*.wav"))]
-    code = main(["score", str(tmp_path / "m" / "sequential.pt"), "--clips", *clips, "--quiet", "--device", "cpu"])
+    code = main(["score", str(tmp_path / "m" / "sequential.pt"), "--clips", *clips, "--quiet", "--device", "cpu",
+                 "--out", str(tmp_path / "s.json")])
     out = capsys.readouterr().out
     assert code == 0
     table = [ln for ln in ran.splitlines() if ln.split()[:1] in (["model"], ["sequential"])]
     assert len(table) == 2 and all(ln.strip() in out for ln in table)  # the same AUC/pAUC row
+    blob = json.loads((tmp_path / "s.json").read_text())
+    det, ids = blob["detectors"][0], np.array([c["id"] for c in blob["clips"]])
+    labels = np.array([c["label"] == "anomaly" for c in blob["clips"]])
+    for row in det["rows"]:
+        mine = ids == row["id"]
+        assert row["auc"] == pytest.approx(roc_auc_score(labels[mine], np.array(det["scores"])[mine]))
+    assert sorted(r["id"] for r in det["rows"]) == ["00", "02", "04"]
     assert f"sequential, trained on {release / 'dev_data'}" in out
     code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(test), "--quiet", "--device", "cpu"])
     assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in capsys.readouterr().err
