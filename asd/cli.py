@@ -1,4 +1,4 @@
-"""Command line: ``asd synth``, ``asd run``, ``asd score``, ``asd download``, ``asd bench``.
+"""Command line: ``asd synth``, ``asd run``, ``asd score``, ``asd arrange``, ``asd download``, ``asd bench``.
 
 Bad input (a :class:`asd.data.DataError`, a failed download, a bad argument) ends with a one-line
 ``asd: error: ...`` message and exit code 2. Anything else is a bug and keeps its traceback.
@@ -91,6 +91,17 @@ def _parser() -> argparse.ArgumentParser:
                         "(a recorder's own file names)")
     c.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    a = sub.add_parser("arrange", help="put a recorder's own WAV files into the release layout (links with "
+                                       "release names), so that asd run reads them")
+    a.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
+    a.add_argument("--out", type=Path, required=True, metavar="DATA", help="the data folder (asd run --data DATA)")
+    a.add_argument("--machine", required=True, help="the machine type's folder name, e.g. press")
+    a.add_argument("--id", required=True, metavar="NN", help="the machine's ID, two digits")
+    a.add_argument("--split", choices=("train", "test"), default="train")
+    a.add_argument("--label", choices=("normal", "anomaly", "unlabelled"), default="normal",
+                   help="test clips only: their label, if known (default normal)")
+    a.add_argument("--copy", action="store_true", help="copy the files instead of linking to them")
 
     d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
     d.add_argument("dest", type=Path)
@@ -295,6 +306,20 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _arrange(args: argparse.Namespace) -> None:
+    from asd.data import arrange
+
+    made, skipped = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label, args.copy)
+    folder = args.out / args.machine / args.split
+    if made:
+        print(f"{len(made)} clips {'copied' if args.copy else 'linked'} into {folder}: {made[0][0].name} "
+              f"... {made[-1][0].name} (originals in {args.out / args.machine / f'{args.split}_names.csv'})")
+    if skipped:
+        print(f"{skipped} already arranged: skipped")
+    if args.split == "train":
+        print(f"train on them: asd run --data {args.out} --machine {args.machine} --save-models DIR")
+
+
 def _download(args: argparse.Namespace) -> None:
     from asd.download import download
 
@@ -333,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     from asd.download import DownloadError
 
     try:
-        {"synth": _synth, "run": _run, "score": _score, "download": _download, "bench": _bench}[args.command](args)
+        commands = {"synth": _synth, "run": _run, "score": _score, "arrange": _arrange, "download": _download,
+                    "bench": _bench}
+        commands[args.command](args)
     except (DataError, DownloadError, UsageError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ Without that list such clips can still be scored, only not evaluated (label :dat
 from __future__ import annotations
 
 import re
+import shutil
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -86,12 +87,8 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     return in_order(clips)
 
 
-def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:
-    """The clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
-    :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
-    :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
-    With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in name
-    order (a recorder's own names), and a release name of another ID is an error."""
+def wav_files(paths: list[Path]) -> list[Path]:
+    """The WAV files of ``paths`` (files, or folders: their own ``*.wav``), sorted, each once."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -103,7 +100,59 @@ def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = No
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
-    files = sorted(dict.fromkeys(files))
+    return sorted(dict.fromkeys(files))
+
+
+def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, split: str = "train",
+            label: str = "normal", copy: bool = False) -> tuple[list[tuple[Path, Path]], int]:
+    """Put a recorder's own WAV files into the release layout, so that ``asd run`` reads them:
+    ``root/machine/split/<label>_id_<NN>_<NNNNNNNN>.wav`` (``id_<NN>_...`` for ``label="unlabelled"``),
+    as symbolic links to the originals (or copies), numbered on after the clips already there.
+
+    ``root/machine/<split>_names.csv`` lists each new name and its original (``name,original``),
+    and a source listed there already is skipped, so that new recordings can be added by running
+    it again. Training clips are normal. Returns the ``(new path, original)`` pairs and the number
+    of sources skipped.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if label not in (*LABELS, "unlabelled"):
+        raise DataError(f"label must be normal, anomaly or unlabelled, got {label!r}")
+    if split == "train" and label != "normal":
+        raise DataError("training clips are normal recordings: use the test split for other labels")
+    if not re.fullmatch(r"\d{2}", machine_id):
+        raise DataError(f"a machine ID is two digits (00, 01, ...), got {machine_id!r}")
+    folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"
+    done = {}
+    if names.exists():
+        done = dict(reversed(line.split(",", 1)) for line in names.read_text().splitlines() if line)
+    files = wav_files(sources)
+    todo = [p for p in files if str(p.resolve()) not in done]
+    existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in folder.glob("*.wav")) if m]
+    taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
+    start = max(taken, default=-1) + 1
+    prefix = "" if label == "unlabelled" else f"{label}_"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for i, source in enumerate(todo, start):
+        target = folder / f"{prefix}id_{machine_id}_{i:08d}.wav"
+        if copy:
+            shutil.copy2(source, target)
+        else:
+            target.symlink_to(source.resolve())
+        made.append((target, source))
+    with names.open("a") as out:
+        out.writelines(f"{target.name},{source.resolve()}\n" for target, source in made)
+    return made, len(files) - len(todo)
+
+
+def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:
+    """The clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
+    :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
+    :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
+    With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in name
+    order (a recorder's own names), and a release name of another ID is an error."""
+    files = wav_files(paths)
     twin = next((name for name, n in Counter(p.name for p in files).items() if n > 1), None)
     if twin is not None:  # score and decision files name each clip by its file name
         where = ", ".join(str(p.parent) for p in files if p.name == twin)

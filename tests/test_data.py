@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asd.data import (UNLABELLED, DataError, clips_at, counts, list_clips, load_wav, parse_name, unevaluable,
-                      unique_ids)
+from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, list_clips, load_wav, parse_name,
+                      unevaluable, unique_ids)
 
 SR = 16000
 
@@ -246,3 +246,42 @@ def test_load_wav_missing_file(tmp_path):
     path = tmp_path / "nope.wav"
     with pytest.raises(DataError, match="nope.wav"):
         load_wav(path)
+
+
+def _recorder(folder: Path, names: list[str]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        sf.write(folder / name, (0.1 * rng.standard_normal(1600)).astype(np.float32), 16000)
+    return [folder / name for name in names]
+
+
+def test_arrange_links_a_recorders_files_under_release_names_and_adds_new_ones_later(tmp_path):
+    first = _recorder(tmp_path / "rec", ["2026-11-01 08h00.wav", "2026-11-01 09h00.wav"])
+    made, skipped = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")
+    assert skipped == 0 and [p.name for p, _ in made] == ["normal_id_03_00000000.wav", "normal_id_03_00000001.wav"]
+    assert all(p.is_symlink() and p.resolve() == src.resolve() for p, src in made)
+    assert [src for _, src in made] == first
+    later = _recorder(tmp_path / "rec", ["2026-11-02 08h00.wav"])
+    made, skipped = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")  # the folder again
+    assert skipped == 2 and [p.name for p, _ in made] == ["normal_id_03_00000002.wav"]
+    names = (tmp_path / "data" / "press" / "train_names.csv").read_text().splitlines()
+    assert names[-1] == f"normal_id_03_00000002.wav,{later[0].resolve()}" and len(names) == 3
+    clips = list_clips(tmp_path / "data", "press", "train")
+    assert [(c.machine_id, c.label, c.index) for c in clips] == [("03", 0, 0), ("03", 0, 1), ("03", 0, 2)]
+    made, _ = arrange(later, tmp_path / "data", "press", "03", split="test", label="unlabelled", copy=True)
+    assert made[0][0].name == "id_03_00000000.wav" and not made[0][0].is_symlink()
+    assert made[0][0].read_bytes() == later[0].read_bytes()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"machine_id": "3"}, "two digits"),
+    ({"machine_id": "03", "label": "anomaly"}, "training clips are normal"),
+    ({"machine_id": "03", "split": "test", "label": "broken"}, "label must be normal, anomaly or unlabelled"),
+])
+def test_arrange_refuses_what_asd_run_could_not_read(tmp_path, kwargs, message):
+    sources = _recorder(tmp_path / "rec", ["a.wav"])
+    with pytest.raises(DataError, match=message):
+        arrange(sources, tmp_path / "data", "press", **kwargs)
+    with pytest.raises(DataError, match="no such file or folder"):
+        arrange([tmp_path / "missing.wav"], tmp_path / "data", "press", "03")

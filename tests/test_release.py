@@ -343,3 +343,36 @@ def test_select_ids_report_ids_absent_uses_all_and_unknown_is_an_error():
     assert select_ids(["01", "03", "05"], None, ("00", "02", "04")) == ["01", "03", "05"]
     with pytest.raises(DataError, match="ID\\(s\\) 07 not found; the data has 00, 02"):
         select_ids(["00", "02"], ["07"], None)
+
+
+def test_a_recorders_own_files_arranged_train_a_detector_that_scores_new_ones(tmp_path, capsys):
+    """asd arrange links normal recordings under release names; asd run trains on them alone
+    (no test folder) and saves the detector; asd score --id flags a new faulty recording."""
+    import soundfile as sf
+
+    from conftest import SR, clip_signal
+
+    rng = np.random.default_rng(0)
+    rec = tmp_path / "recorder"
+    rec.mkdir()
+    for k in range(8):
+        sf.write(rec / f"shift1-{k}.wav", clip_signal("03", False, 1.0, rng), SR)
+    data = tmp_path / "plant"
+    assert main(["arrange", str(rec), "--out", str(data), "--machine", "press", "--id", "03"]) == 0
+    out = capsys.readouterr().out
+    assert f"8 clips linked into {data / 'press' / 'train'}" in out and "asd run --data" in out
+    assert main(["run", "--data", str(data), "--machine", "press", "--models", "pca", "--quiet", "--device",
+                 "cpu", "--save-models", str(tmp_path / "m")]) == 0
+    assert "no test clips: trained only" in capsys.readouterr().out
+    new, cal = tmp_path / "new", tmp_path / "cal"
+    new.mkdir()
+    cal.mkdir()
+    sf.write(new / "today-ok.wav", clip_signal("03", False, 1.0, rng), SR)
+    sf.write(new / "today-fault.wav", clip_signal("03", True, 1.0, rng), SR)
+    for k in range(6):  # normal recordings the detector never trained on set its threshold
+        sf.write(cal / f"shift2-{k}.wav", clip_signal("03", False, 1.0, rng), SR)
+    assert main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(new), "--id", "03", "--quiet",
+                 "--device", "cpu", "--calibration-clips", str(cal), "--out", str(tmp_path / "s.json")]) == 0
+    blob = json.loads((tmp_path / "s.json").read_text())
+    flags = dict(zip([c["file"] for c in blob["clips"]], blob["detectors"][0]["decisions"]))
+    assert flags == {"today-fault.wav": 1, "today-ok.wav": 0}
