@@ -127,7 +127,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     if names.exists():
         done = dict(reversed(line.split(",", 1)) for line in names.read_text().splitlines() if line)
     files = wav_files(sources)
-    todo = [p for p in files if str(p.resolve()) not in done]
+    todo = [p for p in files if str(p.absolute()) not in done]
     existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in folder.glob("*.wav")) if m]
     taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
     start = max(taken, default=-1) + 1
@@ -139,10 +139,10 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         if copy:
             shutil.copy2(source, target)
         else:
-            target.symlink_to(source.resolve())
+            target.symlink_to(source.absolute())
         made.append((target, source))
     with names.open("a") as out:
-        out.writelines(f"{target.name},{source.resolve()}\n" for target, source in made)
+        out.writelines(f"{target.name},{source.absolute()}\n" for target, source in made)
     return made, len(files) - len(todo)
 
 
