@@ -512,6 +512,17 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision", "its t
 # {glue:text}`later_gap`), and so do the thresholds: they are fitted to the saved training
 # scores, not to the new clips, whose labels a monitoring system does not know.
 #
+# On a plant the same steps run from the command line: `asd arrange` links a recorder's own
+# files into the release layout under release names, `asd run --save-models` trains on them,
+# and `asd score` flags each day's recordings, `--out` writing every clip's score and decision
+# as JSON for a monitoring script:
+#
+# ```bash
+# asd arrange ~/recorder/press --out ~/plant --machine press --id 00
+# asd run --data ~/plant --machine press --models sequential --save-models models
+# asd score models/sequential.pt --clips ~/recorder/today --id 00 --out today.json
+# ```
+#
 # ## What to take away
 #
 # - **Start from a cheap baseline.** PCA on the same features fits in seconds; a network that
