@@ -61,9 +61,18 @@ def gather_vectors(frames, starts, n_frames: int):
     """The stacked vectors whose first frames are ``starts``: ``(len(starts), n_frames * n_mels)``.
 
     NumPy arrays or torch tensors alike (the training loop gathers its batches on the device).
+    Each vector is a window of the contiguous frames read as ``n_frames * n_mels`` values from its
+    first frame on, so a batch is one row gather (one kernel on a GPU).
     """
-    within = np.arange(n_frames) if isinstance(frames, np.ndarray) else torch.arange(n_frames, device=frames.device)
-    return frames[starts[:, None] + within].reshape(len(starts), -1)
+    n_windows, n_mels = max(len(frames) - n_frames + 1, 0), frames.shape[1]
+    if isinstance(frames, np.ndarray):
+        frames = np.ascontiguousarray(frames)
+        step = frames.strides[1]
+        windows = np.lib.stride_tricks.as_strided(frames, (n_windows, n_frames * n_mels), (n_mels * step, step),
+                                                  writeable=False)
+    else:
+        windows = frames.contiguous().as_strided((n_windows, n_frames * n_mels), (n_mels, 1))
+    return windows[starts]
 
 
 def clip_means(vector_scores: np.ndarray, clip_of: np.ndarray, n_clips: int) -> np.ndarray:

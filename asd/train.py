@@ -229,7 +229,7 @@ class CapturedEpoch:
         loss.backward()
         self.opt.step()
         with torch.no_grad():
-            self.total += loss.detach() * len(index)
+            self.total.add_(loss.detach(), alpha=len(index))
 
     def _capture(self, index_fn, steps: int, advance: bool) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
@@ -273,7 +273,7 @@ def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVecto
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        total += loss.detach() * len(index)
+        total.add_(loss.detach(), alpha=len(index))
         seen += len(index)
     return total, seen, steps
 

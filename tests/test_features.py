@@ -16,7 +16,7 @@ import torch
 import asd.features
 from asd.config import FeatureConfig
 from asd.data import Clip, DataError, list_clips, load_wav
-from asd.features import FrameSet, Standardiser, extract, logmel, logmel_torch, mel_basis, stack
+from asd.features import FrameSet, Standardiser, extract, gather_vectors, logmel, logmel_torch, mel_basis, stack
 
 SR = 16000
 CFG = FeatureConfig()
@@ -355,3 +355,14 @@ def test_logmel_torch_on_cuda_matches_logmel():
     basis = torch.from_numpy(mel_basis(CFG)).cuda()
     got = logmel_torch(torch.from_numpy(y)[None].cuda(), CFG, basis)[0].cpu().numpy()
     assert np.abs(got - logmel(y, CFG)).max() < TORCH_TOL_DB
+
+
+def test_gather_vectors_reads_windows_of_frames_in_numpy_and_torch_alike():
+    frames = np.random.default_rng(1).standard_normal((4, 12)).astype(np.float32).T  # (12, 4), not contiguous
+    starts = np.array([7, 0, 3, 7])
+    want = np.stack([frames[s : s + 5].reshape(-1) for s in starts])
+    np.testing.assert_array_equal(gather_vectors(frames, starts, 5), want)
+    got = gather_vectors(torch.from_numpy(frames), torch.from_numpy(starts), 5)
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert gather_vectors(frames, starts[:0], 5).shape == (0, 20)
+    assert gather_vectors(torch.from_numpy(frames[:3]), torch.zeros(0, dtype=torch.long), 5).shape == (0, 20)
