@@ -88,11 +88,12 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
 
 
 def wav_files(paths: list[Path]) -> list[Path]:
-    """The WAV files of ``paths`` (files, or folders: their own ``*.wav``), sorted, each once."""
+    """The WAV files of ``paths`` (files, or folders: their own ``*.wav``, ``*.WAV`` as recorders
+    name them), sorted, each once."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(path.glob("*.wav"))
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
             if not found:
                 raise DataError(f"{path}: no .wav clips")
             files += found
@@ -123,9 +124,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     if not re.fullmatch(r"\d{2}", machine_id):
         raise DataError(f"a machine ID is two digits (00, 01, ...), got {machine_id!r}")
     folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"
-    done = {}
-    if names.exists():
-        done = dict(reversed(line.split(",", 1)) for line in names.read_text().splitlines() if line)
+    done = {line.split(",", 1)[1] for line in names.read_text().splitlines() if line} if names.exists() else set()
     files = wav_files(sources)
     todo = [p for p in files if str(p.absolute()) not in done]
     existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in folder.glob("*.wav")) if m]
@@ -141,8 +140,9 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         else:
             target.symlink_to(source.absolute())
         made.append((target, source))
-    with names.open("a") as out:
-        out.writelines(f"{target.name},{source.absolute()}\n" for target, source in made)
+    if made:
+        with names.open("a") as out:
+            out.writelines(f"{target.name},{source.absolute()}\n" for target, source in made)
     return made, len(files) - len(todo)
 
 

@@ -262,7 +262,7 @@ def test_arrange_links_a_recorders_files_under_release_names_and_adds_new_ones_l
     assert skipped == 0 and [p.name for p, _ in made] == ["normal_id_03_00000000.wav", "normal_id_03_00000001.wav"]
     assert all(p.is_symlink() and p.resolve() == src.resolve() for p, src in made)
     assert [src for _, src in made] == first
-    later = _recorder(tmp_path / "rec", ["2026-11-02 08h00.wav"])
+    later = _recorder(tmp_path / "rec", ["ZOOM0003.WAV"])  # a recorder's capitals
     made, skipped = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")  # the folder again
     assert skipped == 2 and [p.name for p, _ in made] == ["normal_id_03_00000002.wav"]
     names = (tmp_path / "data" / "press" / "train_names.csv").read_text().splitlines()
