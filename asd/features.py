@@ -84,9 +84,14 @@ def clip_means(vector_scores: np.ndarray, clip_of: np.ndarray, n_clips: int) -> 
 class FrameSet:
     """Log-mel frames of many clips, concatenated: clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``."""
 
-    frames: np.ndarray  # (total_frames, n_mels) float32
+    frames: np.ndarray  # (total_frames, n_mels) float32, row-major
     offsets: np.ndarray  # (n_clips + 1,) int64
     clips: list[Clip]
+
+    def __post_init__(self) -> None:
+        # a clip's log-mel is the transpose of a (n_mels, frames) spectrogram: stored row-major,
+        # a stacked vector is a window of memory (gather_vectors) and frames copy fast to a device
+        self.frames = np.ascontiguousarray(self.frames)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -366,3 +366,14 @@ def test_gather_vectors_reads_windows_of_frames_in_numpy_and_torch_alike():
     np.testing.assert_array_equal(got.numpy(), want)
     assert gather_vectors(frames, starts[:0], 5).shape == (0, 20)
     assert gather_vectors(torch.from_numpy(frames[:3]), torch.zeros(0, dtype=torch.long), 5).shape == (0, 20)
+
+
+def test_frames_are_stored_row_major_whatever_the_parts_layout():
+    """A clip's log-mel is a transposed spectrogram (column-major); the frame set keeps its frames
+    row-major, so that a stacked vector is a window of memory and a batch one row gather."""
+    fs = _frameset([7, 9])
+    parts = [np.asfortranarray(fs.frames[a:b]) for a, b in zip(fs.offsets, fs.offsets[1:])]
+    rebuilt = FrameSet.from_parts(parts, fs.clips)
+    assert rebuilt.frames.flags.c_contiguous and np.array_equal(rebuilt.frames, fs.frames)
+    assert FrameSet(np.asfortranarray(fs.frames), fs.offsets, fs.clips).frames.flags.c_contiguous
+    assert Standardiser.fit(fs.frames).transform(rebuilt).frames.flags.c_contiguous
