@@ -498,12 +498,13 @@ for path in records:
     made = record.get("synthetic")
     data = f"synthetic stand-in (generator v{made['version']}, seed {made['seed']})" if made else record["data"]
     print(f"{path.name}\n  data: {data}\n  profile: {record['profile']} | device: {record.get('device_name') or record['device']}"
-          f" | date: {record['date']} | commit: {record.get('git_commit') or 'unknown'}"
+          f"\n  date: {record['date'][:10]} | commit: {(record.get('git_commit') or 'unknown')[:7]}"
           f" | config hash: {record['config_hash']}")
     together = "at the same time" if record.get("concurrent") else "one after another"
     print(f"  networks trained {together}; wall time {record['wall_seconds']:.0f} s"
           f" (log-mel features {record['features_seconds']:.1f} s)")
-    print(f"  seconds per network (training and scoring): {record['seconds']}")
+    print("  seconds (training and scoring): "
+          + ", ".join(f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items()))
     bench_path = path.with_name(path.name.replace("full-", "bench-", 1))
     if bench_path.exists():
         rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench_path.read_text())["training"]}
