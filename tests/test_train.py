@@ -13,7 +13,7 @@ from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
 from asd.bench import fit_plain
-from asd.train import DeviceVectors, FlatAdam, fit, fit_steps, fit_together, score, split_clips
+from asd.train import DeviceVectors, FlatAdam, cublaslt, fit, fit_steps, fit_together, score, split_clips
 
 CPU = torch.device("cpu")
 CFG = Config()
@@ -313,3 +313,13 @@ def test_flat_adam_updates_as_torch_adam():
     fresh = build("sequential", CFG).state_dict()
     flat_model.load_state_dict(fresh)  # the views take a loaded state, and the optimiser sees it
     torch.testing.assert_close(flat.pieces[0][:10], fresh["net.0.weight"].reshape(-1)[:10])
+
+
+@CUDA
+def test_cublaslt_is_set_for_training_and_restored_after_on_cuda():
+    before = torch.backends.cuda.preferred_blas_library()
+    with pytest.raises(RuntimeError, match="inside"):
+        with cublaslt(torch.device("cuda")):
+            assert torch.backends.cuda.preferred_blas_library() == torch._C._BlasBackend.Cublaslt
+            raise RuntimeError("inside")
+    assert torch.backends.cuda.preferred_blas_library() == before
