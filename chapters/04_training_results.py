@@ -503,7 +503,7 @@ for path in records:
     together = "at the same time" if record.get("concurrent") else "one after another"
     print(f"  networks trained {together}; wall time {record['wall_seconds']:.0f} s"
           f" (log-mel features {record['features_seconds']:.1f} s)")
-    print("  seconds (training and scoring): "
+    print("  seconds (training and scoring):\n    "
           + ", ".join(f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items()))
     bench_path = path.with_name(path.name.replace("full-", "bench-", 1))
     if bench_path.exists():
