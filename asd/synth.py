@@ -11,7 +11,9 @@ louder and brighter and squeals; a damaged rail detunes and lengthens the end-st
 scrapes broadband at the damage on every pass; a loose belt loads the motor, makes the strokes
 irregular and slips, and rattles. Every fault also loads the drive, whose tones move and change
 level, so a faulty clip no longer sounds like its own machine (as real MIMII faults, measured in
-``tests/test_synth.py``). Each fault acts on its ID's own mechanics with a severity drawn
+``tests/test_synth.py``). A fault changes the clip's loudness only as much as real faults do: the
+machine's sound is turned down until the clip is at most MAX_RISE_DB x severity^3 louder than its
+normal twin. Each fault acts on its ID's own mechanics with a severity drawn
 uniformly per clip, so some faults stay subtle. Every clip is rendered from its own seed, so any
 single clip can be reproduced without the rest of the dataset.
 """
@@ -38,8 +40,17 @@ from asd.utils import atomic_write_bytes
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
-VERSION = 5  # bump whenever the sound changes, so that generated datasets are rebuilt
+VERSION = 6  # bump whenever the sound changes, so that generated datasets are rebuilt
 MARKER = ".complete"
+# Loudness, measured on the real slider audio beside this project (tests/test_synth.py checks the
+# values where it is present): the level's sd over the 75 real ID 00 training clips, and how much
+# louder MIMII's abnormal slider recording is than its normal one, per ID (0 dB set).
+REAL_LEVEL_SD_DB = 0.10
+REAL_FAULT_RISE_DB = {"00": 4.3, "02": 0.1, "04": 0.0, "06": 0.8}
+LEVEL_SD_DB = REAL_LEVEL_SD_DB  # each clip's level around its ID's level_dbfs
+# A fault raises the level by at most MAX_RISE_DB x severity^3 (severity uniform: median 0.75 dB,
+# a quarter of the faults under 0.1 dB, a tenth over 4.4 dB).
+MAX_RISE_DB = 6.0
 
 # Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
 FLOOR_HZ = (0, 70, 164, 257, 351, 444, 538, 631, 725, 818, 912, 1006, 1107, 1220, 1343, 1479, 1629,
@@ -406,10 +417,23 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
         rms = max(np.sqrt(np.mean(extra ** 2)), 1e-12)  # zero when, say, no damaged spot was passed
         machine += extra * gain * severity * 10 ** (FAULTS[anomaly].level_db / 20) / rms
     background = _background(changed, back, n, sr)  # with the drive's tones as the fault left them
-    # The recording chain's gain is set by the normal sound: a fault that adds energy makes the clip louder.
+    # The recording chain's gain is set by the normal sound: a fault that adds energy makes the clip louder,
+    # by at most MAX_RISE_DB x severity cubed (the machine's sound turned down to that).
     normal = background + (machine if reference is None else reference * gain / np.sqrt(np.mean(reference ** 2)))
-    y = (background + machine) * 10 ** ((rail.level_dbfs + back.normal(0, 0.05)) / 20) / np.sqrt(np.mean(normal ** 2))
+    power = np.mean(normal ** 2)
+    if anomaly is not None:
+        machine *= _cap_gain(background, machine, power * 10 ** (MAX_RISE_DB * severity ** 3 / 10))
+    y = (background + machine) * 10 ** ((rail.level_dbfs + back.normal(0, LEVEL_SD_DB)) / 20) / np.sqrt(power)
     return np.clip(y, -1, 1).astype(np.float32)
+
+
+def _cap_gain(background: np.ndarray, machine: np.ndarray, limit: float) -> float:
+    """The gain (at most 1) that brings the power of ``background + gain * machine`` down to ``limit``."""
+    a, b = np.mean(machine ** 2), 2 * np.mean(background * machine)
+    c = np.mean(background ** 2) - limit
+    if a + b + c <= 0:  # already within the limit
+        return 1.0
+    return float((-b + np.sqrt(b * b - 4 * a * c)) / (2 * a))
 
 
 class ClipPlan(NamedTuple):

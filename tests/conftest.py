@@ -81,3 +81,12 @@ def real_dir() -> Path:
     if not path.is_dir() or not any(path.glob("*.wav")):
         pytest.skip(f"real slider clips not found at {path}")
     return path
+
+
+@pytest.fixture
+def mimii_dir() -> Path:
+    """Real MIMII slider recordings, one normal and one abnormal per ID (shared/data), skipped where absent."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "slider-mimii-0db"
+    if not path.is_dir() or not any(path.glob("*.wav")):
+        pytest.skip(f"real MIMII clips not found at {path}")
+    return path

@@ -96,6 +96,28 @@ def test_fault_severity_is_the_clips_and_sets_how_far_it_moves() -> None:
     assert np.corrcoef(np.argsort(np.argsort(severity)), np.argsort(np.argsort(change)))[0, 1] > 0.7
 
 
+def _level_db(y: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(y, dtype=float))))
+
+
+@pytest.mark.parametrize("anomaly", synth.ANOMALIES)
+def test_a_fault_raises_the_level_only_as_much_as_real_faults(anomaly: str) -> None:
+    """A faulty clip is louder than its normal twin by at most MAX_RISE_DB x severity^3 (real
+    slider faults: 0.0 to 4.3 dB), so loudness alone cannot tell most faults from normal clips."""
+    seeds = range(8)
+    rise = np.array([_level_db(synth.render_clip("02", anomaly, s, duration_s=2.0))
+                     - _level_db(synth.render_clip("02", None, s, duration_s=2.0)) for s in seeds])
+    cap = synth.MAX_RISE_DB * np.array([synth.fault_severity("02", s) for s in seeds]) ** 3
+    # the twins' level jitter (LEVEL_SD_DB each) is drawn from the same stream and cancels
+    assert np.all(rise <= cap + 0.01) and np.all(rise >= -0.01)
+    assert np.median(rise) < 2.0
+
+
+def test_normal_clips_keep_their_level_as_real_ones() -> None:
+    levels = [_level_db(synth.render_clip("04", None, s, duration_s=2.0)) for s in range(12)]
+    assert 0.5 * synth.LEVEL_SD_DB < np.std(levels) < 2 * synth.LEVEL_SD_DB
+
+
 def test_render_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="machine ID"):
         synth.render_clip("07", None, seed=0)
@@ -164,7 +186,8 @@ def _profile(clips: list[np.ndarray]) -> dict[str, np.ndarray | float]:
         "mean": mels.mean(axis=(0, 2)),
         "std": mels.std(axis=2).mean(axis=0),
         "fluct": np.array([np.mean([m[a:b].mean(axis=0).std() for m in mels]) for a, b in bands]),
-        "rms_db": float(np.mean([10 * np.log10(np.mean(np.square(y, dtype=float))) for y in clips])),
+        "rms_db": float(np.mean([_level_db(y) for y in clips])),
+        "rms_sd": float(np.std([_level_db(y) for y in clips])),
     }
 
 
@@ -180,12 +203,14 @@ def test_synthetic_id00_resembles_real_slider_audio(real_dir: Path) -> None:
     print(f"\nreal vs synthetic slider id 00 ({n} normal clips each)"
           f"\n  mean log-mel spectrum: correlation {spectrum_corr:.3f}, level difference {level_diff:+.2f} dB"
           f"\n  RMS level: real {real['rms_db']:.2f} dBFS, synthetic {fake['rms_db']:.2f} dBFS"
+          f" (sd over clips {real['rms_sd']:.2f} and {fake['rms_sd']:.2f} dB)"
           f"\n  per-bin std over time: correlation {std_corr:.3f}, mean |difference| {std_diff:.2f} dB"
           f"\n  band-energy fluctuation (low/mid/high), dB: real {np.round(real['fluct'], 2)}, "
           f"synthetic {np.round(fake['fluct'], 2)}")
     assert spectrum_corr > 0.95
     assert abs(level_diff) < 3.0
     assert abs(fake["rms_db"] - real["rms_db"]) < 1.0
+    assert 0.5 < fake["rms_sd"] / real["rms_sd"] < 2
     assert std_corr > 0.85 and std_diff < 0.5
     assert np.all((fluct_ratio > 0.6) & (fluct_ratio < 1.6))
 
@@ -214,15 +239,15 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     print("\nstand-in p(own ID), many recordings train, normal / anomalous (ratio): " +
           ", ".join(f"{m} {n:.2f}/{a:.2f} ({ratios[m]:.2f})" for m, (n, a) in shift.items()))
     assert all(normal >= 0.6 for normal, _ in shift.values())
-    assert np.mean(list(ratios.values())) <= 0.55  # measured 0.49 (0.48 with 30 training clips per ID)
-    assert sum(r < 0.6 for r in ratios.values()) >= 3
+    assert np.mean(list(ratios.values())) <= 0.7  # measured 0.63
+    assert min(ratios.values()) <= 0.5  # measured 0.42 (ID 00)
 
     one = one_recording_shift(prep.test)
     one_ratio = np.mean([anomalous / held for held, anomalous, _ in one.values()])
     print("stand-in p(own ID), one recording trains, held-out half / anomalous / other normal recordings: " +
           ", ".join(f"{m} {h:.2f}/{a:.2f}/{o:.2f}" for m, (h, a, o) in one.items()) + f"; mean ratio {one_ratio:.2f}")
     assert all(held >= 0.9 for held, _, _ in one.values())
-    assert one_ratio <= 0.45  # measured 0.36
+    assert one_ratio <= 0.45  # measured 0.38
     # ... and detecting the faults stays a task: a PCA detector finds them, but not every ID perfectly
     from asd.detectors import PCADetector
     from asd.metrics import per_id
@@ -235,15 +260,12 @@ def test_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     assert min(r["auc"] for r in rows) < 0.99
 
 
-def test_real_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
+def test_real_faults_move_clips_off_their_machine_id(tmp_path: Path, mimii_dir: Path) -> None:
     """The one-recording protocol on the real MIMII clips (one normal and one abnormal recording per
     ID): the first half of each normal clip trains, the second half and the abnormal clip are tested."""
-    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "slider-mimii-0db"
-    if not real.is_dir():
-        pytest.skip(f"real MIMII clips not found at {real}")
     root = tmp_path / "real" / "slider" / "test"
     root.mkdir(parents=True)
-    for path in real.glob("*.wav"):
+    for path in mimii_dir.glob("*.wav"):
         (root / path.name).symlink_to(path)
     test = extract(list_clips(tmp_path / "real", "slider", "test"), Config().feature, progress=False)
     one = one_recording_shift(test)
@@ -253,3 +275,13 @@ def test_real_faults_move_clips_off_their_machine_id(tmp_path: Path) -> None:
     assert one.keys() == REAL_MIMII_OWN_ID.keys()  # the book quotes these figures: they must be what is measured
     for mid, (held, anomalous, _) in one.items():
         assert (held, anomalous) == pytest.approx(REAL_MIMII_OWN_ID[mid], abs=0.011)
+
+
+def test_real_loudness_figures_are_what_is_measured(real_dir: Path, mimii_dir: Path) -> None:
+    """The real levels the stand-in is tuned to (and the book quotes) are those of the real clips."""
+    levels = [_level_db(sf.read(p)[0]) for p in sorted(real_dir.glob("*.wav"))]
+    assert np.std(levels) == pytest.approx(synth.REAL_LEVEL_SD_DB, abs=0.01)
+    rise = {mid: _level_db(sf.read(mimii_dir / f"anomaly_id_{mid}_00000000.wav")[0])
+            - _level_db(sf.read(mimii_dir / f"normal_id_{mid}_00000000.wav")[0]) for mid in synth.REAL_FAULT_RISE_DB}
+    assert rise == pytest.approx(synth.REAL_FAULT_RISE_DB, abs=0.05)
+    assert max(rise.values()) <= synth.MAX_RISE_DB
