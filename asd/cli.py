@@ -6,6 +6,7 @@ Bad input (a :class:`asd.data.DataError`, a failed download, a bad argument) end
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -154,9 +155,38 @@ def _checked_quantile(q: float) -> None:
         raise UsageError(f"--decision-quantile must be between 0 and 1, got {q}")
 
 
+def _checked_profile(profile: str | None) -> None:
+    """The profile from ``--profile`` or ``ASD_PROFILE`` must exist (argparse checks only the flag)."""
+    from asd.config import setting
+
+    chosen = setting("profile", profile)
+    if chosen not in PROFILES:
+        raise UsageError(f"ASD_PROFILE={chosen}: unknown profile; choose one of {', '.join(PROFILES)}")
+
+
+def _checked_outputs(**paths: tuple[Path | None, bool]) -> None:
+    """Before any work: each output (``option=(path, is_folder)``) must be writable where it goes,
+    so that a long run does not end in a traceback."""
+    for option, (path, folder) in paths.items():
+        if path is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if path.exists() and path.is_dir() != folder:
+            raise UsageError(f"{flag} {path}: {'not a folder' if folder else 'is a folder, not a file'}")
+        parent = path if folder else path.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"{flag} {path}: {parent} is not writable")
+
+
 def _synth(args: argparse.Namespace) -> None:
     from asd import synth
 
+    _checked_profile(args.profile)
+    _checked_outputs(out=(args.out, True))
     cfg = get_config(args.profile, seed=args.seed)
     root = synth.generate(args.out, cfg.synth, seed=args.seed)
     print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}) in {root}")
@@ -178,6 +208,10 @@ def _run(args: argparse.Namespace) -> None:
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_epochs(args.epochs)
     _checked_quantile(args.decision_quantile)
+    _checked_profile(args.profile)
+    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), save_models=(args.save_models, True))
+    if args.ground_truth is not None and not args.ground_truth.is_file():
+        raise UsageError(f"--ground-truth {args.ground_truth}: no such file")
     calibration, calibration_clips = _calibration(args)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
@@ -216,6 +250,7 @@ def _score(args: argparse.Namespace) -> None:
     from asd.experiment import load_model, score_clips
 
     _checked_quantile(args.decision_quantile)
+    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True))
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     names = [s["name"] for s in saved]
@@ -309,6 +344,7 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
 def _arrange(args: argparse.Namespace) -> None:
     from asd.data import arrange
 
+    _checked_outputs(out=(args.out, True))
     made, skipped = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label, args.copy)
     folder = args.out / args.machine / args.split
     if made:
@@ -333,7 +369,12 @@ def _bench(args: argparse.Namespace) -> None:
     from asd.experiment import data_source, prepare
     from asd.utils import atomic_write_bytes, resolve_device
 
+    _checked_profile(args.profile)
+    _checked_outputs(out=(args.out, False))
     cfg = get_config(args.profile, machine=args.machine, precision=args.precision)
+    unknown = [m for m in args.models if m not in cfg.fit]
+    if unknown:
+        raise UsageError(f"asd bench times networks: {', '.join(unknown)} is not one; choose from {', '.join(cfg.fit)}")
     _checked_epochs(args.epochs)
     device = resolve_device(_checked_device(args.device))
     root = args.data or data_source(cfg).dev

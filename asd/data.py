@@ -75,7 +75,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     folder = Path(root) / machine / split
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav)")
-    clips = [_clip(path, split, labels, unlabelled) for path in folder.glob("*.wav")]
+    clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder)]
     if labels is not None:
         orphans = sorted(set(labels) - {c.path.name for c in clips})
         if orphans:
@@ -87,13 +87,24 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     return in_order(clips)
 
 
+def _folder_wavs(folder: Path) -> list[Path]:
+    """The ``*.wav`` files of ``folder`` (``*.WAV`` too), sorted; a link to a missing file is a :class:`DataError`."""
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav")
+    broken = [p for p in found if not p.exists()]
+    if broken:
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        raise DataError(f"{broken[0]}: link to a missing file, {broken[0].readlink()}{more}: "
+                        "were the recordings moved? arrange them again (asd arrange)")
+    return [p for p in found if p.is_file()]
+
+
 def wav_files(paths: list[Path]) -> list[Path]:
     """The WAV files of ``paths`` (files, or folders: their own ``*.wav``, ``*.WAV`` as recorders
     name them), sorted, each once."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+            found = _folder_wavs(path)
             if not found:
                 raise DataError(f"{path}: no .wav clips")
             files += found
@@ -123,11 +134,18 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         raise DataError("training clips are normal recordings: use the test split for other labels")
     if not re.fullmatch(r"\d{2}", machine_id):
         raise DataError(f"a machine ID is two digits (00, 01, ...), got {machine_id!r}")
+    if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
+        raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
     folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"
-    done = {line.split(",", 1)[1] for line in names.read_text().splitlines() if line} if names.exists() else set()
+    done = _arranged(names)
     files = wav_files(sources)
+    inside = [p for p in files if p.absolute().parent == folder.absolute()]
+    if inside:
+        raise DataError(f"{inside[0]}: already in the folder it would be arranged into; arrange from the "
+                        "recorder's own folder")
     todo = [p for p in files if str(p.absolute()) not in done]
-    existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in folder.glob("*.wav")) if m]
+    listed = _folder_wavs(folder) if folder.is_dir() else []
+    existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in listed) if m]
     taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
     start = max(taken, default=-1) + 1
     prefix = "" if label == "unlabelled" else f"{label}_"
@@ -144,6 +162,19 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         with names.open("a") as out:
             out.writelines(f"{target.name},{source.absolute()}\n" for target, source in made)
     return made, len(files) - len(todo)
+
+
+def _arranged(names: Path) -> set[str]:
+    """The originals listed in an ``asd arrange`` names file (``name,original`` lines), if there is one."""
+    if not names.exists():
+        return set()
+    done = set()
+    for number, line in enumerate(names.read_text().splitlines(), 1):
+        if line:
+            if "," not in line:
+                raise DataError(f"{names}:{number}: expected 'name,original', got {line!r}")
+            done.add(line.split(",", 1)[1])
+    return done
 
 
 def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:
@@ -194,7 +225,7 @@ def dataset_root(root: Path, machine: str) -> Path:
 def is_unlabelled(root: Path, machine: str, split: str = "test") -> bool:
     """Whether ``root/machine/split`` holds unlabelled clips (the released eval test set)."""
     folder = Path(root) / machine / split
-    return any(UNLABELLED_RE.match(p.name) for p in folder.glob("*.wav"))
+    return folder.is_dir() and any(UNLABELLED_RE.match(p.name) for p in _folder_wavs(folder))
 
 
 def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
@@ -291,7 +322,8 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
     """A clip as float32 mono at ``sample_rate``.
 
     Multi-channel files (the 8-channel MIMII originals) keep their first channel; another
-    sample rate is resampled with a warning. Unreadable or empty files raise :class:`DataError`.
+    sample rate is resampled with a warning. Unreadable, empty or silent (constant) files and
+    NaN or infinite samples raise :class:`DataError`.
     """
     try:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
@@ -300,6 +332,10 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
     if y.shape[0] == 0:
         raise DataError(f"{path}: empty audio file")
     y = y[:, 0]
+    if not np.isfinite(y).all():
+        raise DataError(f"{path}: {int(np.sum(~np.isfinite(y)))} samples are NaN or infinite")
+    if np.ptp(y) == 0:
+        raise DataError(f"{path}: silent (every sample {y[0]:g}): a disconnected microphone?")
     if sr != sample_rate:
         import librosa
 

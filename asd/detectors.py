@@ -3,7 +3,8 @@
 Every method in the book sits behind this interface, so one experiment runner and one
 AUC/pAUC table serve the report's four networks and the methods that go beyond them:
 ``pca`` (a classical linear baseline), ``idnn`` (interpolation DNN) and ``idclf`` (machine-ID
-classifier).
+classifier). Beside them, two probes that need no training: loudness alone as a score
+(:func:`level_scores`), and how far faults move clips off their machine ID (:func:`id_shift`).
 """
 from __future__ import annotations
 
@@ -169,6 +170,14 @@ def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device)
     if name in DETECTORS:
         return NetworkDetector(name, cfg, id_index, device)
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+
+
+def level_scores(fs: FrameSet) -> np.ndarray:
+    """Loudness alone as an anomaly score, a yardstick for every detector: each clip's mean
+    standardised log-mel value (how much louder than the training clips its bands are, on average
+    over bands and frames, in units of each band's training sd). Nothing is fitted."""
+    per_frame = fs.frames.mean(axis=1, dtype=np.float64)
+    return np.add.reduceat(per_frame, fs.offsets[:-1]) / np.diff(fs.offsets)
 
 
 def own_id_probability(train: FrameSet, test: FrameSet, max_frames: int = 50_000, seed: int = 0) -> np.ndarray:

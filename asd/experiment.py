@@ -110,6 +110,7 @@ class Results:
     wall_seconds: float = 0.0  # the whole run: features, training and scoring
     standardiser: Standardiser | None = None  # fitted on the training frames
     calibration_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))  # per calibration clip
+    synthetic: dict | None = None  # the stand-in's generator record (synth.read_marker); None for other data
 
     @property
     def id_index(self) -> dict[str, int]:
@@ -177,7 +178,7 @@ class Results:
             "ids": self.unique_ids,
             "ids_left_out": self.left_out,
             "data": self.data,
-            "synthetic": synth.read_marker(Path(self.data)),  # None: not the synthetic stand-in
+            "synthetic": self.synthetic,  # None: not the synthetic stand-in
             "profile": self.cfg.profile,
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.hash(),
@@ -547,9 +548,12 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     dev = resolve_device(device)
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth,
                    require_labels=require_labels)
+    if "idclf" in models and len(prep.unique_ids) < 2:  # before any detector trains
+        raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {prep.unique_ids[0]} "
+                        "only (leave it out of the models)")
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
-                      standardiser=prep.standardiser)
+                      standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)))
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
     trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}

@@ -165,16 +165,20 @@ def cache_key(clips: list[Clip], cfg: FeatureConfig) -> str:
     return h.hexdigest()[:24]
 
 
-def _checked(clip: Clip, frames: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    if frames.shape[0] < cfg.n_frames:
-        raise DataError(f"{clip.path}: {frames.shape[0]} frames, need at least {cfg.n_frames} (clip too short)")
-    return frames
+def _signal(clip: Clip, cfg: FeatureConfig) -> np.ndarray:
+    """A clip's samples, long enough for one stacked vector: ``n_frames`` frames of a centred STFT."""
+    y = load_wav(clip.path, cfg.sample_rate)
+    need = (cfg.n_frames - 1) * cfg.hop_length
+    if len(y) < need:
+        raise DataError(f"{clip.path}: {len(y)} samples, need at least {need} ({cfg.n_frames} frames; "
+                        "clip too short)")
+    return y
 
 
 def _frames_librosa(clips: list[Clip], cfg: FeatureConfig, bar: tqdm) -> list[np.ndarray]:
     parts = []
     for c in clips:
-        parts.append(_checked(c, logmel(load_wav(c.path, cfg.sample_rate), cfg), cfg))
+        parts.append(logmel(_signal(c, cfg), cfg))
         bar.update()
     return parts
 
@@ -185,20 +189,18 @@ def _frames_torch(clips: list[Clip], cfg: FeatureConfig, bar: tqdm, device: torc
     parts = []
     with ThreadPoolExecutor(8) as pool:  # reading and decoding WAVs releases the GIL
         chunks = [clips[i : i + batch] for i in range(0, len(clips), batch)]
-        loaded = pool.map(lambda chunk: [load_wav(c.path, cfg.sample_rate) for c in chunk], chunks)
+        loaded = pool.map(lambda chunk: [_signal(c, cfg) for c in chunk], chunks)
         for chunk, signals in zip(chunks, loaded):
-            parts += _logmel_chunk(chunk, signals, cfg, basis, device)
+            parts += _logmel_chunk(signals, cfg, basis, device)
             bar.update(len(chunk))
     return parts
 
 
-def _logmel_chunk(chunk: list[Clip], signals: list[np.ndarray], cfg: FeatureConfig, basis: torch.Tensor,
+def _logmel_chunk(signals: list[np.ndarray], cfg: FeatureConfig, basis: torch.Tensor,
                   device: torch.device) -> list[np.ndarray]:
     """Log-mel frames of a chunk of clips: equal lengths as one batch on ``device``, mixed lengths one by one."""
     groups = [signals] if len({len(y) for y in signals}) == 1 else [[y] for y in signals]
-    frames = [f for g in groups
-              for f in logmel_torch(torch.from_numpy(np.stack(g)).to(device), cfg, basis).cpu().numpy()]
-    return [_checked(c, f, cfg) for c, f in zip(chunk, frames)]
+    return [f for g in groups for f in logmel_torch(torch.from_numpy(np.stack(g)).to(device), cfg, basis).cpu().numpy()]
 
 
 def extract(clips: list[Clip], cfg: FeatureConfig, cache_dir: Path | None = None, progress: bool = True,

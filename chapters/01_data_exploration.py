@@ -45,6 +45,7 @@ if importlib.util.find_spec("asd") is None:
 
 # %% tags=["remove-output"]
 # %matplotlib inline
+import numpy as np
 from IPython.display import Audio, display
 from myst_nb import glue
 
@@ -136,7 +137,8 @@ glue("full_eval_train", sum(scale["evaluation set"][1]), display=False)
 glue("full_eval_test", sum(scale["evaluation set"][2]), display=False)
 
 # %% [markdown]
-# These are the real release's counts: the development set has IDs 00, 02, 04 and 06
+# These are the real release's counts (only the split of the evaluation set's test clips into
+# normal and anomalous per ID is the stand-in's own): the development set has IDs 00, 02, 04 and 06
 # ({glue:text}`full_report_train` training and {glue:text}`full_report_test` test clips for the
 # report's three IDs), the evaluation set IDs 01, 03 and 05 with {glue:text}`full_eval_train`
 # training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips.
@@ -163,11 +165,13 @@ normal = next(c for c in test_clips if c.label_name == "normal")
 anomaly = next(c for c in test_clips if c.label_name == "anomaly")
 y_normal = data.load_wav(normal.path, cfg.feature.sample_rate)
 y_anomaly = data.load_wav(anomaly.path, cfg.feature.sample_rate)
-print(f"normal:    {normal.path.name}, {len(y_normal) / cfg.feature.sample_rate:.1f} s")
-print(f"anomalous: {anomaly.path.name}, {len(y_anomaly) / cfg.feature.sample_rate:.1f} s")
+level = {name: 10 * np.log10(np.mean(np.square(y, dtype=float))) for name, y in (("normal", y_normal), ("anomalous", y_anomaly))}
+print(f"normal:    {normal.path.name}, {len(y_normal) / cfg.feature.sample_rate:.1f} s, level {level['normal']:.1f} dBFS")
+print(f"anomalous: {anomaly.path.name}, {len(y_anomaly) / cfg.feature.sample_rate:.1f} s, level {level['anomalous']:.1f} dBFS")
 
 # %% tags=["hide-input", "remove-output"]
 glue("machine_id", machine_id, display=False)
+glue("level_rise", f"{level['anomalous'] - level['normal']:+.1f}", display=False)
 glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
                                        f"anomalous: {anomaly.path.name}": y_anomaly},
                                       cfg.feature.sample_rate))
@@ -182,8 +186,11 @@ glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
 # ```
 #
 # A waveform shows how loud a clip is over time, not what it sounds like: in factory noise,
-# neither the machine's rhythm nor a fault need stand out at this scale. Listening helps
-# more. The players below normalise each clip's loudness, so turn the volume down first.
+# neither the machine's rhythm nor a fault need stand out at this scale. The anomalous clip is
+# {glue:text}`level_rise` dB louder than the normal one (its RMS level, printed above): a fault
+# can add sound, but real slider faults made their recordings at most a few dB louder, some
+# not at all. Listening helps more. The players below normalise each clip's loudness, so turn
+# the volume down first.
 #
 # The normal clip:
 

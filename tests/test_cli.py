@@ -120,6 +120,47 @@ def test_bad_profile_is_argparse_error(root, capsys):
     assert "invalid choice: 'huge'" in err and "Traceback" not in err
 
 
+def test_bad_profile_from_the_environment(root, capsys, monkeypatch):
+    monkeypatch.setenv("ASD_PROFILE", "huge")
+    assert main(["run", "--data", str(root), "--quiet"]) == 2
+    assert "ASD_PROFILE=huge: unknown profile" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("option, target, message", [
+    ("--out", "afile/x.json", "is a file, not a folder"),
+    ("--scores-dir", "afile", "not a folder"),
+    ("--save-models", "afile/models", "is a file, not a folder"),
+    ("--out", "adir", "is a folder, not a file"),
+])
+def test_an_output_that_cannot_be_written_stops_the_run_before_it_starts(root, tmp_path, capsys, option, target,
+                                                                         message):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    assert main(["run", "--data", str(root), "--models", "pca", option, str(tmp_path / target), "--quiet",
+                 "--device", "cpu"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"asd: error: {option} ") and message in line
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_a_missing_ground_truth_list_is_an_error(root, tmp_path, capsys):
+    assert main(["run", "--data", str(root), "--ground-truth", str(tmp_path / "none.csv"), "--quiet"]) == 2
+    assert "none.csv: no such file" in _error_line(capsys)
+
+
+def test_idclf_on_one_id_fails_before_training(make_dataset, tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", ids=("00",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=0.5)
+    assert main(["run", "--data", str(data), "--models", "pca", "idclf", "--quiet", "--device", "cpu",
+                 "--no-cache"]) == 2
+    assert "idclf tells machine IDs apart: it needs at least 2, the data has ID 00 only" in _error_line(capsys)
+    assert "pca" not in capsys.readouterr().out  # nothing trained or printed
+
+
+def test_bench_names_what_it_cannot_time(root, capsys):
+    assert main(["bench", "--data", str(root), "--models", "pca", "--device", "cpu"]) == 2
+    assert "asd bench times networks: pca is not one" in _error_line(capsys)
+
+
 @pytest.mark.parametrize("epochs", ["0", "-3"])
 def test_bad_epochs(root, capsys, epochs):
     assert main(["run", "--data", str(root), "--epochs", epochs, "--quiet"]) == 2

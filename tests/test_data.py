@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, list_clips, load_wav, parse_name,
-                      unevaluable, unique_ids)
+                      unevaluable, unique_ids, wav_files)
 
 SR = 16000
 
@@ -276,12 +276,52 @@ def test_arrange_links_a_recorders_files_under_release_names_and_adds_new_ones_l
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"machine_id": "3"}, "two digits"),
+    ({"machine_id": "03", "machine": ".."}, "a machine type is a folder name"),
+    ({"machine_id": "03", "machine": "pr/ess"}, "a machine type is a folder name"),
     ({"machine_id": "03", "label": "anomaly"}, "training clips are normal"),
     ({"machine_id": "03", "split": "test", "label": "broken"}, "label must be normal, anomaly or unlabelled"),
 ])
 def test_arrange_refuses_what_asd_run_could_not_read(tmp_path, kwargs, message):
     sources = _recorder(tmp_path / "rec", ["a.wav"])
     with pytest.raises(DataError, match=message):
-        arrange(sources, tmp_path / "data", "press", **kwargs)
+        arrange(sources, tmp_path / "data", **{"machine": "press", **kwargs})
     with pytest.raises(DataError, match="no such file or folder"):
         arrange([tmp_path / "missing.wav"], tmp_path / "data", "press", "03")
+
+
+def test_arrange_refuses_its_own_folder_and_a_broken_names_list(tmp_path):
+    made, _ = arrange(_recorder(tmp_path / "rec", ["a.wav"]), tmp_path / "data", "press", "00")
+    with pytest.raises(DataError, match="already in the folder"):  # would link the clips to themselves
+        arrange([tmp_path / "data" / "press" / "train"], tmp_path / "data", "press", "00")
+    (tmp_path / "data" / "press" / "train_names.csv").write_text("normal_id_00_00000000.wav\n")
+    with pytest.raises(DataError, match=r"train_names.csv:1: expected 'name,original'"):
+        arrange([tmp_path / "rec"], tmp_path / "data", "press", "00")
+
+
+def test_a_moved_recording_is_named_not_a_traceback(tmp_path):
+    """asd arrange links by default: moving the recorder's folder leaves links to missing files."""
+    arrange(_recorder(tmp_path / "rec", ["a.wav", "b.wav"]), tmp_path / "data", "press", "00")
+    (tmp_path / "rec").rename(tmp_path / "moved")
+    for call in (lambda: list_clips(tmp_path / "data", "press", "train"),
+                 lambda: wav_files([tmp_path / "data" / "press" / "train"])):
+        with pytest.raises(DataError, match=r"normal_id_00_00000000.wav: link to a missing file, .*rec/a.wav \(and 1 more\)"):
+            call()
+
+
+def test_list_clips_reads_capital_wav_suffixes(tmp_path):
+    folder = tmp_path / "slider" / "train"
+    folder.mkdir(parents=True)
+    sf.write(folder / "normal_id_00_00000000.WAV", _tone(0.2, SR), SR)
+    with pytest.raises(DataError, match="normal_id_00_00000000.WAV: name does not match"):  # not skipped
+        list_clips(tmp_path, "slider", "train")
+
+
+@pytest.mark.parametrize("signal, message", [
+    (np.zeros(1600), r"silent \(every sample 0\)"),
+    (np.r_[np.full(100, np.nan), np.ones(1500) * 0.1], "100 samples are NaN or infinite"),
+])
+def test_load_wav_refuses_silent_and_non_finite_audio(tmp_path, signal, message):
+    path = tmp_path / "normal_id_00_00000000.wav"
+    sf.write(path, signal.astype(np.float32), SR, subtype="FLOAT")
+    with pytest.raises(DataError, match=message):
+        load_wav(path)
