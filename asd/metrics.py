@@ -165,7 +165,7 @@ def format_table(tab: dict[str, dict[str, tuple]]) -> str:
     lines = [head, f"{'':<{width}}" + "".join(f"{'AUC/pAUC':>{w}}" for _ in cols)]
     for model in tab:
         lines.append(f"{model:<{width}}" + "".join(text[model, c].rjust(w) for c in cols))
-    notes = [LABELS[m] for m in LABELS if m in tab]
+    notes = [f"{m}: {DESCRIPTIONS[m]}" for m in DESCRIPTIONS if m in tab]
     return "\n".join(lines + ([f"({'; '.join(notes)})"] if notes else []))
 
 

@@ -53,7 +53,7 @@ from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 import asd
 import asd.book
-from asd import config, features, metrics, plots
+from asd import config, features, metrics, plots, synth
 from asd.book import TextTable
 
 cfg, src = asd.book.setup()
@@ -503,11 +503,15 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 # measured the real slider.
 
 # %%
-records = sorted((Path(asd.__file__).resolve().parents[1] / "results").glob("full-*.json"))
+folder = Path(asd.__file__).resolve().parents[1] / "results"  # the repository's, beside the package
+records = sorted(folder.glob("full-*.json"))
 for path in records:
     record = json.loads(path.read_text())
     made = record.get("synthetic")
     data = f"synthetic stand-in (generator v{made['version']}, seed {made['seed']})" if made else record["data"]
+    if made and made["version"] != synth.VERSION:
+        data += (f"\n  (the stand-in is now v{synth.VERSION}: the AUCs below are of older data than\n"
+                 "  this chapter's; the times stand)")
     print(f"{path.name}\n  data: {data}\n  profile: {record['profile']} | device: {record.get('device_name') or record['device']}"
           f"\n  date: {record['date'][:10]} | commit: {(record.get('git_commit') or 'unknown')[:7]}"
           f" | config hash: {record['config_hash']}")
@@ -524,7 +528,8 @@ for path in records:
     print()
     print(metrics.format_table(metrics.table(record["rows"])), end="\n\n")
 if not records:
-    print("No full-scale record has been committed to results/ yet. To produce one (a GPU helps):\n"
+    print(f"No full-scale record in {folder} (records are committed to the repository's results/). "
+          "To produce one (a GPU helps):\n"
           "  asd run --data $ASD_DATA --profile full --device cuda --concurrent --out results/full-<device>.json")
 
 # %% [markdown]
