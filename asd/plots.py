@@ -7,6 +7,7 @@ is shown, nothing stays open, and a chapter can glue a figure under a caption (i
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -68,6 +69,16 @@ def _spans_a_decade(values: np.ndarray) -> bool:
     """Whether positive ``values`` span at least a factor of 10 (then a log axis reads better)."""
     values = np.asarray(values, dtype=float)
     return bool(values.size and np.all(values > 0) and values.max() >= 10 * values.min())
+
+
+def _plain_log_ticks(axis, values: np.ndarray) -> None:
+    """Ticks of a log ``axis`` as plain numbers (0.5, 1, 2 rather than 5 x 10^-1), at 1-2-5 steps
+    over up to two decades and at powers of ten beyond, without minor labels that would overlap."""
+    values = np.asarray(values, dtype=float)
+    wide = values.max() > 100 * values.min()
+    axis.set_major_locator(LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 # Okabe-Ito's palette (colour-blind safe) for the detectors, in a fixed order.
@@ -153,7 +164,7 @@ def spectrograms(panels: Mapping[str, np.ndarray], hop_s: float, ylabel: str = "
         vmin, vmax = shared or limits(m)
         image = ax.imshow(m.T, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
                           extent=(0, m.shape[0] * hop_s, lo, hi), interpolation="nearest")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(textwrap.fill(title, 30), fontsize=10)  # a long title in two lines, not into the next
         ax.set_xlabel("time (s)")
         if not shared_scale:
             fig.colorbar(image, ax=ax, label=clabel)
@@ -330,6 +341,7 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
                 ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
             if use_log:
                 ax.set_xscale("log")
+                _plain_log_ticks(ax.xaxis, s[sel])
         row[0].set_ylabel(f"{name}\nclips")
     for ax, mid in zip(axes[0], unique_ids):
         ax.set_title(f"ID {mid}", fontsize=10)
@@ -412,9 +424,7 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
         ax.axhline(limits[mid], color="black", ls="--", lw=1.0, label="threshold")
         if _spans_a_decade(np.r_[y, limits[mid]]):
             ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.5, 1, 2 rather than 5 x 10^-1
-            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            _plain_log_ticks(ax.yaxis, np.r_[y, limits[mid]])
         if len(mine) <= shown_names:
             ax.set_xticks(x, [names[i] for i in mine], rotation=30, ha="right", fontsize=8)
         else:
