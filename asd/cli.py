@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
@@ -395,6 +396,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *_, **__: f"asd: warning: {message}\n"  # one line, no source
     from asd.data import DataError
     from asd.download import DownloadError
 

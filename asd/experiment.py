@@ -7,6 +7,7 @@ The training clips are scored too: their scores set each ID's decision threshold
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -267,9 +268,11 @@ class Results:
         paths, clip_ids = [], self.test.clip_ids
         for kind, name, values in columns:
             for mid in unique_ids(self.test.clips):
-                lines = [f"{c.path.name},{v}" for c, v, i in zip(self.test.clips, values, clip_ids) if i == mid]
+                text = io.StringIO()  # a recorder's name with a comma is quoted; release names never are
+                csv.writer(text, lineterminator="\n").writerows(
+                    (c.path.name, v) for c, v, i in zip(self.test.clips, values, clip_ids) if i == mid)
                 path = Path(folder) / name / f"{kind}_{self.machine}_id_{mid}.csv"
-                atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+                atomic_write_bytes(path, text.getvalue().encode())
                 paths.append(path)
         return paths
 
