@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from asd.config import DETECTORS, Config
 from asd.features import FrameSet, clip_means, gather_vectors
-from asd.models import build, n_params
+from asd.models import build
 from asd.train import History, fit_steps, fit_together, score
 
 
@@ -41,10 +41,6 @@ class NetworkDetector:
         self.name, self.cfg, self.id_index, self.device = name, cfg, id_index, device
         torch.manual_seed(cfg.seed)
         self.model = build(name, cfg, n_ids=len(id_index))
-
-    @property
-    def n_params(self) -> int:
-        return n_params(self.model)
 
     def fit(self, train: FrameSet, progress: bool = True) -> History:
         return fit_together([self.fit_steps(train, progress)], self.device)[0]

@@ -256,8 +256,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     width = 0.8 / len(models)
     fig = _figure(max(6.0, 1.9 * len(columns) + 1.5), 4.0 + 0.2 * len(models))
     ax = fig.subplots()
-    shown: list[float] = []
-    report_labelled = baseline_labelled = False
+    shown: list[float] = []  # the legend shows each label once (_legend_below)
     for j, model in enumerate(models):
         xs = np.arange(len(columns)) + (j - (len(models) - 1) / 2) * width
         values = [table[model].get(c, (np.nan, np.nan))[k] for c in columns]
@@ -267,16 +266,13 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
         for x, column in zip(xs, columns):
             value = _reference_value(ref, column, k) if ref else None
             if value is not None:
-                ax.plot([x - width / 2, x + width / 2], [value, value], color="black", lw=2,
-                        label=None if report_labelled else "report (dev set)")
-                report_labelled = True
+                ax.plot([x - width / 2, x + width / 2], [value, value], color="black", lw=2, label="report (dev set)")
                 shown.append(value)
     for i, column in enumerate(columns):
         value = _reference_value(baseline, column, k) if baseline else None
         if value is not None:
             ax.plot([i - 0.45, i + 0.45], [value, value], color="0.35", ls="--", lw=1.2,
-                    label=None if baseline_labelled else "DCASE 2020 baseline (dev set)")
-            baseline_labelled = True
+                    label="DCASE 2020 baseline (dev set)")
             shown.append(value)
     ax.axhline(0.5, color="0.6", lw=0.8, ls=":", label="chance (0.5)")
     low = np.nanmin(shown)
