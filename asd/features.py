@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -187,13 +189,22 @@ def _frames_torch(clips: list[Clip], cfg: FeatureConfig, bar: tqdm, device: torc
                   batch: int = 64) -> list[np.ndarray]:
     basis = torch.from_numpy(mel_basis(cfg)).to(device)
     parts = []
-    with ThreadPoolExecutor(8) as pool:  # reading and decoding WAVs releases the GIL
-        chunks = [clips[i : i + batch] for i in range(0, len(clips), batch)]
-        loaded = pool.map(lambda chunk: [_signal(c, cfg) for c in chunk], chunks)
-        for chunk, signals in zip(chunks, loaded):
+    chunks = [clips[i : i + batch] for i in range(0, len(clips), batch)]
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:  # reading and decoding WAVs releases the GIL
+        # at most one chunk per worker read ahead of the log-mel step: memory stays bounded on any data set
+        ahead = deque(pool.submit(_signals, chunk, cfg) for chunk in chunks[:workers])
+        for k, chunk in enumerate(chunks):
+            signals = ahead.popleft().result()
+            if k + workers < len(chunks):
+                ahead.append(pool.submit(_signals, chunks[k + workers], cfg))
             parts += _logmel_chunk(signals, cfg, basis, device)
             bar.update(len(chunk))
     return parts
+
+
+def _signals(chunk: list[Clip], cfg: FeatureConfig) -> list[np.ndarray]:
+    return [_signal(c, cfg) for c in chunk]
 
 
 def _logmel_chunk(signals: list[np.ndarray], cfg: FeatureConfig, basis: torch.Tensor,
