@@ -140,7 +140,7 @@ def _calibration(args: argparse.Namespace, stored: bool = False,
                  machine_id: str | None = None) -> tuple[str, list | None]:
     """The calibration ``args`` ask for, and the calibration clips if given (checked before any work);
     ``stored``: saved detectors may carry calibration scores; ``machine_id`` as in :func:`asd.data.clips_at`."""
-    from asd.data import clips_at
+    from asd.data import clips_at, readable
 
     if args.calibration_clips is None:
         if args.calibration == "calibration" and not stored:
@@ -148,7 +148,10 @@ def _calibration(args: argparse.Namespace, stored: bool = False,
         return args.calibration or "training", None
     if args.calibration not in (None, "calibration"):
         raise UsageError(f"--calibration-clips set the thresholds: drop --calibration {args.calibration}")
-    return "calibration", clips_at(args.calibration_clips, machine_id=machine_id)
+    clips = clips_at(args.calibration_clips, machine_id=machine_id)
+    for clip in clips:  # a broken file stops the command now, not after training
+        readable(clip.path)
+    return "calibration", clips
 
 
 def _checked_quantile(q: float) -> None:
@@ -214,6 +217,9 @@ def _run(args: argparse.Namespace) -> None:
     if args.ground_truth is not None and not args.ground_truth.is_file():
         raise UsageError(f"--ground-truth {args.ground_truth}: no such file")
     calibration, calibration_clips = _calibration(args)
+    if calibration == "held-out" and "pca" in args.models:
+        raise UsageError("pca holds out no training clips: --calibration held-out needs networks only "
+                         "(or set the thresholds with --calibration-clips PATH)")
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:

@@ -74,7 +74,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(root) / machine / split
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav)")
+        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){_layout_hint(Path(root))}")
     clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder)]
     if labels is not None:
         orphans = sorted(set(labels) - {c.path.name for c in clips})
@@ -96,6 +96,17 @@ def _folder_wavs(folder: Path) -> list[Path]:
         raise DataError(f"{broken[0]}: link to a missing file, {broken[0].readlink()}{more}: "
                         "were the recordings moved? arrange them again (asd arrange)")
     return [p for p in found if p.is_file()]
+
+
+def _layout_hint(root: Path) -> str:
+    """Where the data may be instead: the folder above, when ``root`` is a machine's folder or one
+    of its splits; the machine types found, when ``root`` holds other machines."""
+    if root.name in SPLITS:
+        return f"; a split folder: try --data {root.parent.parent} --machine {root.parent.name}"
+    if (root / "train").is_dir():
+        return f"; a machine's folder: try --data {root.parent} --machine {root.name}"
+    types = sorted(d.name for d in root.iterdir() if (d / "train").is_dir()) if root.is_dir() else []
+    return f"; machine types in {root}: {', '.join(types)} (--machine)" if types else ""
 
 
 def wav_files(paths: list[Path]) -> list[Path]:
@@ -222,10 +233,10 @@ def dataset_root(root: Path, machine: str) -> Path:
     return root
 
 
-def is_unlabelled(root: Path, machine: str, split: str = "test") -> bool:
-    """Whether ``root/machine/split`` holds unlabelled clips (the released eval test set)."""
+def unlabelled_files(root: Path, machine: str, split: str = "test") -> list[Path]:
+    """The unlabelled clips (``id_01_00000000.wav``, as the eval test set was released) in ``root/machine/split``."""
     folder = Path(root) / machine / split
-    return folder.is_dir() and any(UNLABELLED_RE.match(p.name) for p in _folder_wavs(folder))
+    return [p for p in _folder_wavs(folder) if UNLABELLED_RE.match(p.name)] if folder.is_dir() else []
 
 
 def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
@@ -316,6 +327,14 @@ def unevaluable(clips: list[Clip]) -> list[str]:
 def counts(clips: list[Clip]) -> dict[tuple[str, str, str], int]:
     """Number of clips per ``(machine_id, split, label)``."""
     return dict(sorted(Counter((c.machine_id, c.split, c.label_name) for c in clips).items()))
+
+
+def readable(path: Path) -> None:
+    """A :class:`DataError` unless ``path`` has an audio header soundfile can read (a quick check)."""
+    try:
+        sf.info(path)
+    except Exception as err:  # soundfile raises several types for broken files
+        raise DataError(f"{path}: cannot read audio ({err})") from None
 
 
 def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from asd import metrics, synth
 from asd.config import CALIBRATIONS, Config, home, setting
-from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, is_unlabelled, list_clips, read_ground_truth,
-                      select_ids, unevaluable, unique_ids)
+from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, list_clips, read_ground_truth,
+                      select_ids, unevaluable, unique_ids, unlabelled_files)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
@@ -371,13 +371,14 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     if trained_only and require_labels and (Path(root) / machine / "train").is_dir():
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/test/*.wav); "
                         "to train only, save the detectors (--save-models DIR)")
-    if is_unlabelled(root, machine, "test"):
+    if unlabelled := unlabelled_files(root, machine, "test"):
         ground_truth = ground_truth or find_ground_truth(root)
         if ground_truth is not None:
             labels = read_ground_truth(ground_truth, machine)
         elif require_labels:
-            raise DataError(f"{folder}: unlabelled test clips (the eval set as released): pass --ground-truth "
-                            f"LIST, or put {GROUND_TRUTH} in or beside {root}; or only score them (--scores-dir DIR)")
+            raise DataError(f"{folder}: {len(unlabelled)} unlabelled test clips, e.g. {unlabelled[0].name} (the eval "
+                            f"set as released): pass --ground-truth LIST, or put {GROUND_TRUTH} in or beside "
+                            f"{root}; or only score them (--scores-dir DIR)")
     all_train = list_clips(root, machine, "train")
     all_test = [] if trained_only else list_clips(root, machine, "test", labels=labels,
                                                   unlabelled=not require_labels)
@@ -388,12 +389,12 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     if require_labels and (reasons := unevaluable(test_clips)):
         raise DataError(f"{folder}: cannot compute AUC ({'; '.join(reasons)}); "
                         "or only score the clips (--scores-dir DIR)")
-    train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
-    test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips
-            else train.subset([]))
     missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
     if missing:
         raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
+    train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
+    test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips
+            else train.subset([]))
     std = Standardiser.fit(train.frames)
     key = cache_key(train_clips + test_clips, cfg.feature)
     if labels is not None:  # the labels are not in the clips' names: they join the key

@@ -163,6 +163,18 @@ def test_list_clips_missing_folder(tmp_path):
     assert str(tmp_path / "slider" / "train") in str(info.value)
 
 
+@pytest.mark.parametrize("given, hint", [
+    ("plant/press", "a machine's folder: try --data {t}/plant --machine press"),
+    ("plant/press/train", "a split folder: try --data {t}/plant --machine press"),
+    ("plant", "machine types in {t}/plant: press (--machine)"),
+])
+def test_list_clips_missing_folder_says_where_the_data_may_be(tmp_path, given, hint):
+    (tmp_path / "plant" / "press" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match="folder not found") as info:
+        list_clips(tmp_path / given, "slider", "train")
+    assert str(info.value).endswith(hint.format(t=tmp_path))
+
+
 def test_list_clips_empty_folder(tmp_path):
     (tmp_path / "slider" / "test").mkdir(parents=True)
     with pytest.raises(DataError, match="no .wav clips") as info:

@@ -117,8 +117,9 @@ def test_run_missing_data(tmp_path, cfg):
 def test_test_ids_without_training_clips_are_refused(make_dataset, tmp_path, cfg):
     root = make_dataset(tmp_path / "data", ids=("00", "02"), test_ids=("00", "02", "04"), n_train=8,
                         n_test_normal=3, n_test_anomaly=3, seconds=1.0)
-    with pytest.raises(DataError, match="ID\\(s\\) 04 have no training clips"):
-        run(cfg, root, ["sequential"], device="cpu", progress=False)
+    for ids in (None, ["04"]):  # the ID alone too: named, not "no clips to extract"
+        with pytest.raises(DataError, match="ID\\(s\\) 04 have no training clips"):
+            run(cfg, root, ["sequential"], ids=ids, device="cpu", progress=False)
 
 
 def test_result_cache_keys_on_the_modules_from_audio_to_score(tmp_path, monkeypatch):

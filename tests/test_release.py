@@ -106,7 +106,8 @@ def unlisted(make_dataset, tmp_path_factory) -> Path:
 
 def test_unlabelled_clips_without_a_list_are_a_clear_error(unlisted, capsys):
     code, out, err = _run(["--data", str(unlisted)], capsys)
-    assert code == 2 and "unlabelled test clips" in err and "--ground-truth" in err and "--scores-dir" in err
+    assert code == 2 and "unlabelled test clips, e.g. id_01_00000000.wav" in err
+    assert "--ground-truth" in err and "--scores-dir" in err
 
 
 def test_unlabelled_clips_without_a_list_are_scored_and_decided_with_scores_dir(unlisted, tmp_path, capsys):
@@ -246,10 +247,18 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
     assert code == 0 and f"(threshold {blob['thresholds']['pca']['03']:.4g})" in capsys.readouterr().out
     bad = [(["--calibration", "calibration"], "--calibration calibration needs --calibration-clips PATH"),
            (["--calibration", "held-out", *calibration], "drop --calibration held-out"),
-           (["--calibration-clips", str(tmp_path / "nowhere")], "nowhere: no such file or folder")]
+           (["--calibration-clips", str(tmp_path / "nowhere")], "nowhere: no such file or folder"),
+           (["--calibration-clips", str(_broken(tmp_path / "cal" / "id_01_00000000.wav"))],
+            "id_01_00000000.wav: cannot read audio")]
     for args, message in bad:
         code, out, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), *args], capsys)
         assert code == 2 and message in err and "Traceback" not in err and "epoch" not in err
+
+
+def _broken(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not audio" * 100)
+    return path
 
 
 def test_normal_recordings_alone_train_and_save_detectors(make_dataset, tmp_path, capsys):
@@ -286,9 +295,9 @@ def test_held_out_calibration_needs_held_out_clips(unlisted, tmp_path, capsys):
     args = ["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), "--calibration", "held-out"]
     code, out, err = _run(args + ["--models", "sequential"], capsys)  # 6 training clips per ID: 1 held out
     assert code == 2 and "sequential: no held-out decision threshold for ID 01: a gamma fit needs at least 3" in err
-    code, out, err = _run(args + ["--models", "pca"], capsys)
-    assert code == 2 and "pca: no held-out decision threshold" in err and "held out no training clips" in err
-    assert "Traceback" not in err
+    code, out, err = _run(args + ["--models", "pca"], capsys)  # refused before any training
+    assert code == 2 and "pca holds out no training clips: --calibration held-out needs networks only" in err
+    assert "Traceback" not in err and "AUC" not in out
 
 
 @pytest.mark.parametrize("quantile", ["0", "1", "1.5"])
