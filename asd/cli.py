@@ -159,6 +159,15 @@ def _checked_quantile(q: float) -> None:
         raise UsageError(f"--decision-quantile must be between 0 and 1, got {q}")
 
 
+def _warn_shared(calibration: list | None, others: list, what: str) -> None:
+    """Warn when calibration clips are also the clips ``what`` (scored, trained on): their thresholds
+    would then not stand for unseen normal recordings."""
+    shared = {c.path.resolve() for c in calibration or []} & {c.path.resolve() for c in others}
+    if shared:
+        warnings.warn(f"{len(shared)} calibration clips are also {what} (e.g. {min(shared).name}): "
+                      "thresholds fitted to them flag too few new clips", stacklevel=2)
+
+
 def _checked_profile(profile: str | None) -> None:
     """The profile from ``--profile`` or ``ASD_PROFILE`` must exist (argparse checks only the flag)."""
     from asd.config import setting
@@ -198,7 +207,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root, unevaluable
+    from asd.data import dataset_root, list_clips, unevaluable
     from asd.experiment import run
 
     root = dataset_root(args.data, args.machine)
@@ -217,6 +226,8 @@ def _run(args: argparse.Namespace) -> None:
     if args.ground_truth is not None and not args.ground_truth.is_file():
         raise UsageError(f"--ground-truth {args.ground_truth}: no such file")
     calibration, calibration_clips = _calibration(args)
+    if calibration_clips:
+        _warn_shared(calibration_clips, list_clips(root, args.machine, "train"), "training clips")
     if calibration == "held-out" and "pca" in args.models:
         raise UsageError("pca holds out no training clips: --calibration held-out needs networks only "
                          "(or set the thresholds with --calibration-clips PATH)")
@@ -266,6 +277,7 @@ def _score(args: argparse.Namespace) -> None:
                          "score them one at a time")
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)
+    _warn_shared(calibration_clips, clips, "clips to score")
     report = []
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet)

@@ -253,6 +253,9 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
     for args, message in bad:
         code, out, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), *args], capsys)
         assert code == 2 and message in err and "Traceback" not in err and "epoch" not in err
+    with pytest.warns(UserWarning, match="12 calibration clips are also clips to score"):
+        main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(later / "slider" / "train"), "--quiet",
+              *calibration])
 
 
 def _broken(path):
