@@ -47,7 +47,12 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
     if setting("data"):
         dev = Path(setting("data")).expanduser()
         ev = Path(setting("eval_data")).expanduser() if setting("eval_data") else None
-        return DataSource(dev, ev, False, f"real DCASE 2020 data ({dev}; {cfg.profile} profile)")
+        if made := synth.read_marker(dev):  # the stand-in written by `asd synth`: synthetic all the same
+            return DataSource(dev, ev, True, f"synthetic slider stand-in at {dev} (generator v{made['version']}, "
+                                             f"seed {made['seed']}; {cfg.profile} profile)")
+        release = dev.name in ("dev_data", "eval_data") or (dev / "dev_data").is_dir()
+        kind = "real DCASE 2020 data" if release else "real recordings"
+        return DataSource(dev, ev, False, f"{kind} ({dev}; {cfg.profile} profile)")
     root = synth.ensure(cfg, progress=progress)
     return DataSource(root / "dev_data", root / "eval_data", True,
                       f"synthetic slider stand-in ({cfg.profile} profile, seed {cfg.seed})")

@@ -193,8 +193,9 @@ print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
 # **The VAE's loss.** Per vector, the *summed* squared error over the 640 elements plus
 # `kl_weight` times the Kullback-Leibler divergence of the approximate posterior
 # $N(\mu, \sigma^2)$ from the prior $N(0, I)$, averaged over the batch. With `kl_weight` =
-# {glue:text}`kl_weight` this is the standard evidence lower bound {cite}`kingma2014auto` of a
-# Gaussian decoder with fixed variance; the PyTorch VAE example also sums its reconstruction
+# {glue:text}`kl_weight` this is, up to a constant, the negative evidence lower bound
+# {cite}`kingma2014auto` of a Gaussian decoder with fixed variance ½ (a summed squared error
+# without a factor ½ in front); the PyTorch VAE example also sums its reconstruction
 # term over the elements. Summing rather than averaging matters: it sets the balance between
 # reconstruction and KL, and a mean over the 640 elements would weigh the KL term 640 times
 # more, pulling the latent code towards the prior at the expense of the reconstructions.

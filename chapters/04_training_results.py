@@ -267,7 +267,7 @@ glue("fig_pairs", plots.paired_differences(
 # On hardware with bfloat16 units (a recent GPU, or a CPU with bfloat16 instructions) that is
 # faster, but the report trained in 32 bits. Here the four networks are trained again in
 # bfloat16, on the same data with the same seed as the 32-bit run above (on a CPU without
-# bfloat16 instructions this is the slowest cell of the chapter):
+# bfloat16 instructions, emulated, it can be slower than 32 bits):
 
 # %% tags=["hide-input"]
 bf16_results = asd.experiment.run(dataclasses.replace(cfg, precision="bf16"), src.dev, list(asd.config.NETWORKS),
@@ -440,8 +440,9 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 # ## The ID the report left out
 #
 # The release's development set has a fourth slider, ID {glue:text}`left_out`, which the
-# report did not evaluate. The same networks, trained on that ID's own training clips (the
-# report's models never heard it), score its test clips:
+# report did not evaluate. The same networks, trained on that ID's own training clips alone
+# (the report's models never heard it, and the networks above trained on three IDs together),
+# score its test clips; with this few clips, read its table as a first look:
 
 # %%
 others = [asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), ids=[mid], progress=False,

@@ -42,6 +42,24 @@ def test_the_settings_reach_their_users(monkeypatch, tmp_path):
     monkeypatch.setenv("ASD_EVAL_DATA", str(tmp_path / "eval"))
     src = data_source(get_config("quick"))
     assert (src.dev, src.eval, src.synthetic) == (tmp_path / "dev", tmp_path / "eval", False)
+    assert src.label.startswith("real recordings")
+    (tmp_path / "release" / "dev_data").mkdir(parents=True)
+    monkeypatch.setenv("ASD_DATA", str(tmp_path / "release"))
+    assert data_source(get_config("quick")).label.startswith("real DCASE 2020 data")
+
+
+def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch):
+    """The stand-in written by asd synth and read through ASD_DATA is labelled synthetic, so that the
+    chapters never draw the report's real-data values over it."""
+    from asd import synth
+    from asd.config import SplitCounts, SynthConfig
+
+    tiny = SynthConfig(dev=SplitCounts(("00",), (1,), (1,), (1,)), eval=SplitCounts(("01",), (1,), (1,), (1,)),
+                       duration_s=0.5)
+    root = synth.generate(tmp_path / "s", tiny, seed=3, progress=False)
+    monkeypatch.setenv("ASD_DATA", str(root / "dev_data"))
+    src = data_source(get_config("quick"))
+    assert src.synthetic and f"generator v{synth.VERSION}, seed 3" in src.label
 
 
 def test_unknown_profile_is_refused(monkeypatch):
