@@ -330,7 +330,9 @@ glue("fig_vectors", fig_vectors)
 #
 # The clip gives {glue:text}`n_vectors` vectors, and the
 # {glue:text}`n_train_clips` training clips give {glue:text}`n_train_vectors:,d` vectors in
-# all: the training set of the networks in the next chapter.
+# all. The networks of the next chapter hold out a tenth of each ID's training clips for
+# validation (`validation_split`) and train on the rest; the standardisation above used every
+# training clip, the held-out ones too.
 
 # %% [markdown]
 # ## Exercises
