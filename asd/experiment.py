@@ -425,7 +425,7 @@ def source_hash(package: Path | None = None) -> str:
 
 
 def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool) -> Path:
-    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), source_hash()]
+    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), source_hash(), torch.__version__, np.__version__]
     return home() / "results" / f"{name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:20]}.json"
 
 

@@ -159,8 +159,9 @@ class Standardiser:
 
 
 def cache_key(clips: list[Clip], cfg: FeatureConfig) -> str:
-    """Hash of the feature config (backend and pad mode included) and each clip's path, size and mtime."""
-    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    """Hash of the feature config (backend and pad mode included), the versions of the libraries that
+    compute the features, and each clip's path, size and mtime."""
+    h = hashlib.sha256(json.dumps([asdict(cfg), librosa.__version__, torch.__version__], sort_keys=True).encode())
     for c in clips:
         st = c.path.stat()
         h.update(f"{c.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
