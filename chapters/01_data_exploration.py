@@ -141,7 +141,8 @@ glue("full_eval_test", sum(scale["evaluation set"][2]), display=False)
 # normal and anomalous per ID is the stand-in's own): the development set has IDs 00, 02, 04 and 06
 # ({glue:text}`full_report_train` training and {glue:text}`full_report_test` test clips for the
 # report's three IDs), the evaluation set IDs 01, 03 and 05 with {glue:text}`full_eval_train`
-# training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips.
+# training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips
+# {cite}`dcase2020devdata`.
 #
 # Three things matter for what follows:
 #

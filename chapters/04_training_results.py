@@ -130,7 +130,7 @@ display(metrics.Table(table, f"This book: {provenance}"))
 
 # %% [markdown]
 # The references, copied from the report (development set, real data) and from the DCASE 2020
-# baseline's README (development set, real data), on the report's IDs; their averages are
+# baseline's README {cite}`dcase2020baseline` (development set, real data), on the report's IDs; their averages are
 # computed from the per-ID values (the baseline README's own average also covers ID 06).
 # On the synthetic stand-in they measure a different thing: compare the networks with each
 # other above, and read these as what the real slider gave.
@@ -479,7 +479,7 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 # %% [markdown]
 # `asd run --data EVAL_ROOT --scores-dir DIR` also writes each network's scores in the
 # challenge's submission format (`DIR/<network>/anomaly_score_slider_id_01.csv`, one line
-# `file name,score` per clip), which the official DCASE 2020 evaluator reads, one team folder
+# `file name,score` per clip), which the official DCASE 2020 evaluator {cite}`dcase2020evaluator` reads, one team folder
 # per network.
 #
 # ## Report-scale run
