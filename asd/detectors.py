@@ -17,7 +17,7 @@ import torch
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from asd.config import DETECTORS, Config
-from asd.features import FrameSet, clip_means, gather_vectors
+from asd.features import FrameSet, Standardiser, clip_means, gather_vectors
 from asd.models import build
 from asd.train import History, fit_steps, fit_together, score
 
@@ -168,12 +168,12 @@ def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device)
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
 
 
-def level_scores(fs: FrameSet) -> np.ndarray:
-    """Loudness alone as an anomaly score, a yardstick for every detector: each clip's mean
-    standardised log-mel value (how much louder than the training clips its bands are, on average
-    over bands and frames, in units of each band's training sd). Nothing is fitted."""
-    per_frame = fs.frames.mean(axis=1, dtype=np.float64)
-    return np.add.reduceat(per_frame, fs.offsets[:-1]) / np.diff(fs.offsets)
+def level_scores(fs: FrameSet, standardiser: Standardiser) -> np.ndarray:
+    """Loudness alone as an anomaly score, a yardstick for every detector: each clip's level in dB,
+    its mel power summed over the bands and averaged over its frames (``fs`` standardised by
+    ``standardiser``, which gives the log-mel values back). Nothing is fitted."""
+    power = (10 ** ((fs.frames * standardiser.std + standardiser.mean).astype(np.float64) / 10)).sum(axis=1)
+    return 10 * np.log10(np.add.reduceat(power, fs.offsets[:-1]) / np.diff(fs.offsets))
 
 
 def own_id_probability(train: FrameSet, test: FrameSet, max_frames: int = 50_000, seed: int = 0) -> np.ndarray:

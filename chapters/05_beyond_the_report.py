@@ -157,13 +157,13 @@ display(TextTable(["detector"] + [f"{'ID ' + c if c != 'AVG' else 'average'} {k}
 # ## A yardstick below them all: loudness
 #
 # A fault that adds sound makes a clip louder, and the simplest detector of all scores a clip
-# by nothing else: `asd.detectors.level_scores` averages a clip's standardised log-mel values,
-# that is how much louder than the training clips its bands are. It fits nothing. A detector
-# that does no better than this has learnt nothing but level.
+# by nothing else: `asd.detectors.level_scores` gives each clip's level in decibels, its mel
+# power summed over the bands and averaged over the clip. It fits nothing. A detector that
+# does no better than this has learnt nothing but level.
 
 # %% tags=["hide-input"]
 level_table = metrics.table(metrics.per_id("level", cfg.machine, results.test.clip_ids, results.test.y_true,
-                                           detectors.level_scores(results.test), cfg.max_fpr))
+                                           detectors.level_scores(results.test, results.standardiser), cfg.max_fpr))
 beaten = [m for m in table if table[m]["AVG"][0] > level_table["level"]["AVG"][0]]
 display(metrics.Table({**level_table, "pca": table["pca"], best_report: table[best_report]},
                       f"loudness alone beside PCA and the best report network; {provenance}"))
@@ -177,9 +177,9 @@ glue("real_level_sd", f"{synth.REAL_LEVEL_SD_DB:.1f}", display=False)
 # {glue:text}`level_beaten` beat it. On the stand-in a fault raises a clip's level about as
 # much as real slider faults do (MIMII's abnormal slider recordings are {glue:text}`real_rises`
 # dB louder than the normal ones of the same machines), and a normal clip's level varies by
-# only about {glue:text}`real_level_sd` dB, as in the real training clips: against so steady a
-# level, even a fraction of a decibel stands out. On the real data this table says how much of
-# the task loudness alone solves there.
+# only about {glue:text}`real_level_sd` dB, as in the real training clips: a fault that adds a
+# decibel stands out, one that adds a tenth does not. On the real data this table says how
+# much of the task loudness alone solves there.
 #
 # ## Where the methods differ
 #
