@@ -438,7 +438,10 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
     or ``(normal, anomalous, other normal recordings)`` (:func:`asd.detectors.one_recording_shift`;
     a NaN third value draws no bar); separate panels keep different data apart.
     """
-    groups = (("normal", NORMAL), ("anomalous", ANOMALOUS), ("normal, other recordings", NORMAL_LIGHT))
+    if not panels:
+        raise ValueError("no panels to plot")
+    groups = (("normal (one recording: its held-out half)", NORMAL), ("anomalous", ANOMALOUS),
+              ("normal, other recordings", NORMAL_LIGHT))
     fig, axes = _grid(len(panels), ncols=2, panel=(4.2, 3.2), sharey=True)
     for ax, (title, shift) in zip(axes, panels.items()):
         x = np.arange(len(shift))
@@ -452,7 +455,7 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
         ax.set_title(title, fontsize=10)
     for ax in axes[::2]:  # the first column
         ax.set_ylabel("mean p(own machine ID)")
-    _legend_below(fig, axes)
+    _legend_below(fig, axes, ncol=2)
     return fig
 
 

@@ -273,9 +273,12 @@ def test_own_id_bars_draw_one_bar_per_id_and_measured_group() -> None:
     _render(fig)
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.patches]
     assert [len(ax.patches) for ax in axes] == [4, 6, 4]
+    normal = "normal (one recording: its held-out half)"
     assert [[p.get_label() for p in ax.containers] for ax in axes] == [
-        ["normal", "anomalous"], ["normal", "anomalous", "normal, other recordings"], ["normal", "anomalous"]]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["normal", "anomalous", "normal, other recordings"]
+        [normal, "anomalous"], [normal, "anomalous", "normal, other recordings"], [normal, "anomalous"]]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [normal, "anomalous", "normal, other recordings"]
+    with pytest.raises(ValueError, match="no panels"):
+        plots.own_id_bars({})
     heights = sorted(p.get_height() for p in axes[1].patches if np.isfinite(p.get_height()))
     assert heights == sorted([1.0, 0.3, 0.5, 0.9, 0.2])
 
