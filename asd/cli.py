@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                         "are scored, not evaluated")
     _decision_arguments(r)
     r.add_argument("--machine", default="slider")
-    r.add_argument("--ids", nargs="+", default=None,
+    r.add_argument("--ids", nargs="+", action="extend", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
     r.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
                    help=f"detectors: {', '.join(DETECTORS)} (default: {' '.join(NETWORKS)})")
@@ -256,6 +256,8 @@ def _run(args: argparse.Namespace) -> None:
         print(f"results written to {args.out}")
     if args.scores_dir and results.test.clips:
         _write_scores(results, args, calibration)
+        if results.evaluable:  # the decisions written: where their lines are drawn
+            print(_flagged(results, args.decision_quantile, calibration))
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")

@@ -80,6 +80,14 @@ def test_run_ids_subset(root, capsys):
     assert next(ln for ln in out.splitlines() if ln.split()[:1] == ["model"]).split() == ["model", "02", "AVG"]
 
 
+def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(root, tmp_path, capsys):
+    assert main(["run", "--data", str(root), "--ids", "00", "--ids", "02", "--models", "pca", "--quiet",
+                 "--device", "cpu", "--scores-dir", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert next(ln for ln in out.splitlines() if ln.split()[:1] == ["model"]).split() == ["model", "00", "02", "AVG"]
+    assert "clips flagged anomalous (score above the 0.9 quantile" in out and "ID 02: " in out
+
+
 def test_missing_folder(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["run", "--data", str(missing), "--quiet"]) == 2
