@@ -170,11 +170,10 @@ def _warn_shared(calibration: list | None, others: list, what: str) -> None:
 
 def _checked_profile(profile: str | None) -> None:
     """The profile from ``--profile`` or ``ASD_PROFILE`` must exist (argparse checks only the flag)."""
-    from asd.config import setting
-
-    chosen = setting("profile", profile)
-    if chosen not in PROFILES:
-        raise UsageError(f"ASD_PROFILE={chosen}: unknown profile; choose one of {', '.join(PROFILES)}")
+    try:
+        get_config(profile)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _checked_outputs(**paths: tuple[Path | None, bool]) -> None:

@@ -226,9 +226,10 @@ class Config:
 def get_config(profile: str | None = None, **overrides) -> Config:
     """The config of ``profile`` (resolved by :func:`setting`: ``$ASD_PROFILE``, else ``quick``), with
     field overrides."""
-    profile = setting("profile", profile)
+    given, profile = profile, setting("profile", profile)
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        source = "" if given else " (from ASD_PROFILE)"
+        raise ValueError(f"unknown profile {profile!r}{source}; choose one of {', '.join(PROFILES)}")
     if profile == "quick":
         base = Config(profile="quick", spread_seeds=5, fit=dict(QUICK_FIT), synth=QUICK_SYNTH)
     else:

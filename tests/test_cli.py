@@ -131,7 +131,7 @@ def test_bad_profile_is_argparse_error(root, capsys):
 def test_bad_profile_from_the_environment(root, capsys, monkeypatch):
     monkeypatch.setenv("ASD_PROFILE", "huge")
     assert main(["run", "--data", str(root), "--quiet"]) == 2
-    assert "ASD_PROFILE=huge: unknown profile" in _error_line(capsys)
+    assert "unknown profile 'huge' (from ASD_PROFILE)" in _error_line(capsys)
 
 
 @pytest.mark.parametrize("option, target, message", [
