@@ -256,7 +256,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     width = 0.8 / len(models)
     fig = _figure(max(6.0, 1.9 * len(columns) + 1.5), 4.0 + 0.2 * len(models))
     ax = fig.subplots()
-    shown: list[float] = []  # the legend shows each label once (_legend_below)
+    shown: list[float] = []  # every value drawn, to set the axis limits
     for j, model in enumerate(models):
         xs = np.arange(len(columns)) + (j - (len(models) - 1) / 2) * width
         values = [table[model].get(c, (np.nan, np.nan))[k] for c in columns]
@@ -266,6 +266,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
         for x, column in zip(xs, columns):
             value = _reference_value(ref, column, k) if ref else None
             if value is not None:
+                # one label per tick: the legend shows each label once (_legend_below)
                 ax.plot([x - width / 2, x + width / 2], [value, value], color="black", lw=2, label="report (dev set)")
                 shown.append(value)
     for i, column in enumerate(columns):

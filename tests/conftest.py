@@ -73,20 +73,23 @@ def make_dataset() -> Callable[..., Path]:
     return write_dataset
 
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout, not in it
+
+
+def _clips_or_skip(path: Path, what: str) -> Path:
+    if not path.is_dir() or not any(path.glob("*.wav")):
+        pytest.skip(f"{what} not found at {path}")
+    return path
+
+
 @pytest.fixture
 def real_dir() -> Path:
     """Real DCASE slider ID 00 training clips (shared/data), skipped where absent (a fresh clone)."""
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "slider-id00-train-normal"
-    path = Path(os.environ.get("ASD_REAL_DATA", default))
-    if not path.is_dir() or not any(path.glob("*.wav")):
-        pytest.skip(f"real slider clips not found at {path}")
-    return path
+    return _clips_or_skip(Path(os.environ.get("ASD_REAL_DATA", SHARED_DATA / "slider-id00-train-normal")),
+                          "real slider clips")
 
 
 @pytest.fixture
 def mimii_dir() -> Path:
     """Real MIMII slider recordings, one normal and one abnormal per ID (shared/data), skipped where absent."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "slider-mimii-0db"
-    if not path.is_dir() or not any(path.glob("*.wav")):
-        pytest.skip(f"real MIMII clips not found at {path}")
-    return path
+    return _clips_or_skip(SHARED_DATA / "slider-mimii-0db", "real MIMII clips")
