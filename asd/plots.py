@@ -25,6 +25,7 @@ NORMAL, NORMAL_LIGHT, ANOMALOUS = "#0072B2", "#56B4E9", "#E69F00"
 COUNT_GROUPS = {("train", "normal"): NORMAL, ("test", "normal"): NORMAL_LIGHT, ("test", "anomaly"): ANOMALOUS}
 METRICS = ("auc", "pauc")
 METRIC_NAMES = {"auc": "AUC", "pauc": "pAUC"}
+CHANCE = 0.5  # AUC, and McClish-standardised pAUC, of a detector that ranks clips at random
 
 
 class LossHistory(Protocol):
@@ -238,7 +239,8 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
                report: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
                baseline: Mapping[str, tuple[float, float]] | None = None,
                title: str | None = None) -> Figure:
-    """Our AUC or pAUC per ID (and average) as bars, with reference values as markers (Figs 5-6).
+    """Our AUC or pAUC per ID (and average) as bars from chance (0.5), with reference values as
+    markers (Figs 5-6).
 
     ``table`` is :func:`asd.metrics.table` output (model -> column -> (AUC, pAUC)). ``report``
     (like :data:`asd.metrics.REPORT`) puts a black tick on each bar at the report's value for the
@@ -259,9 +261,10 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     shown: list[float] = []  # every value drawn, to set the axis limits
     for j, model in enumerate(models):
         xs = np.arange(len(columns)) + (j - (len(models) - 1) / 2) * width
-        values = [table[model].get(c, (np.nan, np.nan))[k] for c in columns]
-        ax.bar(xs, values, width, label=metrics.label(model), color=colours[model])
-        shown += values
+        values = np.array([table[model].get(c, (np.nan, np.nan))[k] for c in columns])
+        # Bars grow from chance (0.5), not from 0: a bar's length is what the detector adds to a coin flip.
+        ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=metrics.label(model), color=colours[model])
+        shown += values.tolist()
         ref = (report or {}).get(model)
         for x, column in zip(xs, columns):
             value = _reference_value(ref, column, k) if ref else None
@@ -275,9 +278,8 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
             ax.plot([i - 0.45, i + 0.45], [value, value], color="0.35", ls="--", lw=1.2,
                     label="DCASE 2020 baseline (dev set)")
             shown.append(value)
-    ax.axhline(0.5, color="0.6", lw=0.8, ls=":", label="chance (0.5)")
-    low = np.nanmin(shown)
-    ax.set_ylim(min(0.45, low - 0.05), 1.0)
+    ax.axhline(CHANCE, color="0.3", lw=0.8, label=f"chance ({CHANCE:g})")
+    ax.set_ylim(min(CHANCE, np.nanmin(shown)) - 0.05, 1.0)
     ax.set_xticks(np.arange(len(columns)), [c if c == "AVG" else f"ID {c}" for c in columns])
     ax.set_ylabel(METRIC_NAMES[metric])
     ax.set_title(title or f"{METRIC_NAMES[metric]} per machine ID", fontsize=10)
@@ -288,28 +290,31 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
 
 def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np.ndarray],
                max_fpr: float = 0.1) -> Figure:
-    """ROC curves, one panel per machine ID and one line per model; the pAUC range is shaded."""
+    """ROC curves, one row per machine ID and one line per model: the whole curve (left, the pAUC
+    range shaded) and that range enlarged (right), where pAUC is decided."""
     y_true, clip_ids = np.asarray(y_true), np.asarray(clip_ids)
     if not scores:
         raise ValueError("no scores to plot")
     unique_ids = sorted(set(clip_ids.tolist()))
     colours = _model_colours(list(scores))
-    fig, axes = _grid(len(unique_ids), ncols=2, panel=(3.4, 3.2), sharey=True)
-    for ax, mid in zip(axes, unique_ids):
+    fig = _figure(6.8, 3.0 * len(unique_ids))
+    axes = fig.subplots(len(unique_ids), 2, squeeze=False, sharey=True)
+    for (whole, zoom), mid in zip(axes, unique_ids):
         sel = clip_ids == mid
-        ax.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
-        for name, s in scores.items():
-            fpr, tpr, _ = roc_curve(y_true[sel], np.asarray(s)[sel])
-            ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
-        ax.set_title(f"ID {mid}", fontsize=10)
+        whole.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
+        for ax, right in ((whole, 1.0), (zoom, max_fpr)):
+            ax.plot([0, right], [0, right], color="0.6", lw=0.8, ls=":", label="chance")
+            for name, s in scores.items():
+                fpr, tpr, _ = roc_curve(y_true[sel], np.asarray(s)[sel])
+                ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
+            ax.set_xlim(0, right)
+            ax.set_ylim(0, 1.01)
+        whole.set_title(f"ID {mid}", fontsize=10)
+        zoom.set_title(f"ID {mid}: FPR \u2264 {max_fpr:g} enlarged", fontsize=10)
+        whole.set_ylabel("true-positive rate")
+    for ax in axes[-1]:
         ax.set_xlabel("false-positive rate")
-        ax.set_aspect("equal")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
-    for ax in axes[::2]:
-        ax.set_ylabel("true-positive rate")
-    _legend_below(fig, axes[:1], ncol=2)
+    _legend_below(fig, axes[:1, :1], ncol=2)
     return fig
 
 
@@ -473,7 +478,7 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
     axes = fig.subplots(2, len(panels), squeeze=False, sharex="col", height_ratios=(3, 2))
     top = max(float(np.max(e)) for _, e in panels.values())
     for k, (title, (frames, errors)) in enumerate(panels.items()):
-        axes[0, k].imshow(frames.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4,
+        image = axes[0, k].imshow(frames.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4,
                           extent=(0, len(frames) * hop_s, 0, frames.shape[1]), interpolation="nearest")
         axes[0, k].set_title(title, fontsize=10)
         centres = (np.arange(len(errors)) + n_frames / 2) * hop_s
@@ -481,6 +486,7 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         axes[1, k].axhline(float(np.mean(errors)), color=ANOMALOUS, ls="--", lw=1.2, label="clip score (mean)")
         axes[1, k].set_ylim(0, 1.05 * top)
         axes[1, k].set_xlabel("time (s)")
+    fig.colorbar(image, ax=list(axes[0]), label="standardised\nlog-mel (sd)", shrink=0.9)
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("vector error (MSE)")
     _legend_below(fig, axes[1:, :1])

@@ -173,7 +173,8 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 # :name: fig-auc
 # :alt: Bar chart of AUC per machine ID and on average, one bar per network.
 #
-# AUC per machine ID and on average: this book's networks on the {glue:text}`data` (the report's Fig. 5 shows its own). On the real data, black ticks
+# AUC per machine ID and on average: this book's networks on the {glue:text}`data` (the report's Fig. 5 shows its own).
+# Bars grow from chance (0.5), so a bar's length is what a network adds to a coin flip. On the real data, black ticks
 # mark the report's value for the same network and dashed lines the DCASE 2020 baseline; on
 # the synthetic stand-in the figure shows no reference marks.
 # ```
@@ -298,7 +299,7 @@ glue("bf16_device", asd.utils.device_name(torch.device(results.device)), display
 # The ROC curve of one ID plots, for every threshold on the score, the share of anomalous
 # clips flagged (true-positive rate) against the share of normal clips flagged (false-positive
 # rate). AUC is the area under the whole curve; pAUC looks only at the shaded strip, where at
-# most 10% of normal clips raise a false alarm.
+# most 10% of normal clips raise a false alarm, which the right-hand panels enlarge.
 
 # %%
 scores = {name: m.scores for name, m in results.models.items()}  # one score per test clip
@@ -311,9 +312,10 @@ glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
 # %% [markdown]
 # ```{glue:figure} fig_roc
 # :name: fig-roc
-# :alt: ROC curves per machine ID, one line per network, with the false-positive range of pAUC shaded.
+# :alt: ROC curves per machine ID, one line per network: the whole curve with the false-positive range of pAUC shaded, and that range enlarged.
 #
-# ROC curves per machine ID, one line per network, {glue:text}`data`. Shaded: the false-positive range of pAUC. Dotted: chance.
+# ROC curves per machine ID, one line per network, {glue:text}`data`. Left: the whole curve, the
+# false-positive range of pAUC shaded; right: that range enlarged, where pAUC is decided. Dotted: chance.
 # ```
 #
 # `asd.plots.roc_curves` draws it; its heart is scikit-learn's `roc_curve`, called once per
@@ -402,7 +404,8 @@ glue("hand_n", len(normals), display=False)
 # :name: fig-errors
 # :alt: Log-mel spectrograms of a normal and an anomalous clip above their reconstruction errors over time.
 #
-# Where the Sequential network is surprised: standardised log-mel frames (top) and each
+# Where the Sequential network is surprised: standardised log-mel frames (top, in training
+# standard deviations) and each
 # vector's reconstruction error over time (bottom; dashed: their mean, the clip's score) for a
 # normal and an anomalous test clip of machine ID {glue:text}`hardest_id`, {glue:text}`data`.
 # ```

@@ -222,8 +222,8 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # :name: fig-bars-beyond
 # :alt: Bar chart of AUC per machine ID for all seven detectors.
 #
-# AUC per machine ID of all seven detectors, {glue:text}`data` (on the real data with the report's and the DCASE 2020 baseline's
-# values as reference marks).
+# AUC per machine ID of all seven detectors, {glue:text}`data`; bars grow from chance (0.5). On the
+# real data the report's and the DCASE 2020 baseline's values are reference marks.
 # ```
 #
 # ## The ID classifier: does a fault move a clip off its machine?

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
+from sklearn.metrics import roc_curve
 
 from asd import metrics, plots
 from asd.config import FeatureConfig
@@ -133,7 +134,9 @@ def test_score_bars_with_report_ticks_and_baseline_lines(metric: str) -> None:
     assert len(fig.axes) == 1
     assert len(ax.patches) == 2 * 4  # 2 models x (3 IDs + AVG)
     k = plots.METRICS.index(metric)
-    assert ax.patches[3].get_height() == pytest.approx(tab["baseline"]["AVG"][k])
+    bar = ax.patches[3]
+    assert bar.get_y() == plots.CHANCE  # bars grow from chance
+    assert bar.get_y() + bar.get_height() == pytest.approx(tab["baseline"]["AVG"][k])
     ticks = [line for line in ax.lines if line.get_color() == "black"]
     assert len(ticks) == 2 * 4
     avg_tick = ticks[3].get_ydata()[0]
@@ -152,13 +155,19 @@ def test_score_bars_without_references_and_bad_metric() -> None:
         plots.score_bars(tab, "f1")
 
 
-def test_roc_curves_one_panel_per_id_one_line_per_model() -> None:
+def test_roc_curves_one_row_per_id_whole_curve_and_the_pauc_range_enlarged() -> None:
     y_true, ids, scores = _labelled_scores()
-    fig = plots.roc_curves(y_true, ids, scores)
+    fig = plots.roc_curves(y_true, ids, scores, max_fpr=0.1)
     _render(fig)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 3 * 2
     assert all(len(ax.lines) == 1 + 2 for ax in fig.axes)  # chance diagonal + 2 models
-    assert [ax.get_title() for ax in fig.axes] == ["ID 00", "ID 02", "ID 04"]
+    assert [ax.get_title() for ax in fig.axes[::2]] == ["ID 00", "ID 02", "ID 04"]
+    whole, zoom = fig.axes[:2]
+    assert whole.get_xlim() == (0, 1) and zoom.get_xlim() == (0, 0.1)
+    sel = ids == "00"
+    fpr, tpr, _ = roc_curve(y_true[sel], scores["baseline"][sel])
+    np.testing.assert_allclose(zoom.lines[1].get_xdata(), fpr)  # the same curve, enlarged
+    np.testing.assert_allclose(zoom.lines[1].get_ydata(), tpr)
 
 
 def test_score_histograms_grid_of_models_by_ids() -> None:
@@ -254,8 +263,9 @@ def test_errors_over_time_draws_frames_errors_and_the_clip_score():
               "anomalous": (rng.standard_normal((30, 8)), 3 * rng.random(26))}
     fig = plots.errors_over_time(panels, hop_s=0.032, n_frames=5)
     axes = fig.axes
-    assert len(axes) == 4
-    error_axes = [ax for ax in axes if ax.get_ylabel() or ax.get_xlabel() == "time (s)"][-2:]
+    assert len(axes) == 2 * 2 + 1  # frames over errors per clip, and the frames' colour bar
+    assert "log-mel" in axes[-1].get_ylabel()
+    error_axes = [ax for ax in axes if ax.get_xlabel() == "time (s)"]
     for ax, (_, errors) in zip(error_axes, panels.values()):
         lines = ax.get_lines()
         np.testing.assert_allclose(lines[0].get_ydata(), errors)
