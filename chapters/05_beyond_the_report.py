@@ -184,7 +184,7 @@ glue("real_level_sd", f"{synth.REAL_LEVEL_SD_DB:.1f}", display=False)
 # ## Where the methods differ
 #
 # ROC curves per machine ID put the three new detectors beside the best report network; the
-# shaded band is the range of false-positive rates that pAUC scores.
+# shaded band is the range of false-positive rates that pAUC scores, enlarged on the right.
 
 # %% tags=["hide-input", "remove-output"]
 y_true, clip_ids = results.test.y_true, results.test.clip_ids
@@ -205,7 +205,7 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 # :alt: ROC curves per machine ID for PCA, IDNN and the ID classifier.
 #
 # ROC curves per machine ID of the best report network and the three new detectors,
-# {glue:text}`data`.
+# {glue:text}`data`: the whole curve (left) and the false-positive range of pAUC enlarged (right).
 # ```
 #
 # ```{glue:figure} fig_hist_beyond
