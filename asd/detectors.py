@@ -172,7 +172,7 @@ def level_scores(fs: FrameSet, standardiser: Standardiser) -> np.ndarray:
     """Loudness alone as an anomaly score, a yardstick for every detector: each clip's level in dB,
     its mel power summed over the bands and averaged over its frames (``fs`` standardised by
     ``standardiser``, which gives the log-mel values back). Nothing is fitted."""
-    power = (10 ** ((fs.frames * standardiser.std + standardiser.mean).astype(np.float64) / 10)).sum(axis=1)
+    power = (10 ** (standardiser.inverse(fs).frames.astype(np.float64) / 10)).sum(axis=1)
     return 10 * np.log10(np.add.reduceat(power, fs.offsets[:-1]) / np.diff(fs.offsets))
 
 

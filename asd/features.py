@@ -157,6 +157,10 @@ class Standardiser:
     def transform(self, fs: FrameSet) -> FrameSet:
         return fs.with_frames((fs.frames - self.mean) / self.std)
 
+    def inverse(self, fs: FrameSet) -> FrameSet:
+        """Standardised frames back in dB, as :func:`logmel` gave them."""
+        return fs.with_frames(fs.frames * self.std + self.mean)
+
 
 def cache_key(clips: list[Clip], cfg: FeatureConfig) -> str:
     """Hash of the feature config (backend and pad mode included), the versions of the libraries that

@@ -189,6 +189,7 @@ def test_standardiser_uses_training_statistics():
     # not standardised with its own statistics: the shift and doubled scale remain visible
     assert np.all(te.frames.mean(axis=0) > 2)
     assert np.all(te.frames.std(axis=0) > 1.5)
+    np.testing.assert_allclose(std.inverse(te).frames, test.frames, rtol=1e-5, atol=1e-3)  # back in dB
 
 
 def test_standardiser_constant_bin_stays_finite():
