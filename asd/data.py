@@ -12,6 +12,8 @@ import re
 import shutil
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,12 +331,19 @@ def counts(clips: list[Clip]) -> dict[tuple[str, str, str], int]:
     return dict(sorted(Counter((c.machine_id, c.split, c.label_name) for c in clips).items()))
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Any error of soundfile's (it raises several types for broken files) as one :class:`DataError`."""
+    try:
+        yield
+    except Exception as err:
+        raise DataError(f"{path}: cannot read audio ({err})") from None
+
+
 def readable(path: Path) -> None:
     """A :class:`DataError` unless ``path`` has an audio header soundfile can read (a quick check)."""
-    try:
+    with _reading(path):
         sf.info(path)
-    except Exception as err:  # soundfile raises several types for broken files
-        raise DataError(f"{path}: cannot read audio ({err})") from None
 
 
 def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
@@ -344,10 +353,8 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
     sample rate is resampled with a warning. Unreadable, empty or silent (constant) files and
     NaN or infinite samples raise :class:`DataError`.
     """
-    try:
+    with _reading(path):
         y, sr = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises several types for broken files
-        raise DataError(f"{path}: cannot read audio ({err})") from None
     if y.shape[0] == 0:
         raise DataError(f"{path}: empty audio file")
     y = y[:, 0]
