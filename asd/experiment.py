@@ -552,12 +552,14 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
     with ``per_id``, train one after another.
     """
+    if "idclf" in models and per_id:  # before any work
+        raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
     start = time.perf_counter()
     machine = machine or cfg.machine
     dev = resolve_device(device)
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth,
                    require_labels=require_labels)
-    if "idclf" in models and len(prep.unique_ids) < 2:  # before any detector trains
+    if "idclf" in models and len(prep.unique_ids) < 2:
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {prep.unique_ids[0]} "
                         "only (leave it out of the models)")
     results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.train.clip_ids,

@@ -18,7 +18,7 @@ import torch
 from asd import cli
 from asd.config import Config, FitConfig, get_config
 from asd.detectors import DETECTORS, halves, id_shift, level_scores, make, one_recording_shift
-from asd.experiment import Prepared, prepare
+from asd.experiment import Prepared, prepare, run
 from asd.metrics import auc_pauc
 from asd.models import IDNN, build
 
@@ -156,6 +156,11 @@ def test_idclf_per_id_training_raises(prep: Prepared) -> None:
     one_id = [i for i, c in enumerate(prep.train.clips) if c.machine_id == "00"]
     with pytest.raises(ValueError, match="at least 2 machine IDs"):
         detector.fit(prep.train.subset(one_id), progress=False)
+
+
+def test_run_refuses_idclf_per_id_before_reading_any_data(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot train per ID"):  # the folder does not exist: nothing was read
+        run(tiny_config(), tmp_path / "nowhere", ["pca", "idclf"], per_id=True, progress=False)
 
 
 def test_cli_runs_new_detectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
