@@ -308,6 +308,7 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
                 fpr, tpr, _ = roc_curve(y_true[sel], np.asarray(s)[sel])
                 ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
             ax.set_xlim(0, right)
+            ax.set_xticks(np.linspace(0, right, 3))  # few ticks: the two panels' end labels do not meet
             ax.set_ylim(0, 1.01)
         whole.set_title(f"ID {mid}", fontsize=10)
         zoom.set_title(f"ID {mid}: FPR \u2264 {max_fpr:g} enlarged", fontsize=10)
@@ -480,13 +481,13 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
     for k, (title, (frames, errors)) in enumerate(panels.items()):
         image = axes[0, k].imshow(frames.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4,
                           extent=(0, len(frames) * hop_s, 0, frames.shape[1]), interpolation="nearest")
-        axes[0, k].set_title(title, fontsize=10)
+        axes[0, k].set_title(textwrap.fill(title, 30), fontsize=10)  # a long title in two lines
         centres = (np.arange(len(errors)) + n_frames / 2) * hop_s
         axes[1, k].plot(centres, errors, color="#000000", lw=0.8)
         axes[1, k].axhline(float(np.mean(errors)), color=ANOMALOUS, ls="--", lw=1.2, label="clip score (mean)")
         axes[1, k].set_ylim(0, 1.05 * top)
         axes[1, k].set_xlabel("time (s)")
-    fig.colorbar(image, ax=list(axes[0]), label="standardised\nlog-mel (sd)", shrink=0.9)
+    fig.colorbar(image, ax=list(axes[0]), label="standardised\nlog-mel (sd)", shrink=0.9, ticks=range(-4, 5, 2))
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("vector error (MSE)")
     _legend_below(fig, axes[1:, :1])

@@ -340,7 +340,7 @@ glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
 # the DCASE results, of the report and of this book. Computed by hand for one network and ID:
 
 # %%
-name, machine_id = config.NETWORKS[0], clip_ids[0]
+name, machine_id = config.NETWORKS[0], str(clip_ids[0])
 sel = clip_ids == machine_id
 fpr, tpr, _ = roc_curve(y_true[sel], scores[name][sel])
 stop = np.searchsorted(fpr, cfg.max_fpr, side="right")

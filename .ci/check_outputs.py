@@ -1,0 +1,34 @@
+"""After `pytest --nbmake --overwrite chapters`: what the executed chapters show is fit to read.
+
+- every cell that glues a figure shows it as image/png, so a chapter launched as a plain notebook
+  (Jupyter, Binder, Colab) shows its figures, not only the book;
+- no value glued into the text is a numpy repr (`np.str_('00')`, `np.float64(0.9)`): glue plain
+  Python values.
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+NUMPY_REPR = re.compile(r"\bnp\.\w+\(")
+problems, seen = [], 0
+for path in sorted(Path("chapters").glob("*.ipynb")):
+    for number, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        for out in outputs:
+            glued = out.get("metadata", {}).get("scrapbook", {})
+            text = "".join(out.get("data", {}).get(glued.get("mime_prefix", "") + "text/plain", ""))
+            name = glued.get("name")
+            if name and NUMPY_REPR.search(text):
+                problems.append(f"{path.name} cell {number}: glued {name!r} reads {text}")
+        source = "".join(cell["source"])
+        wanted = source.count('glue("fig_')
+        images = sum("image/png" in out.get("data", {}) for out in outputs)
+        seen += min(images, wanted)
+        if images < wanted:
+            problems.append(f"{path.name} cell {number}: {images} of {wanted} figures as image/png")
+print(f"{seen} figures shown as image/png in plain notebook outputs")
+if problems:
+    sys.exit("the executed chapters show:\n  " + "\n  ".join(problems))
