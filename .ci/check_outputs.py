@@ -2,8 +2,8 @@
 
 - every cell that glues a figure shows it as image/png, so a chapter launched as a plain notebook
   (Jupyter, Binder, Colab) shows its figures, not only the book;
-- no value glued into the text is a numpy repr (`np.str_('00')`, `np.float64(0.9)`): glue plain
-  Python values.
+- no output, and no value glued into the text, shows a numpy repr (`np.str_('00')`,
+  `np.float64(0.9)`): print and glue plain Python values.
 """
 import json
 import re
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 NUMPY_REPR = re.compile(r"\bnp\.\w+\(")
+TEXT = ("text/plain", "text/html", "text/markdown")  # glued values too: their types end in these
 problems, seen = [], 0
 for path in sorted(Path("chapters").glob("*.ipynb")):
     for number, cell in enumerate(json.loads(path.read_text())["cells"]):
@@ -18,11 +19,10 @@ for path in sorted(Path("chapters").glob("*.ipynb")):
             continue
         outputs = cell.get("outputs", [])
         for out in outputs:
-            glued = out.get("metadata", {}).get("scrapbook", {})
-            text = "".join(out.get("data", {}).get(glued.get("mime_prefix", "") + "text/plain", ""))
-            name = glued.get("name")
-            if name and NUMPY_REPR.search(text):
-                problems.append(f"{path.name} cell {number}: glued {name!r} reads {text}")
+            texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items() if k.endswith(TEXT)]
+            for text in map("".join, texts):
+                if found := NUMPY_REPR.search(text):
+                    problems.append(f"{path.name} cell {number}: shows {text[found.start():found.start() + 40]!r}")
         source = "".join(cell["source"])
         wanted = source.count('glue("fig_')
         images = sum("image/png" in out.get("data", {}) for out in outputs)
