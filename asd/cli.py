@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
+from asd import __version__
 from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
 from asd.download import MACHINES
 
@@ -33,8 +36,27 @@ def _checked_epochs(epochs: int | None) -> None:
         raise UsageError(f"--epochs must be >= 1, got {epochs}")
 
 
+def _versions() -> str:
+    """This package's version and those of the libraries that decide its numbers, for a bug report."""
+    libraries = ", ".join(f"{name} {metadata.version(name)}" for name in ("torch", "librosa", "numpy", "scikit-learn"))
+    return f"asd {__version__} (python {platform.python_version()}, {libraries})"
+
+
+class _Version(argparse.Action):
+    """``--version``: :func:`_versions` on one line (argparse's own version action wraps it)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **_) -> None:
+        super().__init__(option_strings, dest, nargs=0,
+                         help="show the versions of asd and of the libraries behind its numbers, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_) -> None:
+        print(_versions())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asd", description="Unsupervised anomalous machine-sound detection.")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write the embedded synthetic slider dataset")

@@ -7,7 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
+import asd
 from asd.cli import main
 from asd.config import NETWORKS
 
@@ -186,6 +188,15 @@ def test_python_m_asd_help():
     assert proc.stdout.startswith("usage: asd")
     for command in ("run", "synth", "download"):
         assert command in proc.stdout
+
+
+def test_version_names_the_package_and_the_libraries_behind_its_numbers(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"asd {asd.__version__} (python ") and out.count("\n") == 1  # one line, unwrapped
+    assert f"torch {torch.__version__}" in out and "librosa " in out
 
 
 def test_no_command_is_argparse_error(capsys):
