@@ -191,21 +191,13 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def summary_rows(model: nn.Module, dim: int, activations: bool = True) -> list[tuple[str, tuple[int, ...], int]]:
-    """``(layer, output shape, params)`` per leaf layer in call order, as torchsummary lists them.
-
-    ``activations=False`` leaves the ReLUs out, as torchsummary does for functional ones.
-    """
-    rows: list[tuple[str, tuple[int, ...], int]] = []
-
-    def hook(module: nn.Module, _inp, out) -> None:
-        kind = type(module).__name__
-        shape = (-1, *out.shape[1:])
-        rows.append((f"{kind}-{len(rows) + 1}", shape, sum(p.numel() for p in module.parameters())))
-
+def _called(model: nn.Module, dim: int, activations: bool = True) -> list[tuple[nn.Module, tuple[int, ...]]]:
+    """``(leaf layer, output shape)`` in call order for one batch of zeros, in evaluation mode."""
+    called: list[tuple[nn.Module, tuple[int, ...]]] = []
     leaves = [m for m in model.modules()
               if not list(m.children()) and (activations or not isinstance(m, nn.ReLU))]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    handles = [m.register_forward_hook(lambda module, _inp, out: called.append((module, tuple(out.shape))))
+               for m in leaves]
     was_training = model.training
     model.eval()
     try:
@@ -215,7 +207,36 @@ def summary_rows(model: nn.Module, dim: int, activations: bool = True) -> list[t
         model.train(was_training)
         for h in handles:
             h.remove()
-    return rows
+    return called
+
+
+def summary_rows(model: nn.Module, dim: int, activations: bool = True) -> list[tuple[str, tuple[int, ...], int]]:
+    """``(layer, output shape, params)`` per leaf layer in call order, as torchsummary lists them.
+
+    ``activations=False`` leaves the ReLUs out, as torchsummary does for functional ones.
+    """
+    return [(f"{type(m).__name__}-{k}", (-1, *shape[1:]), sum(p.numel() for p in m.parameters()))
+            for k, (m, shape) in enumerate(_called(model, dim, activations), start=1)]
+
+
+def dense_widths(model: nn.Module, dim: int) -> list[tuple[int, str]]:
+    """A network's shape for a diagram: the width its first dense layer reads (``dim``, or less
+    where the network reads part of the vector, as IDNN), then each dense layer's output width in
+    call order, as ``(width, note)``. The note names what acts on that output before the next dense
+    layer (``"BN"``, ``"dropout"``, joined by ``"+"``), or is ``"parallel"`` for a dense layer that
+    reads the same input as the one before it (the VAE's mean and log-variance heads)."""
+    columns: list[list] = []
+    previous: nn.Linear | None = None
+    for m, _ in _called(model, dim, activations=False):
+        if isinstance(m, nn.Linear):
+            if previous is None:
+                columns.append([m.in_features, []])
+            parallel = previous is not None and m.in_features == previous.in_features != previous.out_features
+            columns.append([m.out_features, ["parallel"] if parallel else []])
+            previous = m
+        elif isinstance(m, (nn.BatchNorm1d, nn.Dropout)):
+            columns[-1][1].append("BN" if isinstance(m, nn.BatchNorm1d) else "dropout")
+    return [(width, "+".join(notes)) for width, notes in columns]
 
 
 def summary(model: nn.Module, dim: int) -> str:

@@ -200,6 +200,40 @@ def mel_filterbank(basis: np.ndarray, sample_rate: int) -> Figure:
     return fig
 
 
+def network_shapes(networks: Mapping[str, Sequence[tuple[int, str]]],
+                   titles: Mapping[str, str] | None = None) -> Figure:
+    """Each network's shape, one panel per network (:func:`asd.models.dense_widths` output): a bar
+    per dense layer's output, the input first, as tall as its width and labelled with it; what acts
+    on it (BN, dropout) under the bar; parallel layers (the VAE's two heads) side by side. ``titles``
+    (default: the networks' labels) name the panels."""
+    if not networks:
+        raise ValueError("no networks to draw")
+    colours = _model_colours(list(networks))
+    fig, axes = _grid(len(networks), ncols=2, panel=(3.4, 2.6), sharey=True)
+    top = max(width for columns in networks.values() for width, _ in columns)
+    for ax, (name, columns) in zip(axes, networks.items()):
+        slots: list[list[tuple[int, str]]] = []
+        for width, note in columns:
+            if note == "parallel" and slots:
+                slots[-1].append((width, ""))
+            else:
+                slots.append([(width, note)])
+        for x, slot in enumerate(slots):
+            bar = 0.7 / len(slot)
+            for k, (width, note) in enumerate(slot):
+                xk = x + (k - (len(slot) - 1) / 2) * bar
+                ax.bar(xk, width, bar * 0.9, bottom=-width / 2, color="0.6" if x == 0 else colours[name])
+                ax.text(xk, width / 2 + 0.02 * top, str(width), ha="center", va="bottom", fontsize=7)
+            role = "input" if x == 0 else "output" if x == len(slots) - 1 else "heads" if len(slot) > 1 else ""
+            under = "\n".join(filter(None, [role, *slot[0][1].split("+")]))
+            ax.text(x, -top / 2 - 0.04 * top, under, ha="center", va="top", fontsize=7)
+        ax.set_title((titles or {}).get(name, metrics.label(name)), fontsize=9)
+        ax.set_xlim(-0.6, len(slots) - 0.4)
+        ax.set_ylim(-0.75 * top, 0.62 * top)
+        ax.set_axis_off()
+    return fig
+
+
 def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> Figure:
     """Training and validation loss per epoch, one panel per network (their losses differ in scale).
 

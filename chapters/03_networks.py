@@ -52,6 +52,7 @@ if importlib.util.find_spec("asd") is None:
                            "git+https://github.com/asd-book/anomalous-sound-detection"])
 
 # %% tags=["remove-output"]
+# %matplotlib inline
 from dataclasses import replace
 
 import torch
@@ -60,7 +61,7 @@ from myst_nb import glue
 
 import asd
 import asd.book
-from asd import config, models
+from asd import config, models, plots
 from asd.book import TextTable
 
 cfg, _ = asd.book.setup(data=False)
@@ -90,6 +91,34 @@ glue("dropout", cfg.net.dropout, display=False)
 glue("kl_weight", cfg.net.kl_weight, display=False)
 glue("bottleneck", cfg.net.bottleneck, display=False)
 glue("seq_hidden", cfg.net.seq_hidden, display=False)
+
+# %% tags=["hide-input", "remove-output"]
+shapes = {name: models.dense_widths(models.build(name, cfg), cfg.feature.dim) for name in config.NETWORKS}
+titles = {name: f"{name}: {models.n_params(models.build(name, cfg)):,} parameters" for name in config.NETWORKS}
+glue("fig_shapes", plots.network_shapes(shapes, titles))
+edge_share = []  # the share of a network's parameters in its first and last dense layer
+for name in config.NETWORKS:
+    dense = [m for m in models.build(name, cfg).modules() if isinstance(m, torch.nn.Linear)]
+    edge_share.append(sum(models.n_params(m) for m in (dense[0], dense[-1])) / models.n_params(models.build(name, cfg)))
+glue("edge_share", f"{min(edge_share):.0%}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_shapes
+# :name: fig-shapes
+# :alt: The four networks drawn as bars, one per dense layer's output, as tall as its width: the VAEs narrow from 640 through 400 to two 20-wide heads and widen again; the Sequential network narrows through 128 to 8.
+#
+# The four networks as `asd.models` builds them (`asd.models.dense_widths` reads the widths
+# off the built networks): a bar per dense layer's output, as tall as its width, the input in
+# grey; under a bar, what acts on that output before the next layer (BN: batch
+# normalisation). Every hidden layer also has a ReLU. The VAEs' two heads are the mean and
+# log-variance of the latent Gaussian; the decoder reads one {glue:text}`latent`-dimensional sample.
+# ```
+#
+# All four are hourglasses: the VAEs squeeze 640 numbers into a {glue:text}`latent`-dimensional
+# code, the Sequential network into {glue:text}`bottleneck` numbers through narrower but more
+# layers. At least {glue:text}`edge_share` of every network's parameters sit in just two of its
+# dense layers, the first and the last, which connect the hidden layers to the 640 numbers of
+# the input and the output.
 
 # %% [markdown]
 # ## Baseline: a variational autoencoder

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from asd.config import NETWORKS, Config
-from asd.models import REPORT_DROPOUT_LAYERS, REPORT_PARAMS, build, n_params, summary, summary_rows
+from asd.models import REPORT_DROPOUT_LAYERS, REPORT_PARAMS, build, dense_widths, n_params, summary, summary_rows
 
 CFG = Config()
 DIM = CFG.feature.dim  # 640
@@ -100,6 +100,22 @@ def test_dropout_network_has_the_report_layer_order():
     no_drop = [n for n, _, _ in summary_rows(model, DIM, activations=False) if not n.startswith("Dropout")]
     bn = [n for n, _, _ in summary_rows(build("batchnorm", CFG), DIM, activations=False)]
     assert [n.rsplit("-", 1)[0] for n in no_drop] == [n.rsplit("-", 1)[0] for n in bn]
+
+
+def test_dense_widths_draw_each_network_as_its_config_builds_it():
+    h, z, net = CFG.net.hidden, CFG.net.latent, CFG.net
+    vae = [DIM, h, h, z, z, h, h, DIM]
+    heads = ["", "", "", "", "parallel", "", "", ""]  # the mean and log-variance heads read the same layer
+    assert dense_widths(build("baseline", CFG), DIM) == list(zip(vae, heads))
+    bn = ["", "BN", "BN", "", "parallel", "BN", "BN", ""]
+    assert dense_widths(build("batchnorm", CFG), DIM) == list(zip(vae, bn))
+    dropped = ["", "BN+dropout", "BN", "", "parallel", "BN+dropout", "BN", ""]  # the report's two dropout layers
+    assert dense_widths(build("dropout", CFG), DIM) == list(zip(vae, dropped))
+    seq = [DIM] + [net.seq_hidden] * 4 + [net.bottleneck] + [net.seq_hidden] * 4 + [DIM]
+    assert dense_widths(build("sequential", CFG), DIM) == [(w, "BN" if 0 < i < len(seq) - 1 else "")
+                                                            for i, w in enumerate(seq)]
+    idnn = dense_widths(build("idnn", CFG), DIM)
+    assert idnn[0][0] == DIM * 4 // 5 and idnn[-1][0] == DIM // 5  # reads four frames, predicts the centre one
 
 
 def test_sequential_batchnorm_and_xavier_init():

@@ -110,6 +110,25 @@ def test_mel_filterbank_draws_every_filter() -> None:
     assert fig.axes[0].lines[0].get_xdata()[-1] == pytest.approx(8000)
 
 
+def test_network_shapes_one_panel_per_network_one_bar_per_dense_output() -> None:
+    shapes = {"baseline": [(64, ""), (40, "BN+dropout"), (4, ""), (4, "parallel"), (40, ""), (64, "")],
+              "sequential": [(64, ""), (12, "BN"), (2, "BN"), (12, "BN"), (64, "")]}
+    fig = plots.network_shapes(shapes, titles={"baseline": "the VAE"})
+    _render(fig)
+    assert len(fig.axes) == 2
+    for ax, columns in zip(fig.axes, shapes.values()):
+        heights = [bar.get_height() for bar in ax.patches]
+        assert heights == [w for w, _ in columns]  # a bar per width, as tall as it
+        assert all(bar.get_y() == -bar.get_height() / 2 for bar in ax.patches)  # centred: the network's waist
+    heads = fig.axes[0].patches[2:4]
+    assert abs(heads[0].get_x() - heads[1].get_x()) < 0.5  # parallel heads share one slot
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "BN\ndropout" in texts and "heads" in texts and "input" in texts
+    assert [ax.get_title() for ax in fig.axes] == ["the VAE", metrics.label("sequential")]
+    with pytest.raises(ValueError):
+        plots.network_shapes({})
+
+
 def test_training_curves_one_panel_per_network() -> None:
     hists = {"baseline": History(train_loss=[3000.0, 200.0, 150.0], val_loss=[310.0, 220.0, 170.0]),
              "sequential": History(train_loss=[1.0, 0.8, 0.7]),
