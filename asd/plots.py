@@ -223,10 +223,10 @@ def network_shapes(networks: Mapping[str, Sequence[tuple[int, str]]],
             for k, (width, note) in enumerate(slot):
                 xk = x + (k - (len(slot) - 1) / 2) * bar
                 ax.bar(xk, width, bar * 0.9, bottom=-width / 2, color="0.6" if x == 0 else colours[name])
-                ax.text(xk, width / 2 + 0.02 * top, str(width), ha="center", va="bottom", fontsize=7)
+                ax.text(xk, width / 2 + 0.02 * top, str(width), ha="center", va="bottom", fontsize=8)
             role = "input" if x == 0 else "output" if x == len(slots) - 1 else "heads" if len(slot) > 1 else ""
             under = "\n".join(filter(None, [role, *slot[0][1].split("+")]))
-            ax.text(x, -top / 2 - 0.04 * top, under, ha="center", va="top", fontsize=7)
+            ax.text(x, -top / 2 - 0.04 * top, under, ha="center", va="top", fontsize=8)
         ax.set_title((titles or {}).get(name, metrics.label(name)), fontsize=9)
         ax.set_xlim(-0.6, len(slots) - 0.4)
         ax.set_ylim(-0.75 * top, 0.62 * top)

@@ -82,24 +82,23 @@ for name in config.NETWORKS:
 display(TextTable(["network", "asd", "report"], rows,
                   "Trainable parameters: all four counts equal the report's"))
 
-# %% tags=["hide-input"]
-for name in config.NETWORKS:
-    glue(f"params_{name}", models.n_params(models.build(name, cfg)), display=False)
+# %% tags=["hide-input", "remove-output"]
+built = {name: models.build(name, cfg) for name in config.NETWORKS}
+for name, net in built.items():
+    glue(f"params_{name}", models.n_params(net), display=False)
 glue("hidden", cfg.net.hidden, display=False)
 glue("latent", cfg.net.latent, display=False)
 glue("dropout", cfg.net.dropout, display=False)
 glue("kl_weight", cfg.net.kl_weight, display=False)
 glue("bottleneck", cfg.net.bottleneck, display=False)
 glue("seq_hidden", cfg.net.seq_hidden, display=False)
-
-# %% tags=["hide-input", "remove-output"]
-shapes = {name: models.dense_widths(models.build(name, cfg), cfg.feature.dim) for name in config.NETWORKS}
-titles = {name: f"{name}: {models.n_params(models.build(name, cfg)):,} parameters" for name in config.NETWORKS}
+shapes = {name: models.dense_widths(net, cfg.feature.dim) for name, net in built.items()}
+titles = {name: f"{name}: {models.n_params(net):,} parameters" for name, net in built.items()}
 glue("fig_shapes", plots.network_shapes(shapes, titles))
 edge_share = []  # the share of a network's parameters in its first and last dense layer
-for name in config.NETWORKS:
-    dense = [m for m in models.build(name, cfg).modules() if isinstance(m, torch.nn.Linear)]
-    edge_share.append(sum(models.n_params(m) for m in (dense[0], dense[-1])) / models.n_params(models.build(name, cfg)))
+for net in built.values():
+    dense = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    edge_share.append(sum(models.n_params(m) for m in (dense[0], dense[-1])) / models.n_params(net))
 glue("edge_share", f"{min(edge_share):.0%}", display=False)
 
 # %% [markdown]
