@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    r.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                   help="draw the training curves (DIR/training.png), each model's test scores against its "
+                        "thresholds (DIR/<model>_<machine>.png) and, for labelled test clips, ROC curves, "
+                        "score histograms and AUC bars (DIR/roc.png, scores.png, auc.png)")
     r.add_argument("--save-models", type=Path, default=None, metavar="DIR",
                    help="also save each trained detector as DIR/<model>.pt, to score new clips with asd score")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -243,7 +247,8 @@ def _run(args: argparse.Namespace) -> None:
     _checked_epochs(args.epochs)
     _checked_quantile(args.decision_quantile)
     _checked_profile(args.profile)
-    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), save_models=(args.save_models, True))
+    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), save_models=(args.save_models, True),
+                     figures=(args.figures, True))
     if args.ground_truth is not None and not args.ground_truth.is_file():
         raise UsageError(f"--ground-truth {args.ground_truth}: no such file")
     calibration, calibration_clips = _calibration(args)
@@ -279,6 +284,8 @@ def _run(args: argparse.Namespace) -> None:
         _write_scores(results, args, calibration)
         if results.evaluable:  # the decisions written: where their lines are drawn
             print(_flagged(results, args.decision_quantile, calibration))
+    if args.figures:
+        _draw_run(results, args, calibration)
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
@@ -314,7 +321,7 @@ def _score(args: argparse.Namespace) -> None:
         if args.scores_dir:
             _write_scores(results, args, calibration)
         if args.figures:
-            _draw_timeline(results, args, calibration)
+            _save_figures(_timelines(results, args, calibration), args.figures)
         if args.out:
             report += [{"model": name, "file": str(detector["path"]), "trained_on": results.data, **entry}
                        for name, entry in results.clip_report(args.decision_quantile, calibration).items()]
@@ -337,16 +344,41 @@ def _write_report(path: Path, clips, detectors: list[dict], quantile: float, cal
     print(f"clips, thresholds, scores and decisions written to {path}")
 
 
-def _draw_timeline(results, args: argparse.Namespace, calibration: str) -> None:
+def _save_figures(figures: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, fig in figures.items():
+        fig.savefig(folder / f"{stem}.png", dpi=100)
+        print(f"figure written to {folder / stem}.png")
+
+
+def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
+    """Each model's test scores, clip by clip in order, against its thresholds."""
     from asd.plots import score_timeline
 
-    name = next(iter(results.models))
-    fig = score_timeline([c.path.name for c in results.test.clips], results.test.clip_ids,
-                         results.models[name].scores, results.thresholds(name, args.decision_quantile, calibration))
-    path = args.figures / f"{name}_{results.machine}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    print(f"figure written to {path}")
+    names = [c.path.name for c in results.test.clips]
+    return {f"{name}_{results.machine}": score_timeline(names, results.test.clip_ids, model.scores,
+                                                        results.thresholds(name, args.decision_quantile, calibration))
+            for name, model in results.models.items()}
+
+
+def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
+    """``asd run --figures``: what a run learnt and how its scores fall, as the book draws them."""
+    from asd import metrics, plots
+
+    figures = {}
+    curves = {name if key == "all" else f"{name} ID {key}": history for name, model in results.models.items()
+              for key, history in model.histories.items() if len(history.train_loss) > 1}  # PCA fits in one step
+    if curves:
+        figures["training"] = plots.training_curves(curves)
+    if results.test.clips:
+        figures |= _timelines(results, args, calibration)
+    if results.test.clips and results.evaluable:
+        scores = {name: model.scores for name, model in results.models.items()}
+        y_true, clip_ids = results.test.y_true, results.test.clip_ids
+        figures["roc"] = plots.roc_curves(y_true, clip_ids, scores, results.cfg.max_fpr)
+        figures["scores"] = plots.score_histograms(y_true, clip_ids, scores)
+        figures["auc"] = plots.score_bars(metrics.table(results.rows), "auc", title=f"AUC per machine ID: {results.data}")
+    _save_figures(figures, args.figures)
 
 
 def _write_scores(results, args: argparse.Namespace, calibration: str) -> None:

@@ -90,6 +90,26 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
     assert "clips flagged anomalous (score above the 0.9 quantile" in out and "ID 02: " in out
 
 
+def test_run_draws_what_it_learnt_and_how_its_scores_fall(root, tmp_path, capsys):
+    figures = tmp_path / "figures"
+    assert main(["run", "--data", str(root), "--models", "pca", "sequential", "--epochs", "2", "--quiet",
+                 "--device", "cpu", "--figures", str(figures)]) == 0
+    out = capsys.readouterr().out
+    drawn = {"training", "pca_slider", "sequential_slider", "roc", "scores", "auc"}
+    assert {p.stem for p in figures.iterdir()} == drawn
+    assert all((figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for stem in drawn)
+    assert out.count("figure written to") == len(drawn)
+
+
+def test_a_run_that_only_trains_draws_its_training_curves(make_dataset, tmp_path, capsys):
+    plant = make_dataset(tmp_path / "plant", ids=("00", "02"), n_train=8, seconds=1.0, test_ids=())
+    figures = tmp_path / "figures"
+    assert main(["run", "--data", str(plant), "--models", "sequential", "--epochs", "2", "--quiet", "--device",
+                 "cpu", "--save-models", str(tmp_path / "m"), "--figures", str(figures)]) == 0
+    capsys.readouterr()
+    assert [p.name for p in figures.iterdir()] == ["training.png"]  # no test clips: nothing else to draw
+
+
 def test_missing_folder(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["run", "--data", str(missing), "--quiet"]) == 2
@@ -140,6 +160,7 @@ def test_bad_profile_from_the_environment(root, capsys, monkeypatch):
     ("--out", "afile/x.json", "is a file, not a folder"),
     ("--scores-dir", "afile", "not a folder"),
     ("--save-models", "afile/models", "is a file, not a folder"),
+    ("--figures", "afile", "not a folder"),
     ("--out", "adir", "is a folder, not a file"),
 ])
 def test_an_output_that_cannot_be_written_stops_the_run_before_it_starts(root, tmp_path, capsys, option, target,
