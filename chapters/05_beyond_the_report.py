@@ -546,13 +546,14 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision", "its t
 # scores, not to the new clips, whose labels a monitoring system does not know.
 #
 # On a plant the same steps run from the command line: `asd arrange` links a recorder's own
-# files into the release layout under release names, `asd run --save-models` trains on them,
-# and `asd score` flags each day's recordings, `--out` writing every clip's score and decision
-# as JSON for a monitoring script:
+# files into the release layout under release names, `asd run --save-models` trains on them
+# (`--figures` draws its training curves, to check that the loss settled), and `asd score`
+# flags each day's recordings, `--out` writing every clip's score and decision as JSON for a
+# monitoring script:
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00
-# asd run --data ~/plant --machine press --models sequential --save-models models
+# asd run --data ~/plant --machine press --models sequential --save-models models --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 --out today.json
 # ```
 #
