@@ -372,12 +372,13 @@ def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
         figures["training"] = plots.training_curves(curves)
     if results.test.clips:
         figures |= _timelines(results, args, calibration)
-    if results.test.clips and results.evaluable:
-        scores = {name: model.scores for name, model in results.models.items()}
-        y_true, clip_ids = results.test.y_true, results.test.clip_ids
-        figures["roc"] = plots.roc_curves(y_true, clip_ids, scores, results.cfg.max_fpr)
-        figures["scores"] = plots.score_histograms(y_true, clip_ids, scores)
-        figures["auc"] = plots.score_bars(metrics.table(results.rows), "auc", title=f"AUC per machine ID: {results.data}")
+        if results.evaluable:
+            scores = {name: model.scores for name, model in results.models.items()}
+            y_true, clip_ids = results.test.y_true, results.test.clip_ids
+            figures["roc"] = plots.roc_curves(y_true, clip_ids, scores, results.cfg.max_fpr)
+            figures["scores"] = plots.score_histograms(y_true, clip_ids, scores)
+            figures["auc"] = plots.score_bars(metrics.table(results.rows), "auc",
+                                              title=f"AUC per machine ID: {results.data}")
     _save_figures(figures, args.figures)
 
 

@@ -209,7 +209,7 @@ def network_shapes(networks: Mapping[str, Sequence[tuple[int, str]]],
     if not networks:
         raise ValueError("no networks to draw")
     colours = _model_colours(list(networks))
-    fig, axes = _grid(len(networks), ncols=2, panel=(3.4, 2.6), sharey=True)
+    fig, axes = _grid(len(networks), ncols=2, panel=(3.4, 2.6))
     top = max(width for columns in networks.values() for width, _ in columns)
     for ax, (name, columns) in zip(axes, networks.items()):
         slots: list[list[tuple[int, str]]] = []
@@ -220,7 +220,7 @@ def network_shapes(networks: Mapping[str, Sequence[tuple[int, str]]],
                 slots.append([(width, note)])
         for x, slot in enumerate(slots):
             bar = 0.7 / len(slot)
-            for k, (width, note) in enumerate(slot):
+            for k, (width, _) in enumerate(slot):
                 xk = x + (k - (len(slot) - 1) / 2) * bar
                 ax.bar(xk, width, bar * 0.9, bottom=-width / 2, color="0.6" if x == 0 else colours[name])
                 ax.text(xk, width / 2 + 0.02 * top, str(width), ha="center", va="bottom", fontsize=8)
@@ -336,10 +336,10 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
     for (whole, zoom), mid in zip(axes, unique_ids):
         sel = clip_ids == mid
         whole.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
+        curves = {name: roc_curve(y_true[sel], np.asarray(s)[sel])[:2] for name, s in scores.items()}
         for ax, right in ((whole, 1.0), (zoom, max_fpr)):
             ax.plot([0, right], [0, right], color="0.6", lw=0.8, ls=":", label="chance")
-            for name, s in scores.items():
-                fpr, tpr, _ = roc_curve(y_true[sel], np.asarray(s)[sel])
+            for name, (fpr, tpr) in curves.items():
                 ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
             ax.set_xlim(0, right)
             ax.set_xticks(np.linspace(0, right, 3))  # few ticks: the two panels' end labels do not meet
