@@ -362,8 +362,9 @@ glue("pauc_inside", int(cfg.max_fpr * n_normal), display=False)
 # The strip holds few normal clips: ID {glue:text}`pauc_id` has {glue:text}`pauc_normals`
 # normal test clips here, so false-positive rates up to 0.1 cover only the
 # {glue:text}`pauc_inside` highest-scoring of them: the strip's area is built from that few
-# steps of the curve, and one normal clip that outscores a few more anomalies moves pAUC by a
-# visible step. Networks whose pAUCs differ by less than such a step are tied.
+# steps of the curve (the enlarged panels of {numref}`fig-roc` show them), and one normal clip
+# that outscores a few more anomalies moves pAUC by a visible step. Networks whose pAUCs differ
+# by less than such a step are tied.
 
 # %% [markdown]
 # ## One clip scored by hand
