@@ -342,7 +342,8 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
             for name, (fpr, tpr) in curves.items():
                 ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
             ax.set_xlim(0, right)
-            ax.set_xticks(np.linspace(0, right, 3))  # few ticks: the two panels' end labels do not meet
+            ax.set_xticks(np.linspace(0, right, 3))  # few, short tick labels: the two panels' end labels do not meet
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.set_ylim(0, 1.01)
         whole.set_title(f"ID {mid}", fontsize=10)
         zoom.set_title(f"ID {mid}: FPR \u2264 {max_fpr:g} enlarged", fontsize=10)
