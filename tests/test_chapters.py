@@ -1,6 +1,7 @@
 """Structural checks on the book: chapter pairing, stripped outputs, the TOC.
 
-These tests never execute a notebook (``pytest --nbmake chapters`` does that).
+These tests never execute a notebook (``pytest --nbmake chapters`` does that); one runs CI's
+check of executed outputs on notebooks it writes.
 They hold with zero chapters present, except the TOC test, which needs every
 file that ``_toc.yml`` names to exist.
 """
@@ -8,6 +9,8 @@ file that ``_toc.yml`` names to exist.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -150,3 +153,32 @@ def test_every_chapter_is_in_the_toc() -> None:
     chapters = [*NOTEBOOKS, *sorted(CHAPTERS.glob("*.md"))]
     unlisted = [_rel(p) for p in chapters if _rel(p.with_suffix("")) not in listed]
     assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
+
+
+def _executed(cells: list[dict]) -> dict:
+    return {"cells": [{"cell_type": "code", "source": [source], "outputs": outputs} for source, outputs in cells]}
+
+
+def test_the_output_check_finds_numpy_reprs_and_missing_figures(tmp_path: Path) -> None:
+    """CI's `.ci/check_outputs.py`, run on executed notebooks written here: quiet on clean ones."""
+    (tmp_path / "chapters").mkdir()
+    png = {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"},
+           "metadata": {"scrapbook": {"name": "fig_a", "mime_prefix": ""}}}
+    glued = {"output_type": "display_data", "data": {"application/papermill.record/text/plain": "np.str_('00')"},
+             "metadata": {"scrapbook": {"name": "machine_id", "mime_prefix": "application/papermill.record/"}}}
+    printed = {"output_type": "stream", "name": "stdout", "text": ["{'auc': np.float64(0.9)}\n"]}
+    notebook = tmp_path / "chapters" / "01_x.ipynb"
+    check = [sys.executable, str(ROOT / ".ci" / "check_outputs.py")]
+
+    notebook.write_text(json.dumps(_executed([('glue("fig_a", fig)', [png]), ("print(0.9)", [])])))
+    proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("1 figures shown")
+
+    notebook.write_text(json.dumps(_executed([('glue("fig_a", fig)', []), ('glue("machine_id", mid)', [glued]),
+                                              ("print(row)", [printed])])))
+    proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "01_x.ipynb cell 0: 0 of 1 figures as image/png" in proc.stderr
+    assert "01_x.ipynb cell 1: shows \"np.str_('00')\"" in proc.stderr
+    assert "01_x.ipynb cell 2: shows 'np.float64(0.9)" in proc.stderr
