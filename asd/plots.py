@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
 from asd import metrics
@@ -253,6 +253,7 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
             ax.set_yscale("log")
         ax.set_title(metrics.label(name), fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5 in a short run
         ax.legend(frameon=False)
     for ax in axes[::2]:
         ax.set_ylabel("mean loss per vector")

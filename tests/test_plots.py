@@ -140,6 +140,8 @@ def test_training_curves_one_panel_per_network() -> None:
     assert fig.axes[0].get_yscale() == "log"  # spans more than a factor of 10
     assert fig.axes[1].get_yscale() == "linear"  # does not
     assert fig.axes[2].get_yscale() == "linear"  # a non-positive loss cannot go on a log axis
+    ticks = fig.axes[2].get_xticks()
+    assert np.all(ticks == np.round(ticks))  # whole epochs, even in a two-epoch run
 
 
 @pytest.mark.parametrize("metric", ["auc", "pauc"])
