@@ -53,7 +53,7 @@ from myst_nb import glue
 
 import asd
 import asd.book
-from asd import detectors, experiment, metrics, plots, synth
+from asd import detectors, experiment, metrics, models, plots, synth
 from asd.book import TextTable
 from asd.config import NETWORKS, home
 from asd.data import UNLABELLED
@@ -95,6 +95,27 @@ glue("idclf_high", f"{max(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=Fals
 print(cfg.beyond)
 for name in ("idnn", "idclf"):
     print(f"{name}: {cfg.fit[name]}")
+
+# %% tags=["hide-input", "remove-output"]
+n_ids = len(cfg.report_ids[cfg.machine])  # the classifier's outputs: one per machine ID it tells apart
+new_nets = {"idnn": models.build("idnn", cfg), "idclf": models.build("idclf", cfg, n_ids=n_ids)}
+glue("fig_beyond_shapes", plots.network_shapes(
+    {name: models.dense_widths(net, cfg.feature.dim) for name, net in new_nets.items()},
+    {name: f"{name}: {models.n_params(net):,} parameters" for name, net in new_nets.items()}))
+glue("idnn_in", models.dense_widths(new_nets["idnn"], cfg.feature.dim)[0][0], display=False)
+glue("idnn_out", models.dense_widths(new_nets["idnn"], cfg.feature.dim)[-1][0], display=False)
+glue("n_ids", n_ids, display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_beyond_shapes
+# :name: fig-beyond-shapes
+# :alt: IDNN and the ID classifier drawn as bars, one per dense layer's output, as tall as its width.
+#
+# The two new networks as `asd.models` builds them, drawn as the report's four in
+# {numref}`fig-shapes`. IDNN reads the four outer frames ({glue:text}`idnn_in` numbers) and
+# predicts the centre one ({glue:text}`idnn_out`); the ID classifier ends in one output per
+# machine ID ({glue:text}`n_ids`), whose softmax gives each ID's probability.
+# ```
 
 # %% [markdown]
 # ## All seven detectors, one table
