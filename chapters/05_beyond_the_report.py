@@ -99,11 +99,11 @@ for name in ("idnn", "idclf"):
 # %% tags=["hide-input", "remove-output"]
 n_ids = len(cfg.report_ids[cfg.machine])  # the classifier's outputs: one per machine ID it tells apart
 new_nets = {"idnn": models.build("idnn", cfg), "idclf": models.build("idclf", cfg, n_ids=n_ids)}
+new_shapes = {name: models.dense_widths(net, cfg.feature.dim) for name, net in new_nets.items()}
 glue("fig_beyond_shapes", plots.network_shapes(
-    {name: models.dense_widths(net, cfg.feature.dim) for name, net in new_nets.items()},
-    {name: f"{name}: {models.n_params(net):,} parameters" for name, net in new_nets.items()}))
-glue("idnn_in", models.dense_widths(new_nets["idnn"], cfg.feature.dim)[0][0], display=False)
-glue("idnn_out", models.dense_widths(new_nets["idnn"], cfg.feature.dim)[-1][0], display=False)
+    new_shapes, {name: f"{name}: {models.n_params(net):,} parameters" for name, net in new_nets.items()}))
+glue("idnn_in", new_shapes["idnn"][0][0], display=False)
+glue("idnn_out", new_shapes["idnn"][-1][0], display=False)
 glue("n_ids", n_ids, display=False)
 
 # %% [markdown]
