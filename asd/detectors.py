@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 from asd.config import DETECTORS, Config
 from asd.features import FrameSet, Standardiser, clip_means, gather_vectors
 from asd.models import build
-from asd.train import History, fit_steps, fit_together, score
+from asd.train import History, Queued, fit_steps, fit_together, score
 
 
 class Detector(Protocol):
@@ -45,7 +45,7 @@ class NetworkDetector:
     def fit(self, train: FrameSet, progress: bool = True) -> History:
         return fit_together([self.fit_steps(train, progress)], self.device)[0]
 
-    def fit_steps(self, train: FrameSet, progress: bool = True) -> Generator[None, None, History]:
+    def fit_steps(self, train: FrameSet, progress: bool = True) -> Generator[Queued, None, History]:
         """The training as a :func:`asd.train.fit_steps` generator, to train with others at once."""
         return fit_steps(self.model, train, self.cfg.fit[self.name], self.cfg.feature.n_frames, self.id_index,
                          self.device, seed=self.cfg.seed, progress=progress, desc=self.name,
@@ -71,7 +71,7 @@ class IDClassifierDetector(NetworkDetector):
     on at least two IDs (not with per-ID training) and can only score IDs it was trained on.
     """
 
-    def fit_steps(self, train: FrameSet, progress: bool = True) -> Generator[None, None, History]:
+    def fit_steps(self, train: FrameSet, progress: bool = True) -> Generator[Queued, None, History]:
         present = sorted(set(train.clip_ids.tolist()))
         if len(present) < 2:
             raise ValueError(f"idclf needs training clips of at least 2 machine IDs, got {present} "
