@@ -94,11 +94,14 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
 def bench_features(clips: list[Clip], cfg: Config, device: torch.device, max_clips: int = 64) -> dict:
     """Clips per second of log-mel extraction with librosa (CPU) and with the torch path on ``device``.
 
-    At most ``max_clips`` clips are timed (librosa alone would take minutes on a full set).
+    At most ``max_clips`` clips are timed (librosa alone would take minutes on a full set), after
+    one clip untimed per backend: librosa's first call compiles its numba code (seconds on a fresh
+    machine), the torch path's first call sets up its FFT plans.
     """
     clips = clips[:max_clips]
     out = {"clips": len(clips)}
     for backend in ("librosa", "torch"):
+        extract(clips[:1], replace(cfg.feature, backend=backend), cache_dir=None, progress=False, device=device)
         start = time.perf_counter()
         extract(clips, replace(cfg.feature, backend=backend), cache_dir=None, progress=False, device=device)
         out[f"{backend}_clips_per_s"] = len(clips) / (time.perf_counter() - start)

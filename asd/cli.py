@@ -84,9 +84,6 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--concurrent", action="store_true",
                    help="train the networks at the same time, one CUDA stream each (GPU only; the "
                         "longest network bounds the wall time)")
-    r.add_argument("--streams", type=int, default=None, metavar="N",
-                   help="with --concurrent: the networks share N CUDA streams (default: one each); a "
-                        "stream's networks train one after another, the streams balanced by steps")
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None)
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda")
@@ -260,16 +257,12 @@ def _run(args: argparse.Namespace) -> None:
     if calibration == "held-out" and "pca" in args.models:
         raise UsageError("pca holds out no training clips: --calibration held-out needs networks only "
                          "(or set the thresholds with --calibration-clips PATH)")
-    if args.streams is not None and not args.concurrent:
-        raise UsageError("--streams shares CUDA streams among networks trained at once: add --concurrent")
-    if args.streams is not None and args.streams < 1:
-        raise UsageError(f"--streams must be >= 1, got {args.streams}")
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
-                  progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent, streams=args.streams,
+                  progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
                   ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)

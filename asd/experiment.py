@@ -28,7 +28,7 @@ from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, list_cli
                       select_ids, unevaluable, unique_ids, unlabelled_files)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
-from asd.train import History, fit_together, lanes_by_work
+from asd.train import History, fit_together
 from asd.utils import atomic_write_bytes, device_name, resolve_device
 
 
@@ -111,8 +111,7 @@ class Results:
     unique_ids: list[str] = field(default_factory=list)  # the machine IDs used
     left_out: list[str] = field(default_factory=list)
     models: dict[str, ModelResult] = field(default_factory=dict)
-    concurrent: bool = False  # networks trained at the same time on CUDA streams
-    streams: int = 0  # how many streams they shared (0: not concurrent)
+    concurrent: bool = False  # networks trained at the same time, one CUDA stream each
     features_seconds: float = 0.0  # log-mel extraction (or its cache) and standardisation
     wall_seconds: float = 0.0  # the whole run: features, training and scoring
     standardiser: Standardiser | None = None  # fitted on the training frames
@@ -192,7 +191,6 @@ class Results:
             "device": self.device,
             "device_name": device_name(torch.device(self.device)),
             "concurrent": self.concurrent,
-            "streams": self.streams,
             "seconds": {m.name: round(m.seconds, 2) for m in self.models.values()},
             "features_seconds": round(self.features_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
@@ -503,10 +501,9 @@ def run_model(name: str, cfg: Config, prep: Prepared, device: torch.device, mach
 
 
 def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.device, machine: str,
-                 cache: bool = True, streams: int | None = None) -> dict[str, ModelResult]:
-    """Networks ``names`` trained at the same time (:func:`asd.train.fit_together`: on a GPU, one
-    CUDA stream each, or ``streams`` streams shared as :func:`asd.train.lanes_by_work` balances their
-    steps), each on the whole training set, then scored; cached as :func:`run_model`.
+                 cache: bool = True) -> dict[str, ModelResult]:
+    """Networks ``names`` trained at the same time (:func:`asd.train.fit_together`: one CUDA stream
+    each on a GPU), each on the whole training set, then scored; cached as :func:`run_model`.
 
     Each network is scored and cached as soon as it finishes training, while the others train on.
     A result's ``seconds`` are its own training span plus its scoring.
@@ -529,12 +526,10 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
         results[name] = _finish(name, cfg, prep, machine, scores, train_scores, held_out, {"all": history}, seconds,
                                 {"all": detector.state()}, path, cache)
 
-    # steps are proportional to epochs / batch size (one training set); the network with the most
-    # bounds the wall time: its stream goes first on the GPU
+    # the network with the most steps bounds the wall time: its stream goes first on the GPU
     work = [cfg.fit[name].epochs / cfg.fit[name].batch_size for name, _, _ in todo]
     priorities = [-1 if w == max(work) else 0 for w in work]
-    fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish, priorities,
-                 lanes_by_work(work, streams))
+    fit_together([detector.fit_steps(prep.train, False) for _, detector, _ in todo], device, finish, priorities)
     return {name: results[name] for name in names}
 
 
@@ -549,13 +544,13 @@ def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], prog
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
         data_label: str | None = None, cache: bool = True, concurrent: bool = False,
-        ground_truth: Path | None = None, require_labels: bool = True, streams: int | None = None) -> Results:
+        ground_truth: Path | None = None, require_labels: bool = True) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results
     (``require_labels`` as in :func:`prepare`: false scores test clips that cannot be evaluated).
 
-    ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each or
-    ``streams`` shared, so that small networks' kernels overlap on the GPU (:func:`run_together`);
-    PCA, and every detector with ``per_id``, train one after another.
+    ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each, so that
+    small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
+    with ``per_id``, train one after another.
     """
     if "idclf" in models and per_id:  # before any work
         raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
@@ -572,9 +567,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
                       standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)))
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
-    if results.concurrent:
-        results.streams = min(streams or len(together), len(together))
-    trained = run_together(together, cfg, prep, dev, machine, cache, streams) if results.concurrent else {}
+    trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}
     for name in models:
         results.models[name] = trained.get(name) or run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
     results.wall_seconds = time.perf_counter() - start

@@ -357,86 +357,63 @@ def cublaslt(device: torch.device) -> Iterator[None]:
         torch.backends.cuda.preferred_blas_library(previous)
 
 
-# How long the thread that queues the lanes' epochs sleeps when every lane is still busy: short
-# against an epoch (a tenth of a second or more at the report's sizes), long enough not to spin.
+# How long the thread that queues the jobs' epochs sleeps when every job's epoch is still running:
+# short against an epoch (a tenth of a second or more at the report's sizes), long enough not to spin.
 POLL_S = 2e-4
-
-
-def lanes_by_work(work: list[float], n_lanes: int | None = None) -> list[int]:
-    """Each job's lane when ``n_lanes`` lanes share jobs of ``work`` (e.g. their steps): the job with
-    the most work first, each to the lane with the least work so far (one lane each by default).
-    Lanes are numbered in the order they are first filled, so lane 0 holds the largest job."""
-    n_lanes = len(work) if n_lanes is None else n_lanes
-    if n_lanes < 1 and work:
-        raise ValueError(f"at least one lane is needed, got {n_lanes}")
-    load, lanes = [0.0] * min(n_lanes, len(work)), [0] * len(work)
-    for i in sorted(range(len(work)), key=lambda i: -work[i]):
-        lanes[i] = min(range(len(load)), key=lambda k: load[k])
-        load[lanes[i]] += work[i]
-    return lanes
 
 
 def fit_together(jobs: list[Generator[Queued, None, History]], device: torch.device,
                  on_done: Callable[[int, History], None] | None = None,
-                 priorities: list[int] | None = None, lanes: list[int] | None = None) -> list[History]:
+                 priorities: list[int] | None = None) -> list[History]:
     """Run :func:`fit_steps` generators together until all are done; their histories.
 
-    Jobs are put in ``lanes`` (a lane number per job; by default one lane each): a lane trains its
-    jobs one after another in the list's order, and the lanes train at the same time. On CUDA
-    each lane has a stream of its own: one Python thread queues a lane's next epoch as soon as its
-    last one has run, while the GPU works on the other lanes' epochs, so that small networks'
-    kernels overlap (no threads, hence no contention for Python's GIL and no capture racing a
-    replay). Every job sets up (captures its graphs) before any trains. A captured job (the
-    default on CUDA) draws from a generator of its own (:class:`CapturedEpoch`), so a network
-    trained with others gets the random numbers it gets trained alone; eager jobs share PyTorch's
-    generator, so their dropout masks and VAE samples interleave in a fixed order, reproducible
-    but not those of training alone.
+    On CUDA each job has a stream of its own: one Python thread queues a job's next epoch as soon
+    as its last one has run (never waiting on one job while another could go on), while the GPU
+    works on the other jobs' epochs, so that small networks' kernels overlap (no threads, hence no
+    contention for Python's GIL and no capture racing a replay). Every job sets up (captures its
+    graphs) before any trains. A captured job (the default on CUDA) draws from a generator of its
+    own (:class:`CapturedEpoch`), so a network trained with others gets the random numbers it gets
+    trained alone; eager jobs share PyTorch's generator, so their dropout masks and VAE samples
+    interleave (in a fixed order on the CPU, where the jobs take turns epoch by epoch).
 
-    ``on_done(i, history)`` is called as soon as job ``i`` finishes (on its lane's stream, while
-    the others still train): a run cut short keeps the networks that finished.
+    ``on_done(i, history)`` is called as soon as job ``i`` finishes (on its stream, while the
+    others still train): a run cut short keeps the networks that finished.
 
     ``priorities`` (CUDA only) are the jobs' stream priorities, lower first, as CUDA orders them
-    (``torch.cuda.Stream(priority=-1)`` is high; a lane takes its jobs' highest): the GPU runs a
-    waiting kernel of a high-priority stream before the others', so the lane that bounds the wall
-    time can run at nearly its solo speed while the others fill the gaps.
+    (``torch.cuda.Stream(priority=-1)`` is high): the GPU runs a waiting kernel of a high-priority
+    stream before the others', so the job that bounds the wall time can run at nearly its solo
+    speed while the others fill the gaps.
 
     On CUDA the jobs' matrix products run on cuBLASLt's kernels (:func:`cublaslt`).
     """
-    lanes = list(range(len(jobs))) if lanes is None else lanes
     priorities = priorities or [0] * len(jobs)
-    if len(lanes) != len(jobs) or len(priorities) != len(jobs):
-        raise ValueError(f"{len(jobs)} jobs need as many lanes and priorities, got {len(lanes)} and {len(priorities)}")
-    queues = {lane: [i for i in range(len(jobs)) if lanes[i] == lane] for lane in dict.fromkeys(lanes)}
-    streams = {lane: torch.cuda.Stream(device, priority=min(priorities[i] for i in queue))
-               if device.type == "cuda" and len(queues) > 1 else None for lane, queue in queues.items()}
-    on_stream = lambda lane: torch.cuda.stream(streams[lane]) if streams[lane] is not None else nullcontext()  # noqa: E731
+    streams = [torch.cuda.Stream(device, priority=p) if device.type == "cuda" and len(jobs) > 1 else None
+               for p in priorities]
+    on_stream = lambda i: torch.cuda.stream(streams[i]) if streams[i] is not None else nullcontext()  # noqa: E731
     histories: list[History | None] = [None] * len(jobs)
     with cublaslt(device):
-        queued = {}
-        for lane, queue in queues.items():
-            for i in queue:
-                with on_stream(lane):
-                    queued[i] = next(jobs[i])  # set-up: data on the device, graphs captured
-        while queues:
-            waiting = 0
-            for lane, queue in list(queues.items()):
-                i = queue[0]
+        queued = []
+        for i, job in enumerate(jobs):
+            with on_stream(i):
+                queued.append(next(job))  # set-up: data on the device, graphs captured
+        live = list(range(len(jobs)))
+        while live:
+            busy = 0
+            for i in list(live):
                 if not queued[i].ready:
-                    waiting += 1
+                    busy += 1
                     continue
-                with on_stream(lane):
+                with on_stream(i):
                     try:
                         queued[i] = next(jobs[i])
                     except StopIteration as done:
                         histories[i] = done.value
-                        queue.pop(0)
-                        if not queue:
-                            del queues[lane]
+                        live.remove(i)
                         if on_done is not None:
                             on_done(i, done.value)
-            if waiting and waiting == len(queues):  # every lane busy: look again shortly
+            if busy and busy == len(live):  # every job's epoch still running: look again shortly
                 time.sleep(POLL_S)
-    for stream in streams.values():
+    for stream in streams:
         if stream is not None:
             torch.cuda.current_stream(device).wait_stream(stream)
     return histories

@@ -503,21 +503,29 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 # came from, the profile, the device, the date and the commit of the code that produced it.
 # Where `asd bench` measured the same device (`results/bench-<device>.json`), the record is
 # followed by how long the networks would have trained one after another at the steps per
-# second measured there. The record's AUCs are the synthetic stand-in's, at the report's scale:
-# they rank the networks on that data and are not to be read against the report's table, which
-# measured the real slider.
+# second measured there. A record trained in bfloat16 (`--precision bf16`,
+# `results/full-<device>-bf16.json`) is followed by how far each network's average AUC and pAUC
+# moved from the 32-bit record of the same device, data and seed: what bfloat16 changes at the
+# report's scale, beside the quick-profile comparison above. The record's AUCs are the synthetic
+# stand-in's, at the report's scale: they rank the networks on that data and are not to be read
+# against the report's table, which measured the real slider.
 
 # %%
 folder = Path(asd.__file__).resolve().parents[1] / "results"  # the repository's, beside the package
-records = sorted(folder.glob("full-*.json"))
+# each device's 32-bit record first, then its bfloat16 one
+records = sorted(folder.glob("full-*.json"), key=lambda p: (p.name.replace("-bf16", ""), "-bf16" in p.name))
+tables = {}
 for path in records:
     record = json.loads(path.read_text())
+    precision = record["config"]["precision"]
+    tables[path.name] = metrics.table(record["rows"])
     made = record.get("synthetic")
     data = f"synthetic stand-in (generator v{made['version']}, seed {made['seed']})" if made else record["data"]
     if made and made["version"] != synth.VERSION:
         data += (f"\n  (the stand-in is now v{synth.VERSION}: the AUCs below are of older data than\n"
                  "  this chapter's; the times stand)")
-    print(f"{path.name}\n  data: {data}\n  profile: {record['profile']} | device: {record.get('device_name') or record['device']}"
+    print(f"{path.name}\n  data: {data}\n  profile: {record['profile']} | precision: {precision}"
+          f" | device: {record.get('device_name') or record['device']}"
           f"\n  date: {record['date'][:10]} | commit: {(record.get('git_commit') or 'unknown')[:7]}"
           f" | config hash: {record['config_hash']}")
     together = "at the same time" if record.get("concurrent") else "one after another"
@@ -531,7 +539,14 @@ for path in records:
         series = sum(steps / rates[name] for name, steps in record["steps"].items())
         print(f"  in series, at the steps/s of {bench_path.name}: about {series:.0f} s of training")
     print()
-    print(metrics.format_table(metrics.table(record["rows"])), end="\n\n")
+    print(metrics.format_table(tables[path.name]), end="\n\n")
+    fp32_name = path.name.replace("-bf16", "")
+    if precision == "bf16" and fp32_name in tables:
+        bf16, fp32 = tables[path.name], tables[fp32_name]
+        signed = lambda x: f"{round(x, 3) + 0.0:+.3f}"  # noqa: E731 (+ 0.0: no "-0.000")
+        moved = [f"{name} {signed(bf16[name]['AVG'][0] - fp32[name]['AVG'][0])}/"
+                 f"{signed(bf16[name]['AVG'][1] - fp32[name]['AVG'][1])}" for name in bf16 if name in fp32]
+        print(f"  bfloat16 minus 32 bits ({fp32_name}), average AUC/pAUC:\n    " + ", ".join(moved), end="\n\n")
 if not records:
     print(f"No full-scale record in {folder} (records are committed to the repository's results/). "
           "To produce one (a GPU helps):\n"

@@ -36,10 +36,11 @@ def test_bench_rejects_bad_epochs(make_dataset, tmp_path, capsys):
 
 
 def stale_records(folder: Path) -> list[str]:
-    """Names of the ``full-*.json`` records in ``folder`` recorded with another full config."""
-    full = get_config("full")
+    """Names of the ``full-*.json`` records in ``folder`` recorded with another full config (at the
+    record's own precision: a bf16 record is the full config in bf16)."""
     return [p.name for p in sorted(folder.glob("full-*.json"))
-            if (blob := json.loads(p.read_text()))["profile"] != "full" or blob["config_hash"] != full.hash()]
+            if (blob := json.loads(p.read_text()))["profile"] != "full"
+            or blob["config_hash"] != get_config("full", precision=blob["config"]["precision"]).hash()]
 
 
 def test_committed_full_records_match_the_full_config():
@@ -47,9 +48,12 @@ def test_committed_full_records_match_the_full_config():
 
 
 def test_a_record_of_another_config_is_caught(tmp_path):
-    full = get_config("full")
-    (tmp_path / "full-good.json").write_text(json.dumps({"profile": "full", "config_hash": full.hash()}))
-    (tmp_path / "full-old.json").write_text(json.dumps({"profile": "full",
-                                                         "config_hash": full.with_epochs(3).hash()}))
-    (tmp_path / "full-quick.json").write_text(json.dumps({"profile": "quick", "config_hash": full.hash()}))
-    assert stale_records(tmp_path) == ["full-old.json", "full-quick.json"]
+    full, bf16 = get_config("full"), get_config("full", precision="bf16")
+    record = lambda profile, cfg, precision="fp32": json.dumps(  # noqa: E731
+        {"profile": profile, "config_hash": cfg.hash(), "config": {"precision": precision}})
+    (tmp_path / "full-good.json").write_text(record("full", full))
+    (tmp_path / "full-good-bf16.json").write_text(record("full", bf16, "bf16"))
+    (tmp_path / "full-old.json").write_text(record("full", full.with_epochs(3)))
+    (tmp_path / "full-quick.json").write_text(record("quick", full))
+    (tmp_path / "full-wrong-bf16.json").write_text(record("full", full, "bf16"))
+    assert stale_records(tmp_path) == ["full-old.json", "full-quick.json", "full-wrong-bf16.json"]

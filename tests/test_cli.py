@@ -198,15 +198,6 @@ def test_bad_epochs(root, capsys, epochs):
     assert "epochs must be >= 1" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--streams", "2"], "add --concurrent"),
-    (["--concurrent", "--streams", "0"], "--streams must be >= 1"),
-])
-def test_bad_streams(root, capsys, args, message):
-    assert main(["run", "--data", str(root), *args, "--quiet"]) == 2
-    assert message in _error_line(capsys)
-
-
 def test_bad_device(root, capsys):
     assert main(["run", "--data", str(root), "--device", "tpu", "--models", "sequential", "--quiet"]) == 2
     assert "unknown device 'tpu'" in _error_line(capsys)

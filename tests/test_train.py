@@ -13,8 +13,7 @@ from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
 from asd.bench import fit_plain
-from asd.train import (DeviceVectors, FlatAdam, cublaslt, fit, fit_steps, fit_together, lanes_by_work, score,
-                       split_clips)
+from asd.train import DeviceVectors, FlatAdam, cublaslt, fit, fit_steps, fit_together, score, split_clips
 
 CPU = torch.device("cpu")
 CFG = Config()
@@ -185,37 +184,6 @@ def test_fit_together_trains_each_network_as_alone(prep):
             torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
-def test_lanes_balance_work_largest_first():
-    # the report's networks (epochs / batch size): the sequential net alone, the three VAEs in one lane
-    work = [100 / 1000, 100 / 512, 100 / 512, 200 / 256]
-    assert lanes_by_work(work) == [3, 1, 2, 0]
-    assert lanes_by_work(work, 2) == [1, 1, 1, 0]
-    assert lanes_by_work(work, 3) == [1, 1, 2, 0]
-    assert lanes_by_work(work, 9) == lanes_by_work(work) and lanes_by_work([]) == []
-    with pytest.raises(ValueError, match="lane"):
-        lanes_by_work(work, 0)
-
-
-def test_jobs_sharing_a_lane_train_one_after_another_as_alone(prep):
-    cfgs = [FitConfig(epochs=2, batch_size=100), FitConfig(epochs=5, batch_size=64), FitConfig(epochs=1, batch_size=64)]
-    alone = [_fit("sequential", prep, c, seed=s) for s, c in enumerate(cfgs)]
-    models = []
-    for s in range(3):
-        torch.manual_seed(s)
-        models.append(build("sequential", CFG, n_ids=len(prep.unique_ids)))
-    done = []
-    together = fit_together([fit_steps(m, prep.train, c, N_FRAMES, prep.id_index, CPU, seed=s, progress=False)
-                             for s, (m, c) in enumerate(zip(models, cfgs))], CPU, lambda i, h: done.append(i),
-                            lanes=[0, 1, 0])
-    assert done == [0, 2, 1]  # lane 0: job 0 (2 epochs) then job 2 (1 epoch), beside job 1 (5 epochs)
-    for (model, hist), m, h in zip(alone, models, together):
-        assert h.train_loss == hist.train_loss and h.steps == hist.steps
-        for a, b in zip(model.state_dict().values(), m.state_dict().values()):
-            torch.testing.assert_close(b, a, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="as many lanes"):
-        fit_together([], CPU, lanes=[0])
-
-
 def test_fit_together_is_reproducible_with_sampling_networks(prep):
     def once():
         jobs = []
@@ -306,19 +274,16 @@ def test_captured_training_matches_eager_on_cuda(prep, batch_size, steps_per_gra
 
 
 @CUDA
-@pytest.mark.parametrize("streams", [None, 2])  # 2: the sequential net beside the two VAEs, one after the other
-def test_captured_vae_and_concurrent_run_on_cuda(make_dataset, tmp_path, streams):
-    """The sampling VAEs train under capture, and networks train at once, one stream each or
-    sharing streams, to the result of training in series: each captured network draws from a
-    generator of its own."""
+def test_captured_vae_and_concurrent_run_on_cuda(make_dataset, tmp_path):
+    """The sampling VAEs train under capture, and networks train at once, one stream each, to the
+    result of training in series: each captured network draws from a generator of its own."""
     from asd.experiment import run
 
     root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=6, seconds=1.0)
     cfg = Config(profile="quick").with_epochs(3)
     serial = run(cfg, root, ["baseline", "dropout", "sequential"], device="cuda", progress=False, cache=False)
     both = run(cfg, root, ["baseline", "dropout", "sequential"], device="cuda", progress=False, cache=False,
-               concurrent=True, streams=streams)
-    assert both.streams == (streams or 3)
+               concurrent=True)
     for name in ("baseline", "dropout", "sequential"):
         h1, h2 = serial.models[name].histories["all"], both.models[name].histories["all"]
         assert h1.steps == h2.steps and np.isfinite(h2.train_loss).all()
