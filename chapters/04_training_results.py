@@ -42,7 +42,6 @@ if importlib.util.find_spec("asd") is None:
 # %% tags=["remove-output"]
 # %matplotlib inline
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,7 @@ from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 import asd
 import asd.book
-from asd import config, features, metrics, plots, synth
+from asd import config, features, metrics, plots, records
 from asd.book import TextTable
 
 cfg, src = asd.book.setup()
@@ -512,45 +511,7 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 
 # %%
 folder = Path(asd.__file__).resolve().parents[1] / "results"  # the repository's, beside the package
-# each device's 32-bit record first, then its bfloat16 one
-records = sorted(folder.glob("full-*.json"), key=lambda p: (p.name.replace("-bf16", ""), "-bf16" in p.name))
-tables = {}
-for path in records:
-    record = json.loads(path.read_text())
-    precision = record["config"]["precision"]
-    tables[path.name] = metrics.table(record["rows"])
-    made = record.get("synthetic")
-    data = f"synthetic stand-in (generator v{made['version']}, seed {made['seed']})" if made else record["data"]
-    if made and made["version"] != synth.VERSION:
-        data += (f"\n  (the stand-in is now v{synth.VERSION}: the AUCs below are of older data than\n"
-                 "  this chapter's; the times stand)")
-    print(f"{path.name}\n  data: {data}\n  profile: {record['profile']} | precision: {precision}"
-          f" | device: {record.get('device_name') or record['device']}"
-          f"\n  date: {record['date'][:10]} | commit: {(record.get('git_commit') or 'unknown')[:7]}"
-          f" | config hash: {record['config_hash']}")
-    together = "at the same time" if record.get("concurrent") else "one after another"
-    print(f"  networks trained {together}; wall time {record['wall_seconds']:.0f} s"
-          f" (log-mel features {record['features_seconds']:.1f} s)")
-    print("  seconds (training and scoring):\n    "
-          + ", ".join(f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items()))
-    bench_path = path.with_name(path.name.replace("full-", "bench-", 1))
-    if bench_path.exists():
-        rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench_path.read_text())["training"]}
-        series = sum(steps / rates[name] for name, steps in record["steps"].items())
-        print(f"  in series, at the steps/s of {bench_path.name}: about {series:.0f} s of training")
-    print()
-    print(metrics.format_table(tables[path.name]), end="\n\n")
-    fp32_name = path.name.replace("-bf16", "")
-    if precision == "bf16" and fp32_name in tables:
-        bf16, fp32 = tables[path.name], tables[fp32_name]
-        signed = lambda x: f"{round(x, 3) + 0.0:+.3f}"  # noqa: E731 (+ 0.0: no "-0.000")
-        moved = [f"{name} {signed(bf16[name]['AVG'][0] - fp32[name]['AVG'][0])}/"
-                 f"{signed(bf16[name]['AVG'][1] - fp32[name]['AVG'][1])}" for name in bf16 if name in fp32]
-        print(f"  bfloat16 minus 32 bits ({fp32_name}), average AUC/pAUC:\n    " + ", ".join(moved), end="\n\n")
-if not records:
-    print(f"No full-scale record in {folder} (records are committed to the repository's results/). "
-          "To produce one (a GPU helps):\n"
-          "  asd run --data $ASD_DATA --profile full --device cuda --concurrent --out results/full-<device>.json")
+print(records.describe(folder))
 
 # %% [markdown]
 # ## Exercises

@@ -1,0 +1,81 @@
+"""The report-scale records committed to the repository's ``results/``, read with their provenance.
+
+``full-<device>.json`` is what ``asd run --profile full --out`` wrote (``full-<device>-bf16.json``
+with ``--precision bf16``); ``bench-<device>.json`` what ``asd bench --out`` measured on the same
+device.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from asd import metrics, synth
+from asd.config import get_config
+
+COMMAND = "asd run --data $ASD_DATA --profile full --device cuda --concurrent --out results/full-<device>.json"
+
+
+def full_records(folder: Path) -> list[Path]:
+    """The ``full-*.json`` records in ``folder``, each device's 32-bit record before its bfloat16 one."""
+    return sorted(Path(folder).glob("full-*.json"), key=lambda p: (p.name.replace("-bf16", ""), "-bf16" in p.name))
+
+
+def stale(folder: Path) -> list[str]:
+    """Names of the records in ``folder`` made with another config than the full profile's (at the
+    record's own precision: a bf16 record is the full config in bf16)."""
+    return [p.name for p in full_records(folder)
+            if (blob := json.loads(p.read_text()))["profile"] != "full"
+            or blob["config_hash"] != get_config("full", precision=blob["config"]["precision"]).hash()]
+
+
+def _signed(x: float) -> str:
+    return f"{round(x, 3) + 0.0:+.3f}"  # + 0.0: a change that rounds to zero reads +0.000, not -0.000
+
+
+def _provenance(path: Path, record: dict) -> list[str]:
+    made = record.get("synthetic")
+    data = f"synthetic stand-in (generator v{made['version']}, seed {made['seed']})" if made else record["data"]
+    if made and made["version"] != synth.VERSION:
+        data += (f"\n  (the stand-in is now v{synth.VERSION}: the AUCs below are of older data than\n"
+                 "  this book's; the times stand)")
+    together = "at the same time" if record.get("concurrent") else "one after another"
+    lines = [path.name, f"  data: {data}",
+             f"  profile: {record['profile']} | precision: {record['config']['precision']}"
+             f" | device: {record.get('device_name') or record['device']}",
+             f"  date: {record['date'][:10]} | commit: {(record.get('git_commit') or 'unknown')[:7]}"
+             f" | config hash: {record['config_hash']}",
+             f"  networks trained {together}; wall time {record['wall_seconds']:.0f} s"
+             f" (log-mel features {record['features_seconds']:.1f} s)",
+             "  seconds (training and scoring):",
+             "    " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items())]
+    bench = path.with_name(path.name.replace("full-", "bench-", 1))
+    if bench.exists():
+        rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench.read_text())["training"]}
+        series = sum(steps / rates[name] for name, steps in record["steps"].items() if name in rates)
+        lines.append(f"  in series, at the steps/s of {bench.name}: about {series:.0f} s of training")
+    return lines
+
+
+def describe(folder: Path) -> str:
+    """Every full record in ``folder``: its provenance (data, profile, precision, device, date,
+    commit, config hash), wall time and each network's seconds, how long the networks would have
+    trained one after another at the steps/s of the same device's bench record, its AUC/pAUC
+    table and, for a bfloat16 record, how far each network's average AUC/pAUC moved from the
+    32-bit record of the same device."""
+    paths = full_records(folder)
+    if not paths:
+        return (f"No full-scale record in {folder} (records are committed to the repository's results/). "
+                f"To produce one (a GPU helps):\n  {COMMAND}")
+    tables, parts = {}, []
+    for path in paths:
+        record = json.loads(path.read_text())
+        tables[path.name] = metrics.table(record["rows"])
+        lines = [*_provenance(path, record), "", metrics.format_table(tables[path.name])]
+        fp32_name = path.name.replace("-bf16", "")
+        if record["config"]["precision"] == "bf16" and fp32_name in tables:
+            bf16, fp32 = tables[path.name], tables[fp32_name]
+            moved = [f"{name} {_signed(bf16[name]['AVG'][0] - fp32[name]['AVG'][0])}/"
+                     f"{_signed(bf16[name]['AVG'][1] - fp32[name]['AVG'][1])}" for name in bf16 if name in fp32]
+            lines += ["", f"  bfloat16 minus 32 bits ({fp32_name}), average AUC/pAUC:", "    " + ", ".join(moved)]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
