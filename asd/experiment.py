@@ -192,6 +192,8 @@ class Results:
             "device_name": device_name(torch.device(self.device)),
             "concurrent": self.concurrent,
             "seconds": {m.name: round(m.seconds, 2) for m in self.models.values()},
+            "setup_seconds": {m.name: round(sum(h.setup_seconds for h in m.histories.values()), 3)
+                              for m in self.models.values()},
             "features_seconds": round(self.features_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
             "steps": {m.name: m.steps for m in self.models.values()},

@@ -32,6 +32,7 @@ class History:
     seconds: float = 0.0
     steps: int = 0
     held_out: list[int] = field(default_factory=list)  # the validation clips (indices into the training set)
+    setup_seconds: float = 0.0  # before the first epoch: data to the device, optimiser, graph capture
 
 
 @dataclass
@@ -309,6 +310,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     capture = device.type == "cuda" if capture is None else capture
     if capture and device.type != "cuda":
         raise ValueError("CUDA-graph capture needs a CUDA device")
+    set_up = time.perf_counter()
     torch.manual_seed(seed)
     tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed, train.clip_ids)
     data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
@@ -318,8 +320,9 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
            else torch.optim.Adam(model.parameters(), lr=fit_cfg.lr, fused=device.type == "cuda"))
     epoch = CapturedEpoch(model, opt, data, fit_cfg.batch_size, precision, seed) if capture else None
     gen = torch.Generator(device=device).manual_seed(seed)
+    hist = History(held_out=val_idx.tolist(), setup_seconds=time.perf_counter() - set_up)
     yield Queued()
-    hist, start = History(held_out=val_idx.tolist()), time.perf_counter()
+    start = time.perf_counter()
     bar = tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch")
     for _ in bar:
         perm = torch.randperm(len(data), generator=gen, device=device)

@@ -57,6 +57,9 @@ def test_run_all_networks_end_to_end(root, tmp_path, capsys):
         assert line.split()[1:3] == cells
     assert blob["profile"] == "quick" and blob["device"] == "cpu"
     assert all(fc["epochs"] == 2 for fc in blob["config"]["fit"].values())
+    # each network's set-up before its first epoch is timed apart from its training span
+    assert set(blob["setup_seconds"]) == set(blob["seconds"]) == set(NETWORKS)
+    assert all(0 <= blob["setup_seconds"][m] < blob["wall_seconds"] for m in NETWORKS)
 
 
 def test_run_per_id(root, tmp_path, capsys):

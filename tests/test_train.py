@@ -180,6 +180,7 @@ def test_fit_together_trains_each_network_as_alone(prep):
     assert [i for i, _ in done] == [0, 1] and [h for _, h in done] == together  # each as it finishes
     for (model, hist), m, h in zip(alone, models, together):
         assert h.train_loss == hist.train_loss and h.val_loss == hist.val_loss and h.steps == hist.steps
+        assert 0 < h.setup_seconds < h.seconds  # timed apart from the epochs
         for a, b in zip(model.state_dict().values(), m.state_dict().values()):
             torch.testing.assert_close(b, a, rtol=0, atol=0)
 
