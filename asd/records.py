@@ -48,6 +48,9 @@ def _provenance(path: Path, record: dict) -> list[str]:
              f" (log-mel features {record['features_seconds']:.1f} s)",
              "  seconds (training and scoring):",
              "    " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items())]
+    if "setup_seconds" in record:  # records since 2026-12-04
+        lines += ["  set-up seconds before the first epoch (data to the device, graph capture):",
+                  "    " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in record["setup_seconds"].items())]
     bench = path.with_name(path.name.replace("full-", "bench-", 1))
     if bench.exists():
         rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench.read_text())["training"]}
@@ -58,10 +61,10 @@ def _provenance(path: Path, record: dict) -> list[str]:
 
 def describe(folder: Path) -> str:
     """Every full record in ``folder``: its provenance (data, profile, precision, device, date,
-    commit, config hash), wall time and each network's seconds, how long the networks would have
-    trained one after another at the steps/s of the same device's bench record, its AUC/pAUC
-    table and, for a bfloat16 record, how far each network's average AUC/pAUC moved from the
-    32-bit record of the same device."""
+    commit, config hash), wall time, each network's seconds (and set-up seconds), how long the
+    networks would have trained one after another at the steps/s of the same device's bench
+    record, its AUC/pAUC table and, for a bfloat16 record, how far each network's average
+    AUC/pAUC moved from the 32-bit record of the same device."""
     paths = full_records(folder)
     if not paths:
         return (f"No full-scale record in {folder} (records are committed to the repository's results/). "
