@@ -548,3 +548,32 @@ def paired_differences(diffs: Mapping[str, tuple[float, float, float]], xlabel: 
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def record_spans(records: Mapping[str, Mapping]) -> Figure:
+    """Each report-scale record's run (:mod:`asd.records`) on one time axis, a panel per record:
+    log-mel features first, then each network's training and scoring span, and the wall clock.
+
+    Networks trained at the same time start together, after the features and every network's
+    set-up (where the record times it); networks trained one after another follow each other.
+    """
+    if not records:
+        raise ValueError("no records to plot")
+    names = list(dict.fromkeys(n for record in records.values() for n in record["seconds"]))
+    colours = _model_colours(names)
+    fig, axes = _grid(len(records), ncols=1, panel=(6.4, 0.42 * len(names) + 1.3), sharex=True)
+    for ax, (file, record) in zip(axes, records.items()):
+        start = record["features_seconds"] + sum(record.get("setup_seconds", {}).values())
+        ax.barh(-1, record["features_seconds"], color="0.6")
+        for y, name in enumerate(record["seconds"]):
+            ax.barh(y, record["seconds"][name], left=start, color=colours[name])
+            if not record.get("concurrent"):
+                start += record["seconds"][name]
+        ax.axvline(record["wall_seconds"], color="#000000", ls="--", lw=1)
+        ax.set_yticks(range(-1, len(record["seconds"])), ["log-mel features", *record["seconds"]])
+        ax.invert_yaxis()
+        ax.set_title(f"{file}: {record.get('device_name') or record['device']}, {record['config']['precision']}; "
+                     f"wall clock {record['wall_seconds']:.0f} s (dashed)", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("seconds since the run began")
+    return fig

@@ -20,12 +20,16 @@ def full_records(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("full-*.json"), key=lambda p: (p.name.replace("-bf16", ""), "-bf16" in p.name))
 
 
+def load(folder: Path) -> dict[str, dict]:
+    """The full records in ``folder`` by file name, in :func:`full_records`' order."""
+    return {p.name: json.loads(p.read_text()) for p in full_records(folder)}
+
+
 def stale(folder: Path) -> list[str]:
     """Names of the records in ``folder`` made with another config than the full profile's (at the
     record's own precision: a bf16 record is the full config in bf16)."""
-    return [p.name for p in full_records(folder)
-            if (blob := json.loads(p.read_text()))["profile"] != "full"
-            or blob["config_hash"] != get_config("full", precision=blob["config"]["precision"]).hash()]
+    return [name for name, record in load(folder).items() if record["profile"] != "full"
+            or record["config_hash"] != get_config("full", precision=record["config"]["precision"]).hash()]
 
 
 def _signed(x: float) -> str:
@@ -65,20 +69,19 @@ def describe(folder: Path) -> str:
     networks would have trained one after another at the steps/s of the same device's bench
     record, its AUC/pAUC table and, for a bfloat16 record, how far each network's average
     AUC/pAUC moved from the 32-bit record of the same device."""
-    paths = full_records(folder)
-    if not paths:
+    found = load(folder)
+    if not found:
         return (f"No full-scale record in {folder} (records are committed to the repository's results/). "
                 f"To produce one (a GPU helps):\n  {COMMAND}")
     tables, parts = {}, []
-    for path in paths:
-        record = json.loads(path.read_text())
-        tables[path.name] = metrics.table(record["rows"])
-        lines = [*_provenance(path, record), "", metrics.format_table(tables[path.name])]
-        fp32_name = path.name.replace("-bf16", "")
-        if record["config"]["precision"] == "bf16" and fp32_name in tables:
-            bf16, fp32 = tables[path.name], tables[fp32_name]
-            moved = [f"{name} {_signed(bf16[name]['AVG'][0] - fp32[name]['AVG'][0])}/"
-                     f"{_signed(bf16[name]['AVG'][1] - fp32[name]['AVG'][1])}" for name in bf16 if name in fp32]
-            lines += ["", f"  bfloat16 minus 32 bits ({fp32_name}), average AUC/pAUC:", "    " + ", ".join(moved)]
+    for file, record in found.items():
+        tables[file] = metrics.table(record["rows"])
+        lines = [*_provenance(Path(folder) / file, record), "", metrics.format_table(tables[file])]
+        fp32_file = file.replace("-bf16", "")
+        if record["config"]["precision"] == "bf16" and fp32_file in tables:
+            bf16, fp32 = tables[file], tables[fp32_file]
+            moved = [f"{net} {_signed(bf16[net]['AVG'][0] - fp32[net]['AVG'][0])}/"
+                     f"{_signed(bf16[net]['AVG'][1] - fp32[net]['AVG'][1])}" for net in bf16 if net in fp32]
+            lines += ["", f"  bfloat16 minus 32 bits ({fp32_file}), average AUC/pAUC:", "    " + ", ".join(moved)]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

@@ -514,6 +514,15 @@ folder = Path(asd.__file__).resolve().parents[1] / "results"  # the repository's
 print(records.describe(folder))
 
 # %% [markdown]
+# The same records drawn on one time axis: a network's bar spans its training and scoring, and
+# networks trained at the same time start together, after the features and every network's
+# set-up.
+
+# %%
+if found := records.load(folder):
+    display(plots.record_spans(found))
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Score a clip by the maximum instead of the mean of its vectors' errors. Which IDs gain, which lose?

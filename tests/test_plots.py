@@ -265,7 +265,8 @@ def test_empty_inputs_raise() -> None:
                  lambda: plots.training_curves({}), lambda: plots.score_bars({}),
                  lambda: plots.roc_curves(np.zeros(2), np.zeros(2), {}),
                  lambda: plots.score_histograms(np.zeros(2), np.zeros(2), {}),
-                 lambda: plots.score_timeline([], np.zeros(0), np.zeros(0), {})):
+                 lambda: plots.score_timeline([], np.zeros(0), np.zeros(0), {}),
+                 lambda: plots.record_spans({})):
         with pytest.raises(ValueError):
             call()
 
@@ -324,3 +325,23 @@ def test_paired_differences_fill_resolved_orders_only() -> None:
     assert [f == "white" for f in faces] == [False, True, False]
     with pytest.raises(ValueError, match="no differences"):
         plots.paired_differences({}, "x")
+
+
+def _record(concurrent: bool, setup: dict | None) -> dict:
+    record = {"device": "cuda", "device_name": "GPU", "config": {"precision": "fp32"}, "concurrent": concurrent,
+              "features_seconds": 4.0, "seconds": {"baseline": 50.0, "sequential": 80.0}, "wall_seconds": 90.0}
+    return record if setup is None else {**record, "setup_seconds": setup}
+
+
+def test_record_spans_start_networks_together_or_in_turn_and_mark_the_wall_clock() -> None:
+    fig = plots.record_spans({"full-gpu.json": _record(True, {"baseline": 1.0, "sequential": 2.0}),
+                              "full-cpu.json": _record(False, None)})
+    _render(fig)
+    together, in_turn = fig.axes
+    spans = lambda ax: [(p.get_x(), p.get_width()) for p in ax.patches]  # noqa: E731
+    assert spans(together) == [(0, 4.0), (7.0, 50.0), (7.0, 80.0)]  # both after the features and the set-ups
+    assert spans(in_turn) == [(0, 4.0), (4.0, 50.0), (54.0, 80.0)]  # one after the other
+    for ax in fig.axes:
+        assert [line.get_xdata()[0] for line in ax.lines] == [90.0]  # the wall clock
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["log-mel features", "baseline", "sequential"]
+    assert together.get_title().startswith("full-gpu.json: GPU, fp32; wall clock 90 s")
