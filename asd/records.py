@@ -32,6 +32,18 @@ def stale(folder: Path) -> list[str]:
             or record["config_hash"] != get_config("full", precision=record["config"]["precision"]).hash()]
 
 
+def _listed(items: list[str], width: int = 76) -> str:
+    """``items`` joined by commas on indented lines of at most ``width`` characters (a book page's
+    code block), an item never split."""
+    lines = [""]
+    for item in items:
+        if lines[-1] and len(lines[-1]) + len(item) + 3 > width - 4:  # room for ", " and a closing ","
+            lines[-1] += ","
+            lines.append("")
+        lines[-1] += f", {item}" if lines[-1] else item
+    return "\n".join("    " + line for line in lines)
+
+
 def _signed(x: float) -> str:
     return f"{round(x, 3) + 0.0:+.3f}"  # + 0.0: a change that rounds to zero reads +0.000, not -0.000
 
@@ -51,10 +63,10 @@ def _provenance(path: Path, record: dict) -> list[str]:
              f"  networks trained {together}; wall time {record['wall_seconds']:.0f} s"
              f" (log-mel features {record['features_seconds']:.1f} s)",
              "  seconds (training and scoring):",
-             "    " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items())]
+             _listed([f"{name} {seconds:.0f}" for name, seconds in record["seconds"].items()])]
     if "setup_seconds" in record:  # records since 2026-12-04
         lines += ["  set-up seconds before the first epoch (data to the device, graph capture):",
-                  "    " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in record["setup_seconds"].items())]
+                  _listed([f"{name} {seconds:.1f}" for name, seconds in record["setup_seconds"].items()])]
     bench = path.with_name(path.name.replace("full-", "bench-", 1))
     if bench.exists():
         rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench.read_text())["training"]}
@@ -82,6 +94,6 @@ def describe(folder: Path) -> str:
             bf16, fp32 = tables[file], tables[fp32_file]
             moved = [f"{net} {_signed(bf16[net]['AVG'][0] - fp32[net]['AVG'][0])}/"
                      f"{_signed(bf16[net]['AVG'][1] - fp32[net]['AVG'][1])}" for net in bf16 if net in fp32]
-            lines += ["", f"  bfloat16 minus 32 bits ({fp32_file}), average AUC/pAUC:", "    " + ", ".join(moved)]
+            lines += ["", f"  bfloat16 minus 32 bits ({fp32_file}), average AUC/pAUC:", _listed(moved)]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

@@ -513,14 +513,18 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 folder = Path(asd.__file__).resolve().parents[1] / "results"  # the repository's, beside the package
 print(records.describe(folder))
 
-# %% [markdown]
-# The same records drawn on one time axis: a network's bar spans its training and scoring, and
-# networks trained at the same time start together, after the features and every network's
-# set-up.
+# %% tags=["hide-input", "remove-output"]
+glue("fig_records", plots.record_spans(records.load(folder)))
 
-# %%
-if found := records.load(folder):
-    display(plots.record_spans(found))
+# %% [markdown]
+# ```{glue:figure} fig_records
+# :name: fig-records
+# :alt: Horizontal bars on a time axis, one panel per committed record: the log-mel features, then each network's training span, and a dashed line at the wall clock.
+#
+# The committed report-scale records on one time axis (their data is printed above): a network's
+# bar spans its training and scoring; networks trained at the same time start together, after the features
+# and every network's set-up; the dashed line is the run's wall clock.
+# ```
 
 # %% [markdown]
 # ## Exercises

@@ -43,7 +43,7 @@ def test_records_are_described_with_provenance_series_time_and_the_bf16_change(m
     assert "precision: bf16" in bf16_part and f"data: {root}" in fp32_part
     fp32, bf16 = (json.loads((folder / name).read_text()) for name in ("full-cpu.json", "full-cpu-bf16.json"))
     assert f"wall time {fp32['wall_seconds']:.0f} s" in fp32_part
-    assert "    " + ", ".join(f"{n} {s:.1f}" for n, s in fp32["setup_seconds"].items()) in fp32_part
+    assert ", ".join(f"{n} {s:.1f}" for n, s in fp32["setup_seconds"].items()) in fp32_part
     rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads((folder / "bench-cpu.json").read_text())["training"]}
     series = sum(steps / rates[name] for name, steps in fp32["steps"].items())
     assert f"in series, at the steps/s of bench-cpu.json: about {series:.0f} s" in fp32_part
@@ -54,6 +54,7 @@ def test_records_are_described_with_provenance_series_time_and_the_bf16_change(m
         auc, pauc = (round(t16[name]["AVG"][k] - t32[name]["AVG"][k], 3) + 0.0 for k in (0, 1))
         assert f"{name} {auc:+.3f}/{pauc:+.3f}" in bf16_part
     assert "-0.000" not in text
+    assert all(len(line) <= 76 for line in text.splitlines() if line.startswith("    "))  # lists wrap
 
 
 def test_an_older_stand_ins_record_says_its_aucs_are_of_older_data(tmp_path):
@@ -67,6 +68,13 @@ def test_an_older_stand_ins_record_says_its_aucs_are_of_older_data(tmp_path):
     assert f"generator v{synth.VERSION - 1}" in text and f"now v{synth.VERSION}" in text
     assert "commit: unknown" in text and "one after another" in text
     assert "set-up seconds" not in text  # an older record has none
+
+
+def test_lists_wrap_between_items_never_inside_one():
+    items = [f"network{i} +0.00{i}/-0.00{i}" for i in range(9)]
+    lines = records._listed(items, width=60).splitlines()
+    assert len(lines) > 1 and all(len(line) <= 60 and line.startswith("    ") for line in lines)
+    assert " ".join(line.strip() for line in lines) == ", ".join(items)
 
 
 def test_no_record_says_how_to_make_one(tmp_path):
