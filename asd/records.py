@@ -68,9 +68,11 @@ def _provenance(path: Path, record: dict) -> list[str]:
         lines += ["  set-up seconds before the first epoch (data to the device, graph capture):",
                   _listed([f"{name} {seconds:.1f}" for name, seconds in record["setup_seconds"].items()])]
     bench = path.with_name(path.name.replace("full-", "bench-", 1))
-    if bench.exists():
-        rates = {r["model"]: r["asd_steps_per_s"] for r in json.loads(bench.read_text())["training"]}
-        series = sum(steps / rates[name] for name, steps in record["steps"].items() if name in rates)
+    trained = {name: steps for name, steps in record["steps"].items() if steps}  # PCA takes no steps
+    rates = ({r["model"]: r["asd_steps_per_s"] for r in json.loads(bench.read_text())["training"]}
+             if bench.exists() else {})
+    if trained and trained.keys() <= rates.keys():  # an estimate only where the bench timed every network
+        series = sum(steps / rates[name] for name, steps in trained.items())
         lines.append(f"  in series, at the steps/s of {bench.name}: about {series:.0f} s of training")
     return lines
 

@@ -48,6 +48,10 @@ def test_records_are_described_with_provenance_series_time_and_the_bf16_change(m
     series = sum(steps / rates[name] for name, steps in fp32["steps"].items())
     assert f"in series, at the steps/s of bench-cpu.json: about {series:.0f} s" in fp32_part
     assert "in series" not in bf16_part  # no bench-cpu-bf16.json
+    assert main([*run[:4], "sequential", "batchnorm", "pca", *run[6:], "--out", str(folder / "full-cpu.json")]) == 0
+    assert f"about {series:.0f} s" in records.describe(folder)  # PCA takes no steps: the estimate stands
+    assert main([*run[:4], "sequential", "baseline", *run[6:], "--out", str(folder / "full-cpu.json")]) == 0
+    assert "in series" not in records.describe(folder)  # the bench did not time the baseline
     assert metrics.format_table(metrics.table(fp32["rows"])) in fp32_part
     t32, t16 = metrics.table(fp32["rows"]), metrics.table(bf16["rows"])
     for name in ("sequential", "batchnorm"):
