@@ -555,7 +555,8 @@ def record_spans(records: Mapping[str, Mapping]) -> Figure:
     log-mel features first, then each network's training and scoring span, and the wall clock.
 
     Networks trained at the same time start together, after the features and every network's
-    set-up (where the record times it); networks trained one after another follow each other.
+    set-up (where the record times it: their seconds leave it out); networks trained one after
+    another follow each other (their seconds hold their own set-up).
     """
     if not records:
         raise ValueError("no records to plot")
@@ -563,7 +564,9 @@ def record_spans(records: Mapping[str, Mapping]) -> Figure:
     colours = _model_colours(names)
     fig, axes = _grid(len(records), ncols=1, panel=(6.4, 0.42 * len(names) + 1.3), sharex=True)
     for ax, (file, record) in zip(axes, records.items()):
-        start = record["features_seconds"] + sum(record.get("setup_seconds", {}).values())
+        start = record["features_seconds"]
+        if record.get("concurrent"):
+            start += sum(record.get("setup_seconds", {}).values())
         ax.barh(-1, record["features_seconds"], color="0.6")
         for y, name in enumerate(record["seconds"]):
             ax.barh(y, record["seconds"][name], left=start, color=colours[name])

@@ -335,12 +335,12 @@ def _record(concurrent: bool, setup: dict | None) -> dict:
 
 def test_record_spans_start_networks_together_or_in_turn_and_mark_the_wall_clock() -> None:
     fig = plots.record_spans({"full-gpu.json": _record(True, {"baseline": 1.0, "sequential": 2.0}),
-                              "full-cpu.json": _record(False, None)})
+                              "full-cpu.json": _record(False, {"baseline": 1.0, "sequential": 2.0})})
     _render(fig)
     together, in_turn = fig.axes
     spans = lambda ax: [(p.get_x(), p.get_width()) for p in ax.patches]  # noqa: E731
     assert spans(together) == [(0, 4.0), (7.0, 50.0), (7.0, 80.0)]  # both after the features and the set-ups
-    assert spans(in_turn) == [(0, 4.0), (4.0, 50.0), (54.0, 80.0)]  # one after the other
+    assert spans(in_turn) == [(0, 4.0), (4.0, 50.0), (54.0, 80.0)]  # one after the other, set-up within
     for ax in fig.axes:
         assert [line.get_xdata()[0] for line in ax.lines] == [90.0]  # the wall clock
         assert [t.get_text() for t in ax.get_yticklabels()] == ["log-mel features", "baseline", "sequential"]
