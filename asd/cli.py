@@ -18,6 +18,10 @@ from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRE
 from asd.download import MACHINES
 
 
+PROFILE_HELP = ("quick: few clips and epochs, minutes on a laptop; full: the report's epochs and batch sizes "
+                "and the real data's clip counts (default: $ASD_PROFILE, else quick)")
+
+
 class UsageError(ValueError):
     """A command-line argument that cannot be used (reported in one line, like argparse's own errors)."""
 
@@ -60,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write the embedded synthetic slider dataset")
-    s.add_argument("out", type=Path)
-    s.add_argument("--profile", choices=PROFILES, default=None)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
+    s.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
+    s.add_argument("--seed", type=int, default=0, help="the stand-in's seed (default 0, the book's)")
 
     r = sub.add_parser("run", help="train and evaluate detectors, print the AUC/pAUC table")
     r.add_argument("--data", type=Path, required=True,
@@ -74,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                         "decision_result_<machine>_id_<NN>.csv (1 anomalous); with it, test clips without labels "
                         "are scored, not evaluated")
     _decision_arguments(r)
-    r.add_argument("--machine", default="slider")
+    r.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
     r.add_argument("--ids", nargs="+", action="extend", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
     r.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
@@ -85,9 +89,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="train the networks at the same time, one CUDA stream each (GPU only; the "
                         "longest network bounds the wall time)")
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
-    r.add_argument("--profile", choices=PROFILES, default=None)
+    r.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0,
+                   help="seeds the weights, the validation split and the batch order (default 0)")
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     r.add_argument("--figures", type=Path, default=None, metavar="DIR",
@@ -126,21 +131,25 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, required=True, metavar="DATA", help="the data folder (asd run --data DATA)")
     a.add_argument("--machine", required=True, help="the machine type's folder name, e.g. press")
     a.add_argument("--id", required=True, metavar="NN", help="the machine's ID, two digits")
-    a.add_argument("--split", choices=("train", "test"), default="train")
+    a.add_argument("--split", choices=("train", "test"), default="train",
+                   help="train: normal recordings to learn from (default); test: recordings to check")
     a.add_argument("--label", choices=("normal", "anomaly", "unlabelled"), default="normal",
                    help="test clips only: their label, if known (default normal)")
     a.add_argument("--copy", action="store_true", help="copy the files instead of linking to them")
 
     d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
-    d.add_argument("dest", type=Path)
-    d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"))
-    d.add_argument("--machine", default="slider", choices=MACHINES)
+    d.add_argument("dest", type=Path, help="folder to unpack into (dev_data/ or eval_data/ is made there)")
+    d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"),
+                   help="dev: development set (default); additional: the eval IDs' training clips; "
+                        "eval: their test clips and the ground-truth list")
+    d.add_argument("--machine", default="slider", choices=MACHINES, help="machine type (default slider)")
     b = sub.add_parser("bench", help="time the plain DataLoader loop against asd.train, and feature extraction")
     b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
-    b.add_argument("--machine", default="slider")
-    b.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME")
-    b.add_argument("--epochs", type=int, default=2)
-    b.add_argument("--profile", choices=PROFILES, default=None)
+    b.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
+    b.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
+                   help=f"networks to time (default: {' '.join(NETWORKS)})")
+    b.add_argument("--epochs", type=int, default=2, help="epochs each loop runs per network (default 2)")
+    b.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     b.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
     b.add_argument("--max-clips", type=int, default=None, help="use at most this many training clips")

@@ -1,6 +1,7 @@
 """The command line: ``asd run`` end to end on a tiny dataset, and clean one-line errors for bad input."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 import asd
-from asd.cli import main
+from asd.cli import _parser, main
 from asd.config import NETWORKS
 
 
@@ -212,6 +213,18 @@ def test_python_m_asd_help():
     assert proc.stdout.startswith("usage: asd")
     for command in ("run", "synth", "download"):
         assert command in proc.stdout
+
+
+def test_every_option_of_every_command_says_what_it_does(capsys):
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, command in commands.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        shown = capsys.readouterr().out
+        for action in command._actions:
+            assert action.help, f"asd {name} {'/'.join(action.option_strings) or action.dest} has no help"
+            assert action.help.split()[0] in shown
 
 
 def test_version_names_the_package_and_the_libraries_behind_its_numbers(capsys):
