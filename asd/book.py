@@ -1,38 +1,9 @@
 """The set-up every chapter shares: configuration, seeds, the data source and its provenance."""
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
-
 from asd.config import Config, get_config
 from asd.experiment import DataSource, data_source
-from asd.metrics import TABLE_CSS
 from asd.utils import seed_everything
-
-
-class TextTable:
-    """A small table of formatted cells that renders as HTML in notebooks and the book (scrolling
-    sideways on a narrow screen) and as aligned text elsewhere: first column left, others right."""
-
-    def __init__(self, header: Sequence[str], rows: Sequence[Sequence[object]], caption: str = ""):
-        self.header, self.caption = [str(h) for h in header], caption
-        self.rows = [[str(c) for c in row] for row in rows]
-        if any(len(row) != len(self.header) for row in self.rows):
-            raise ValueError(f"every row needs {len(self.header)} cells, as the header")
-
-    def __repr__(self) -> str:
-        widths = [max(len(r[k]) for r in [self.header, *self.rows]) for k in range(len(self.header))]
-        line = lambda r: "  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
-        return "\n".join(filter(None, [self.caption, line(self.header), *map(line, self.rows)]))
-
-    def _repr_html_(self) -> str:
-        left = ' style="text-align: left"'
-        cell = lambda tag, k, c: f"<{tag}{left if k == 0 else ''}>{html.escape(c)}</{tag}>"
-        head = "".join(cell("th", k, c) for k, c in enumerate(self.header))
-        body = "".join("<tr>" + "".join(cell("td", k, c) for k, c in enumerate(r)) + "</tr>" for r in self.rows)
-        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return (f'<style>{TABLE_CSS}</style><div style="overflow-x: auto"><table class="asd-results">'
-                f"{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def setup(data: bool = True) -> tuple[Config, DataSource | None]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from asd import metrics, synth
+from asd import metrics, synth, tables
 from asd.config import CALIBRATIONS, Config, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, list_clips, read_ground_truth,
                       select_ids, unevaluable, unique_ids, unlabelled_files)
@@ -134,7 +134,7 @@ class Results:
         return not unevaluable(self.test.clips)
 
     def table(self) -> str:
-        return metrics.format_table(metrics.table(self.rows))
+        return tables.format_table(metrics.table(self.rows))
 
     def thresholds(self, name: str, quantile: float = metrics.DECISION_QUANTILE,
                    calibration: str = "training") -> dict[str, float]:

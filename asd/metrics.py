@@ -1,12 +1,10 @@
-"""AUC and pAUC as the DCASE 2020 evaluator computes them, and per-ID result tables.
+"""AUC and pAUC as the DCASE 2020 evaluator computes them, per-ID result tables, decisions.
 
 pAUC is scikit-learn's ``roc_auc_score(y_true, scores, max_fpr=0.1)``: the area under the ROC
 curve for false-positive rates up to ``max_fpr``, McClish-standardised so that a random
 detector scores 0.5 and a perfect one 1.0 (not the raw area, which would be at most 0.1).
 """
 from __future__ import annotations
-
-import html
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -141,84 +139,6 @@ def label(model: str) -> str:
     return LABELS.get(model, model)
 
 
-def _mean(value: float | tuple[float, float]) -> float:
-    """A cell's value: a number, or the mean of a ``(mean, sd)`` pair from :func:`seed_spread`."""
-    return value[0] if isinstance(value, tuple) else value
-
-
-def _text(value: float | tuple[float, float]) -> str:
-    return f"{value[0]:.3f} ± {value[1]:.3f}" if isinstance(value, tuple) else f"{value:.3f}"
-
-
-def format_table(tab: dict[str, dict[str, tuple]]) -> str:
-    """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report
-    (``mean ± sd`` where the cells come from :func:`seed_spread`).
-
-    A footnote says which baseline is which where ``baseline`` or ``sequential`` is a row.
-    """
-    cols = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG")) + ["AVG"]
-    width = max(len(m) for m in tab) + 2
-    text = {(m, c): f"{_text(cells[c][0])}/{_text(cells[c][1])}" if c in cells else "-"
-            for m, cells in tab.items() for c in cols}
-    w = max(14, *(len(t) + 2 for t in text.values()))
-    head = f"{'model':<{width}}" + "".join(f"{c:>{w}}" for c in cols)
-    lines = [head, f"{'':<{width}}" + "".join(f"{'AUC/pAUC':>{w}}" for _ in cols)]
-    for model in tab:
-        lines.append(f"{model:<{width}}" + "".join(text[model, c].rjust(w) for c in cols))
-    notes = [f"{m}: {DESCRIPTIONS[m]}" for m in DESCRIPTIONS if m in tab]
-    return "\n".join(lines + ([f"({'; '.join(notes)})"] if notes else []))
-
-
-TABLE_CSS = (".asd-results { font-size: 0.9em; }"
-             " .asd-results td, .asd-results th { padding: 0.15em 0.35em; text-align: right; white-space: nowrap; }"
-             " .asd-results tbody th { text-align: left; }"
-             " .asd-results tbody th small { white-space: normal; font-weight: normal; }")
-
-
-class Table:
-    """A results table (:func:`table` or :func:`seed_spread` output) that renders as HTML in notebooks
-    and the book, and as :func:`format_table` text elsewhere: AUC and pAUC in their own columns, the
-    best value (or mean) of each column in bold, the average set apart, the two baselines labelled
-    apart."""
-
-    def __init__(self, cells: dict[str, dict[str, tuple[float, float]]], caption: str = ""):
-        self.cells, self.caption = cells, caption
-
-    def __repr__(self) -> str:
-        return "\n".join(filter(None, [self.caption, format_table(self.cells)]))
-
-    def _repr_html_(self) -> str:
-        cols = list(dict.fromkeys(c for cells in self.cells.values() for c in cells if c != "AVG")) + ["AVG"]
-        apart = ' style="border-left: 2px solid #888"'
-        best = {(c, k): max(_mean(cells[c][k]) for cells in self.cells.values() if c in cells)
-                for c in cols for k in (0, 1)}
-        head = "".join(f'<th colspan="2"{apart if c == "AVG" else ""}>{"ID " + c if c != "AVG" else "average"}</th>'
-                       for c in cols)
-        sub = "".join(f'<th{apart if c == "AVG" and k == 0 else ""}>{("AUC", "pAUC")[k]}</th>' for c in cols for k in (0, 1))
-        rows = []
-        for model, cells in self.cells.items():
-            tds = []
-            for c in cols:
-                for k in (0, 1):
-                    style = apart if c == "AVG" and k == 0 else ""
-                    if c not in cells:
-                        tds.append(f"<td{style}>-</td>")
-                        continue
-                    v = cells[c][k]  # a spread shows its sd in small type under the mean
-                    text = f"{v[0]:.3f}<br><small>± {v[1]:.3f}</small>" if isinstance(v, tuple) else f"{v:.3f}"
-                    strong = len(self.cells) > 1 and _mean(cells[c][k]) == best[(c, k)]
-                    tds.append(f"<td{style}>{'<b>' + text + '</b>' if strong else text}</td>")
-            name = html.escape(model) + (f"<br><small>{html.escape(DESCRIPTIONS[model])}</small>"
-                                         if model in DESCRIPTIONS else "")
-            rows.append(f"<tr><th style=\"text-align: left\">{name}</th>{''.join(tds)}</tr>")
-        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        # Scrolls sideways on a narrow screen rather than being cut off.
-        return (f"<style>{TABLE_CSS}</style>"
-                f'<div style="overflow-x: auto"><table class="asd-results">{caption}<thead><tr>'
-                f'<th rowspan="2">model</th>{head}</tr><tr>{sub}</tr></thead><tbody>{"".join(rows)}</tbody>'
-                "</table></div>")
-
-
 def seed_spread(tables: list[dict[str, dict[str, tuple[float, float]]]]) -> dict[str, dict[str, tuple]]:
     """Mean and standard deviation over runs (e.g. seeds) of every cell of :func:`table` outputs:
     ``{model: {id: ((AUC mean, AUC sd), (pAUC mean, pAUC sd))}}``, which :class:`Table` shows."""
@@ -250,11 +170,15 @@ def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict
     The baseline README's own average is over all four slider IDs (00/02/04/06); over the report's
     three it is higher.
     """
-    rows = [{"model": f"report {m}", "id": i, "auc": a, "pauc": p}
-            for m, cells in REPORT.items() for i, (a, p) in cells.items() if i in ids]
-    rows += [{"model": "DCASE 2020 baseline", "id": i, "auc": a, "pauc": p}
-             for i, (a, p) in DCASE2020_BASELINE.items() if i in ids]
-    return table(rows)
+    rows = [r for m, cells in REPORT.items() for r in rows_of(f"report {m}", cells)]
+    rows += rows_of("DCASE 2020 baseline", DCASE2020_BASELINE)
+    return table([r for r in rows if r["id"] in ids])
+
+
+def rows_of(model: str, cells: dict[str, tuple[float, float]]) -> list[dict]:
+    """Result rows, as :func:`table` reads them, of one model's ``{id: (auc, pauc)}`` (a published
+    system's values, e.g. :data:`DCASE2020_BASELINE`)."""
+    return [{"model": model, "id": i, "auc": a, "pauc": p} for i, (a, p) in cells.items()]
 
 
 def average_rank(tab: dict[str, dict[str, tuple[float, float]]]) -> dict[str, float]:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from asd import metrics, synth
+from asd.tables import format_table
 from asd.config import get_config
 
 COMMAND = "asd run --data $ASD_DATA --profile full --device cuda --concurrent --out results/full-<device>.json"
@@ -90,7 +91,7 @@ def describe(folder: Path) -> str:
     tables, parts = {}, []
     for file, record in found.items():
         tables[file] = metrics.table(record["rows"])
-        lines = [*_provenance(Path(folder) / file, record), "", metrics.format_table(tables[file])]
+        lines = [*_provenance(Path(folder) / file, record), "", format_table(tables[file])]
         fp32_file = file.replace("-bf16", "")
         if record["config"]["precision"] == "bf16" and fp32_file in tables:
             bf16, fp32 = tables[file], tables[fp32_file]

@@ -73,23 +73,28 @@ cfg, src = asd.book.setup()
 # label.
 
 # %%
-dev_clips = [clip for split in data.SPLITS for clip in data.list_clips(src.dev, cfg.machine, split)]
+dev_clips = [clip for split in data.SPLITS
+             for clip in data.list_clips(src.dev, cfg.machine, split)]
 sets = {"development set": data.counts(dev_clips)}
 if src.eval is not None:
     truth = data.find_ground_truth(src.eval)
     labels = data.read_ground_truth(truth, cfg.machine) if truth else None
     eval_clips = data.list_clips(src.eval, cfg.machine, "train")
     try:
-        eval_clips += data.list_clips(src.eval, cfg.machine, "test", labels=labels)
-    except data.DataError as err:  # unlabelled test clips and no ground-truth list
+        eval_clips += data.list_clips(src.eval, cfg.machine, "test",
+                                      labels=labels)
+    except data.DataError as err:  # unlabelled clips, no ground-truth list
         print(f"evaluation test clips not counted: {err}")
     sets["evaluation set"] = data.counts(eval_clips)
 report_ids = cfg.report_ids[cfg.machine]
-print(f"development IDs: {', '.join(data.unique_ids(dev_clips))}; the report's: {', '.join(report_ids)}")
+print(f"development IDs: {', '.join(data.unique_ids(dev_clips))}; "
+      f"the report's: {', '.join(report_ids)}")
 
 # %% tags=["hide-input", "remove-output"]
 def total(counts, split=None, label=None):
-    return sum(n for (_, s, lab), n in counts.items() if split in (None, s) and label in (None, lab))
+    """Clips of one split and label (None: any) over every ID."""
+    return sum(n for (_, s, lab), n in counts.items()
+               if split in (None, s) and label in (None, lab))
 
 
 dev_counts = sets["development set"]
@@ -99,7 +104,8 @@ glue("n_dev_test_normal", total(dev_counts, "test", "normal"), display=False)
 glue("n_dev_test_anomaly", total(dev_counts, "test", "anomaly"), display=False)
 glue("dev_ids", ", ".join(data.unique_ids(dev_clips)), display=False)
 glue("report_ids", ", ".join(report_ids), display=False)
-glue("other_ids", ", ".join(i for i in data.unique_ids(dev_clips) if i not in report_ids) or "none", display=False)
+others = [i for i in data.unique_ids(dev_clips) if i not in report_ids]
+glue("other_ids", ", ".join(others) or "none", display=False)
 glue("fig_counts", plots.counts_bars(sets))
 
 # %% [markdown]
@@ -119,16 +125,20 @@ glue("fig_counts", plots.counts_bars(sets))
 
 # %%
 full = asd.get_config("full").synth
-in_report = [i for i, mid in enumerate(full.dev.ids) if mid in report_ids]
-scale = {
-    "development set": (full.dev.ids, full.dev.train, [n + a for n, a in zip(full.dev.test_normal, full.dev.test_anomaly)]),
-    "evaluation set": (full.eval.ids, full.eval.train, [n + a for n, a in zip(full.eval.test_normal, full.eval.test_anomaly)]),
-    "report's IDs": ([full.dev.ids[i] for i in in_report], [full.dev.train[i] for i in in_report],
-                     [full.dev.test_normal[i] + full.dev.test_anomaly[i] for i in in_report]),
+dev, ev = full.dev, full.eval
+in_report = [i for i, mid in enumerate(dev.ids) if mid in report_ids]
+dev_test = [n + a for n, a in zip(dev.test_normal, dev.test_anomaly)]
+eval_test = [n + a for n, a in zip(ev.test_normal, ev.test_anomaly)]
+scale = {  # (IDs, training clips per ID, test clips per ID)
+    "development set": (dev.ids, dev.train, dev_test),
+    "evaluation set": (ev.ids, ev.train, eval_test),
+    "report's IDs": tuple([column[i] for i in in_report]
+                          for column in (dev.ids, dev.train, dev_test)),
 }
 for name, (ids, train, test) in scale.items():
-    print(f"{name}, IDs {', '.join(ids)}:\n  training clips {', '.join(map(str, train))} = {sum(train)}"
-          f"\n  test clips     {', '.join(map(str, test))} = {sum(test)}")
+    print(f"{name}, IDs {', '.join(ids)}:\n"
+          f"  training clips {', '.join(map(str, train))} = {sum(train)}\n"
+          f"  test clips     {', '.join(map(str, test))} = {sum(test)}")
 
 # %% tags=["remove-input"]
 glue("full_report_train", sum(scale["report's IDs"][1]), display=False)
@@ -161,21 +171,27 @@ glue("full_eval_test", sum(scale["evaluation set"][2]), display=False)
 
 # %%
 machine_id = data.unique_ids(dev_clips)[0]
-test_clips = [c for c in dev_clips if c.split == "test" and c.machine_id == machine_id]
+test_clips = [c for c in dev_clips
+              if c.split == "test" and c.machine_id == machine_id]
 normal = next(c for c in test_clips if c.label_name == "normal")
 anomaly = next(c for c in test_clips if c.label_name == "anomaly")
-y_normal = data.load_wav(normal.path, cfg.feature.sample_rate)
-y_anomaly = data.load_wav(anomaly.path, cfg.feature.sample_rate)
-level = {name: 10 * np.log10(np.mean(np.square(y, dtype=float))) for name, y in (("normal", y_normal), ("anomalous", y_anomaly))}
-print(f"normal:    {normal.path.name}, {len(y_normal) / cfg.feature.sample_rate:.1f} s, level {level['normal']:.1f} dBFS")
-print(f"anomalous: {anomaly.path.name}, {len(y_anomaly) / cfg.feature.sample_rate:.1f} s, level {level['anomalous']:.1f} dBFS")
+sr = cfg.feature.sample_rate
+y_normal = data.load_wav(normal.path, sr)
+y_anomaly = data.load_wav(anomaly.path, sr)
+level = {}  # RMS level in dB relative to full scale
+for kind, clip, y in (("normal", normal, y_normal),
+                      ("anomalous", anomaly, y_anomaly)):
+    level[kind] = 10 * np.log10(np.mean(np.square(y, dtype=float)))
+    print(f"{kind + ':':<10} {clip.path.name}, {len(y) / sr:.1f} s, "
+          f"level {level[kind]:.1f} dBFS")
 
 # %% tags=["hide-input", "remove-output"]
 glue("machine_id", machine_id, display=False)
-glue("level_rise", f"{level['anomalous'] - level['normal']:+.1f}", display=False)
-glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
-                                       f"anomalous: {anomaly.path.name}": y_anomaly},
-                                      cfg.feature.sample_rate))
+rise = level["anomalous"] - level["normal"]
+glue("level_rise", f"{rise:+.1f}", display=False)
+glue("fig_waveforms", plots.waveforms(
+    {f"normal: {normal.path.name}": y_normal,
+     f"anomalous: {anomaly.path.name}": y_anomaly}, sr))
 
 # %% [markdown]
 # ```{glue:figure} fig_waveforms
@@ -196,13 +212,13 @@ glue("fig_waveforms", plots.waveforms({f"normal: {normal.path.name}": y_normal,
 # The normal clip:
 
 # %%
-display(Audio(y_normal, rate=cfg.feature.sample_rate))
+display(Audio(y_normal, rate=sr))
 
 # %% [markdown]
 # The anomalous clip:
 
 # %%
-display(Audio(y_anomaly, rate=cfg.feature.sample_rate))
+display(Audio(y_anomaly, rate=sr))
 
 # %% [markdown]
 # The difference is in the spectrum over time: which frequencies sound, and when. The next

@@ -52,6 +52,8 @@ if importlib.util.find_spec("asd") is None:
 
 # %% tags=["remove-output"]
 # %matplotlib inline
+from pprint import pprint
+
 import librosa
 import numpy as np
 from myst_nb import glue
@@ -73,7 +75,7 @@ cfg, src = asd.book.setup()
 
 # %%
 fc = cfg.feature
-print(fc)
+pprint(fc)
 
 # %% [markdown]
 # We follow the same two test clips as in the previous chapter: the first normal and the first
@@ -82,8 +84,9 @@ print(fc)
 # %%
 test_clips = data.list_clips(src.dev, cfg.machine, "test")
 machine_id = data.unique_ids(test_clips)[0]
-normal = next(c for c in test_clips if c.machine_id == machine_id and c.label_name == "normal")
-anomaly = next(c for c in test_clips if c.machine_id == machine_id and c.label_name == "anomaly")
+of_id = [c for c in test_clips if c.machine_id == machine_id]
+normal = next(c for c in of_id if c.label_name == "normal")
+anomaly = next(c for c in of_id if c.label_name == "anomaly")
 y = data.load_wav(normal.path, fc.sample_rate)
 print(normal.path.name, y.shape)
 
@@ -95,9 +98,11 @@ print(normal.path.name, y.shape)
 # `n_fft / 2 + 1` frequency bins, from 0 Hz to the Nyquist frequency, 8 kHz.
 
 # %%
-power = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length, window="hann",
-                            center=True, pad_mode=fc.pad_mode)) ** fc.power
-print(f"power spectrogram: {power.shape[0]} frequency bins x {power.shape[1]} frames")
+power = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length,
+                            window="hann", center=True,
+                            pad_mode=fc.pad_mode)) ** fc.power
+print(f"power spectrogram: {power.shape[0]} frequency bins "
+      f"x {power.shape[1]} frames")
 
 # %% [markdown]
 # **The clip's edges.** The frames are centred on multiples of the hop, so the first frame is
@@ -109,10 +114,13 @@ print(f"power spectrogram: {power.shape[0]} frequency bins x {power.shape[1]} fr
 # the first and last frame of each clip depend on it:
 
 # %%
-zeros = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length, window="hann",
-                            center=True, pad_mode="constant")) ** fc.power
-gap_db = np.abs(10 * np.log10((power + features.EPS) / (zeros + features.EPS))).mean(axis=0)
-print(f"mean |reflect - zeros| per frame (dB): first {gap_db[0]:.2f}, second {gap_db[1]:.2f}, "
+zeros = np.abs(librosa.stft(y, n_fft=fc.n_fft, hop_length=fc.hop_length,
+                            window="hann", center=True,
+                            pad_mode="constant")) ** fc.power
+ratio = (power + features.EPS) / (zeros + features.EPS)
+gap_db = np.abs(10 * np.log10(ratio)).mean(axis=0)  # per frame
+print("mean |reflect - zeros| per frame (dB):\n"
+      f"first {gap_db[0]:.2f}, second {gap_db[1]:.2f}, "
       f"middle {gap_db[len(gap_db) // 2]:.2f}, last {gap_db[-1]:.2f}")
 
 # %% [markdown]
@@ -128,9 +136,10 @@ glue("gap_first", f"{gap_db[0]:.1f}", display=False)
 glue("gap_last", f"{gap_db[-1]:.1f}", display=False)
 glue("n_bins", power.shape[0], display=False)
 glue("n_clip_frames", power.shape[1], display=False)
-glue("fig_stft", plots.spectrograms({f"power spectrum (dB): {normal.path.name}":
-                                     10 * np.log10(power.T + features.EPS)},
-                                    hop_s, ylabel="frequency (Hz)", y_extent=(0, fc.sample_rate / 2)))
+power_db = 10 * np.log10(power.T + features.EPS)
+glue("fig_stft", plots.spectrograms(
+    {f"power spectrum (dB): {normal.path.name}": power_db}, hop_s,
+    ylabel="frequency (Hz)", y_extent=(0, fc.sample_rate / 2)))
 
 # %% [markdown]
 # ```{glue:figure} fig_stft
@@ -150,7 +159,8 @@ glue("fig_stft", plots.spectrograms({f"power spectrum (dB): {normal.path.name}":
 # %%
 basis = features.mel_basis(fc)
 mel = basis @ power
-print(f"mel filterbank: {basis.shape} -> mel power: {mel.shape[0]} bands x {mel.shape[1]} frames")
+print(f"mel filterbank: {basis.shape} -> mel power: {mel.shape[0]} bands "
+      f"x {mel.shape[1]} frames")
 
 # %% tags=["hide-input", "remove-output"]
 glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate))
@@ -175,16 +185,18 @@ glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate))
 # batched `torch.stft` path, equal to librosa within float32 rounding):
 
 # %%
-logmel = 10 * np.log10(mel + features.EPS).T  # (frames, bands): time first, as in asd
+logmel = 10 * np.log10(mel + features.EPS).T  # (frames, bands), as in asd
 extracted = features.extract([normal], fc, progress=False).frames
 assert np.abs(logmel - extracted).max() < 1e-2
-print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, from {logmel.min():.1f} to "
-      f"{logmel.max():.1f} dB; matches asd.features.extract (backend {fc.backend!r}) within "
-      f"{np.abs(logmel - extracted).max():.1e} dB")
+print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, "
+      f"from {logmel.min():.1f} to {logmel.max():.1f} dB;\n"
+      f"matches asd.features.extract (backend {fc.backend!r}) "
+      f"within {np.abs(logmel - extracted).max():.1e} dB")
 
 # %% tags=["hide-input", "remove-output"]
-glue("fig_log", plots.spectrograms({"mel power (linear)": mel.T, "log-mel (dB)": logmel}, hop_s,
-                                   clabel="", shared_scale=False))
+glue("fig_log", plots.spectrograms(
+    {"mel power (linear)": mel.T, "log-mel (dB)": logmel}, hop_s,
+    clabel="", shared_scale=False))
 
 # %% [markdown]
 # ```{glue:figure} fig_log
@@ -206,9 +218,9 @@ logmel_anomaly = features.logmel(y_anomaly, fc)
 
 # %% tags=["hide-input", "remove-output"]
 glue("machine_id", machine_id, display=False)
-glue("fig_normal_anomaly", plots.spectrograms({f"normal: {normal.path.name}": logmel,
-                                               f"anomalous: {anomaly.path.name}": logmel_anomaly},
-                                              hop_s))
+glue("fig_normal_anomaly", plots.spectrograms(
+    {f"normal: {normal.path.name}": logmel,
+     f"anomalous: {anomaly.path.name}": logmel_anomaly}, hop_s))
 
 # %% [markdown]
 # ```{glue:figure} fig_normal_anomaly
@@ -235,9 +247,13 @@ glue("fig_normal_anomaly", plots.spectrograms({f"normal: {normal.path.name}": lo
 # fault loads the drive, whose steady tones (the horizontal lines) move and change level.
 
 # %%
-severity = synth.fault_severity(machine_id, seed=0)  # the same for every fault type
-twins = {"normal": None, **{f"{fault} (severity {severity:.2f})": fault for fault in synth.ANOMALIES}}
-rendered = {name: features.logmel(synth.render_clip(machine_id, fault, seed=0), fc) for name, fault in twins.items()}
+severity = synth.fault_severity(machine_id, seed=0)  # same for every fault
+twins = {"normal": None}  # each panel's name: the fault rendered (None: none)
+twins.update({f"{fault} (severity {severity:.2f})": fault
+              for fault in synth.ANOMALIES})
+rendered = {name: features.logmel(synth.render_clip(machine_id, fault, seed=0),
+                                  fc)
+            for name, fault in twins.items()}
 
 # %% tags=["hide-input", "remove-output"]
 glue("synth_version", synth.VERSION, display=False)
@@ -266,21 +282,26 @@ glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2))
 # %%
 prep = experiment.prepare(cfg, src.dev, progress=False)
 standardiser = prep.standardiser
-z = (logmel - standardiser.mean) / standardiser.std
-z_anomaly = (logmel_anomaly - standardiser.mean) / standardiser.std
-print(f"statistics from {prep.train.frames.shape[0]:,} training frames of {len(prep.train)} clips")
-print(f"band means: {standardiser.mean.min():.1f} to {standardiser.mean.max():.1f} dB, "
-      f"standard deviations: {standardiser.std.min():.2f} to {standardiser.std.max():.2f} dB")
+mean, std = standardiser.mean, standardiser.std  # per band, in dB
+z = (logmel - mean) / std
+z_anomaly = (logmel_anomaly - mean) / std
+print(f"statistics from {prep.train.frames.shape[0]:,} training frames "
+      f"of {len(prep.train)} clips")
+print(f"band means: {mean.min():.1f} to {mean.max():.1f} dB, "
+      f"standard deviations: {std.min():.2f} to {std.max():.2f} dB")
 train_z = prep.train.frames  # already standardised
-print(f"standardised training frames: largest |band mean| {np.abs(train_z.mean(axis=0)).max():.1e}, "
-      f"band standard deviations {train_z.std(axis=0).min():.3f} to {train_z.std(axis=0).max():.3f}")
+print("standardised training frames: largest |band mean| "
+      f"{np.abs(train_z.mean(axis=0)).max():.1e},\n"
+      f"band standard deviations {train_z.std(axis=0).min():.3f} "
+      f"to {train_z.std(axis=0).max():.3f}")
 
 # %% tags=["hide-input", "remove-output"]
 glue("n_train_frames", prep.train.frames.shape[0], display=False)
 glue("n_train_clips", len(prep.train), display=False)
-glue("fig_standardised", plots.spectrograms({f"normal: {normal.path.name}": z,
-                                             f"anomalous: {anomaly.path.name}": z_anomaly},
-                                            hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0))
+glue("fig_standardised", plots.spectrograms(
+    {f"normal: {normal.path.name}": z,
+     f"anomalous: {anomaly.path.name}": z_anomaly},
+    hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0))
 
 # %% [markdown]
 # ```{glue:figure} fig_standardised
@@ -302,19 +323,24 @@ glue("fig_standardised", plots.spectrograms({f"normal: {normal.path.name}": z,
 
 # %%
 vectors = features.stack(z, fc.n_frames)
-print(f"{z.shape[0]} frames x {z.shape[1]} bands -> {vectors.shape[0]} vectors x {vectors.shape[1]} numbers")
-assert vectors.shape == (z.shape[0] - fc.n_frames + 1, fc.dim) == (z.shape[0] - 4, 640)
-assert np.array_equal(vectors[0], z[: fc.n_frames].ravel())  # frame-major: frame 1, then frame 2, ...
+print(f"{z.shape[0]} frames x {z.shape[1]} bands -> "
+      f"{vectors.shape[0]} vectors x {vectors.shape[1]} numbers")
+assert vectors.shape == (z.shape[0] - fc.n_frames + 1, fc.dim)
+assert vectors.shape == (z.shape[0] - 4, 640)
+# frame-major: the first frame's 128 bands, then the second frame's, ...
+assert np.array_equal(vectors[0], z[: fc.n_frames].ravel())
 n_train_vectors = len(prep.train.vector_starts(fc.n_frames)[0])
-print(f"check passed: 640-d vectors, n_vectors = n_frames - 4; the training set gives {n_train_vectors:,} vectors")
+print("check passed: 640-d vectors, n_vectors = n_frames - 4;\n"
+      f"the training set gives {n_train_vectors:,} vectors")
 
 # %% tags=["hide-input", "remove-output"]
 glue("n_vectors", vectors.shape[0], display=False)
 glue("n_train_vectors", n_train_vectors, display=False)
 shown = vectors[:100]
-fig_vectors = plots.spectrograms({f"the first {len(shown)} vectors of {normal.path.name}": shown},
-                                 hop_s, ylabel="vector element", clabel="standard deviations",
-                                 y_extent=(0, fc.dim), cmap="RdBu_r", centre=0.0)
+fig_vectors = plots.spectrograms(
+    {f"the first {len(shown)} vectors of {normal.path.name}": shown}, hop_s,
+    ylabel="vector element", clabel="standard deviations",
+    y_extent=(0, fc.dim), cmap="RdBu_r", centre=0.0)
 for k in range(1, fc.n_frames):
     fig_vectors.axes[0].axhline(k * fc.n_mels, color="black", lw=0.8)
 glue("fig_vectors", fig_vectors)

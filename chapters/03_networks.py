@@ -54,6 +54,8 @@ if importlib.util.find_spec("asd") is None:
 # %% tags=["remove-output"]
 # %matplotlib inline
 from dataclasses import replace
+from pprint import pprint
+from textwrap import fill
 
 import torch
 from IPython.display import display
@@ -62,7 +64,7 @@ from myst_nb import glue
 import asd
 import asd.book
 from asd import config, models, plots
-from asd.book import TextTable
+from asd.tables import TextTable
 
 cfg, _ = asd.book.setup(data=False)
 
@@ -77,8 +79,9 @@ cfg, _ = asd.book.setup(data=False)
 rows = []
 for name in config.NETWORKS:
     n = models.n_params(models.build(name, cfg))
-    assert n == models.REPORT_PARAMS[name], f"{name}: {n:,} parameters, the report has {models.REPORT_PARAMS[name]:,}"
-    rows.append([name, f"{n:,}", f"{models.REPORT_PARAMS[name]:,}"])
+    report = models.REPORT_PARAMS[name]
+    assert n == report, f"{name}: {n:,} parameters, the report has {report:,}"
+    rows.append([name, f"{n:,}", f"{report:,}"])
 display(TextTable(["network", "asd", "report"], rows,
                   "Trainable parameters: all four counts equal the report's"))
 
@@ -92,13 +95,16 @@ glue("dropout", cfg.net.dropout, display=False)
 glue("kl_weight", cfg.net.kl_weight, display=False)
 glue("bottleneck", cfg.net.bottleneck, display=False)
 glue("seq_hidden", cfg.net.seq_hidden, display=False)
-shapes = {name: models.dense_widths(net, cfg.feature.dim) for name, net in built.items()}
-titles = {name: f"{name}: {models.n_params(net):,} parameters" for name, net in built.items()}
+shapes, titles = {}, {}
+for name, net in built.items():
+    shapes[name] = models.dense_widths(net, cfg.feature.dim)
+    titles[name] = f"{name}: {models.n_params(net):,} parameters"
 glue("fig_shapes", plots.network_shapes(shapes, titles))
-edge_share = []  # the share of a network's parameters in its first and last dense layer
+edge_share = []  # share of a network's parameters in its first and last layer
 for net in built.values():
     dense = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
-    edge_share.append(sum(models.n_params(m) for m in (dense[0], dense[-1])) / models.n_params(net))
+    edge = sum(models.n_params(m) for m in (dense[0], dense[-1]))
+    edge_share.append(edge / models.n_params(net))
 glue("edge_share", f"{min(edge_share):.0%}", display=False)
 
 # %% [markdown]
@@ -175,11 +181,13 @@ print(models.summary(models.build("batchnorm", cfg), cfg.feature.dim))
 # the data at hand.
 
 # %%
-print(models.summary(models.build("dropout", cfg), cfg.feature.dim))
-layers = tuple(name for name, _, _ in models.summary_rows(models.build("dropout", cfg), cfg.feature.dim,
-                                                            activations=False))
+dropout_net = models.build("dropout", cfg)
+print(models.summary(dropout_net, cfg.feature.dim))
+rows = models.summary_rows(dropout_net, cfg.feature.dim, activations=False)
+layers = tuple(name for name, _, _ in rows)
 assert layers == models.REPORT_DROPOUT_LAYERS
-print("without the ReLUs, the layers are the report's table, in order:", ", ".join(layers))
+print("without the ReLUs, the layers are the report's table, in order:")
+print(fill(", ".join(layers), width=79))
 
 # %% [markdown]
 # ## Sequential: the DCASE 2020 baseline autoencoder
@@ -236,9 +244,11 @@ print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
 vae = models.build("baseline", cfg)
 x, ids = torch.randn(8, cfg.feature.dim), torch.zeros(8, dtype=torch.long)
 vae.eval()
-assert torch.equal(vae.score(x, ids), vae.score(x, ids))  # posterior mean: the same score twice
+# posterior mean: the same score twice
+assert torch.equal(vae.score(x, ids), vae.score(x, ids))
 vae.train()
-print("evaluation mode: deterministic scores; training mode: sampled, different each call:",
+print("evaluation mode: the same scores on every call")
+print("training mode: sampled, different scores on each call:",
       not torch.equal(vae.score(x, ids), vae.score(x, ids)))
 
 # %% [markdown]
@@ -269,10 +279,14 @@ print("evaluation mode: deterministic scores; training mode: sampled, different 
 # %%
 full = config.get_config("full")
 quick = config.get_config("quick")
-display(TextTable(["network", "full: epochs", "full: batch", "quick: epochs", "quick: batch", "lr", "validation"],
-                  [[name, full.fit[name].epochs, full.fit[name].batch_size, quick.fit[name].epochs,
-                    quick.fit[name].batch_size, f"{full.fit[name].lr:g}", f"{full.fit[name].validation_split:.0%}"]
-                   for name in config.NETWORKS], "Training budgets of the two profiles"))
+rows = []
+for name in config.NETWORKS:
+    f, q = full.fit[name], quick.fit[name]
+    rows.append([name, f.epochs, f.batch_size, q.epochs, q.batch_size,
+                 f"{f.lr:g}", f"{f.validation_split:.0%}"])
+header = ["network", ("full", "epochs"), ("full", "batch"),
+          ("quick", "epochs"), ("quick", "batch"), "lr", "validation"]
+display(TextTable(header, rows, "Training budgets of the two profiles"))
 
 # %% [markdown]
 # ### Changing a choice
@@ -284,9 +298,10 @@ display(TextTable(["network", "full: epochs", "full: batch", "quick: epochs", "q
 
 # %%
 variant = replace(cfg, net=replace(cfg.net, kl_weight=0.1, dropout=0.5))
-print(variant.net)
+pprint(variant.net)
 print(f"config hash {cfg.hash()} -> {variant.hash()}")
-# asd.experiment.run(variant, data_root, ["baseline", "dropout"]) would train and score them
+# asd.experiment.run(variant, src.dev, ["baseline", "dropout"])
+# would train and score them
 
 # %% [markdown]
 # Architecture changes work the same way, but they move the parameter counts away from the
@@ -294,7 +309,8 @@ print(f"config hash {cfg.hash()} -> {variant.hash()}")
 
 # %%
 wider = replace(cfg, net=replace(cfg.net, hidden=512))
-print(f"baseline with 512 hidden units: {models.n_params(models.build('baseline', wider)):,} parameters "
+n_wider = models.n_params(models.build("baseline", wider))
+print(f"baseline with 512 hidden units: {n_wider:,} parameters "
       f"(the report: {models.REPORT_PARAMS['baseline']:,})")
 
 # %% [markdown]

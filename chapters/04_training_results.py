@@ -53,7 +53,7 @@ from sklearn.metrics import auc, roc_auc_score, roc_curve
 import asd
 import asd.book
 from asd import config, features, metrics, plots, records
-from asd.book import TextTable
+from asd.tables import Table, TextTable
 
 cfg, src = asd.book.setup()
 
@@ -67,21 +67,29 @@ cfg, src = asd.book.setup()
 # package's code: a second build reuses them, and any change retrains.
 
 # %% tags=["remove-output"]
-results = asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), progress=True, data_label=src.label)
+networks = list(config.NETWORKS)  # baseline, batchnorm, dropout, sequential
+results = asd.experiment.run(cfg, src.dev, networks, progress=True,
+                             data_label=src.label)
 
 # %% tags=["hide-input"]
 glue("device", results.device, display=False)
-provenance = f"data: {src.label} | IDs: {', '.join(results.unique_ids)} | profile: {cfg.profile} | device: {results.device}"
-print(provenance)
+provenance = " | ".join([f"data: {src.label}",
+                         f"IDs: {', '.join(results.unique_ids)}",
+                         f"profile: {cfg.profile}",
+                         f"device: {results.device}"])
+print(provenance.replace(" | ", "\n"))
 if results.left_out:
-    print(f"found in the data but not in the report's set, left out here: ID {', '.join(results.left_out)}")
+    print("not in the report's set, left out here: "
+          f"ID {', '.join(results.left_out)}")
 rows = []
 for name, model in results.models.items():
     fit, hist = cfg.fit[name], model.histories["all"]
-    rows.append([name, fit.epochs, fit.batch_size, f"{model.steps:,}", f"{model.seconds:.1f}",
-                 f"{hist.train_loss[-1]:.4g}", f"{hist.val_loss[-1]:.4g}" if hist.val_loss else "-"])
-display(TextTable(["network", "epochs", "batch", "updates", "seconds", "final training loss",
-                   "final validation loss"], rows, "Training"))
+    val = f"{hist.val_loss[-1]:.4g}" if hist.val_loss else "-"
+    rows.append([name, fit.epochs, fit.batch_size, f"{model.steps:,}",
+                 f"{model.seconds:.1f}", f"{hist.train_loss[-1]:.4g}", val])
+display(TextTable(["network", "epochs", "batch", "updates", "seconds",
+                   ("final loss", "training"), ("final loss", "validation")],
+                  rows, "Training"))
 
 # %% [markdown]
 # ```{admonition} Which data?
@@ -99,7 +107,8 @@ display(TextTable(["network", "epochs", "batch", "updates", "seconds", "final tr
 # Sequential network's a mean), so each network has its own panel.
 
 # %% tags=["hide-input", "remove-output"]
-glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m in results.models.items()}))
+glue("fig_curves", plots.training_curves(
+    {name: m.histories["all"] for name, m in results.models.items()}))
 
 # %% [markdown]
 # ```{glue:figure} fig_curves
@@ -120,12 +129,12 @@ glue("fig_curves", plots.training_curves({name: m.histories["all"] for name, m i
 # ## AUC and pAUC per machine ID
 #
 # `asd.metrics.table` collects the per-ID results and computes the average over the IDs;
-# `asd.metrics.Table` shows them with AUC and pAUC in their own columns and the best value of
-# each column in bold (`asd.metrics.format_table` prints the same as text, as the report does).
+# `asd.tables.Table` shows them with AUC and pAUC in their own columns and the best value of
+# each column in bold (`asd.tables.format_table` prints the same as text, as the report does).
 
 # %%
 table = metrics.table(results.rows)
-display(metrics.Table(table, f"This book: {provenance}"))
+display(Table(table, f"This book: {provenance}"))
 
 # %% [markdown]
 # The references, copied from the report (development set, real data) and from the DCASE 2020
@@ -135,9 +144,9 @@ display(metrics.Table(table, f"This book: {provenance}"))
 # other above, and read these as what the real slider gave.
 
 # %%
-display(metrics.Table(metrics.reference_table(tuple(results.unique_ids)),
-                      "References (not computed here): the report's table and the DCASE 2020 baseline, "
-                      "real development set"))
+display(Table(metrics.reference_table(tuple(results.unique_ids)),
+                      "References (not computed here): the report's table and "
+                      "the DCASE 2020 baseline, real development set"))
 
 # %% tags=["hide-input", "remove-output"]
 ids = [c for c in next(iter(table.values())) if c != "AVG"]
@@ -155,17 +164,24 @@ glue("spread_auc", max(avg_aucs) - min(avg_aucs), display=False)
 reference = metrics.reference_table()
 report_aucs = [reference[f"report {m}"]["AVG"][0] for m in metrics.REPORT]
 glue("report_spread_auc", max(report_aucs) - min(report_aucs), display=False)
-# Reference marks only over results on the real data: on the stand-in they would measure another thing.
-marks = {} if src.synthetic else {"report": metrics.REPORT,
-                                  "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
+# Reference marks only over results on the real data: on the stand-in they
+# would measure another thing.
+marks = {} if src.synthetic else {
+    "report": metrics.REPORT,
+    "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
 id_auc = {i: float(np.mean([table[m][i][0] for m in table])) for i in ids}
 hardest = min(id_auc, key=id_auc.get)
 glue("hardest_id", hardest, display=False)
 glue("hardest_auc", id_auc[hardest], display=False)
-report_id_auc = {i: float(np.mean([metrics.REPORT[m][i][0] for m in metrics.REPORT])) for i in metrics.REPORT["baseline"]}
-glue("report_hardest_id", min(report_id_auc, key=report_id_auc.get), display=False)
-glue("fig_auc", plots.score_bars(table, "auc", **marks, title=f"AUC per machine ID: {src.label}"))
-glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machine ID: {src.label}"))
+report_id_auc = {i: float(np.mean([cells[i][0]
+                                    for cells in metrics.REPORT.values()]))
+                 for i in metrics.REPORT["baseline"]}
+glue("report_hardest_id", min(report_id_auc, key=report_id_auc.get),
+     display=False)
+glue("fig_auc", plots.score_bars(
+    table, "auc", **marks, title=f"AUC per machine ID: {src.label}"))
+glue("fig_pauc", plots.score_bars(
+    table, "pauc", **marks, title=f"pAUC per machine ID: {src.label}"))
 
 # %% [markdown]
 # ```{glue:figure} fig_auc
@@ -208,12 +224,14 @@ glue("fig_pauc", plots.score_bars(table, "pauc", **marks, title=f"pAUC per machi
 
 # %% tags=["remove-output"]
 seeds = list(range(cfg.spread_seeds))  # 5 in the quick profile
-runs = asd.experiment.seed_runs(cfg, src.dev, list(asd.config.NETWORKS), seeds, data_label=src.label)
-seed_tables = [metrics.table(r.rows) for r in runs]  # one results table per seed
+runs = asd.experiment.seed_runs(cfg, src.dev, networks, seeds,
+                                data_label=src.label)
+seed_tables = [metrics.table(r.rows) for r in runs]  # one table per seed
 spread = metrics.seed_spread(seed_tables)
 
 # %%
-display(metrics.Table(spread, f"This book, mean ± standard deviation over {len(seeds)} seeds: {provenance}"))
+display(Table(spread, "This book, mean ± standard deviation over "
+                              f"{len(seeds)} seeds: {provenance}"))
 
 # %% [markdown]
 # Whether one network beats another is a question about their *difference*. Runs with the same
@@ -223,25 +241,31 @@ display(metrics.Table(spread, f"This book, mean ± standard deviation over {len(
 # order on this data; one that straddles zero does not.
 
 # %% tags=["hide-input", "remove-output"]
-avg_auc = {name: [t[name]["AVG"][0] for t in seed_tables] for name in asd.config.NETWORKS}
-report_avg = {name: reference[f"report {name}"]["AVG"][0] for name in metrics.REPORT}
+avg_auc = {name: [t[name]["AVG"][0] for t in seed_tables] for name in networks}
+report_avg = {name: reference[f"report {name}"]["AVG"][0]
+              for name in metrics.REPORT}
+in_order = sorted(report_avg, key=report_avg.get, reverse=True)
 pairs = {}  # each pair in the report's order: its better network first
-for i, a in enumerate(sorted(report_avg, key=report_avg.get, reverse=True)):
-    for b in sorted(report_avg, key=report_avg.get, reverse=True)[i + 1:]:
+for i, a in enumerate(in_order):
+    for b in in_order[i + 1:]:
         pairs[f"{a} - {b}"] = metrics.paired_difference(avg_auc[a], avg_auc[b])
-resolved = {p: "in" if low > 0 else "against" for p, (_, low, high) in pairs.items() if low > 0 or high < 0}
+resolved = {p: "in" if low > 0 else "against"
+            for p, (_, low, high) in pairs.items() if low > 0 or high < 0}
+orderings = f"of the report table's {len(pairs)} pairwise orderings"
 if resolved:
-    seed_verdict = (f"the seeds here resolve {len(resolved)} of the report table's {len(pairs)} pairwise orderings ("
-                    + "; ".join(f"{p}, {way} the report's direction" for p, way in resolved.items()) + ")")
+    seed_verdict = (f"the seeds here resolve {len(resolved)} {orderings} ("
+                    + "; ".join(f"{p}, {way} the report's direction"
+                                for p, way in resolved.items()) + ")")
 else:
-    seed_verdict = f"the seeds here resolve none of the report table's {len(pairs)} pairwise orderings"
-sd = [spread[name]["AVG"][0][1] for name in asd.config.NETWORKS]
+    seed_verdict = f"the seeds here resolve none {orderings}"
+sd = [spread[name]["AVG"][0][1] for name in networks]
 glue("n_seeds", len(seeds), display=False)
 glue("seed_sd_low", min(sd), display=False)
 glue("seed_sd_high", max(sd), display=False)
 glue("seed_verdict", seed_verdict, display=False)
 glue("fig_pairs", plots.paired_differences(
-    pairs, f"difference in average AUC, {len(seeds)} seeds (mean, 95% interval)"))
+    pairs, f"difference in average AUC, {len(seeds)} seeds "
+    "(mean, 95% interval)"))
 
 # %% [markdown]
 # ```{glue:figure} fig_pairs
@@ -270,20 +294,28 @@ glue("fig_pairs", plots.paired_differences(
 # bfloat16 instructions, emulated, it can be slower than 32 bits):
 
 # %% tags=["hide-input"]
-bf16_results = asd.experiment.run(dataclasses.replace(cfg, precision="bf16"), src.dev, list(asd.config.NETWORKS),
-                                  progress=False, data_label=src.label)
+bf16_results = asd.experiment.run(
+    dataclasses.replace(cfg, precision="bf16"), src.dev, networks,
+    progress=False, data_label=src.label)
 by_precision = {"fp32": results, "bf16": bf16_results}
-rows = [{**r, "model": f"{r['model']} ({precision})"} for precision, res in by_precision.items() for r in res.rows]
-display(metrics.Table(metrics.table(sorted(rows, key=lambda r: r["model"])),
-                      f"This book, 32-bit and bfloat16 training: {provenance}"))
+rows = [{**r, "model": f"{r['model']} ({precision})"}
+        for precision, res in by_precision.items() for r in res.rows]
+display(Table(metrics.table(sorted(rows, key=lambda r: r["model"])),
+              f"This book, 32-bit and bfloat16 training: {provenance}"))
 bf16_table = metrics.table(bf16_results.rows)
-gap = max(abs(bf16_table[name]["AVG"][0] - table[name]["AVG"][0]) for name in asd.config.NETWORKS)
+gap = max(abs(bf16_table[name]["AVG"][0] - table[name]["AVG"][0])
+          for name in networks)
 glue("bf16_gap", f"{gap:.3f}", display=False)
-glue("bf16_verdict", "about as much as another seed does (at most two of its standard deviations)" if gap <= 2 * max(sd)
-     else "more than another seed does (over two of its standard deviations)", display=False)
+glue("bf16_verdict",
+     "about as much as another seed does (at most two of its standard "
+     "deviations)" if gap <= 2 * max(sd) else
+     "more than another seed does (over two of its standard deviations)",
+     display=False)
 for precision, res in by_precision.items():
-    glue(f"{precision}_seconds", f"{sum(m.seconds for m in res.models.values()):.0f} s", display=False)
-glue("bf16_device", asd.utils.device_name(torch.device(results.device)), display=False)
+    seconds = sum(m.seconds for m in res.models.values())
+    glue(f"{precision}_seconds", f"{seconds:.0f} s", display=False)
+glue("bf16_device", asd.utils.device_name(torch.device(results.device)),
+     display=False)
 
 # %% [markdown]
 # Between the precisions a network's average AUC moved by at most {glue:text}`bf16_gap`, to set
@@ -301,9 +333,12 @@ glue("bf16_device", asd.utils.device_name(torch.device(results.device)), display
 # most 10% of normal clips raise a false alarm, which the right-hand panels enlarge.
 
 # %%
-scores = {name: m.scores for name, m in results.models.items()}  # one score per test clip
-y_true, clip_ids = results.test.y_true, results.test.clip_ids  # 1 = anomalous; the clips' IDs
-print(f"{len(y_true)} test clips, {y_true.sum()} anomalous; scores of {', '.join(scores)}")
+# one score per test clip and network
+scores = {name: m.scores for name, m in results.models.items()}
+y_true = results.test.y_true  # 1 = anomalous, 0 = normal
+clip_ids = results.test.clip_ids  # each clip's machine ID
+print(f"{len(y_true)} test clips, {y_true.sum()} anomalous")
+print(f"scored by {', '.join(scores)}")
 
 # %% tags=["hide-input", "remove-output"]
 glue("fig_roc", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
@@ -348,8 +383,10 @@ y = np.r_[tpr[:stop], np.interp(cfg.max_fpr, fpr, tpr)]
 raw = auc(x, y)  # trapezoidal area under the clipped curve
 a_min, a_max = cfg.max_fpr**2 / 2, cfg.max_fpr
 pauc = 0.5 * (1 + (raw - a_min) / (a_max - a_min))
-print(f"{name}, ID {machine_id}: raw partial area {raw:.4f} -> standardised pAUC {pauc:.4f}")
-assert np.isclose(pauc, roc_auc_score(y_true[sel], scores[name][sel], max_fpr=cfg.max_fpr))
+print(f"{name}, ID {machine_id}: raw partial area {raw:.4f} "
+      f"-> standardised pAUC {pauc:.4f}")
+assert np.isclose(pauc, roc_auc_score(y_true[sel], scores[name][sel],
+                                      max_fpr=cfg.max_fpr))
 assert np.isclose(pauc, table[name][machine_id][1])
 print("equal to roc_auc_score(..., max_fpr=0.1) and to the table above")
 n_normal = int(np.sum(sel & (y_true == 0)))
@@ -375,27 +412,33 @@ glue("pauc_inside", int(cfg.max_fpr * n_normal), display=False)
 # reconstruction, the squared error of each vector, and their mean, the clip's score.
 
 # %%
-prep = asd.experiment.prepare(cfg, src.dev, progress=False)  # the cached, standardised features
+# the standardised features, from the cache
+prep = asd.experiment.prepare(cfg, src.dev, progress=False)
 net = results.models["sequential"].detector(cfg, prep.id_index).model.eval()
 picked = {}
 for label, kind in ((0, "normal"), (1, "anomalous")):
     i = int(np.flatnonzero((clip_ids == hardest) & (y_true == label))[0])
     frames = prep.test.subset([i]).frames  # (frames, 128)
-    vectors = torch.from_numpy(features.stack(frames, cfg.feature.n_frames))  # (vectors, 640)
+    stacked = features.stack(frames, cfg.feature.n_frames)  # (vectors, 640)
+    vectors = torch.from_numpy(stacked)
     with torch.no_grad():
-        errors = ((net(vectors) - vectors) ** 2).mean(dim=1).numpy()  # one MSE per vector
+        # one mean squared error per vector
+        errors = ((net(vectors) - vectors) ** 2).mean(dim=1).numpy()
     score = errors.mean()  # the clip's anomaly score
     assert np.isclose(score, results.models["sequential"].scores[i], rtol=1e-5)
-    picked[f"{kind}: {prep.test.clips[i].path.name}"] = (frames, errors)
-    print(f"{kind} clip {prep.test.clips[i].path.name}: {len(vectors)} vectors, score {score:.4f}, "
-          "equal to the pipeline's")
+    clip = prep.test.clips[i].path.name
+    picked[f"{kind}: {clip}"] = (frames, errors)
+    print(f"{kind} clip {clip}: {len(vectors)} vectors, score {score:.4f}")
+print("both scores equal the pipeline's")
 
 # %% tags=["hide-input", "remove-output"]
-glue("fig_errors", plots.errors_over_time(picked, cfg.feature.hop_length / cfg.feature.sample_rate,
-                                          cfg.feature.n_frames))
-normal_score, anomalous_score = (errors.mean() for _, errors in picked.values())
-glue("hand_order", "above" if anomalous_score > normal_score else "below", display=False)
-normals = results.models["sequential"].scores[(clip_ids == hardest) & (y_true == 0)]
+hop_s = cfg.feature.hop_length / cfg.feature.sample_rate
+glue("fig_errors", plots.errors_over_time(picked, hop_s, cfg.feature.n_frames))
+normal_score, anomalous_score = (e.mean() for _, e in picked.values())
+glue("hand_order", "above" if anomalous_score > normal_score else "below",
+     display=False)
+normal_of_id = (clip_ids == hardest) & (y_true == 0)
+normals = results.models["sequential"].scores[normal_of_id]
 glue("hand_share", f"{np.mean(normals < anomalous_score):.0%}", display=False)
 glue("hand_n", len(normals), display=False)
 
@@ -448,14 +491,16 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 # score its test clips; with this few clips, read its table as a first look:
 
 # %%
-others = [asd.experiment.run(cfg, src.dev, list(asd.config.NETWORKS), ids=[mid], progress=False,
-                             data_label=src.label) for mid in results.left_out]
-for extra in others:
-    display(metrics.Table(metrics.table(extra.rows), f"This book, ID {', '.join(extra.unique_ids)}: {src.label}"))
-display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": mid, "auc": a, "pauc": p}
-                                     for mid, (a, p) in metrics.DCASE2020_BASELINE.items()
-                                     if mid in results.left_out]),
-                      "Reference (not computed here): the DCASE 2020 baseline README, real development set"))
+for mid in results.left_out:
+    extra = asd.experiment.run(cfg, src.dev, networks, ids=[mid],
+                               progress=False, data_label=src.label)
+    display(Table(metrics.table(extra.rows),
+                          f"This book, ID {mid}: {src.label}"))
+published = {mid: metrics.DCASE2020_BASELINE[mid] for mid in results.left_out}
+display(Table(
+    metrics.table(metrics.rows_of("DCASE 2020 baseline", published)),
+    "Reference (not computed here): the DCASE 2020 baseline README, "
+    "real development set"))
 
 # %% tags=["hide-input"]
 glue("left_out", ", ".join(results.left_out) or "(none)", display=False)
@@ -470,14 +515,17 @@ glue("left_out", ", ".join(results.left_out) or "(none)", display=False)
 
 # %%
 if src.eval is None:
-    print("no evaluation data: set ASD_EVAL_DATA to the release's eval_data folder")
+    print("no evaluation data: set ASD_EVAL_DATA to the eval_data folder")
 else:
-    ev = asd.experiment.run(cfg, src.eval, list(asd.config.NETWORKS), progress=False, data_label=src.label)
-    display(metrics.Table(metrics.table(ev.rows), f"This book, evaluation set: {src.label}"))
-display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "auc": a, "pauc": p}
-                                     for i, (a, p) in metrics.EVALUATOR_EXAMPLE.items()]),
-                      "Reference (not computed here): the DCASE 2020 evaluator README's example for "
-                      "slider, the baseline system on the real evaluation set"))
+    ev = asd.experiment.run(cfg, src.eval, networks, progress=False,
+                            data_label=src.label)
+    display(Table(metrics.table(ev.rows),
+                          f"This book, evaluation set: {src.label}"))
+display(Table(
+    metrics.table(metrics.rows_of("DCASE 2020 baseline",
+                                  metrics.EVALUATOR_EXAMPLE)),
+    "Reference (not computed here): the DCASE 2020 evaluator README's "
+    "example for slider, the baseline system on the real evaluation set"))
 
 # %% [markdown]
 # `asd run --data EVAL_ROOT --scores-dir DIR` also writes each network's scores in the
@@ -510,7 +558,8 @@ display(metrics.Table(metrics.table([{"model": "DCASE 2020 baseline", "id": i, "
 # against the report's table, which measured the real slider.
 
 # %%
-folder = Path(asd.__file__).resolve().parents[1] / "results"  # the repository's, beside the package
+# the repository's results folder, beside the package
+folder = Path(asd.__file__).resolve().parents[1] / "results"
 print(records.describe(folder))
 
 # %% tags=["hide-input", "remove-output"]

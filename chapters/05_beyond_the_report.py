@@ -46,6 +46,7 @@ if importlib.util.find_spec("asd") is None:
 # %% tags=["remove-output"]
 # %matplotlib inline
 from dataclasses import replace
+from pprint import pprint
 
 import numpy as np
 from IPython.display import display
@@ -54,9 +55,9 @@ from myst_nb import glue
 import asd
 import asd.book
 from asd import detectors, experiment, metrics, models, plots, synth
-from asd.book import TextTable
 from asd.config import NETWORKS, home
 from asd.data import UNLABELLED
+from asd.tables import Table, TextTable
 
 cfg, src = asd.book.setup()
 
@@ -92,16 +93,20 @@ glue("idclf_high", f"{max(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=Fals
 # The settings where the literature leaves a choice are in `cfg.beyond`:
 
 # %%
-print(cfg.beyond)
+pprint(cfg.beyond)
 for name in ("idnn", "idclf"):
     print(f"{name}: {cfg.fit[name]}")
 
 # %% tags=["hide-input", "remove-output"]
-n_ids = len(cfg.report_ids[cfg.machine])  # the classifier's outputs: one per machine ID it tells apart
-new_nets = {"idnn": models.build("idnn", cfg), "idclf": models.build("idclf", cfg, n_ids=n_ids)}
-new_shapes = {name: models.dense_widths(net, cfg.feature.dim) for name, net in new_nets.items()}
-glue("fig_beyond_shapes", plots.network_shapes(
-    new_shapes, {name: f"{name}: {models.n_params(net):,} parameters" for name, net in new_nets.items()}))
+# the classifier's outputs: one per machine ID it tells apart
+n_ids = len(cfg.report_ids[cfg.machine])
+new_nets = {"idnn": models.build("idnn", cfg),
+            "idclf": models.build("idclf", cfg, n_ids=n_ids)}
+new_shapes, titles = {}, {}
+for name, net in new_nets.items():
+    new_shapes[name] = models.dense_widths(net, cfg.feature.dim)
+    titles[name] = f"{name}: {models.n_params(net):,} parameters"
+glue("fig_beyond_shapes", plots.network_shapes(new_shapes, titles))
 glue("idnn_in", new_shapes["idnn"][0][0], display=False)
 glue("idnn_out", new_shapes["idnn"][-1][0], display=False)
 glue("n_ids", n_ids, display=False)
@@ -125,17 +130,22 @@ glue("n_ids", n_ids, display=False)
 # and code), so only the three new detectors are trained here.
 
 # %% tags=["remove-output"]
-results = experiment.run(cfg, src.dev, list(detectors.DETECTORS), progress=True, data_label=src.label)
+# the report's four networks, then pca, idnn and idclf
+results = experiment.run(cfg, src.dev, list(detectors.DETECTORS),
+                         progress=True, data_label=src.label)
 
 # %% tags=["hide-input"]
-provenance = f"data: {src.label} | profile: {cfg.profile} | device: {results.device}"
+provenance = (f"data: {src.label} | profile: {cfg.profile} | "
+              f"device: {results.device}")
 table = metrics.table(results.rows)
 ranks = metrics.average_rank(table)
-display(metrics.Table(table, provenance))
+display(Table(table, provenance))
 print("average rank over the per-ID AUCs and pAUCs (1 = best):")
 for name in sorted(ranks, key=ranks.get):
     kind = "report" if name in NETWORKS else "new"
-    print(f"  {name:<11} {ranks[name]:.2f}   ({kind}, fitted in {results.models[name].seconds:.0f} s)")
+    seconds = results.models[name].seconds
+    print(f"  {name:<11} {ranks[name]:.2f}   "
+          f"({kind}, fitted in {seconds:.0f} s)")
 
 # %% [markdown]
 # ```{admonition} Which data?
@@ -147,25 +157,32 @@ for name in sorted(ranks, key=ranks.get):
 
 # %% tags=["hide-input"]
 best_report = max(NETWORKS, key=lambda m: table[m]["AVG"][0])
+best_auc, best_pauc = table[best_report]["AVG"]
 new = [m for m in table if m not in NETWORKS]
-winners = [m for m in new if table[m]["AVG"][0] > table[best_report]["AVG"][0]
-           and table[m]["AVG"][1] > table[best_report]["AVG"][1]]
+winners = [m for m in new
+           if table[m]["AVG"][0] > best_auc and table[m]["AVG"][1] > best_pauc]
 glue("best_report", best_report, display=False)
-glue("best_report_auc", f"{table[best_report]['AVG'][0]:.3f}", display=False)
-glue("best_report_pauc", f"{table[best_report]['AVG'][1]:.3f}", display=False)
+glue("best_report_auc", f"{best_auc:.3f}", display=False)
+glue("best_report_pauc", f"{best_pauc:.3f}", display=False)
 if winners:
-    margins = ", ".join(f"{m} by {table[m]['AVG'][0] - table[best_report]['AVG'][0]:+.3f} AUC and "
-                        f"{table[m]['AVG'][1] - table[best_report]['AVG'][1]:+.3f} pAUC" for m in winners)
-    verdict = (f"{', '.join(winners)} beat{'s' if len(winners) == 1 else ''} the best of the report's "
-               f"networks on both average AUC and average pAUC ({margins}, one seed each)")
+    margins = ", ".join(f"{m} by {table[m]['AVG'][0] - best_auc:+.3f} AUC and "
+                        f"{table[m]['AVG'][1] - best_pauc:+.3f} pAUC"
+                        for m in winners)
+    verdict = (f"{', '.join(winners)} beat{'s' if len(winners) == 1 else ''} "
+               "the best of the report's networks on both average AUC and "
+               f"average pAUC ({margins}, one seed each)")
 else:
-    verdict = "no new detector beats the best of the report's networks on both average AUC and pAUC"
+    verdict = ("no new detector beats the best of the report's networks on "
+               "both average AUC and pAUC")
 glue("verdict", verdict, display=False)
 ids = [c for c in table[best_report] if c != "AVG"]
 columns = ids + ["AVG"]
-display(TextTable(["detector"] + [f"{'ID ' + c if c != 'AVG' else 'average'} {k}" for c in columns for k in ("AUC", "pAUC")],
-                  [[m] + [f"{table[m][c][k] - table[best_report][c][k]:+.3f}" for c in columns for k in (0, 1)]
-                   for m in new], f"Difference from the best report network ({best_report}) on this data"))
+header = ["detector", *((f"ID {c}" if c != "AVG" else "average", k)
+                        for c in columns for k in ("AUC", "pAUC"))]
+rows = [[m, *(f"{table[m][c][k] - table[best_report][c][k]:+.3f}"
+              for c in columns for k in (0, 1))] for m in new]
+display(TextTable(header, rows, "Difference from the best report network "
+                                f"({best_report}) on this data"))
 
 # %% [markdown]
 # On this data, {glue:text}`verdict`. The best of the report's four networks here is
@@ -183,14 +200,21 @@ display(TextTable(["detector"] + [f"{'ID ' + c if c != 'AVG' else 'average'} {k}
 # does no better than this has learnt nothing but level.
 
 # %% tags=["hide-input"]
-level_table = metrics.table(metrics.per_id("level", cfg.machine, results.test.clip_ids, results.test.y_true,
-                                           detectors.level_scores(results.test, results.standardiser), cfg.max_fpr))
-beaten = [m for m in table if table[m]["AVG"][0] > level_table["level"]["AVG"][0]]
-display(metrics.Table({**level_table, "pca": table["pca"], best_report: table[best_report]},
-                      f"loudness alone beside PCA and the best report network; {provenance}"))
-glue("level_auc", f"{level_table['level']['AVG'][0]:.3f}", display=False)
-glue("level_beaten", f"{len(beaten)} of the {len(table)} detectors", display=False)
-glue("real_rises", ", ".join(f"{v:.1f}" for v in sorted(synth.REAL_FAULT_RISE_DB.values())), display=False)
+levels = detectors.level_scores(results.test, results.standardiser)
+level_table = metrics.table(metrics.per_id(
+    "level", cfg.machine, results.test.clip_ids, results.test.y_true, levels,
+    cfg.max_fpr))
+level_auc = level_table["level"]["AVG"][0]
+beaten = [m for m in table if table[m]["AVG"][0] > level_auc]
+display(Table({**level_table, "pca": table["pca"],
+               best_report: table[best_report]},
+              "loudness alone beside PCA and the best report network; "
+              f"{provenance}"))
+glue("level_auc", f"{level_auc:.3f}", display=False)
+glue("level_beaten", f"{len(beaten)} of the {len(table)} detectors",
+     display=False)
+rises = sorted(synth.REAL_FAULT_RISE_DB.values())
+glue("real_rises", ", ".join(f"{v:.1f}" for v in rises), display=False)
 glue("real_level_sd", f"{synth.REAL_LEVEL_SD_DB:.1f}", display=False)
 
 # %% [markdown]
@@ -210,15 +234,18 @@ glue("real_level_sd", f"{synth.REAL_LEVEL_SD_DB:.1f}", display=False)
 # %% tags=["hide-input", "remove-output"]
 y_true, clip_ids = results.test.y_true, results.test.clip_ids
 chosen = [best_report, *new]
-glue("fig_roc_beyond", plots.roc_curves(y_true, clip_ids, {m: results.models[m].scores for m in chosen},
-                                        cfg.max_fpr))
-glue("fig_hist_beyond", plots.score_histograms(y_true, clip_ids,
-                                               {m: results.models[m].scores for m in new}))
-# Reference marks only over results on the real data: on the stand-in they would measure another thing.
-marks = {} if src.synthetic else {"report": metrics.REPORT,
-                                  "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
-glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
-                                         title=f"AUC per machine ID, all detectors: {src.label}"))
+scores = {m: results.models[m].scores for m in chosen}
+glue("fig_roc_beyond", plots.roc_curves(y_true, clip_ids, scores, cfg.max_fpr))
+glue("fig_hist_beyond", plots.score_histograms(
+    y_true, clip_ids, {m: scores[m] for m in new}))
+# Reference marks only over results on the real data: on the stand-in they
+# would measure another thing.
+marks = {} if src.synthetic else {
+    "report": metrics.REPORT,
+    "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
+glue("fig_bars_beyond", plots.score_bars(
+    table, "auc", **marks,
+    title=f"AUC per machine ID, all detectors: {src.label}"))
 
 # %% [markdown]
 # ```{glue:figure} fig_roc_beyond
@@ -257,10 +284,15 @@ glue("fig_bars_beyond", plots.score_bars(table, "auc", **marks,
 
 # %%
 prep = experiment.prepare(cfg, src.dev, progress=False)
-shift = detectors.id_shift(prep.train, prep.test)  # per ID: mean p(own ID), normal and anomalous
+# per ID: mean p(own ID) of its normal and of its anomalous test clips
+shift = detectors.id_shift(prep.train, prep.test)
 ratio = {mid: anomalous / normal for mid, (normal, anomalous) in shift.items()}
-for mid, (normal, anomalous) in shift.items():
-    print(f"ID {mid}: p(own ID) normal {normal:.2f}, anomalous {anomalous:.2f}, ratio {ratio[mid]:.2f}")
+own = "mean p(own ID)"
+display(TextTable(
+    ["ID", (own, "normal"), (own, "anomalous"), "ratio"],
+    [[mid, f"{n:.2f}", f"{a:.2f}", f"{ratio[mid]:.2f}"]
+     for mid, (n, a) in shift.items()],
+    f"Probe trained on the training clips: {src.label}"))
 
 # %% [markdown]
 # The real MIMII recordings beside this book (one normal and one abnormal recording per ID)
@@ -271,27 +303,41 @@ for mid, (normal, anomalous) in shift.items():
 # heard either.
 
 # %%
-one = detectors.one_recording_shift(prep.test)  # per ID: held-out half, anomalous, other normal recordings
-for mid, (held, anomalous, other) in one.items():
-    print(f"ID {mid}: p(own ID) held-out half {held:.2f}, anomalous {anomalous:.2f}, "
-          f"other normal recordings {other:.2f}")
-print("real MIMII slider clips, the same protocol (measured reference):")
-for mid, (held, anomalous) in metrics.REAL_MIMII_OWN_ID.items():
-    print(f"ID {mid}: p(own ID) held-out half {held:.2f}, abnormal {anomalous:.2f}")
+def own_id_table(shifts, kinds, caption):
+    """Mean p(own ID) per ID: one column per kind of clip."""
+    rows = [[mid, *(f"{p:.2f}" for p in ps)] for mid, ps in shifts.items()]
+    return TextTable(["ID", *((own, kind) for kind in kinds)], rows, caption)
+
+
+# per ID: mean p(own ID) of the held-out half, the anomalous clips and the
+# ID's other normal recordings
+one = detectors.one_recording_shift(prep.test)
+kinds = ("held-out half", "anomalous", "other normal recordings")
+display(own_id_table(one, kinds,
+                     f"Probe trained on one recording per ID: {src.label}"))
+display(own_id_table(metrics.REAL_MIMII_OWN_ID, kinds[:2],
+                     "The same on the real MIMII slider recordings "
+                     "(a measured reference, not computed here)"))
 
 # %% tags=["hide-input", "remove-output"]
 glue("mean_shift", f"{np.mean(list(ratio.values())):.2f}", display=False)
-glue("one_shift", f"{np.mean([a / h for h, a, _ in one.values()]):.2f}", display=False)
-glue("one_other", f"{np.mean([o / h for h, _, o in one.values()]):.2f}", display=False)
-glue("real_shift", f"{np.mean([a / n for n, a in metrics.REAL_MIMII_OWN_ID.values()]):.2f}", display=False)
+real = metrics.REAL_MIMII_OWN_ID
+one_shift = np.mean([a / h for h, a, _ in one.values()])
+glue("one_shift", f"{one_shift:.2f}", display=False)
+glue("one_other", f"{np.mean([o / h for h, _, o in one.values()]):.2f}",
+     display=False)
+glue("real_shift", f"{np.mean([a / n for n, a in real.values()]):.2f}",
+     display=False)
 data_kind = "synthetic" if src.synthetic else "real"
 glue("fig_own_id", plots.own_id_bars({
     f"this book's data ({data_kind})\nprobe trained on many recordings": shift,
     f"this book's data ({data_kind})\nprobe trained on one recording": one,
-    "real MIMII clips (reference)\nprobe trained on one recording": metrics.REAL_MIMII_OWN_ID,
+    "real MIMII clips (reference)\nprobe trained on one recording": real,
 }))
-glue("fig_idclf_loss", plots.training_curves({"idclf": results.models["idclf"].histories["all"]}, log=False))
-moved, kept = min(ratio, key=ratio.get), max(ratio, key=ratio.get)  # the IDs faults move most and least
+glue("fig_idclf_loss", plots.training_curves(
+    {"idclf": results.models["idclf"].histories["all"]}, log=False))
+# the IDs whose faults move clips most and least
+moved, kept = min(ratio, key=ratio.get), max(ratio, key=ratio.get)
 for key, mid in (("moved", moved), ("kept", kept)):
     glue(f"{key}_id", mid, display=False)
     glue(f"{key}_ratio", f"{ratio[mid]:.2f}", display=False)
@@ -358,62 +404,84 @@ for key, mid in (("moved", moved), ("kept", kept)):
 # %% tags=["hide-input", "remove-output"]
 quantile = asd.config.DECISION_QUANTILE
 decided = results.decision_rows(quantile)
-by_model = {name: [r for r in decided if r["model"] == name] for name in results.models}
-mean = {name: {k: float(np.mean([r[k] for r in rows])) for k in ("precision", "recall", "f1", "false_alarms")}
+by_model = {name: [r for r in decided if r["model"] == name]
+            for name in results.models}
+mean = {name: {k: float(np.mean([r[k] for r in rows]))
+               for k in ("precision", "recall", "f1", "false_alarms")}
         for name, rows in by_model.items()}
 model = results.models[best_report]
-glue("fig_decisions", plots.decision_histograms(results.train_ids, model.train_scores, clip_ids, y_true,
-                                                model.scores, quantile))
+glue("fig_decisions", plots.decision_histograms(
+    results.train_ids, model.train_scores, clip_ids, y_true, model.scores,
+    quantile))
 alarms = float(np.mean([m["false_alarms"] for m in mean.values()]))
 nominal = 1 - quantile
 glue("nominal_alarms", f"{nominal:.0%}", display=False)
 glue("mean_alarms", f"{alarms:.0%}", display=False)
 glue("best_alarms", f"{mean[best_report]['false_alarms']:.0%}", display=False)
 glue("best_recall", f"{mean[best_report]['recall']:.0%}", display=False)
-glue("alarm_verdict", "well above" if alarms > 1.5 * nominal else "well below" if alarms < nominal / 1.5
-     else "close to", display=False)
+glue("alarm_verdict", "well above" if alarms > 1.5 * nominal else
+     "well below" if alarms < nominal / 1.5 else "close to", display=False)
 best_f1 = max(mean, key=lambda name: mean[name]["f1"])
 glue("best_f1_model", best_f1, display=False)
 glue("best_f1", f"{mean[best_f1]['f1']:.2f}", display=False)
-# The same decisions with each network's gamma fitted to the clips it held out from training.
+# The same decisions with each network's gamma fitted to the clips it held
+# out from training.
 nets = [name for name in results.models if results.models[name].held_out.any()]
 held = results.decision_rows(quantile, calibration="held-out", models=nets)
-held_alarms = {name: float(np.mean([r["false_alarms"] for r in held if r["model"] == name])) for name in nets}
+held_alarms = {name: float(np.mean([r["false_alarms"] for r in held
+                                    if r["model"] == name])) for name in nets}
 held_mean = float(np.mean(list(held_alarms.values())))
 trained_mean = float(np.mean([mean[name]["false_alarms"] for name in nets]))
 glue("n_nets", str(len(nets)), display=False)
 glue("held_alarms", f"{held_mean:.0%}", display=False)
 glue("trained_alarms", f"{trained_mean:.0%}", display=False)
-glue("held_verdict", "closer to" if abs(held_mean - nominal) < abs(trained_mean - nominal) else "no closer to",
+closer = abs(held_mean - nominal) < abs(trained_mean - nominal)
+glue("held_verdict", "closer to" if closer else "no closer to", display=False)
+held_out = results.models[nets[0]].held_out
+n_held = {mid: int(np.sum(held_out & (results.train_ids == mid)))
+          for mid in results.unique_ids}
+glue("n_held", ", ".join(f"{n} (ID {mid})" for mid, n in n_held.items()),
      display=False)
-n_held = {mid: int(np.sum(results.models[nets[0]].held_out & (results.train_ids == mid))) for mid in results.unique_ids}
-glue("n_held", ", ".join(f"{n} (ID {mid})" for mid, n in n_held.items()), display=False)
-# Where the gap comes from: mean scores of held-out and normal test clips, relative to the fitted clips, per ID.
+# Where the gap comes from: mean scores of held-out and normal test clips,
+# relative to the fitted clips, per ID.
 net = results.models[best_report]
-fitted = {mid: net.train_scores[~net.held_out & (results.train_ids == mid)].mean() for mid in results.unique_ids}
-shift = {"held": np.mean([net.train_scores[net.held_out & (results.train_ids == mid)].mean() / fitted[mid] - 1
-                          for mid in results.unique_ids]),
-         "test": np.mean([net.scores[(clip_ids == mid) & (y_true == 0)].mean() / fitted[mid] - 1
-                          for mid in results.unique_ids])}
-glue("held_shift", f"{shift['held']:+.1%}", display=False)
-glue("test_shift", f"{shift['test']:+.1%}", display=False)
-glue("shift_verdict", "the normal test clips differ from the training recordings more than the network's fit "
-     "favours its own training clips, and no threshold set from training-side clips can see that"
-     if abs(shift["test"]) > 2 * abs(shift["held"]) else
-     "much of the gap is the network favouring the clips it trained on, which held-out clips correct",
+relative = {"held": [], "test": []}
+for mid in results.unique_ids:
+    of_id = results.train_ids == mid
+    fitted = net.train_scores[~net.held_out & of_id].mean()
+    held_mean_id = net.train_scores[net.held_out & of_id].mean()
+    test_mean_id = net.scores[(clip_ids == mid) & (y_true == 0)].mean()
+    relative["held"].append(held_mean_id / fitted - 1)
+    relative["test"].append(test_mean_id / fitted - 1)
+score_shift = {k: np.mean(v) for k, v in relative.items()}
+glue("held_shift", f"{score_shift['held']:+.1%}", display=False)
+glue("test_shift", f"{score_shift['test']:+.1%}", display=False)
+glue("shift_verdict",
+     "the normal test clips differ from the training recordings more than the "
+     "network's fit favours its own training clips, and no threshold set from "
+     "training-side clips can see that"
+     if abs(score_shift["test"]) > 2 * abs(score_shift["held"]) else
+     "much of the gap is the network favouring the clips it trained on, which "
+     "held-out clips correct",
      display=False)
 
 # %% tags=["hide-input"]
-display(TextTable(["detector"] + [f"F1 ID {mid}" for mid in results.unique_ids]
-                  + ["average F1", "recall", "false alarms", "false alarms (held-out)"],
-                  [[name] + [f"{r['f1']:.2f}" for r in rows] + [f"{mean[name]['f1']:.2f}",
-                   f"{mean[name]['recall']:.0%}", f"{mean[name]['false_alarms']:.0%}",
-                   f"{held_alarms[name]:.0%}" if name in held_alarms else "-"]
-                   for name, rows in by_model.items()],
-                  f"Decisions at the {quantile:g} quantile of each ID's training scores: {src.label}. "
-                  "Recall: share of anomalous test clips flagged; false alarms: share of normal test "
-                  "clips flagged (averages over the IDs); held-out: the gamma fitted to the clips the "
-                  "network held out from training instead (PCA holds out none)."))
+header = ["detector", *(("F1", f"ID {mid}") for mid in results.unique_ids),
+          ("F1", "average"), "recall",
+          ("false alarms", "training"), ("false alarms", "held-out")]
+rows = []
+for name, id_rows in by_model.items():
+    m = mean[name]
+    rows.append([name, *(f"{r['f1']:.2f}" for r in id_rows), f"{m['f1']:.2f}",
+                 f"{m['recall']:.0%}", f"{m['false_alarms']:.0%}",
+                 f"{held_alarms[name]:.0%}" if name in held_alarms else "-"])
+display(TextTable(header, rows,
+                  f"Decisions at the {quantile:g} quantile of each ID's "
+                  f"training scores: {src.label}. Recall: share of anomalous "
+                  "test clips flagged; false alarms: share of normal test "
+                  "clips flagged (averages over the IDs); held-out: the gamma "
+                  "fitted to the clips the network held out from training "
+                  "instead (PCA holds out none)."))
 
 # %% [markdown]
 # ```{glue:figure} fig_decisions
@@ -454,38 +522,48 @@ display(TextTable(["detector"] + [f"F1 ID {mid}" for mid in results.unique_ids]
 # judged on the other normal test clips and on the anomalous ones:
 
 # %% tags=["hide-input"]
-normal_of = [np.flatnonzero((clip_ids == mid) & (y_true == 0)) for mid in results.unique_ids]
+normal_of = [np.flatnonzero((clip_ids == mid) & (y_true == 0))
+             for mid in results.unique_ids]
 calibration_idx = np.concatenate([k[: len(k) // 2] for k in normal_of])
 judged = np.setdiff1d(np.arange(len(clip_ids)), calibration_idx)
-results.calibrate([results.test.clips[i] for i in calibration_idx], progress=False)
+results.calibrate([results.test.clips[i] for i in calibration_idx],
+                  progress=False)
 
 
 def judged_means(name: str, calibration: str) -> dict[str, float]:
-    """Mean false-alarm rate and recall over the IDs, on the judged clips only."""
+    """Mean false-alarm rate and recall over the IDs, on the judged clips."""
     flags = results.decisions(name, quantile, calibration)[judged]
     rows = metrics.decision_rows(name, clip_ids[judged], y_true[judged], flags)
-    return {k: float(np.mean([r[k] for r in rows])) for k in ("false_alarms", "recall")}
+    return {k: float(np.mean([r[k] for r in rows]))
+            for k in ("false_alarms", "recall")}
 
 
-on_judged = {name: {c: judged_means(name, c) for c in asd.config.CALIBRATIONS if c != "held-out" or name in nets}
+on_judged = {name: {c: judged_means(name, c) for c in asd.config.CALIBRATIONS
+                    if c != "held-out" or name in nets}
              for name in results.models}
-display(TextTable(["detector", "training", "held-out", "calibration clips", "recall"],
-                  [[name, *(f"{m[c]['false_alarms']:.0%}" if c in m else "-" for c in asd.config.CALIBRATIONS),
-                    f"{m['training']['recall']:.0%} → {m['calibration']['recall']:.0%}"]
-                   for name, m in on_judged.items()],
-                  f"False alarms at the {quantile:g} quantile, {src.label}, with thresholds fitted to the "
-                  "training clips, the held-out clips or the calibration clips (the first half of each ID's "
-                  "normal test clips), judged on the other normal test clips; recall on the anomalous clips, "
-                  "training → calibration clips (averages over the IDs)."))
-judged_alarms = {c: float(np.mean([m[c]["false_alarms"] for m in on_judged.values()]))
-                 for c in ("training", "calibration")}
+kinds = ("training", "held-out", "calibration clips")
+rows = [[name, *(f"{m[c]['false_alarms']:.0%}" if c in m else "-"
+                 for c in asd.config.CALIBRATIONS),
+         f"{m['training']['recall']:.0%} → {m['calibration']['recall']:.0%}"]
+        for name, m in on_judged.items()]
+header = ["detector", *(("false alarms", c) for c in kinds), "recall"]
+display(TextTable(header, rows,
+                  f"False alarms at the {quantile:g} quantile, {src.label}, "
+                  "with thresholds fitted to the training clips, the held-out "
+                  "clips or the calibration clips (the first half of each "
+                  "ID's normal test clips), judged on the other normal test "
+                  "clips; recall on the anomalous clips, training → "
+                  "calibration clips (averages over the IDs)."))
+judged_mean = {c: {k: float(np.mean([m[c][k] for m in on_judged.values()]))
+                   for k in ("false_alarms", "recall")}
+               for c in ("training", "calibration")}
 glue("n_cal", str(min(len(k) // 2 for k in normal_of)), display=False)
-glue("cal_alarms", f"{judged_alarms['calibration']:.0%}", display=False)
-glue("cal_train_alarms", f"{judged_alarms['training']:.0%}", display=False)
-glue("cal_recall", f"{np.mean([m['calibration']['recall'] for m in on_judged.values()]):.0%}", display=False)
-glue("cal_train_recall", f"{np.mean([m['training']['recall'] for m in on_judged.values()]):.0%}", display=False)
-glue("cal_verdict", "closer to" if abs(judged_alarms["calibration"] - nominal)
-     < abs(judged_alarms["training"] - nominal) else "no closer to", display=False)
+for c, key in (("calibration", "cal"), ("training", "cal_train")):
+    for k, name in (("false_alarms", "alarms"), ("recall", "recall")):
+        glue(f"{key}_{name}", f"{judged_mean[c][k]:.0%}", display=False)
+closer = (abs(judged_mean["calibration"]["false_alarms"] - nominal)
+          < abs(judged_mean["training"]["false_alarms"] - nominal))
+glue("cal_verdict", "closer to" if closer else "no closer to", display=False)
 
 # %% [markdown]
 # Fitted to the calibration clips, the seven detectors' thresholds flag
@@ -521,14 +599,19 @@ glue("cal_verdict", "closer to" if abs(judged_alarms["calibration"] - nominal)
 model_file = home() / "models" / f"{best_report}.pt"
 results.save_model(best_report, model_file)
 later_id = results.unique_ids[0]
-stream = np.flatnonzero(clip_ids == later_id)  # normal clips first, then the anomalous ones
-later = experiment.score_clips(experiment.load_model(model_file),
-                               [replace(results.test.clips[i], label=UNLABELLED) for i in stream], progress=False)
-limits, later_scores = later.thresholds(best_report), later.models[best_report].scores
+# the ID's normal clips first, then its anomalous ones
+stream = np.flatnonzero(clip_ids == later_id)
+arriving = [replace(results.test.clips[i], label=UNLABELLED) for i in stream]
+later = experiment.score_clips(experiment.load_model(model_file), arriving,
+                               progress=False)
+limits = later.thresholds(best_report)
+later_scores = later.models[best_report].scores
 flags = later.decisions(best_report)
 names = [f"id_{later_id}_{n:08d}.wav" for n in range(len(stream))]
-glue("fig_stream", plots.score_timeline(names, later.test.clip_ids, later_scores, limits))
-gap = float(np.max(np.abs(later_scores - model.scores[stream]) / model.scores[stream]))
+glue("fig_stream", plots.score_timeline(names, later.test.clip_ids,
+                                        later_scores, limits))
+before = model.scores[stream]  # the same clips' scores in the run
+gap = float(np.max(np.abs(later_scores - before) / before))
 assert gap < 1e-5, gap
 faulty = y_true[stream] == 1
 glue("later_id", later_id, display=False)
@@ -554,12 +637,16 @@ glue("stream_caught", str(int(np.sum(flags[faulty]))), display=False)
 # table:
 
 # %% tags=["hide-input"]
-first = [k for label in (False, True) for k in np.flatnonzero(faulty == label)[:3]]
-display(TextTable(["clip (arrived as)", "score", "threshold", "decision", "its true label"],
-                  [[names[k], f"{later_scores[k]:.3f}", f"{limits[later_id]:.3f}",
-                    "anomalous" if flags[k] else "normal", results.test.clips[stream[k]].label_name] for k in first],
-                  f"{best_report} loaded from its file, ID {later_id} ({src.label}): the first three normal "
-                  "and the first three anomalous clips to arrive."))
+first = [k for label in (False, True)
+         for k in np.flatnonzero(faulty == label)[:3]]
+rows = [[names[k], f"{later_scores[k]:.3f}", f"{limits[later_id]:.3f}",
+         "anomalous" if flags[k] else "normal",
+         results.test.clips[stream[k]].label_name] for k in first]
+display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
+                   "its true label"], rows,
+                  f"{best_report} loaded from its file, ID {later_id} "
+                  f"({src.label}): the first three normal and the first three "
+                  "anomalous clips to arrive."))
 
 # %% [markdown]
 # The scores equal those of the run that trained it (largest relative difference

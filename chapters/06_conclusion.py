@@ -46,10 +46,12 @@ from myst_nb import glue
 import asd
 import asd.book
 from asd import config, metrics
+from asd.tables import Table
 
 cfg, src = asd.book.setup()
-# The run of the previous chapter: returned from the cache in ASD_HOME, trained only if absent.
-results = asd.experiment.run(cfg, src.dev, list(config.NETWORKS), progress=False, data_label=src.label)
+# The run of chapter 4: from the cache in ASD_HOME, trained only if absent.
+results = asd.experiment.run(cfg, src.dev, list(config.NETWORKS),
+                             progress=False, data_label=src.label)
 
 # %% [markdown]
 # ## What the numbers say
@@ -60,13 +62,15 @@ results = asd.experiment.run(cfg, src.dev, list(config.NETWORKS), progress=False
 # %%
 table = metrics.table(results.rows)
 reference = metrics.reference_table()
-display(metrics.Table(table, f"This book: {src.label}, device {results.device}"))
-display(metrics.Table(reference, "References (not computed here): the report and the DCASE 2020 baseline, "
-                                 "real development set"))
+display(Table(table,
+                      f"This book: {src.label}, device {results.device}"))
+display(Table(reference, "References (not computed here): the report "
+                      "and the DCASE 2020 baseline, real development set"))
 
 # %% tags=["hide-input"]
 ranked = sorted(table, key=lambda m: table[m]["AVG"][0], reverse=True)
-report_ranked = sorted(metrics.REPORT, key=lambda m: reference[f"report {m}"]["AVG"][0], reverse=True)
+report_auc = {m: reference[f"report {m}"]["AVG"][0] for m in metrics.REPORT}
+report_ranked = sorted(report_auc, key=report_auc.get, reverse=True)
 glue("best_model", ranked[0], display=False)
 glue("best_auc", table[ranked[0]]["AVG"][0], display=False)
 glue("best_pauc", table[ranked[0]]["AVG"][1], display=False)
@@ -74,34 +78,43 @@ glue("worst_model", ranked[-1], display=False)
 glue("worst_auc", table[ranked[-1]]["AVG"][0], display=False)
 glue("ranking", " > ".join(ranked), display=False)
 glue("report_ranking", " > ".join(report_ranked), display=False)
-glue("report_best_auc", reference[f"report {report_ranked[0]}"]["AVG"][0], display=False)
-glue("report_worst_auc", reference[f"report {report_ranked[-1]}"]["AVG"][0], display=False)
-glue("report_spread", reference[f"report {report_ranked[0]}"]["AVG"][0]
-     - reference[f"report {report_ranked[-1]}"]["AVG"][0], display=False)
+best, worst = report_auc[report_ranked[0]], report_auc[report_ranked[-1]]
+glue("report_best_auc", best, display=False)
+glue("report_worst_auc", worst, display=False)
+glue("report_spread", best - worst, display=False)
 glue("baseline_auc", reference["DCASE 2020 baseline"]["AVG"][0], display=False)
-glue("idclf_low", f"{min(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=False)
-glue("idclf_high", f"{max(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=False)
-report_hardest = {min(cells, key=lambda i: cells[i][0]) for cells in metrics.REPORT.values()}
-assert len(report_hardest) == 1, "the report's hardest ID differs between networks"
+published = metrics.ID_CLASSIFIERS_AUC.values()
+glue("idclf_low", f"{min(published):g}", display=False)
+glue("idclf_high", f"{max(published):g}", display=False)
+report_hardest = {min(cells, key=lambda i: cells[i][0])
+                  for cells in metrics.REPORT.values()}
+assert len(report_hardest) == 1, "the report's hardest ID differs by network"
 glue("report_hardest_id", report_hardest.pop(), display=False)
-assert all(p < a for cells in metrics.REPORT.values() for a, p in cells.values())  # pAUC < AUC in the report
+# in the report, pAUC < AUC everywhere
+assert all(p < a for cells in metrics.REPORT.values()
+           for a, p in cells.values())
 ids = [c for c in table[ranked[0]] if c != "AVG"]
-id_auc = {i: sum(table[m][i][0] for m in table) / len(table) for i in ids}  # as chapter 4: mean over networks
+# as chapter 4: an ID's AUC averaged over the networks
+id_auc = {i: sum(table[m][i][0] for m in table) / len(table) for i in ids}
 glue("hardest_id", min(id_auc, key=id_auc.get), display=False)
 glue("hardest_auc", min(id_auc.values()), display=False)
 pauc_above = sum(table[m][i][1] > table[m][i][0] for m in table for i in ids)
-glue("pauc_here", f"here it is higher in {pauc_above} of the {len(table) * len(ids)} network-ID pairs"
-     if pauc_above else "so it is here, but it need not be", display=False)
+n_pairs = len(table) * len(ids)
+glue("pauc_here", f"here it is higher in {pauc_above} of the {n_pairs} "
+     "network-ID pairs" if pauc_above else "so it is here, but it need not be",
+     display=False)
 report_avg = sorted(reference[f"report {m}"]["AVG"][0] for m in metrics.REPORT)
 gaps = [b - a for a, b in zip(report_avg, report_avg[1:])]
 glue("report_gaps", f"{min(gaps):.4f} to {max(gaps):.3f}", display=False)
 glue("data_verdict",
-     "These numbers come from the synthetic stand-in. They show that the pipeline runs and how "
-     "to read its results; they are not the report's numbers, and whether a network beats "
-     "another on them says nothing about the real slider."
+     "These numbers come from the synthetic stand-in. They show that the "
+     "pipeline runs and how to read its results; they are not the report's "
+     "numbers, and whether a network beats another on them says nothing "
+     "about the real slider."
      if src.synthetic else
-     "These numbers come from the real DCASE 2020 development data, the data of the report's "
-     "table, so the two can be compared directly (a quick-profile run trains for fewer epochs).",
+     "These numbers come from the real DCASE 2020 development data, the data "
+     "of the report's table, so the two can be compared directly (a "
+     "quick-profile run trains for fewer epochs).",
      display=False)
 
 # %% [markdown]

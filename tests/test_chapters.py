@@ -121,6 +121,19 @@ def test_notebook_does_not_allow_errors_globally(notebook: Path) -> None:
     )
 
 
+CODE_WIDTH = 79  # characters a code block shows on a desktop page before it scrolls sideways
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_rel)
+def test_code_a_reader_sees_fits_the_page(script: Path) -> None:
+    """Code the book shows (at once, or behind "Show code cell source") fits its code blocks."""
+    wide = [f"cell {index}: {line.strip()[:60]}... ({len(line)} characters)"
+            for index, cell in enumerate(jupytext.read(script).cells) if cell.cell_type == "code"
+            and not {"remove-input", "remove-cell"} & set(cell.metadata.get("tags", []))
+            for line in cell.source.splitlines() if len(line) > CODE_WIDTH]
+    assert not wide, f"{_rel(script)}: lines wider than {CODE_WIDTH} characters:\n" + "\n".join(wide)
+
+
 def test_no_py_chapter_without_notebook() -> None:
     orphans = [_rel(p) for p in SCRIPTS if not p.with_suffix(".ipynb").exists()]
     assert not orphans, (
@@ -155,8 +168,13 @@ def test_every_chapter_is_in_the_toc() -> None:
     assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
 
 
-def _executed(cells: list[dict]) -> dict:
-    return {"cells": [{"cell_type": "code", "source": [source], "outputs": outputs} for source, outputs in cells]}
+def _executed(cells: list[tuple], tags: dict[int, list[str]] | None = None) -> dict:
+    return {"cells": [{"cell_type": "code", "source": [source], "outputs": outputs,
+                       "metadata": {"tags": (tags or {}).get(k, [])}} for k, (source, outputs) in enumerate(cells)]}
+
+
+def _printed(text: str) -> dict:
+    return {"output_type": "stream", "name": "stdout", "text": [text]}
 
 
 def test_the_output_check_finds_numpy_reprs_and_missing_figures(tmp_path: Path) -> None:
@@ -182,3 +200,12 @@ def test_the_output_check_finds_numpy_reprs_and_missing_figures(tmp_path: Path) 
     assert "01_x.ipynb cell 0: 0 of 1 figures as image/png" in proc.stderr
     assert "01_x.ipynb cell 1: shows \"np.str_('00')\"" in proc.stderr
     assert "01_x.ipynb cell 2: shows 'np.float64(0.9)" in proc.stderr
+
+    wide = "x" * 80 + "\n"  # one character more than a desktop page's code block shows
+    notebook.write_text(json.dumps(_executed([("print(a)", [_printed(wide)]), ("print(b)", [_printed(wide)]),
+                                              ("print(c)", [_printed("x" * 79 + "\n" + wide[:40])])],
+                                             tags={1: ["remove-output"]})))
+    proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "01_x.ipynb cell 0: prints 80 characters" in proc.stderr
+    assert "cell 1" not in proc.stderr and "cell 2" not in proc.stderr  # left out of the book; fits

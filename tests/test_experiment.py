@@ -123,7 +123,7 @@ def test_test_ids_without_training_clips_are_refused(make_dataset, tmp_path, cfg
 
 
 def test_result_cache_keys_on_the_modules_from_audio_to_score(tmp_path, monkeypatch):
-    """Editing plots.py keeps the key (results reused); editing models.py changes it (retrained)."""
+    """Editing plots.py, tables.py or cli.py keeps the key (results reused); editing models.py changes it."""
     import shutil
 
     copy = tmp_path / "asd"
@@ -131,6 +131,7 @@ def test_result_cache_keys_on_the_modules_from_audio_to_score(tmp_path, monkeypa
     before = asd.experiment.source_hash(copy)
     (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a label edit\n")
     (copy / "cli.py").write_text((copy / "cli.py").read_text() + "\n# a help-text edit\n")
+    (copy / "tables.py").write_text((copy / "tables.py").read_text() + "\n# a table-style edit\n")
     assert asd.experiment.source_hash(copy) == before
     (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# a model edit\n")
     assert asd.experiment.source_hash(copy) != before

@@ -6,7 +6,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from asd import metrics
-from asd.metrics import REPORT, auc_pauc, format_table, per_id, reference_table, table
+from asd.metrics import REPORT, auc_pauc, per_id, reference_table, table
+from asd.tables import Table, format_table
 
 
 def auc_by_hand(y: np.ndarray, s: np.ndarray) -> float:
@@ -176,20 +177,6 @@ def test_baseline_reference_over_all_four_ids_gives_the_readme_average():
     assert three[0] > four[0] and "06" not in reference_table()["DCASE 2020 baseline"]
 
 
-def test_results_table_renders_html_with_separate_columns_and_the_best_in_bold():
-    from asd.metrics import Table
-
-    rows = [{"model": "baseline", "id": "00", "auc": 0.9, "pauc": 0.7},
-            {"model": "sequential", "id": "00", "auc": 0.8, "pauc": 0.75}]
-    t = Table(table(rows), "synthetic data")
-    page = t._repr_html_()
-    assert "<caption>synthetic data</caption>" in page
-    assert page.count("<td") == 2 * 4  # AUC and pAUC of ID 00 and of the average, per model
-    assert "<b>0.900</b>" in page and "<b>0.750</b>" in page and "<b>0.800</b>" not in page
-    assert "baseline<br><small>the report&#x27;s VAE</small>" in page and "sequential<br><small>the DCASE 2020 baseline AE</small>" in page
-    assert repr(t) == "synthetic data\n" + format_table(table(rows))
-
-
 def test_seed_spread_is_mean_and_sd_over_runs_and_renders() -> None:
     rng = np.random.default_rng(0)
     runs = []
@@ -203,9 +190,9 @@ def test_seed_spread_is_mean_and_sd_over_runs_and_renders() -> None:
             for k in (0, 1):
                 values = [t[m][c][k] for t in runs]
                 assert spread[m][c][k] == pytest.approx((np.mean(values), np.std(values, ddof=1)))
-    text = repr(metrics.Table(spread, "five seeds"))
+    text = repr(Table(spread, "five seeds"))
     assert " ± " in text and text.startswith("five seeds")
-    page = metrics.Table(spread)._repr_html_()
+    page = Table(spread)._repr_html_()
     best = max(("baseline", "sequential"), key=lambda m: spread[m]["AVG"][0][0])
     assert f"<b>{spread[best]['AVG'][0][0]:.3f}<br><small>± {spread[best]['AVG'][0][1]:.3f}</small></b>" in page
     with pytest.raises(ValueError, match="at least 2 runs"):

@@ -7,6 +7,7 @@ from pathlib import Path
 from asd import metrics, records, synth
 from asd.cli import main
 from asd.config import get_config
+from asd.tables import format_table
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -52,7 +53,7 @@ def test_records_are_described_with_provenance_series_time_and_the_bf16_change(m
     assert f"about {series:.0f} s" in records.describe(folder)  # PCA takes no steps: the estimate stands
     assert main([*run[:4], "sequential", "baseline", *run[6:], "--out", str(folder / "full-cpu.json")]) == 0
     assert "in series" not in records.describe(folder)  # the bench did not time the baseline
-    assert metrics.format_table(metrics.table(fp32["rows"])) in fp32_part
+    assert format_table(metrics.table(fp32["rows"])) in fp32_part
     t32, t16 = metrics.table(fp32["rows"]), metrics.table(bf16["rows"])
     for name in ("sequential", "batchnorm"):
         auc, pauc = (round(t16[name]["AVG"][k] - t32[name]["AVG"][k], 3) + 0.0 for k in (0, 1))
