@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from asd import metrics, synth
-from asd.tables import format_table
 from asd.config import get_config
+from asd.tables import format_table
 
 COMMAND = "asd run --data $ASD_DATA --profile full --device cuda --concurrent --out results/full-<device>.json"
 

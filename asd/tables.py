@@ -14,7 +14,7 @@ from asd.metrics import DESCRIPTIONS
 
 
 def _mean(value: float | tuple[float, float]) -> float:
-    """A cell's value: a number, or the mean of a ``(mean, sd)`` pair from :func:`asd.metrics.seed_spread`."""
+    """A cell's value: a number, or the mean of a ``(mean, sd)`` pair (:func:`asd.metrics.seed_spread`)."""
     return value[0] if isinstance(value, tuple) else value
 
 
@@ -61,10 +61,10 @@ def html_table(head: str, body: str, caption: str = "") -> str:
 
 
 class Table:
-    """A results table (:func:`asd.metrics.table` or :func:`asd.metrics.seed_spread` output) that renders as HTML in notebooks
-    and the book, and as :func:`format_table` text elsewhere: AUC and pAUC in their own columns, the
-    best value (or mean) of each column in bold, the average set apart, the two baselines labelled
-    apart."""
+    """A results table (:func:`asd.metrics.table` or :func:`asd.metrics.seed_spread` output) that
+    renders as HTML in notebooks and the book, and as :func:`format_table` text elsewhere: AUC and
+    pAUC in their own columns, the best value (or mean) of each column in bold, the average set
+    apart, the two baselines labelled apart."""
 
     def __init__(self, cells: dict[str, dict[str, tuple[float, float]]], caption: str = ""):
         self.cells, self.caption = cells, caption
@@ -97,7 +97,6 @@ class Table:
                                          if model in DESCRIPTIONS else "")
             rows.append(f"<tr><th style=\"text-align: left\">{name}</th>{''.join(tds)}</tr>")
         return html_table(f'<tr><th rowspan="2">model</th>{head}</tr><tr>{sub}</tr>', "".join(rows), self.caption)
-
 
 
 class TextTable:

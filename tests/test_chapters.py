@@ -124,6 +124,12 @@ def test_notebook_does_not_allow_errors_globally(notebook: Path) -> None:
 CODE_WIDTH = 79  # characters a code block shows on a desktop page before it scrolls sideways
 
 
+def test_code_and_printed_lines_have_one_width() -> None:
+    """CI's output check holds printed lines to the width this file holds code to."""
+    script = (ROOT / ".ci" / "check_outputs.py").read_text(encoding="utf-8")
+    assert f"\nWIDTH = {CODE_WIDTH}\n" in script
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=_rel)
 def test_code_a_reader_sees_fits_the_page(script: Path) -> None:
     """Code the book shows (at once, or behind "Show code cell source") fits its code blocks."""
