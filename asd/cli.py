@@ -62,12 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asd", description="Unsupervised anomalous machine-sound detection.")
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_synth_parser, _run_parser, _score_parser, _arrange_parser, _download_parser, _bench_parser):
+        add(sub)
+    return p
 
+
+def _synth_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd synth OUT``: write the synthetic stand-in."""
     s = sub.add_parser("synth", help="write the embedded synthetic slider dataset")
     s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
     s.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     s.add_argument("--seed", type=int, default=0, help="the stand-in's seed (default 0, the book's)")
 
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd run --data DATA``: train, evaluate and optionally save detectors."""
     r = sub.add_parser("run", help="train and evaluate detectors, print the AUC/pAUC table")
     r.add_argument("--data", type=Path, required=True,
                    help="folder holding <machine>/train and <machine>/test (dev_data/ of a release root is found)")
@@ -104,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-cache", action="store_true", help="retrain even if an identical run is cached")
 
+
+def _score_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd score MODEL... --clips PATH...``: score new clips with saved detectors."""
     c = sub.add_parser("score", help="score new clips with detectors saved by asd run --save-models, and flag "
                                      "anomalies (no training)")
     c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
@@ -125,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def _arrange_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd arrange PATH... --out DATA``: put a recorder's files into the release layout."""
     a = sub.add_parser("arrange", help="put a recorder's own WAV files into the release layout (links with "
                                        "release names), so that asd run reads them")
     a.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
@@ -137,12 +152,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="test clips only: their label, if known (default normal)")
     a.add_argument("--copy", action="store_true", help="copy the files instead of linking to them")
 
+
+def _download_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd download DEST``: fetch the official DCASE 2020 archives."""
     d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
     d.add_argument("dest", type=Path, help="folder to unpack into (dev_data/ or eval_data/ is made there)")
     d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"),
                    help="dev: development set (default); additional: the eval IDs' training clips; "
                         "eval: their test clips and the ground-truth list")
     d.add_argument("--machine", default="slider", choices=MACHINES, help="machine type (default slider)")
+
+
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd bench``: time the training loops and feature extraction."""
     b = sub.add_parser("bench", help="time the plain DataLoader loop against asd.train, and feature extraction")
     b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
     b.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
@@ -154,7 +176,6 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
     b.add_argument("--max-clips", type=int, default=None, help="use at most this many training clips")
     b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
-    return p
 
 
 def _decision_arguments(p: argparse.ArgumentParser) -> None:
