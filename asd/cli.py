@@ -261,14 +261,10 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"next: asd run --data {root}   (the eval set: asd run --data {root / 'eval_data'})")
 
 
-def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root, list_clips, unevaluable
-    from asd.experiment import run
+def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None]:
+    """Every ``asd run`` argument checked before any work; the calibration and its clips."""
+    from asd.data import list_clips
 
-    root = dataset_root(args.data, args.machine)
-    if root != args.data:
-        print(f"asd: {args.data} is a release root: using {root} (the eval set: --data {args.data / 'eval_data'})",
-              file=sys.stderr)
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
@@ -287,6 +283,18 @@ def _run(args: argparse.Namespace) -> None:
     if calibration == "held-out" and "pca" in args.models:
         raise UsageError("pca holds out no training clips: --calibration held-out needs networks only "
                          "(or set the thresholds with --calibration-clips PATH)")
+    return calibration, calibration_clips
+
+
+def _run(args: argparse.Namespace) -> None:
+    from asd.data import dataset_root, unevaluable
+    from asd.experiment import run
+
+    root = dataset_root(args.data, args.machine)
+    if root != args.data:
+        print(f"asd: {args.data} is a release root: using {root} (the eval set: --data {args.data / 'eval_data'})",
+              file=sys.stderr)
+    calibration, calibration_clips = _checked_run(args, root)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     if args.epochs is not None:
