@@ -24,9 +24,9 @@
 #
 # DCASE 2020 Task 2 {cite}`koizumi2020description` ships its clips in one folder per machine
 # type, split into `train` (normal clips only) and `test` (normal and anomalous clips). In the
-# development set the file name says everything the task reveals about a clip: its label
+# {term}`development set` the file name says everything the task reveals about a clip: its label
 # (`normal` or `anomaly`), its machine ID and an index, e.g. `test/anomaly_id_02_00000042.wav`.
-# The evaluation set's test clips were released **unlabelled** (`test/id_01_00000000.wav`); their
+# The {term}`evaluation set`'s test clips were released **unlabelled** (`test/id_01_00000000.wav`); their
 # labels were published after the challenge in a ground-truth list, `eval_data_list.csv`. The
 # slider clips come from the MIMII dataset {cite}`purohit2019mimii`: 10 s, one channel, 16 kHz.
 #

@@ -26,13 +26,13 @@
 # and the report {cite}`report2021`, every clip becomes a sequence of 640-dimensional vectors
 # in five steps:
 #
-# 1. a short-time Fourier transform (STFT): Hann window of 1024 samples (64 ms), hop of 512
-#    samples (32 ms), power spectrum; a *frame* is one such 64 ms window, and frames start
+# 1. a short-time Fourier transform ({term}`STFT`): Hann window of 1024 samples (64 ms), hop of 512
+#    samples (32 ms), power spectrum; a {term}`frame` is one such 64 ms window, and frames start
 #    32 ms apart;
-# 2. a mel filterbank that pools the 513 frequency bins into 128 bands, narrow at low
+# 2. a {term}`mel filterbank` that pools the 513 frequency bins into 128 bands, narrow at low
 #    frequencies and wide at high ones;
 # 3. a logarithm, `10 * log10(mel + eps)`, exactly as the DCASE 2020 baseline computes it;
-# 4. standardisation of every band with the mean and standard deviation of the *training*
+# 4. {term}`standardisation` of every band with the mean and standard deviation of the *training*
 #    frames (the report's step: the DCASE 2020 baseline feeds its networks unstandardised
 #    log-mels);
 # 5. stacking five consecutive frames into one vector of 5 x 128 = 640 numbers.

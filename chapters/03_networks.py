@@ -22,18 +22,18 @@
 # - which choices the report leaves open, and how the configuration makes them explicit
 # ```
 #
-# All four networks of the report {cite}`report2021` are **autoencoders**: they squeeze each
+# All four networks of the report {cite}`report2021` are **{term}`autoencoders <autoencoder>`**: they squeeze each
 # 640-dimensional log-mel vector through a narrow layer and try to rebuild it. Trained on
 # normal vectors only, they learn to rebuild what normal sounds like; a vector unlike anything
-# in training comes out worse. The anomaly score of a clip is the **mean squared
+# in training comes out worse. The {term}`anomaly score` of a clip is the **mean squared
 # reconstruction error** over its vectors, exactly as in the DCASE 2020 baseline
 # {cite}`koizumi2020description`.
 #
 # | Network | What it is | Why it was tried |
 # |---|---|---|
-# | Baseline | a variational autoencoder (VAE) {cite}`kingma2014auto` | a probabilistic autoencoder, whose latent space is kept smooth by a prior |
-# | BatchNorm | the VAE with batch normalisation after every hidden layer {cite}`ioffe2015batch` | faster, steadier training |
-# | Dropout | the BatchNorm VAE with dropout after the first encoder and the first decoder layer {cite}`srivastava2014dropout` | less overfitting |
+# | Baseline | a variational autoencoder ({term}`VAE`) {cite}`kingma2014auto` | a probabilistic autoencoder, whose latent space is kept smooth by a prior |
+# | BatchNorm | the VAE with {term}`batch normalisation` after every hidden layer {cite}`ioffe2015batch` | faster, steadier training |
+# | Dropout | the BatchNorm VAE with {term}`dropout` after the first encoder and the first decoder layer {cite}`srivastava2014dropout` | less overfitting |
 # | Sequential | the DCASE 2020 baseline autoencoder | the task organisers' reference system |
 #
 # The report gives each network's parameter count but not every layer; this chapter shows the
@@ -227,7 +227,7 @@ print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
 # code.
 #
 # **The VAE's loss.** Per vector, the *summed* squared error over the 640 elements plus
-# `kl_weight` times the Kullback-Leibler divergence of the approximate posterior
+# `kl_weight` times the {term}`Kullback-Leibler divergence <KL divergence>` of the approximate posterior
 # $N(\mu, \sigma^2)$ from the prior $N(0, I)$, averaged over the batch. With `kl_weight` =
 # {glue:text}`kl_weight` this is, up to a constant, the negative evidence lower bound
 # {cite}`kingma2014auto` of a Gaussian decoder with fixed variance ½ (a summed squared error

@@ -23,10 +23,10 @@
 # ```
 #
 # This chapter trains the four networks of {doc}`03_networks` on the normal training clips,
-# scores every test clip by its mean reconstruction error, and computes AUC and pAUC per
-# machine ID, as the DCASE 2020 evaluator does {cite}`koizumi2020description`, for the report's
-# machine IDs; then for the development ID the report left out, and for the evaluation set,
-# which the report did not use. The report's {cite}`report2021` and the DCASE 2020 baseline's
+# scores every test clip by its mean {term}`reconstruction error`, and computes {term}`AUC`
+# and {term}`pAUC` per {term}`machine ID`, as the DCASE 2020 evaluator does
+# {cite}`koizumi2020description`, for the report's machine IDs; then for the development ID
+# the report left out, and for the evaluation set, which the report did not use. The report's {cite}`report2021` and the DCASE 2020 baseline's
 # numbers are *references*: copied from those documents (real data), not computed here.
 
 # %% tags=["remove-cell"]
@@ -327,7 +327,7 @@ glue("bf16_device", asd.utils.device_name(torch.device(results.device)),
 #
 # ## ROC curves
 #
-# The ROC curve of one ID plots, for every threshold on the score, the share of anomalous
+# The {term}`ROC curve` of one ID plots, for every threshold on the score, the share of anomalous
 # clips flagged (true-positive rate) against the share of normal clips flagged (false-positive
 # rate). AUC is the area under the whole curve; pAUC looks only at the shaded strip, where at
 # most 10% of normal clips raise a false alarm, which the right-hand panels enlarge.

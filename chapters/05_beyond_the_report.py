@@ -388,7 +388,7 @@ for key, mid in (("moved", moved), ("kept", kept)):
 #
 # AUC and pAUC judge how a detector *ranks* clips; they never say where to draw the line. A
 # monitoring system must decide, clip by clip, whether to raise an alarm, and it must set that
-# line from normal sounds alone. The DCASE 2021-2025 baselines do it one way: fit a gamma
+# line (a {term}`decision threshold`) from normal sounds alone. The DCASE 2021-2025 baselines do it one way: fit a gamma
 # distribution to the scores of the normal *training* clips and call a clip anomalous when its
 # score exceeds the fitted distribution's 0.9 quantile. `asd` does the same per machine ID
 # (`asd.metrics.thresholds`; the IDs' scores differ in level), with one change: it fits the

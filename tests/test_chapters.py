@@ -215,3 +215,25 @@ def test_the_output_check_finds_numpy_reprs_and_missing_figures(tmp_path: Path) 
     assert proc.returncode != 0
     assert "01_x.ipynb cell 0: prints 80 characters" in proc.stderr
     assert "cell 1" not in proc.stderr and "cell 2" not in proc.stderr  # left out of the book; fits
+
+
+def test_glossary_states_the_package_values() -> None:
+    # The glossary is plain text (not executed): it must say what the package computes.
+    import numpy as np
+
+    from asd import features, models
+    from asd.config import DECISION_QUANTILE, get_config
+
+    text = " ".join((CHAPTERS / "glossary.md").read_text(encoding="utf-8").split())
+    cfg = get_config("full")
+    f = cfg.feature
+    frames = features.logmel(np.zeros(10 * f.sample_rate, dtype=np.float32), f).shape[0]
+    extra = models.n_params(models.build("batchnorm", cfg)) - models.n_params(models.build("baseline", cfg))
+    for phrase in (f"{f.n_fft} samples ({1000 * f.n_fft // f.sample_rate} ms)",
+                   f"every {f.hop_length} samples ({1000 * f.hop_length // f.sample_rate} ms)",
+                   f"A 10-s clip has {frames} frames", f"{f.n_frames} consecutive frames", f"{f.dim}-d vector",
+                   f"{f.n_mels} triangular", f"`n_fft` {f.n_fft}, hop {f.hop_length}",
+                   f"its {DECISION_QUANTILE} quantile", f"has {extra:,} more than the Baseline",
+                   f"at most {cfg.max_fpr}", f"would be {cfg.max_fpr ** 2 / 2:g}",
+                   f"a {cfg.net.latent}-d latent code"):
+        assert phrase in text, f"chapters/glossary.md no longer says {phrase!r}"
