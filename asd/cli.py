@@ -22,6 +22,32 @@ PROFILE_HELP = ("quick: few clips and epochs, minutes on a laptop; full: the rep
                 "and the real data's clip counts (default: $ASD_PROFILE, else quick)")
 
 
+# Shown at the end of each command's --help (tests parse every line, so none goes stale).
+EXAMPLES = {
+    "synth": ["asd synth ~/asd-data                   # quick profile: dev_data/ and eval_data/",
+              "asd synth ~/asd-data --profile full    # the real release's clip counts"],
+    "run": ["asd run --data ~/asd-data/dev_data     # the report's four networks: AUC/pAUC per ID",
+            "asd run --data ~/dcase --ids all --models pca idnn idclf sequential",
+            "asd run --data ~/dcase/eval_data --scores-dir scores    # the challenge's CSV files",
+            "asd run --data ~/plant --machine press --models pca sequential --save-models models"],
+    "score": ["asd score models/sequential.pt --clips ~/plant/incoming --scores-dir today",
+              "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week"],
+    "arrange": ["asd arrange ~/rec/press-ok --out ~/plant --machine press --id 00",
+                "asd arrange ~/rec/press-new --out ~/plant --machine press --id 00 --split test --label unlabelled"],
+    "download": ["asd download ~/dcase                    # dev_data/slider: IDs 00, 02, 04, 06",
+                 "asd download ~/dcase --set additional   # eval_data/slider/train",
+                 "asd download ~/dcase --set eval         # eval_data/slider/test and its labels"],
+    "bench": ["asd bench --epochs 2 --out bench.json",
+              "asd bench --device cuda --precision bf16 --models sequential"],
+}
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with its :data:`EXAMPLES`."""
+    return sub.add_parser(name, help=summary, epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 class UsageError(ValueError):
     """A command-line argument that cannot be used (reported in one line, like argparse's own errors)."""
 
@@ -59,7 +85,10 @@ class _Version(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asd", description="Unsupervised anomalous machine-sound detection.")
+    p = argparse.ArgumentParser(prog="asd", description="Unsupervised anomalous machine-sound detection.",
+                                epilog="start with: asd synth ~/asd-data && asd run --data ~/asd-data/dev_data\n"
+                                       "each command's --help ends with examples",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_synth_parser, _run_parser, _score_parser, _arrange_parser, _download_parser, _bench_parser):
@@ -69,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _synth_parser(sub: argparse._SubParsersAction) -> None:
     """``asd synth OUT``: write the synthetic stand-in."""
-    s = sub.add_parser("synth", help="write the embedded synthetic slider dataset")
+    s = _command(sub, "synth", "write the embedded synthetic slider dataset")
     s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
     s.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     s.add_argument("--seed", type=int, default=0, help="the stand-in's seed (default 0, the book's)")
@@ -77,7 +106,7 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     """``asd run --data DATA``: train, evaluate and optionally save detectors."""
-    r = sub.add_parser("run", help="train and evaluate detectors, print the AUC/pAUC table")
+    r = _command(sub, "run", "train and evaluate detectors, print the AUC/pAUC table")
     r.add_argument("--data", type=Path, required=True,
                    help="folder holding <machine>/train and <machine>/test (dev_data/ of a release root is found)")
     r.add_argument("--ground-truth", type=Path, default=None,
@@ -116,7 +145,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 
 def _score_parser(sub: argparse._SubParsersAction) -> None:
     """``asd score MODEL... --clips PATH...``: score new clips with saved detectors."""
-    c = sub.add_parser("score", help="score new clips with detectors saved by asd run --save-models, and flag "
+    c = _command(sub, "score", "score new clips with detectors saved by asd run --save-models, and flag "
                                      "anomalies (no training)")
     c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
     c.add_argument("--clips", nargs="+", type=Path, required=True, metavar="PATH",
@@ -140,7 +169,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
 
 def _arrange_parser(sub: argparse._SubParsersAction) -> None:
     """``asd arrange PATH... --out DATA``: put a recorder's files into the release layout."""
-    a = sub.add_parser("arrange", help="put a recorder's own WAV files into the release layout (links with "
+    a = _command(sub, "arrange", "put a recorder's own WAV files into the release layout (links with "
                                        "release names), so that asd run reads them")
     a.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
     a.add_argument("--out", type=Path, required=True, metavar="DATA", help="the data folder (asd run --data DATA)")
@@ -155,7 +184,7 @@ def _arrange_parser(sub: argparse._SubParsersAction) -> None:
 
 def _download_parser(sub: argparse._SubParsersAction) -> None:
     """``asd download DEST``: fetch the official DCASE 2020 archives."""
-    d = sub.add_parser("download", help="fetch and unpack the official DCASE 2020 Task 2 archives")
+    d = _command(sub, "download", "fetch and unpack the official DCASE 2020 Task 2 archives")
     d.add_argument("dest", type=Path, help="folder to unpack into (dev_data/ or eval_data/ is made there)")
     d.add_argument("--set", dest="which", default="dev", choices=("dev", "additional", "eval"),
                    help="dev: development set (default); additional: the eval IDs' training clips; "
@@ -165,7 +194,7 @@ def _download_parser(sub: argparse._SubParsersAction) -> None:
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     """``asd bench``: time the training loops and feature extraction."""
-    b = sub.add_parser("bench", help="time the plain DataLoader loop against asd.train, and feature extraction")
+    b = _command(sub, "bench", "time the plain DataLoader loop against asd.train, and feature extraction")
     b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
     b.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
     b.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
@@ -307,7 +336,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.ids is None:
         for mid in results.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
-    print(f"data: {root} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
+    print(f"data: {results.data} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
     if results.evaluable:
         print(results.table())

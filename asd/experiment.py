@@ -42,17 +42,26 @@ class DataSource:
     label: str
 
 
+def describe_data(root: Path, profile: str | None = None) -> str:
+    """What the data at ``root`` is, for every table, record and saved detector made from it: the
+    synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed),
+    the real DCASE 2020 data (a release's ``dev_data``/``eval_data`` or their parent) or other
+    real recordings; ``profile`` is added when given."""
+    root = Path(root)
+    if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
+        what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}"
+    else:
+        release = root.name in ("dev_data", "eval_data") or (root / "dev_data").is_dir()
+        what = f"{'real DCASE 2020 data' if release else 'real recordings'} ({root}"
+    return f"{what}; {profile} profile)" if profile else f"{what})"
+
+
 def data_source(cfg: Config, progress: bool = True) -> DataSource:
     """``$ASD_DATA`` (and optionally ``$ASD_EVAL_DATA``) if set, else the synthetic data, generated on first use."""
     if setting("data"):
         dev = Path(setting("data")).expanduser()
         ev = Path(setting("eval_data")).expanduser() if setting("eval_data") else None
-        if made := synth.read_marker(dev):  # the stand-in written by `asd synth`: synthetic all the same
-            return DataSource(dev, ev, True, f"synthetic slider stand-in at {dev} (generator v{made['version']}, "
-                                             f"seed {made['seed']}; {cfg.profile} profile)")
-        release = dev.name in ("dev_data", "eval_data") or (dev / "dev_data").is_dir()
-        kind = "real DCASE 2020 data" if release else "real recordings"
-        return DataSource(dev, ev, False, f"{kind} ({dev}; {cfg.profile} profile)")
+        return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile))
     root = synth.ensure(cfg, progress=progress)
     return DataSource(root / "dev_data", root / "eval_data", True,
                       f"synthetic slider stand-in ({cfg.profile} profile, seed {cfg.seed})")
@@ -564,7 +573,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     if "idclf" in models and len(prep.unique_ids) < 2:
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {prep.unique_ids[0]} "
                         "only (leave it out of the models)")
-    results = Results(cfg, machine, data_label or str(root), str(dev), prep.test, prep.train.clip_ids,
+    results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
                       standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)))
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []

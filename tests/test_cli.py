@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import asd
-from asd.cli import _parser, main
+from asd.cli import EXAMPLES, _parser, main
 from asd.config import NETWORKS
 
 
@@ -41,6 +42,7 @@ def test_run_all_networks_end_to_end(root, tmp_path, capsys):
     assert lines[head].split() == ["model", "00", "02", "AVG"]
     assert [ln.split()[0] for ln in lines[head + 2: head + 2 + len(NETWORKS)]] == list(NETWORKS)
     assert f"results written to {out}" in captured.out
+    assert f"data: real recordings ({root}) | machine: slider" in captured.out  # not the stand-in: no marker
 
     blob = json.loads(out.read_text())
     rows = blob["rows"]
@@ -272,14 +274,33 @@ def test_synth_output_is_accepted_by_run(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "IDs: 00 02" in out.out
+    # the table says what it was measured on: the stand-in, wherever asd synth wrote it
+    assert f"data: synthetic slider stand-in at {tmp_path / 'out' / 'dev_data'} (generator v" in out.out
     code = main(["run", "--data", str(tmp_path / "out" / "eval_data"), "--epochs", "1", "--quiet", "--device", "cpu",
                  "--models", "pca"])
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "IDs: 01 03" in out.out
+    assert "data: synthetic slider stand-in at" in out.out
 
 
 def test_download_rejects_an_unknown_machine(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["download", str(tmp_path), "--machine", "blender"])
     assert info.value.code == 2 and "invalid choice: 'blender'" in capsys.readouterr().err
+
+
+def test_every_command_ends_its_help_with_examples_that_parse(capsys):
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(EXAMPLES) == set(commands)
+    for name, lines in EXAMPLES.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        shown = capsys.readouterr().out
+        assert shown.rstrip().endswith(lines[-1]), name
+        for line in lines:
+            assert line in shown
+            argv = shlex.split(line, comments=True)
+            assert argv[0] == "asd" and argv[1] == name, line
+            args = _parser().parse_args(argv[1:])  # argparse exits on an example that no longer parses
+            assert args.command == name

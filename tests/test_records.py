@@ -41,7 +41,7 @@ def test_records_are_described_with_provenance_series_time_and_the_bf16_change(m
     text = records.describe(folder)
     fp32_part, bf16_part = text.split("\n\nfull-cpu-bf16.json\n")  # the 32-bit record first
     assert fp32_part.startswith("full-cpu.json\n") and "precision: fp32" in fp32_part
-    assert "precision: bf16" in bf16_part and f"data: {root}" in fp32_part
+    assert "precision: bf16" in bf16_part and f"data: real recordings ({root})" in fp32_part
     fp32, bf16 = (json.loads((folder / name).read_text()) for name in ("full-cpu.json", "full-cpu-bf16.json"))
     assert f"wall time {fp32['wall_seconds']:.0f} s" in fp32_part
     assert ", ".join(f"{n} {s:.1f}" for n, s in fp32["setup_seconds"].items()) in fp32_part

@@ -184,7 +184,7 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
         mine = ids == row["id"]
         assert row["auc"] == pytest.approx(roc_auc_score(labels[mine], np.array(det["scores"])[mine]))
     assert sorted(r["id"] for r in det["rows"]) == ["00", "02", "04"]
-    assert f"sequential, trained on {release / 'dev_data'}" in out
+    assert f"sequential, trained on real DCASE 2020 data ({release / 'dev_data'})" in out
     code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(test), "--quiet", "--device", "cpu"])
     assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in capsys.readouterr().err
 
