@@ -388,7 +388,8 @@ def _score(args: argparse.Namespace) -> None:
         if args.scores_dir:
             _write_scores(results, args, calibration)
         if args.figures:
-            _save_figures(_timelines(results, args, calibration), args.figures)
+            _save_figures(_timelines(results, args, calibration), args.figures,
+                          f"{detector['name']} trained on {results.data}")
         if args.out:
             report += [{"model": name, "file": str(detector["path"]), "trained_on": results.data, **entry}
                        for name, entry in results.clip_report(args.decision_quantile, calibration).items()]
@@ -411,9 +412,14 @@ def _write_report(path: Path, clips, detectors: list[dict], quantile: float, cal
     print(f"clips, thresholds, scores and decisions written to {path}")
 
 
-def _save_figures(figures: dict, folder: Path) -> None:
+def _save_figures(figures: dict, folder: Path, data: str) -> None:
+    """Each figure as ``folder/<stem>.png``, headed by what its numbers were measured on (a figure
+    file travels without the command that made it)."""
+    import textwrap
+
     folder.mkdir(parents=True, exist_ok=True)
     for stem, fig in figures.items():
+        fig.suptitle("\n".join(textwrap.wrap(data, 100)), fontsize=8, color="0.3")
         fig.savefig(folder / f"{stem}.png", dpi=100)
         print(f"figure written to {folder / stem}.png")
 
@@ -445,8 +451,8 @@ def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
             figures["roc"] = plots.roc_curves(y_true, clip_ids, scores, results.cfg.max_fpr)
             figures["scores"] = plots.score_histograms(y_true, clip_ids, scores)
             figures["auc"] = plots.score_bars(metrics.table(results.rows), "auc",
-                                              title=f"AUC per machine ID: {results.data}")
-    _save_figures(figures, args.figures)
+                                              title="AUC per machine ID")
+    _save_figures(figures, args.figures, f"data: {results.data}")
 
 
 def _write_scores(results, args: argparse.Namespace, calibration: str) -> None:
