@@ -365,6 +365,33 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _test_labels(root: Path, machine: str, ground_truth: Path | None,
+                 require_labels: bool) -> dict[str, int] | None:
+    """The labels of unlabelled test clips (the eval set as released) from ``ground_truth`` or an
+    ``eval_data_list.csv`` in or beside ``root``; None where the clips' names carry them."""
+    if not (unlabelled := unlabelled_files(root, machine, "test")):
+        return None
+    ground_truth = ground_truth or find_ground_truth(root)
+    if ground_truth is not None:
+        return read_ground_truth(ground_truth, machine)
+    if require_labels:
+        raise DataError(f"{Path(root) / machine / 'test'}: {len(unlabelled)} unlabelled test clips, e.g. "
+                        f"{unlabelled[0].name} (the eval set as released): pass --ground-truth LIST, or put "
+                        f"{GROUND_TRUTH} in or beside {root}; or only score them (--scores-dir DIR)")
+    return None
+
+
+def _check_test_clips(folder: Path, train_clips: list, test_clips: list, require_labels: bool) -> None:
+    """Before any work: the test clips can be evaluated (unless only scored), and each of their
+    IDs has training clips."""
+    if require_labels and (reasons := unevaluable(test_clips)):
+        raise DataError(f"{folder}: cannot compute AUC ({'; '.join(reasons)}); "
+                        "or only score the clips (--scores-dir DIR)")
+    missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
+    if missing:
+        raise DataError(f"{folder.parent}: test clips of ID(s) {', '.join(missing)} have no training clips")
+
+
 def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
             cache_dir: Path | None = None, progress: bool = True, device: torch.device | None = None,
             ground_truth: Path | None = None, require_labels: bool = True) -> Prepared:
@@ -382,19 +409,12 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     """
     machine = machine or cfg.machine
     cache_dir = cache_dir if cache_dir is not None else home() / "features"
-    labels, folder = None, Path(root) / machine / "test"
+    folder = Path(root) / machine / "test"
     trained_only = not folder.is_dir()  # no test clips (yet): train only, to save the detectors
     if trained_only and require_labels and (Path(root) / machine / "train").is_dir():
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/test/*.wav); "
                         "to train only, save the detectors (--save-models DIR)")
-    if unlabelled := unlabelled_files(root, machine, "test"):
-        ground_truth = ground_truth or find_ground_truth(root)
-        if ground_truth is not None:
-            labels = read_ground_truth(ground_truth, machine)
-        elif require_labels:
-            raise DataError(f"{folder}: {len(unlabelled)} unlabelled test clips, e.g. {unlabelled[0].name} (the eval "
-                            f"set as released): pass --ground-truth LIST, or put {GROUND_TRUTH} in or beside "
-                            f"{root}; or only score them (--scores-dir DIR)")
+    labels = _test_labels(root, machine, ground_truth, require_labels)
     all_train = list_clips(root, machine, "train")
     all_test = [] if trained_only else list_clips(root, machine, "test", labels=labels,
                                                   unlabelled=not require_labels)
@@ -402,12 +422,7 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
     test_clips = [c for c in all_test if c.machine_id in used]
-    if require_labels and (reasons := unevaluable(test_clips)):
-        raise DataError(f"{folder}: cannot compute AUC ({'; '.join(reasons)}); "
-                        "or only score the clips (--scores-dir DIR)")
-    missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
-    if missing:
-        raise DataError(f"{Path(root) / machine}: test clips of ID(s) {', '.join(missing)} have no training clips")
+    _check_test_clips(folder, train_clips, test_clips, require_labels)
     train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
     test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips
             else train.subset([]))
