@@ -72,18 +72,18 @@ glue("idclf_high", f"{max(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=Fals
 # %% [markdown]
 # ## Three more detectors
 #
-# **PCA reconstruction error** (`pca`). The classical linear counterpart of an autoencoder:
+# **{term}`PCA reconstruction error`** (`pca`). The classical linear counterpart of an autoencoder:
 # project each standardised 640-d vector onto the leading principal components of the
 # normal training vectors and measure what is left over. Its assumption is that normal
 # vectors lie close to a low-dimensional linear subspace. It has no training loop, fits in
 # seconds and is a yardstick every network should beat.
 #
-# **Interpolation DNN** (`idnn`, {cite}`suefusa2020anomalous`). An autoencoder sees the frame
+# **Interpolation DNN** ({term}`IDNN`, `idnn`, {cite}`suefusa2020anomalous`). An autoencoder sees the frame
 # it must reproduce and can learn to pass it through. IDNN reads frames 1, 2, 4 and 5 of each
 # 5-frame vector and *predicts* frame 3. A normal time course is predictable from its
 # neighbours; a click, a slip or a squeal that starts in the centre frame is not.
 #
-# **Machine-ID classifier** (`idclf`, after {cite}`primus2020anomalous`). A network trained to
+# **{term}`Machine-ID classifier`** (`idclf`, after {cite}`primus2020anomalous`). A network trained to
 # tell the slider's IDs apart from their normal sounds, scored by how *little* probability it
 # gives a clip's own ID. The assumption: the other IDs of the same machine type act as proxy
 # outliers, so the features that distinguish one slider from another are also those a fault
