@@ -146,7 +146,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 def _score_parser(sub: argparse._SubParsersAction) -> None:
     """``asd score MODEL... --clips PATH...``: score new clips with saved detectors."""
     c = _command(sub, "score", "score new clips with detectors saved by asd run --save-models, and flag "
-                                     "anomalies (no training)")
+                               "anomalies (no training)")
     c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
     c.add_argument("--clips", nargs="+", type=Path, required=True, metavar="PATH",
                    help="WAV files or folders of them, named id_NN_NNNNNNNN.wav (NN: the machine ID); labelled "
@@ -170,7 +170,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
 def _arrange_parser(sub: argparse._SubParsersAction) -> None:
     """``asd arrange PATH... --out DATA``: put a recorder's files into the release layout."""
     a = _command(sub, "arrange", "put a recorder's own WAV files into the release layout (links with "
-                                       "release names), so that asd run reads them")
+                                 "release names), so that asd run reads them")
     a.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
     a.add_argument("--out", type=Path, required=True, metavar="DATA", help="the data folder (asd run --data DATA)")
     a.add_argument("--machine", required=True, help="the machine type's folder name, e.g. press")
