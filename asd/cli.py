@@ -316,7 +316,7 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root, unevaluable
+    from asd.data import dataset_root, list_clips, select_ids, unevaluable, unique_ids
     from asd.experiment import run
 
     root = dataset_root(args.data, args.machine)
@@ -326,6 +326,10 @@ def _run(args: argparse.Namespace) -> None:
     calibration, calibration_clips = _checked_run(args, root)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
+    if args.ids is None:  # said before the training, which can take hours
+        found = unique_ids(list_clips(root, args.machine, "train"))
+        for mid in sorted(set(found) - set(select_ids(found, None, cfg.report_ids.get(args.machine)))):
+            print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
@@ -333,9 +337,6 @@ def _run(args: argparse.Namespace) -> None:
                   ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)
-    if args.ids is None:
-        for mid in results.left_out:
-            print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     print(f"data: {results.data} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
     if results.evaluable:

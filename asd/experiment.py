@@ -341,8 +341,9 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
 def _check_trained_on(clips: list[Clip], machine: str, ids: list[str], who: str) -> None:
     unknown = sorted(set(unique_ids(clips)) - set(ids))
     if unknown:
+        first = next(c.path for c in clips if c.machine_id in unknown)
         raise DataError(f"{who} trained on {machine} ID(s) {', '.join(ids)}, not on {', '.join(unknown)}: "
-                        "no threshold for them")
+                        f"no threshold for them; leave their clips out ({first}, ...)")
 
 
 def _scored(model: ModelResult, cfg: Config, id_index: dict[str, int], fs: FrameSet,

@@ -54,6 +54,16 @@ def test_report_ids_by_default_and_id_06_named(release, tmp_path, capsys):
     assert sorted({r["id"] for r in blob["rows"]}) == ["00", "02", "04"]
 
 
+def test_id_06_named_before_training(release, monkeypatch, capsys):
+    def training(*args, **kwargs):
+        raise KeyboardInterrupt  # a user who reads the notice and stops the run
+
+    monkeypatch.setattr("asd.experiment.run", training)
+    with pytest.raises(KeyboardInterrupt):
+        _run(["--data", str(release / "dev_data")], capsys)
+    assert "ID 06 found, not in the report's set" in capsys.readouterr().err
+
+
 def test_ids_all_takes_in_id_06(release, tmp_path, capsys):
     code, out, err = _run(["--data", str(release / "dev_data"), "--ids", "all", "--out", str(tmp_path / "r.json")],
                           capsys)
@@ -186,7 +196,10 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
     assert sorted(r["id"] for r in det["rows"]) == ["00", "02", "04"]
     assert f"sequential, trained on real DCASE 2020 data ({release / 'dev_data'})" in out
     code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(test), "--quiet", "--device", "cpu"])
-    assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in err
+    named = err.split("leave their clips out (")[1].split(",")[0]  # one of the clips to leave out
+    assert Path(named).parent == test and "_id_06_" in Path(named).name
 
 
 def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, capsys, monkeypatch):
