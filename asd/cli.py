@@ -543,7 +543,11 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser, argv = _parser(), sys.argv[1:] if argv is None else argv
+    if not argv:  # a bare `asd`: the commands and where to start, not only a usage line
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, *_, **__: f"asd: warning: {message}\n"  # one line, no source
     from asd.data import DataError
     from asd.download import DownloadError

@@ -516,7 +516,7 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
     top = max(float(np.max(e)) for _, e in panels.values())
     for k, (title, (frames, errors)) in enumerate(panels.items()):
         image = axes[0, k].imshow(frames.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4,
-                          extent=(0, len(frames) * hop_s, 0, frames.shape[1]), interpolation="nearest")
+                                  extent=(0, len(frames) * hop_s, 0, frames.shape[1]), interpolation="nearest")
         axes[0, k].set_title(textwrap.fill(title, 30), fontsize=10)  # a long title in two lines
         centres = (np.arange(len(errors)) + n_frames / 2) * hop_s
         axes[1, k].plot(centres, errors, color="#000000", lw=0.8)

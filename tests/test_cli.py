@@ -248,9 +248,18 @@ def test_version_names_the_package_and_the_libraries_behind_its_numbers(capsys):
     assert f"torch {torch.__version__}" in out and "librosa " in out
 
 
-def test_no_command_is_argparse_error(capsys):
+def test_a_bare_asd_shows_the_commands_and_where_to_start(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: asd") and "Traceback" not in err
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert all(f"\n    {name} " in err for name in commands)  # each command with what it does
+    assert "start with: asd synth" in err
+
+
+def test_an_option_without_a_command_is_argparse_error(capsys):
     with pytest.raises(SystemExit) as info:
-        main([])
+        main(["--quiet"])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: asd") and "Traceback" not in err

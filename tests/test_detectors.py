@@ -36,7 +36,7 @@ def _clip(rng: np.random.Generator, hz: float, seconds: float = 1.0) -> np.ndarr
 
 
 def write_shifted_tones(root: Path, ids: tuple[str, ...] = tuple(TONES), n_train: int = 6, n_test: int = 4,
-                  seed: int = 0) -> Path:
+                        seed: int = 0) -> Path:
     """``root/slider/{train,test}``: normal clips hum at their ID's tone, anomalies 40 % higher."""
     rng = np.random.default_rng(seed)
     for mid in ids:

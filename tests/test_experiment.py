@@ -242,8 +242,8 @@ def test_training_clips_are_scored_by_the_trained_model_and_set_the_thresholds(r
     assert all(r["recall"] == 1.0 for r in rows), rows
 
 
-def test_test_clips_that_cannot_be_evaluated_are_refused_before_any_work_or_only_scored(make_dataset, tmp_path, cfg,
-                                                                                       monkeypatch):
+def test_test_clips_that_cannot_be_evaluated_are_refused_before_any_work_or_only_scored(
+        make_dataset, tmp_path, cfg, monkeypatch):
     root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=8, n_test_normal=3, n_test_anomaly=0,
                         seconds=1.0)
     with monkeypatch.context() as m:
@@ -288,7 +288,7 @@ def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dat
 
 @pytest.mark.parametrize("name,per_id", [("sequential", False), ("pca", True), ("idclf", False)])
 def test_a_saved_detector_scores_clips_as_its_run_did_without_training(root, cfg, tmp_path, name, per_id,
-                                                                        monkeypatch):
+                                                                       monkeypatch):
     res = run(cfg, root, [name], device="cpu", progress=False, per_id=per_id)
     res.save_model(name, tmp_path / f"{name}.pt")
     monkeypatch.setattr(NetworkDetector, "fit_steps", lambda *a, **k: pytest.fail("trained again"))

@@ -113,7 +113,7 @@ def test_dense_widths_draw_each_network_as_its_config_builds_it():
     assert dense_widths(build("dropout", CFG), DIM) == list(zip(vae, dropped))
     seq = [DIM] + [net.seq_hidden] * 4 + [net.bottleneck] + [net.seq_hidden] * 4 + [DIM]
     assert dense_widths(build("sequential", CFG), DIM) == [(w, "BN" if 0 < i < len(seq) - 1 else "")
-                                                            for i, w in enumerate(seq)]
+                                                           for i, w in enumerate(seq)]
     idnn = dense_widths(build("idnn", CFG), DIM)
     assert idnn[0][0] == DIM * 4 // 5 and idnn[-1][0] == DIM // 5  # reads four frames, predicts the centre one
 
