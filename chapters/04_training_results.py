@@ -145,8 +145,8 @@ display(Table(table, f"This book: {provenance}"))
 
 # %%
 display(Table(metrics.reference_table(tuple(results.unique_ids)),
-                      "References (not computed here): the report's table and "
-                      "the DCASE 2020 baseline, real development set"))
+              "References (not computed here): the report's table and "
+              "the DCASE 2020 baseline, real development set"))
 
 # %% tags=["hide-input", "remove-output"]
 ids = [c for c in next(iter(table.values())) if c != "AVG"]
@@ -174,7 +174,7 @@ hardest = min(id_auc, key=id_auc.get)
 glue("hardest_id", hardest, display=False)
 glue("hardest_auc", id_auc[hardest], display=False)
 report_id_auc = {i: float(np.mean([cells[i][0]
-                                    for cells in metrics.REPORT.values()]))
+                                   for cells in metrics.REPORT.values()]))
                  for i in metrics.REPORT["baseline"]}
 glue("report_hardest_id", min(report_id_auc, key=report_id_auc.get),
      display=False)
@@ -231,7 +231,7 @@ spread = metrics.seed_spread(seed_tables)
 
 # %%
 display(Table(spread, "This book, mean ± standard deviation over "
-                              f"{len(seeds)} seeds: {provenance}"))
+                      f"{len(seeds)} seeds: {provenance}"))
 
 # %% [markdown]
 # Whether one network beats another is a question about their *difference*. Runs with the same
@@ -495,7 +495,7 @@ for mid in results.left_out:
     extra = asd.experiment.run(cfg, src.dev, networks, ids=[mid],
                                progress=False, data_label=src.label)
     display(Table(metrics.table(extra.rows),
-                          f"This book, ID {mid}: {src.label}"))
+                  f"This book, ID {mid}: {src.label}"))
 published = {mid: metrics.DCASE2020_BASELINE[mid] for mid in results.left_out}
 display(Table(
     metrics.table(metrics.rows_of("DCASE 2020 baseline", published)),
@@ -520,7 +520,7 @@ else:
     ev = asd.experiment.run(cfg, src.eval, networks, progress=False,
                             data_label=src.label)
     display(Table(metrics.table(ev.rows),
-                          f"This book, evaluation set: {src.label}"))
+                  f"This book, evaluation set: {src.label}"))
 display(Table(
     metrics.table(metrics.rows_of("DCASE 2020 baseline",
                                   metrics.EVALUATOR_EXAMPLE)),

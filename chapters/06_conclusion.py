@@ -62,10 +62,9 @@ results = asd.experiment.run(cfg, src.dev, list(config.NETWORKS),
 # %%
 table = metrics.table(results.rows)
 reference = metrics.reference_table()
-display(Table(table,
-                      f"This book: {src.label}, device {results.device}"))
+display(Table(table, f"This book: {src.label}, device {results.device}"))
 display(Table(reference, "References (not computed here): the report "
-                      "and the DCASE 2020 baseline, real development set"))
+                         "and the DCASE 2020 baseline, real development set"))
 
 # %% tags=["hide-input"]
 ranked = sorted(table, key=lambda m: table[m]["AVG"][0], reverse=True)
