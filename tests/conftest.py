@@ -36,6 +36,21 @@ def _private_asd_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     return home
 
 
+@pytest.fixture
+def figure_headers(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The header (suptitle, one line) of every figure saved during the test, by file stem."""
+    from matplotlib.figure import Figure
+
+    headers, savefig = {}, Figure.savefig
+
+    def spy(fig, path, **kwargs):
+        headers[Path(path).stem] = " ".join(fig._suptitle.get_text().split())
+        return savefig(fig, path, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return headers
+
+
 def clip_signal(machine_id: str, anomaly: bool, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """One synthetic clip: noise + an ID-specific tone (jittered); anomalies add a loud 5 kHz tone."""
     t = np.arange(int(round(seconds * SR))) / SR

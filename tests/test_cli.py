@@ -96,16 +96,7 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
     assert "clips flagged anomalous (score above the 0.9 quantile" in out and "ID 02: " in out
 
 
-def test_run_draws_what_it_learnt_and_how_its_scores_fall(root, tmp_path, capsys, monkeypatch):
-    from matplotlib.figure import Figure
-
-    headed, savefig = {}, Figure.savefig  # each figure file says what its numbers were measured on
-
-    def spy(fig, path, **kwargs):
-        headed[path.stem] = " ".join(fig._suptitle.get_text().split())
-        return savefig(fig, path, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
+def test_run_draws_what_it_learnt_and_how_its_scores_fall(root, tmp_path, capsys, figure_headers):
     figures = tmp_path / "figures"
     assert main(["run", "--data", str(root), "--models", "pca", "sequential", "--epochs", "2", "--quiet",
                  "--device", "cpu", "--figures", str(figures)]) == 0
@@ -114,7 +105,8 @@ def test_run_draws_what_it_learnt_and_how_its_scores_fall(root, tmp_path, capsys
     assert {p.stem for p in figures.iterdir()} == drawn
     assert all((figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for stem in drawn)
     assert out.count("figure written to") == len(drawn)
-    assert headed == {stem: f"data: real recordings ({root})" for stem in drawn}
+    # each figure file says what its numbers were measured on
+    assert figure_headers == {stem: f"data: real recordings ({root})" for stem in drawn}
 
 
 def test_a_run_that_only_trains_draws_its_training_curves(make_dataset, tmp_path, capsys):

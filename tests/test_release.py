@@ -202,16 +202,7 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
     assert Path(named).parent == test and "_id_06_" in Path(named).name
 
 
-def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, capsys, monkeypatch):
-    from matplotlib.figure import Figure
-
-    headed, savefig = {}, Figure.savefig  # the figure file says which detector, trained on what
-
-    def spy(fig, path, **kwargs):
-        headed[path.stem] = " ".join(fig._suptitle.get_text().split())
-        return savefig(fig, path, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
+def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, capsys, figure_headers):
     assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir",
                  str(tmp_path / "ran")], capsys)[0] == 0
     recorder = tmp_path / "recorder"
@@ -224,8 +215,9 @@ def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, caps
     assert main([*args, "--id", "03"]) == 0
     assert "ID 03: " in capsys.readouterr().out
     assert (tmp_path / "fig" / "pca_slider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert list(headed) == ["pca_slider"] and headed["pca_slider"].startswith("pca trained on real")
-    assert str(unlisted) in headed["pca_slider"], headed
+    # the figure file says which detector, trained on what
+    assert list(figure_headers) == ["pca_slider"] and figure_headers["pca_slider"].startswith("pca trained on real")
+    assert str(unlisted) in figure_headers["pca_slider"], figure_headers
     own = (tmp_path / "own" / "pca" / "anomaly_score_slider_id_03.csv").read_text().splitlines()
     ran = dict(line.split(",") for line in (tmp_path / "ran" / "pca" / "anomaly_score_slider_id_03.csv")
                .read_text().splitlines())
