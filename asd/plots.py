@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.font_manager import FontProperties
+from matplotlib.ticker import FormatStrFormatter, Locator, MaxNLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
 from asd import metrics
@@ -72,12 +74,36 @@ def _spans_a_decade(values: np.ndarray) -> bool:
     return bool(values.size and np.all(values > 0) and values.max() >= 10 * values.min())
 
 
-def _plain_log_ticks(axis, values: np.ndarray) -> None:
-    """Ticks of a log ``axis`` as plain numbers (0.5, 1, 2 rather than 5 x 10^-1), at 1-2-5 steps
-    over up to two decades and at powers of ten beyond, without minor labels that would overlap."""
-    values = np.asarray(values, dtype=float)
-    wide = values.max() > 100 * values.min()
-    axis.set_major_locator(LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+class _PlainLogTicks(Locator):
+    """Major ticks of a log axis whose plain-number labels (0.5, 1, 2 rather than 5 x 10^-1) never
+    touch: the densest of 1-2-5 steps, every decade, every second decade, ... that fits the axis's
+    length when it is drawn, so a narrow panel over many decades gets fewer ticks."""
+
+    def __call__(self) -> np.ndarray:
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
+        lo, hi = sorted((vmin, vmax))
+        decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
+        candidates = [np.outer(10.0 ** decades, (1.0, 2.0, 5.0)).ravel()]
+        candidates += [10.0 ** decades[decades % step == 0] for step in range(1, len(decades) + 1)]
+        inside = [c[(c >= lo) & (c <= hi)] for c in candidates]
+        readable = [t for t in inside if len(t) >= 2 and self._fits(t, lo, hi)]
+        return readable[0] if readable else max(inside, key=len)[:1]
+
+    def _fits(self, ticks: np.ndarray, lo: float, hi: float) -> bool:
+        """Whether the labels of ``ticks`` leave a third of a character's height between neighbours."""
+        axes, horizontal = self.axis.axes, self.axis.axis_name == "x"
+        points = (axes.bbox.width if horizontal else axes.bbox.height) * 72 / axes.figure.dpi
+        size = FontProperties(size=rcParams[f"{self.axis.axis_name}tick.labelsize"]).get_size_in_points()
+        centres = np.log(ticks / lo) / np.log(hi / lo) * points
+        extents = np.array([0.6 * size * len(f"{t:g}") if horizontal else 1.2 * size for t in ticks])
+        return bool(np.all(np.diff(centres) >= (extents[:-1] + extents[1:]) / 2 + size / 3))
+
+
+def _plain_log_ticks(axis) -> None:
+    """Label a log ``axis`` with plain numbers at ticks spaced so that the labels do not touch."""
+    axis.set_major_locator(_PlainLogTicks())
     axis.set_major_formatter(FormatStrFormatter("%g"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -380,7 +406,7 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
                 ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
             if use_log:
                 ax.set_xscale("log")
-                _plain_log_ticks(ax.xaxis, s[sel])
+                _plain_log_ticks(ax.xaxis)
         row[0].set_ylabel(f"{name}\nclips")
     for ax, mid in zip(axes[0], unique_ids):
         ax.set_title(f"ID {mid}", fontsize=10)
@@ -463,7 +489,7 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
         ax.axhline(limits[mid], color="black", ls="--", lw=1.0, label="threshold")
         if _spans_a_decade(np.r_[y, limits[mid]]):
             ax.set_yscale("log")
-            _plain_log_ticks(ax.yaxis, np.r_[y, limits[mid]])
+            _plain_log_ticks(ax.yaxis)
         if len(mine) <= shown_names:
             ax.set_xticks(x, [names[i] for i in mine], rotation=30, ha="right", fontsize=8)
         else:

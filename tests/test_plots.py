@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from sklearn.metrics import roc_curve
@@ -20,9 +21,18 @@ from asd.train import History
 IDS = ("00", "02", "04")
 
 
-def _render(fig: Figure) -> None:
-    """Draw the figure off-screen, so layout and artist errors surface in the test."""
-    fig.canvas.draw()
+def _render(fig: Figure) -> RendererAgg:
+    """Draw the figure off-screen with Agg, so layout and artist errors surface in the test."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _tick_label_boxes(axis, renderer: RendererAgg) -> list:
+    """The drawn extents of an axis's labelled major ticks inside its view, in tick order."""
+    lo, hi = sorted(axis.get_view_interval())
+    return [label.get_window_extent(renderer) for tick, label in zip(axis.get_majorticklocs(), axis.get_ticklabels())
+            if lo <= tick <= hi and label.get_text()]
 
 
 def _labelled_scores(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -203,6 +213,23 @@ def test_score_histograms_grid_of_models_by_ids() -> None:
     assert sum(p.get_height() for p in first.patches[5:]) == 6  # the anomalous clips
 
 
+@pytest.mark.parametrize("n_ids", [3, 4])
+@pytest.mark.parametrize("decades", [1.5, 2.5, 4, 9])
+def test_score_histograms_log_tick_labels_do_not_touch(decades: float, n_ids: int) -> None:
+    """An ID classifier's scores can span many decades: each panel keeps at least two tick labels,
+    and neighbouring labels stay apart, however narrow the panels."""
+    ids = np.repeat(["00", "02", "04", "06"][:n_ids], 30)
+    y_true = np.tile(np.r_[np.zeros(15, int), np.ones(15, int)], n_ids)
+    scores = np.tile(np.geomspace(10.0 ** -decades, 1.0, 30), n_ids)
+    fig = plots.score_histograms(y_true, ids, {"idclf": scores})
+    renderer = _render(fig)
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log"
+        boxes = _tick_label_boxes(ax.xaxis, renderer)
+        assert len(boxes) >= 2
+        assert all(right.x0 - left.x1 > 2 for left, right in zip(boxes, boxes[1:]))  # pixels apart
+
+
 def test_score_histograms_fall_back_to_linear_bins_for_non_positive_scores() -> None:
     y_true, ids, scores = _labelled_scores()
     fig = plots.score_histograms(y_true, ids, {"pca": np.log(scores["baseline"]) - 1.0}, bins=4)
@@ -247,7 +274,7 @@ def test_score_timeline_marks_the_clips_above_each_ids_threshold() -> None:
     limits = {"00": 1.9, "02": 2.2}
     names = [f"clip-{k:02d}.wav" for k in range(ids.size)]
     fig = plots.score_timeline(names, ids, scores, limits)
-    _render(fig)
+    renderer = _render(fig)
     assert len(fig.axes) == 2
     for ax, mid in zip(fig.axes, ("00", "02")):
         mine = scores[ids == mid]
@@ -256,6 +283,8 @@ def test_score_timeline_marks_the_clips_above_each_ids_threshold() -> None:
         assert ax.get_title() == f"ID {mid}: {flagged} of {mine.size} flagged"
         assert ax.lines[-1].get_ydata()[0] == pytest.approx(limits[mid])
     assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+    boxes = _tick_label_boxes(fig.axes[0].yaxis, renderer)
+    assert len(boxes) >= 2 and all(upper.y0 > lower.y1 for lower, upper in zip(boxes, boxes[1:]))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == names[:8]  # few clips: named
     assert fig.axes[1].get_xlabel() == "clip, in order"
 
