@@ -88,8 +88,7 @@ class _PlainLogTicks(Locator):
         candidates = [np.outer(10.0 ** decades, (1.0, 2.0, 5.0)).ravel()]
         candidates += [10.0 ** decades[decades % step == 0] for step in range(1, len(decades) + 1)]
         inside = [c[(c >= lo) & (c <= hi)] for c in candidates]
-        readable = [t for t in inside if len(t) >= 2 and self._fits(t, lo, hi)]
-        return readable[0] if readable else max(inside, key=len)[:1]
+        return next((t for t in inside if len(t) >= 2 and self._fits(t, lo, hi)), max(inside, key=len)[:1])
 
     def _fits(self, ticks: np.ndarray, lo: float, hi: float) -> bool:
         """Whether the labels of ``ticks`` leave a third of a character's height between neighbours."""
