@@ -95,8 +95,9 @@ class _PlainLogTicks(Locator):
         axes, horizontal = self.axis.axes, self.axis.axis_name == "x"
         points = (axes.bbox.width if horizontal else axes.bbox.height) * 72 / axes.figure.dpi
         size = FontProperties(size=rcParams[f"{self.axis.axis_name}tick.labelsize"]).get_size_in_points()
+        label = self.axis.get_major_formatter()
         centres = np.log(ticks / lo) / np.log(hi / lo) * points
-        extents = np.array([0.6 * size * len(f"{t:g}") if horizontal else 1.2 * size for t in ticks])
+        extents = np.array([0.6 * size * len(label(t)) if horizontal else 1.2 * size for t in ticks])
         return bool(np.all(np.diff(centres) >= (extents[:-1] + extents[1:]) / 2 + size / 3))
 
 
