@@ -35,13 +35,14 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from asd.config import Config, SynthConfig, home
-from asd.data import GROUND_TRUTH
+from asd.data import GROUND_TRUTH, DataError
 from asd.utils import atomic_write_bytes
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
 VERSION = 6  # bump whenever the sound changes, so that generated datasets are rebuilt
 MARKER = ".complete"
+STARTED = ".generating"  # written before the first clip: the folder is the generator's, even half-written
 # Loudness, measured on the real slider audio beside this project (tests/test_synth.py checks the
 # values where it is present): the level's sd over the 75 real ID 00 training clips, and how much
 # louder MIMII's abnormal slider recording is than its normal one, per ID (0 dB set).
@@ -506,7 +507,8 @@ def _marker(synth: SynthConfig, seed: int) -> dict:
 def read_marker(folder: Path) -> dict | None:
     """The generator's record (version, seed, sizes) of the synthetic data at ``folder`` (a root
     written by :func:`generate`, or its ``dev_data``/``eval_data``); None for any other data."""
-    for candidate in (Path(folder), Path(folder).parent):
+    folder = Path(folder)
+    for candidate in (folder, folder.parent) if folder.name in ("dev_data", "eval_data") else (folder,):
         try:
             return json.loads((candidate / MARKER).read_text())
         except (OSError, ValueError):
@@ -530,15 +532,24 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
 
     ``root/.complete`` (written last) records the config and seed; with a matching marker this
     returns at once, with another one the old clips are removed first. ``workers`` processes
-    render the clips (default: one per CPU).
+    render the clips (default: one per CPU). Raises DataError where ``root`` holds slider
+    data this generator did not write (a real release is never overwritten).
     """
     root = Path(root)
     if _is_complete(root, synth, seed):
         return root
-    if (root / MARKER).exists():
-        (root / MARKER).unlink()
+    ours = (root / MARKER).exists() or (root / STARTED).exists()
+    foreign = [p for p in (root / "dev_data" / MACHINE, root / "eval_data" / MACHINE, root / GROUND_TRUTH)
+               if p.exists()]
+    if foreign and not ours:
+        raise DataError(f"{root} already holds data the generator did not write ({foreign[0]}): "
+                              "choose an empty folder for the synthetic stand-in")
+    if ours:
+        (root / MARKER).unlink(missing_ok=True)
         for folder in ("dev_data", "eval_data"):
             shutil.rmtree(root / folder / MACHINE, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / STARTED).touch()
     clips = plan(root, synth, seed)
     for folder in {clip.path.parent for clip in clips}:
         folder.mkdir(parents=True, exist_ok=True)
@@ -549,6 +560,7 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
             pass
     atomic_write_bytes(root / GROUND_TRUTH, ("\n".join(ground_truth_lines(clips)) + "\n").encode())
     atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed), indent=2).encode())
+    (root / STARTED).unlink()
     return root
 
 

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from asd import synth
 from asd.config import Config, SplitCounts, SynthConfig
-from asd.data import list_clips, read_ground_truth
+from asd.data import DataError, list_clips, read_ground_truth
 from asd.detectors import id_shift, one_recording_shift
 from asd.features import extract
 from asd.metrics import REAL_MIMII_OWN_ID
@@ -163,6 +163,35 @@ def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) 
     smaller = SynthConfig(dev=SplitCounts(("00",), (1,), (1,), (1,)), eval=TINY.eval, duration_s=1.0)
     synth.generate(tmp_path, smaller, seed=0, progress=False)
     assert wav_names(root) == expected_names(smaller)  # stale clips of the old config are gone
+
+
+def test_generate_never_overwrites_data_it_did_not_write(tmp_path: Path) -> None:
+    real = tmp_path / "dev_data" / "slider" / "train" / "normal_id_00_00000000.wav"
+    real.parent.mkdir(parents=True)
+    sf.write(real, np.zeros(1600, dtype="float32"), 16000)
+    before = real.read_bytes()
+    with pytest.raises(DataError, match="did not write"):
+        synth.generate(tmp_path, TINY, seed=0, progress=False)
+    assert real.read_bytes() == before and not (tmp_path / synth.MARKER).exists()
+
+
+def test_an_interrupted_generation_is_redone(tmp_path: Path) -> None:
+    root = synth.generate(tmp_path, TINY, seed=0, progress=False)
+    assert not (root / synth.STARTED).exists()
+    (root / synth.MARKER).unlink()  # as if stopped before the end: clips there, no marker yet
+    (root / synth.STARTED).touch()
+    stale = next(root.rglob("*.wav"))
+    stale.write_bytes(b"half")
+    synth.generate(tmp_path, TINY, seed=0, progress=False)
+    assert sf.info(stale).frames > 0 and (root / synth.MARKER).is_file()
+
+
+def test_read_marker_names_the_root_and_its_two_sets_only(tmp_path: Path) -> None:
+    root = synth.generate(tmp_path / "s", TINY, seed=0, progress=False)
+    assert synth.read_marker(root) == synth.read_marker(root / "dev_data") == synth.read_marker(root / "eval_data")
+    assert synth.read_marker(root)["seed"] == 0
+    (root / "mine").mkdir()  # the user's own recordings kept beside the stand-in are not synthetic
+    assert synth.read_marker(root / "mine") is None
 
 
 def test_ensure_uses_the_profile_and_seed_folder() -> None:
