@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from asd import __version__
-from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, get_config
+from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, Config, get_config
 from asd.download import MACHINES
 
 
@@ -101,7 +101,7 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     s = _command(sub, "synth", "write the embedded synthetic slider dataset")
     s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
     s.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
-    s.add_argument("--seed", type=int, default=0, help="the stand-in's seed (default 0, the book's)")
+    s.add_argument("--seed", type=_at_least(0), default=0, help="the stand-in's seed (default 0, the book's)")
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +129,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     r.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-    r.add_argument("--seed", type=int, default=0,
+    r.add_argument("--seed", type=_at_least(0), default=0,
                    help="seeds the weights, the validation split and the batch order (default 0)")
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
@@ -203,7 +203,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     b.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
-    b.add_argument("--max-clips", type=int, default=None, help="use at most this many training clips")
+    b.add_argument("--max-clips", type=_at_least(1), default=None, help="use at most this many training clips")
     b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
 
 
@@ -253,6 +253,17 @@ def _warn_shared(calibration: list | None, others: list, what: str) -> None:
                       "thresholds fitted to them flag too few new clips", stacklevel=2)
 
 
+def _at_least(minimum: int):
+    """An argparse ``type``: an integer of at least ``minimum`` (argparse words the error)."""
+    def parse(text: str) -> int:
+        value = int(text)  # ValueError: argparse says "invalid int value"
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
 def _checked_profile(profile: str | None) -> None:
     """The profile from ``--profile`` or ``ASD_PROFILE`` must exist (argparse checks only the flag)."""
     try:
@@ -262,28 +273,28 @@ def _checked_profile(profile: str | None) -> None:
 
 
 def _checked_outputs(**paths: tuple[Path | None, bool]) -> None:
-    """Before any work: each output (``option=(path, is_folder)``) must be writable where it goes,
-    so that a long run does not end in a traceback."""
+    """Before any work: each output (``option=(path, is_folder)``; ``positional=`` for a command's
+    positional argument) must be writable where it goes, so that a long run does not end in a traceback."""
     for option, (path, folder) in paths.items():
         if path is None:
             continue
-        flag = "--" + option.replace("_", "-")
+        flag = "" if option == "positional" else "--" + option.replace("_", "-") + " "
         if path.exists() and path.is_dir() != folder:
-            raise UsageError(f"{flag} {path}: {'not a folder' if folder else 'is a folder, not a file'}")
+            raise UsageError(f"{flag}{path}: {'not a folder' if folder else 'is a folder, not a file'}")
         parent = path if folder else path.parent
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir():
-            raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+            raise UsageError(f"{flag}{path}: {parent} is a file, not a folder")
         if not os.access(parent, os.W_OK):
-            raise UsageError(f"{flag} {path}: {parent} is not writable")
+            raise UsageError(f"{flag}{path}: {parent} is not writable")
 
 
 def _synth(args: argparse.Namespace) -> None:
     from asd import synth
 
     _checked_profile(args.profile)
-    _checked_outputs(out=(args.out, True))
+    _checked_outputs(positional=(args.out, True))
     cfg = get_config(args.profile, seed=args.seed)
     root = synth.generate(args.out, cfg.synth, seed=args.seed)
     print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}) in {root}")
@@ -315,6 +326,39 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
     return calibration, calibration_clips
 
 
+def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration: str,
+                             calibration_clips: list | None, train: list) -> None:
+    """Where the run must set decision thresholds (``--scores-dir``, or a calibration asked for),
+    every ID has the normal clips a gamma fit needs (:func:`asd.metrics.fit_gamma`), checked
+    before the training rather than after it."""
+    from asd.data import select_ids, unique_ids
+    from asd.train import split_clips
+
+    if not (args.scores_dir or args.calibration or calibration_clips):
+        return
+    found = [c.machine_id for c in train]
+    ids = select_ids(unique_ids(train), args.ids, cfg.report_ids.get(args.machine))
+    if calibration == "calibration":
+        anomalous = [c for c in calibration_clips if c.label == 1]
+        if anomalous:
+            raise UsageError(f"{anomalous[0].path}: an anomalous clip cannot calibrate a threshold for normal sound")
+        others = sorted(set(unique_ids(calibration_clips)) - set(ids))
+        if others:
+            raise UsageError(f"calibration clips of ID(s) {', '.join(others)}, which this run does not train on "
+                             f"(IDs {', '.join(ids)}): leave them out")
+        counts = {"the calibration clips": [c.machine_id for c in calibration_clips]}
+    elif calibration == "held-out":
+        counts = {f"the clips {name} holds out": [found[i] for i in split_clips(
+            len(found), cfg.fit[name].validation_split, cfg.seed, found)[1]] for name in args.models}
+    else:
+        counts = {"the training clips": found}
+    for what, clip_ids in counts.items():
+        for mid in ids:
+            if clip_ids.count(mid) < 3:
+                raise UsageError(f"ID {mid}: {what} number {clip_ids.count(mid)}; a decision threshold "
+                                 "needs at least 3 normal clips per ID")
+
+
 def _run(args: argparse.Namespace) -> None:
     from asd.data import dataset_root, list_clips, select_ids, unevaluable, unique_ids
     from asd.experiment import run
@@ -332,6 +376,7 @@ def _run(args: argparse.Namespace) -> None:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
+    _checked_threshold_clips(args, cfg, calibration, calibration_clips, list_clips(root, args.machine, "train"))
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
                   ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None)
@@ -508,6 +553,7 @@ def _arrange(args: argparse.Namespace) -> None:
 def _download(args: argparse.Namespace) -> None:
     from asd.download import download
 
+    _checked_outputs(positional=(args.dest, True))
     print(f"unpacked into {download(args.dest, args.which, args.machine)}")
 
 
@@ -528,7 +574,7 @@ def _bench(args: argparse.Namespace) -> None:
     device = resolve_device(_checked_device(args.device))
     root = args.data or data_source(cfg).dev
     prep = prepare(cfg, root, args.machine, progress=False, device=device)
-    if args.max_clips:
+    if args.max_clips is not None:
         prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
     training = bench.bench_training(cfg, prep, args.models, args.epochs, device)
     features = bench.bench_features(prep.train.clips, cfg, device)

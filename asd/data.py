@@ -22,8 +22,8 @@ import soundfile as sf
 
 SPLITS = ("train", "test")
 LABELS = ("normal", "anomaly")
-NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.wav$")
-UNLABELLED_RE = re.compile(r"^id_(\d{2})_(\d+)\.wav$")
+NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.(?i:wav)$")  # .WAV too, as recorders write it
+UNLABELLED_RE = re.compile(r"^id_(\d{2})_(\d+)\.(?i:wav)$")
 GROUND_TRUTH = "eval_data_list.csv"  # the 2020 evaluator's name for the eval set's labels
 UNLABELLED = -1  # the label of a clip whose label is not known
 
@@ -365,6 +365,7 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
     if sr != sample_rate:
         import librosa
 
-        warnings.warn(f"{path}: sample rate {sr} Hz, resampling to {sample_rate} Hz", stacklevel=2)
+        # no path in the message: Python shows a repeated warning once, not once per clip
+        warnings.warn(f"clips at {sr} Hz are resampled to {sample_rate} Hz", stacklevel=2)
         y = librosa.resample(y, orig_sr=sr, target_sr=sample_rate).astype(np.float32)
     return np.ascontiguousarray(y)

@@ -240,12 +240,11 @@ class Results:
         (``file name,score`` per test clip, as the DCASE 2020 evaluator reads them; one team folder
         per model), then ``decision_result_<machine>_id_<NN>.csv`` (``file name,0|1``, 1 anomalous,
         as the DCASE 2021-2025 baselines write them)."""
+        decisions = [("decision_result", name, [str(d) for d in self.decisions(name, quantile, calibration)])
+                     for name in self.models]  # first: a missing threshold leaves no half-written folder
         columns = [("anomaly_score", name, [repr(float(s)) for s in model.scores])
                    for name, model in self.models.items()]
-        paths = self._write_columns(folder, columns)
-        decisions = [("decision_result", name, [str(d) for d in self.decisions(name, quantile, calibration)])
-                     for name in self.models]
-        return paths + self._write_columns(folder, decisions)
+        return self._write_columns(folder, columns) + self._write_columns(folder, decisions)
 
     def calibrate(self, clips: list[Clip], progress: bool = True) -> None:
         """Score normal ``clips`` recorded apart from the training clips with every model, so that

@@ -539,11 +539,11 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
     if _is_complete(root, synth, seed):
         return root
     ours = (root / MARKER).exists() or (root / STARTED).exists()
-    foreign = [p for p in (root / "dev_data" / MACHINE, root / "eval_data" / MACHINE, root / GROUND_TRUTH)
-               if p.exists()]
+    written = (root / "dev_data" / MACHINE, root / "eval_data" / MACHINE, root / GROUND_TRUTH)
+    foreign = [p for p in written if p.exists()]
     if foreign and not ours:
         raise DataError(f"{root} already holds data the generator did not write ({foreign[0]}): "
-                              "choose an empty folder for the synthetic stand-in")
+                        "choose an empty folder for the synthetic stand-in")
     if ours:
         (root / MARKER).unlink(missing_ok=True)
         for folder in ("dev_data", "eval_data"):

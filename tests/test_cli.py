@@ -206,6 +206,27 @@ def test_bad_epochs(root, capsys, epochs):
     assert "epochs must be >= 1" in _error_line(capsys)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["synth", "OUT", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    (["run", "--data", "DATA", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    (["bench", "--max-clips", "0"], "argument --max-clips: must be at least 1, got 0"),
+    (["bench", "--max-clips", "two"], "argument --max-clips: invalid int value: 'two'"),
+])
+def test_counts_out_of_range_are_argparse_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["synth", "download"])
+def test_a_file_where_a_folder_is_written_is_named_before_any_work(command, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main([command, str(notes)]) == 2
+    assert _error_line(capsys) == f"asd: error: {notes}: not a folder" and notes.read_text() == "mine"
+
+
 def test_bad_device(root, capsys):
     assert main(["run", "--data", str(root), "--device", "tpu", "--models", "sequential", "--quiet"]) == 2
     assert "unknown device 'tpu'" in _error_line(capsys)

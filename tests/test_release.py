@@ -265,7 +265,15 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
            (["--calibration", "held-out", *calibration], "drop --calibration held-out"),
            (["--calibration-clips", str(tmp_path / "nowhere")], "nowhere: no such file or folder"),
            (["--calibration-clips", str(_broken(tmp_path / "cal" / "id_01_00000000.wav"))],
-            "id_01_00000000.wav: cannot read audio")]
+            "id_01_00000000.wav: cannot read audio"),
+           (["--calibration-clips", str(later / "slider" / "test")],
+            "an anomalous clip cannot calibrate a threshold for normal sound"),
+           (["--calibration-clips", str(make_dataset(tmp_path / "other", ids=("01", "02"), n_train=3, seconds=1.0,
+                                                     test_ids=()) / "slider" / "train")],
+            "calibration clips of ID(s) 02, which this run does not train on (IDs 01, 03, 05)"),
+           (["--calibration-clips", str(make_dataset(tmp_path / "few", ids=("01", "03", "05"), n_train=2,
+                                                     seconds=1.0, test_ids=()) / "slider" / "train")],
+            "ID 01: the calibration clips number 2; a decision threshold needs at least 3 normal clips per ID")]
     for args, message in bad:
         code, out, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), *args], capsys)
         assert code == 2 and message in err and "Traceback" not in err and "epoch" not in err
@@ -299,21 +307,21 @@ def test_a_labelled_id_without_anomalies_is_refused_before_training(make_dataset
     assert "Traceback" not in err and "epoch" not in err
 
 
-def test_an_id_with_too_few_training_clips_for_a_threshold_is_a_clear_error_after_its_scores(
+def test_an_id_with_too_few_training_clips_for_a_threshold_is_refused_before_training(
         make_dataset, tmp_path, capsys):
     root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=2, n_test_normal=2, n_test_anomaly=1,
                         seconds=1.0)
     scores_dir = tmp_path / "scores"
     code, out, err = _run(["--data", str(root), "--models", "pca", "--scores-dir", str(scores_dir)], capsys)
-    assert code == 2 and "pca: no training decision threshold for ID 00: a gamma fit needs at least 3" in err
-    assert "Traceback" not in err
-    assert (scores_dir / "pca" / "anomaly_score_slider_id_02.csv").is_file()
+    assert code == 2 and "ID 00: the training clips number 2; a decision threshold needs at least 3" in err
+    assert "Traceback" not in err and "AUC" not in out and not scores_dir.exists()
 
 
 def test_held_out_calibration_needs_held_out_clips(unlisted, tmp_path, capsys):
     args = ["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), "--calibration", "held-out"]
     code, out, err = _run(args + ["--models", "sequential"], capsys)  # 6 training clips per ID: 1 held out
-    assert code == 2 and "sequential: no held-out decision threshold for ID 01: a gamma fit needs at least 3" in err
+    assert code == 2 and "ID 01: the clips sequential holds out number 1; a decision threshold needs at least 3" in err
+    assert not (tmp_path / "s").exists() and "AUC" not in out
     code, out, err = _run(args + ["--models", "pca"], capsys)  # refused before any training
     assert code == 2 and "pca holds out no training clips: --calibration held-out needs networks only" in err
     assert "Traceback" not in err and "AUC" not in out
