@@ -152,7 +152,7 @@ glue("full_eval_test", sum(scale["evaluation set"][2]), display=False)
 # ({glue:text}`full_report_train` training and {glue:text}`full_report_test` test clips for the
 # report's three IDs), the evaluation set IDs 01, 03 and 05 with {glue:text}`full_eval_train`
 # training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips
-# {cite}`dcase2020devdata`.
+# (the release's records on Zenodo {cite}`dcase2020devdata`).
 #
 # Three things matter for what follows:
 #
@@ -203,9 +203,9 @@ glue("fig_waveforms", plots.waveforms(
 # ```
 #
 # A waveform shows how loud a clip is over time, not what it sounds like: in factory noise,
-# neither the machine's rhythm nor a fault need stand out at this scale. The anomalous clip is
-# {glue:text}`level_rise` dB louder than the normal one (its RMS level, printed above): a fault
-# can add sound, but real slider faults made their recordings at most a few dB louder, some
+# neither the machine's rhythm nor a fault need stand out at this scale. The anomalous clip's
+# level differs from the normal one's by {glue:text}`level_rise` dB (their RMS levels, printed
+# above): a fault can add sound, but real slider faults made their recordings at most a few dB louder, some
 # not at all. Listening helps more. The players below normalise each clip's loudness, so turn
 # the volume down first.
 #

@@ -310,7 +310,9 @@ glue("fig_standardised", plots.spectrograms(
 #
 # The same two clips after standardisation with the mean and standard deviation of the
 # {glue:text}`n_train_clips` training clips' {glue:text}`n_train_frames:,d` frames: 0 (white) is
-# the typical training level of a band, red is louder and blue quieter, {glue:text}`data`.
+# the typical training level of a band, red is louder and blue quieter, {glue:text}`data`. The
+# statistics pool every machine ID's training clips, so a machine louder than the others sits
+# above 0 even when it runs normally: what matters is where the two clips differ.
 # ```
 #
 # ## Step 5: stacking five frames

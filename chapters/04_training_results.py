@@ -203,8 +203,8 @@ glue("fig_pauc", plots.score_bars(
 # {numref}`fig-auc` (the report's Fig. 6 shows its own).
 # ```
 #
-# On this data, **{glue:text}`best_auc_model`** has the highest average AUC
-# ({glue:text}`best_auc:.3f`) and **{glue:text}`best_pauc_model`** the highest average pAUC
+# On this data, the highest average AUC is **{glue:text}`best_auc_model`**'s
+# ({glue:text}`best_auc:.3f`), the highest average pAUC **{glue:text}`best_pauc_model`**'s
 # ({glue:text}`best_pauc:.3f`). The four networks' average AUCs lie within
 # {glue:text}`spread_auc:.3f` of each other, and machine ID {glue:text}`hardest_id` is the
 # hardest (mean AUC of the four networks {glue:text}`hardest_auc:.3f`). For the report's own
@@ -287,7 +287,7 @@ glue("fig_pairs", plots.paired_differences(
 # ### Training in bfloat16
 #
 # `asd run --precision bf16` trains and scores under bfloat16 autocast: the matrix products run
-# in 16-bit floats with an 8-bit mantissa, the weights and the optimiser's state stay in 32 bits.
+# in 16-bit floats (float32's 8-bit exponent, a 7-bit mantissa), the weights and the optimiser's state stay in 32 bits.
 # On hardware with bfloat16 units (a recent GPU, or a CPU with bfloat16 instructions) that is
 # faster, but the report trained in 32 bits. Here the four networks are trained again in
 # bfloat16, on the same data with the same seed as the 32-bit run above (on a CPU without
@@ -500,7 +500,7 @@ published = {mid: metrics.DCASE2020_BASELINE[mid] for mid in results.left_out}
 display(Table(
     metrics.table(metrics.rows_of("DCASE 2020 baseline", published)),
     "Reference (not computed here): the DCASE 2020 baseline README, "
-    "real development set"))
+    "real development set, one model trained on all four IDs together"))
 
 # %% tags=["hide-input"]
 glue("left_out", ", ".join(results.left_out) or "(none)", display=False)
