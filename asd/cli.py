@@ -18,8 +18,9 @@ from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRE
 from asd.download import MACHINES
 
 
-PROFILE_HELP = ("quick: few clips and epochs, minutes on a laptop; full: the report's epochs and batch sizes "
-                "and the real data's clip counts (default: $ASD_PROFILE, else quick)")
+PROFILE_HELP = ("quick: few epochs (and, in the synthetic stand-in, few clips), minutes on a laptop; full: the "
+                "report's epochs and batch sizes (and the real data's clip counts in the stand-in); with --data "
+                "every clip there is used (default: $ASD_PROFILE, else quick)")
 
 
 # Shown at the end of each command's --help (tests parse every line, so none goes stale).
@@ -561,6 +562,7 @@ def _bench(args: argparse.Namespace) -> None:
     import json
 
     from asd import bench
+    from asd.data import dataset_root
     from asd.experiment import data_source, prepare
     from asd.utils import atomic_write_bytes, resolve_device
 
@@ -572,8 +574,9 @@ def _bench(args: argparse.Namespace) -> None:
         raise UsageError(f"asd bench times networks: {', '.join(unknown)} is not one; choose from {', '.join(cfg.fit)}")
     _checked_epochs(args.epochs)
     device = resolve_device(_checked_device(args.device))
-    root = args.data or data_source(cfg).dev
-    prep = prepare(cfg, root, args.machine, progress=False, device=device)
+    root = dataset_root(args.data, args.machine) if args.data else data_source(cfg).dev
+    # timing needs training clips only: test clips without labels (or none) are fine
+    prep = prepare(cfg, root, args.machine, progress=False, device=device, require_labels=False)
     if args.max_clips is not None:
         prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
     training = bench.bench_training(cfg, prep, args.models, args.epochs, device)

@@ -157,6 +157,8 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         raise DataError(f"{inside[0]}: already in the folder it would be arranged into; arrange from the "
                         "recorder's own folder")
     todo = [p for p in files if str(p.absolute()) not in done]
+    for path in todo:  # a text file named .wav stops here, not at the next asd run
+        readable(path)
     listed = _folder_wavs(folder) if folder.is_dir() else []
     existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in listed) if m]
     taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]

@@ -14,6 +14,7 @@ import json
 import platform
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -370,6 +371,8 @@ def _test_labels(root: Path, machine: str, ground_truth: Path | None,
     """The labels of unlabelled test clips (the eval set as released) from ``ground_truth`` or an
     ``eval_data_list.csv`` in or beside ``root``; None where the clips' names carry them."""
     if not (unlabelled := unlabelled_files(root, machine, "test")):
+        if ground_truth is not None:
+            warnings.warn(f"{ground_truth}: not used: the test clips' names carry their labels", stacklevel=2)
         return None
     ground_truth = ground_truth or find_ground_truth(root)
     if ground_truth is not None:

@@ -24,6 +24,14 @@ def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, caps
     assert blob["device"].startswith("CPU")
 
 
+def test_bench_reads_a_release_root_and_training_clips_alone(make_dataset, tmp_path, capsys):
+    make_dataset(tmp_path / "dcase" / "dev_data", ids=("00", "02"), n_train=4, seconds=1.0, test_ids=())
+    assert main(["bench", "--data", str(tmp_path / "dcase"), "--models", "sequential", "--epochs", "1",
+                 "--device", "cpu", "--max-clips", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert f"data: {tmp_path / 'dcase' / 'dev_data'} " in printed and "| 6 training clips" in printed
+
+
 def test_bench_rejects_bad_epochs(make_dataset, tmp_path, capsys):
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=3, seconds=0.5)
     assert main(["bench", "--data", str(root), "--epochs", "0"]) == 2

@@ -311,6 +311,10 @@ def test_arrange_refuses_what_asd_run_could_not_read(tmp_path, kwargs, message):
         arrange(sources, tmp_path / "data", **{"machine": "press", **kwargs})
     with pytest.raises(DataError, match="no such file or folder"):
         arrange([tmp_path / "missing.wav"], tmp_path / "data", "press", "03")
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(DataError, match="notes.wav: cannot read audio"):
+        arrange([*sources, tmp_path / "notes.wav"], tmp_path / "data", "press", "03")
+    assert not (tmp_path / "data" / "press" / "train").exists()  # nothing linked
 
 
 def test_arrange_refuses_its_own_folder_and_a_broken_names_list(tmp_path):

@@ -99,6 +99,14 @@ def test_eval_set_scored_with_ground_truth_and_score_files_agree(release, tmp_pa
         assert roc_auc_score(y_true, y_score, max_fpr=0.1) == pytest.approx(row["pauc"])
 
 
+def test_a_ground_truth_list_for_labelled_clips_is_said_to_be_unused(release, capsys):
+    listed = release / "eval_data_list.csv"
+    with pytest.warns(UserWarning, match=f"{listed}: not used: the test clips' names carry their labels"):
+        code, out, err = _run(["--data", str(release / "dev_data"), "--ground-truth", str(listed),
+                               "--models", "pca"], capsys)
+    assert code == 0 and "AUC" in out
+
+
 def test_ground_truth_found_beside_the_eval_root(release, capsys):
     assert find_ground_truth(release / "eval_data") == release / "eval_data_list.csv"
     code, out, err = _run(["--data", str(release / "eval_data")], capsys)
