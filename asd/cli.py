@@ -14,7 +14,8 @@ from importlib import metadata
 from pathlib import Path
 
 from asd import __version__
-from asd.config import CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, Config, get_config
+from asd.config import (CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, Config,
+                        get_config, home)
 from asd.download import MACHINES
 
 
@@ -602,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     from asd.download import DownloadError
 
     try:
+        if home().exists() and not home().is_dir():  # the caches go there
+            raise UsageError(f"ASD_HOME {home()}: a file, not a folder")
         commands = {"synth": _synth, "run": _run, "score": _score, "arrange": _arrange, "download": _download,
                     "bench": _bench}
         commands[args.command](args)

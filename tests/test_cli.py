@@ -227,6 +227,13 @@ def test_a_file_where_a_folder_is_written_is_named_before_any_work(command, tmp_
     assert _error_line(capsys) == f"asd: error: {notes}: not a folder" and notes.read_text() == "mine"
 
 
+def test_an_asd_home_that_is_a_file_is_named(root, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache").write_text("")
+    monkeypatch.setenv("ASD_HOME", str(tmp_path / "cache"))
+    assert main(["run", "--data", str(root), "--models", "pca", "--quiet"]) == 2
+    assert _error_line(capsys) == f"asd: error: ASD_HOME {tmp_path / 'cache'}: a file, not a folder"
+
+
 def test_bad_device(root, capsys):
     assert main(["run", "--data", str(root), "--device", "tpu", "--models", "sequential", "--quiet"]) == 2
     assert "unknown device 'tpu'" in _error_line(capsys)
