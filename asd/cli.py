@@ -216,8 +216,8 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", choices=CALIBRATIONS, default=None,
                    help="fit that gamma to the scores of all training clips (default, as the baselines), of the "
                         "clips each network held out from training (its validation clips, never fitted) or of "
-                        "the --calibration-clips (default when they are given; asd score: else those scored "
-                        "when the detector was saved)")
+                        "the --calibration-clips (default when they are given; asd score with 'calibration' "
+                        "and no clips: those scored when the detector was saved)")
     p.add_argument("--calibration-clips", nargs="+", type=Path, default=None, metavar="PATH",
                    help="normal WAV files or folders of them, recorded apart from the training clips and named "
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
