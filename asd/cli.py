@@ -372,13 +372,14 @@ def _run(args: argparse.Namespace) -> None:
     calibration, calibration_clips = _checked_run(args, root)
     device = _checked_device(args.device)
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
+    train = list_clips(root, args.machine, "train")
     if args.ids is None:  # said before the training, which can take hours
-        found = unique_ids(list_clips(root, args.machine, "train"))
+        found = unique_ids(train)
         for mid in sorted(set(found) - set(select_ids(found, None, cfg.report_ids.get(args.machine)))):
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
-    _checked_threshold_clips(args, cfg, calibration, calibration_clips, list_clips(root, args.machine, "train"))
+    _checked_threshold_clips(args, cfg, calibration, calibration_clips, train)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
                   ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None)
@@ -603,8 +604,8 @@ def main(argv: list[str] | None = None) -> int:
     from asd.download import DownloadError
 
     try:
-        if home().exists() and not home().is_dir():  # the caches go there
-            raise UsageError(f"ASD_HOME {home()}: a file, not a folder")
+        if (cache := home()).exists() and not cache.is_dir():  # the caches go there
+            raise UsageError(f"ASD_HOME {cache}: a file, not a folder")
         commands = {"synth": _synth, "run": _run, "score": _score, "arrange": _arrange, "download": _download,
                     "bench": _bench}
         commands[args.command](args)
