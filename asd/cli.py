@@ -334,6 +334,7 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
     every ID has the normal clips a gamma fit needs (:func:`asd.metrics.fit_gamma`), checked
     before the training rather than after it."""
     from asd.data import select_ids, unique_ids
+    from asd.experiment import check_calibration_clips
     from asd.train import split_clips
 
     if not (args.scores_dir or args.calibration or calibration_clips):
@@ -341,13 +342,7 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
     found = [c.machine_id for c in train]
     ids = select_ids(unique_ids(train), args.ids, cfg.report_ids.get(args.machine))
     if calibration == "calibration":
-        anomalous = [c for c in calibration_clips if c.label == 1]
-        if anomalous:
-            raise UsageError(f"{anomalous[0].path}: an anomalous clip cannot calibrate a threshold for normal sound")
-        others = sorted(set(unique_ids(calibration_clips)) - set(ids))
-        if others:
-            raise UsageError(f"calibration clips of ID(s) {', '.join(others)}, which this run does not train on "
-                             f"(IDs {', '.join(ids)}): leave them out")
+        check_calibration_clips(calibration_clips, args.machine, ids)
         counts = {"the calibration clips": [c.machine_id for c in calibration_clips]}
     elif calibration == "held-out":
         counts = {f"the clips {name} holds out": [found[i] for i in split_clips(

@@ -251,10 +251,7 @@ class Results:
         """Score normal ``clips`` recorded apart from the training clips with every model, so that
         thresholds can be fitted to them (``calibration="calibration"``): clips the detectors have
         never seen, as many as one records, for every detector (PCA included)."""
-        anomalous = [c for c in clips if c.label == 1]
-        if anomalous:
-            raise DataError(f"{anomalous[0].path}: an anomalous clip cannot calibrate a threshold for normal sound")
-        _check_trained_on(clips, self.machine, list(self.id_index), "calibration clips: the detectors were")
+        check_calibration_clips(clips, self.machine, list(self.id_index))
         device = torch.device(self.device)
         fs = self.standardiser.transform(extract(clips, self.cfg.feature, home() / "features", progress,
                                                  f"{self.machine} calibration", device))
@@ -336,6 +333,14 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     model.seconds = time.perf_counter() - start
     model.rows = _rows(name, cfg, machine, test, model.scores)
     return results
+
+
+def check_calibration_clips(clips: list[Clip], machine: str, ids: list[str]) -> None:
+    """A :class:`DataError` unless ``clips`` are normal recordings of trained ``ids`` (before any work)."""
+    anomalous = [c for c in clips if c.label == 1]
+    if anomalous:
+        raise DataError(f"{anomalous[0].path}: an anomalous clip cannot calibrate a threshold for normal sound")
+    _check_trained_on(clips, machine, ids, "calibration clips: the detectors were")
 
 
 def _check_trained_on(clips: list[Clip], machine: str, ids: list[str], who: str) -> None:
