@@ -205,9 +205,9 @@ glue("fig_waveforms", plots.waveforms(
 # A waveform shows how loud a clip is over time, not what it sounds like: in factory noise,
 # neither the machine's rhythm nor a fault need stand out at this scale. The anomalous clip's
 # level differs from the normal one's by {glue:text}`level_rise` dB (their RMS levels, printed
-# above): a fault can add sound, but real slider faults made their recordings at most a few dB louder, some
-# not at all. Listening helps more. The players below normalise each clip's loudness, so turn
-# the volume down first.
+# above): a fault can add sound, but real slider faults made their recordings at most a few dB
+# louder, some not at all. Listening helps more. The players below normalise each clip's
+# loudness, so turn the volume down first.
 #
 # The normal clip:
 

@@ -287,8 +287,8 @@ glue("fig_pairs", plots.paired_differences(
 # ### Training in bfloat16
 #
 # `asd run --precision bf16` trains and scores under bfloat16 autocast: the matrix products run
-# in 16-bit floats (float32's 8-bit exponent, a 7-bit mantissa), the weights and the optimiser's state stay in 32 bits.
-# On hardware with bfloat16 units (a recent GPU, or a CPU with bfloat16 instructions) that is
+# in 16-bit floats (float32's 8-bit exponent, a 7-bit mantissa), the weights and the
+# optimiser's state stay in 32 bits. On hardware with bfloat16 units (a recent GPU, or a CPU with bfloat16 instructions) that is
 # faster, but the report trained in 32 bits. Here the four networks are trained again in
 # bfloat16, on the same data with the same seed as the 32-bit run above (on a CPU without
 # bfloat16 instructions, emulated, it can be slower than 32 bits):
