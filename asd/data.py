@@ -136,8 +136,8 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
 
     ``root/machine/<split>_names.csv`` lists each new name and its original (``name,original``),
     and a source listed there already is skipped, so that new recordings can be added by running
-    it again. Training clips are normal. Returns the ``(new path, original)`` pairs and the number
-    of sources skipped.
+    it again; a source arranged into the other split is refused. Training clips are normal. Returns
+    the ``(new path, original)`` pairs and the number of sources skipped.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -152,6 +152,13 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"
     done = _arranged(names)
     files = wav_files(sources)
+    other = next(s for s in SPLITS if s != split)
+    other_names = Path(root) / machine / f"{other}_names.csv"
+    elsewhere = _arranged(other_names)
+    both = [p for p in files if str(p.absolute()) in elsewhere]
+    if both:
+        raise DataError(f"{both[0]}: already arranged into {other} ({other_names}); a recording trained on cannot "
+                        "also test the detector")
     inside = [p for p in files if p.absolute().parent == folder.absolute()]
     if inside:
         raise DataError(f"{inside[0]}: already in the folder it would be arranged into; arrange from the "

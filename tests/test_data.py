@@ -293,9 +293,23 @@ def test_arrange_links_a_recorders_files_under_release_names_and_adds_new_ones_l
     assert names[-1] == f"normal_id_03_00000002.wav,{later[0].absolute()}" and len(names) == 3
     clips = list_clips(tmp_path / "data", "press", "train")
     assert [(c.machine_id, c.label, c.index) for c in clips] == [("03", 0, 0), ("03", 0, 1), ("03", 0, 2)]
-    made, _ = arrange(later, tmp_path / "data", "press", "03", split="test", label="unlabelled", copy=True)
+    new = _recorder(tmp_path / "new", ["a.wav"])
+    made, _ = arrange(new, tmp_path / "data", "press", "03", split="test", label="unlabelled", copy=True)
     assert made[0][0].name == "id_03_00000000.wav" and not made[0][0].is_symlink()
-    assert made[0][0].read_bytes() == later[0].read_bytes()
+    assert made[0][0].read_bytes() == new[0].read_bytes()
+
+
+def test_arrange_refuses_a_recording_in_both_train_and_test(tmp_path):
+    """A clip trained on scores low as a test clip: the detector would look better than it is."""
+    trained = _recorder(tmp_path / "rec", ["a.wav", "b.wav"])
+    arrange(trained, tmp_path / "data", "press", "03")
+    with pytest.raises(DataError, match=r"b.wav: already arranged into train \(.*train_names.csv\)"):
+        arrange([trained[1]], tmp_path / "data", "press", "03", split="test")
+    assert not (tmp_path / "data" / "press" / "test").exists()
+    tested = _recorder(tmp_path / "check", ["c.wav"])
+    arrange(tested, tmp_path / "data", "press", "03", split="test", label="anomaly")
+    with pytest.raises(DataError, match="c.wav: already arranged into test"):
+        arrange([tmp_path / "check"], tmp_path / "data", "press", "03")
 
 
 @pytest.mark.parametrize("kwargs, message", [
