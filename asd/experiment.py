@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from asd import metrics, synth, tables
+from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, list_clips, read_ground_truth,
                       select_ids, unevaluable, unique_ids, unlabelled_files)
@@ -435,7 +435,7 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips
             else train.subset([]))
     std = Standardiser.fit(train.frames)
-    key = cache_key(train_clips + test_clips, cfg.feature)
+    key = cache_key(train_clips + test_clips, cfg.feature, device)
     if labels is not None:  # the labels are not in the clips' names: they join the key
         key = hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()[:24]
     return Prepared(std.transform(train), std.transform(test), std, unique_ids(train_clips), key,
@@ -451,11 +451,7 @@ PACKAGE = Path(__file__).parent
 def source_hash(package: Path | None = None) -> str:
     """Hash of the source of :data:`RESULT_MODULES` (in ``package``, default :data:`PACKAGE`), so
     cached results never outlive a change to them."""
-    package = package or PACKAGE
-    h = hashlib.sha256()
-    for name in RESULT_MODULES:
-        h.update((package / f"{name}.py").read_bytes())
-    return h.hexdigest()[:16]
+    return utils.source_hash(RESULT_MODULES, package or PACKAGE)
 
 
 def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool) -> Path:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from asd.config import FeatureConfig
 from asd.data import Clip, DataError, load_wav
-from asd.utils import atomic_write_bytes
+from asd.utils import PACKAGE, atomic_write_bytes, source_hash
 
 EPS = np.finfo(float).eps  # sys.float_info.epsilon, as in the DCASE baseline
 
@@ -162,10 +162,18 @@ class Standardiser:
         return fs.with_frames(fs.frames * self.std + self.mean)
 
 
-def cache_key(clips: list[Clip], cfg: FeatureConfig) -> str:
-    """Hash of the feature config (backend and pad mode included), the versions of the libraries that
-    compute the features, and each clip's path, size and mtime."""
-    h = hashlib.sha256(json.dumps([asdict(cfg), librosa.__version__, torch.__version__], sort_keys=True).encode())
+# The modules that turn a WAV into log-mel frames: a change to either invalidates cached features.
+FEATURE_MODULES = ("data", "features")
+
+
+def cache_key(clips: list[Clip], cfg: FeatureConfig, device: torch.device | None = None) -> str:
+    """Hash of the feature config (backend and pad mode included), the source of
+    :data:`FEATURE_MODULES`, the versions of the libraries that compute the features, the device
+    kind for the ``torch`` backend (CPU and GPU agree only within rounding), and each clip's path,
+    size and mtime."""
+    kind = (device or torch.device("cpu")).type if cfg.backend == "torch" else None
+    head = [asdict(cfg), source_hash(FEATURE_MODULES, PACKAGE), kind, librosa.__version__, torch.__version__]
+    h = hashlib.sha256(json.dumps(head, sort_keys=True).encode())
     for c in clips:
         st = c.path.stat()
         h.update(f"{c.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -230,7 +238,7 @@ def extract(clips: list[Clip], cfg: FeatureConfig, cache_dir: Path | None = None
         raise DataError("no clips to extract features from")
     if cfg.backend not in ("librosa", "torch"):
         raise ValueError(f"backend must be 'librosa' or 'torch', got {cfg.backend!r}")
-    path = Path(cache_dir) / f"logmel-{cache_key(clips, cfg)}.npz" if cache_dir else None
+    path = Path(cache_dir) / f"logmel-{cache_key(clips, cfg, device)}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return FrameSet(z["frames"], z["offsets"], list(clips))

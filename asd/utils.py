@@ -1,6 +1,7 @@
 """Seeding, device choice and small file helpers."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import random
@@ -9,6 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+PACKAGE = Path(__file__).parent
+
+
+def source_hash(modules: tuple[str, ...], package: Path = PACKAGE) -> str:
+    """Hash of the source of ``modules`` (names of ``asd`` modules, read from ``package``), for cache
+    keys that must change when the code that made the cached values does."""
+    h = hashlib.sha256()
+    for name in modules:
+        h.update((Path(package) / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
 
 
 def device_name(device: torch.device) -> str:

@@ -248,6 +248,35 @@ def test_extract_cache_keyed_on_feature_config(make_dataset, tmp_path):
     assert len(list(cache.iterdir())) == 2
 
 
+def test_extract_cache_outlives_a_plot_edit_not_a_feature_code_edit(make_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    root = make_dataset(tmp_path / "data", ids=("00",), n_train=2, seconds=0.5)
+    clips = list_clips(root, "slider", "train")
+    copy = tmp_path / "asd"
+    shutil.copytree(Path(asd.features.__file__).parent, copy)
+    monkeypatch.setattr(asd.features, "PACKAGE", copy)
+    cache = tmp_path / "cache"
+    extract(clips, CFG, cache, progress=False)
+    (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a label edit\n")
+    extract(clips, CFG, cache, progress=False)
+    assert len(list(cache.iterdir())) == 1
+    for name in asd.features.FEATURE_MODULES:  # e.g. a fix to the mel filters or to reading WAVs
+        (copy / f"{name}.py").write_text((copy / f"{name}.py").read_text() + "\n# a fix\n")
+        extract(clips, CFG, cache, progress=False)
+    assert len(list(cache.iterdir())) == 1 + len(asd.features.FEATURE_MODULES)
+
+
+def test_torch_feature_cache_keyed_on_device_kind(make_dataset, tmp_path):
+    root = make_dataset(tmp_path / "data", ids=("00",), n_train=2, seconds=0.5)
+    clips = list_clips(root, "slider", "train")
+    key = asd.features.cache_key
+    torch_cfg, librosa_cfg = replace(CFG, backend="torch"), replace(CFG, backend="librosa")
+    assert key(clips, torch_cfg, torch.device("cpu")) == key(clips, torch_cfg)
+    assert key(clips, torch_cfg, torch.device("cpu")) != key(clips, torch_cfg, torch.device("cuda"))
+    assert key(clips, librosa_cfg, torch.device("cpu")) == key(clips, librosa_cfg, torch.device("cuda"))
+
+
 def test_extract_cache_invalidated_by_rewritten_clip(make_dataset, tmp_path):
     root = make_dataset(tmp_path / "data", ids=("00",), n_train=3, seconds=0.5)
     clips = list_clips(root, "slider", "train")
