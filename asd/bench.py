@@ -19,7 +19,7 @@ from asd.data import Clip
 from asd.experiment import Prepared
 from asd.features import FrameSet, extract
 from asd.models import build
-from asd.train import DeviceVectors, History, fit, mean_loss, split_clips
+from asd.train import DeviceVectors, History, fit, mean_loss, split_clips, trainable
 from asd.utils import device_name
 
 
@@ -28,7 +28,7 @@ def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: i
     """A ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    data = DeviceVectors.build(fs, n_frames, id_index, torch.device("cpu"))
+    data = trainable(DeviceVectors.build(fs, n_frames, id_index, torch.device("cpu")))
     dataset = TensorDataset(*data.batch(torch.arange(len(data))))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
                       generator=torch.Generator().manual_seed(seed))

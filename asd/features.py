@@ -181,12 +181,13 @@ def cache_key(clips: list[Clip], cfg: FeatureConfig, device: torch.device | None
 
 
 def _signal(clip: Clip, cfg: FeatureConfig) -> np.ndarray:
-    """A clip's samples, long enough for one stacked vector: ``n_frames`` frames of a centred STFT."""
+    """A clip's samples, long enough for one stacked vector (``n_frames`` frames of a centred STFT)
+    and for one whole STFT window (the reflection padding of a shorter clip is undefined)."""
     y = load_wav(clip.path, cfg.sample_rate)
-    need = (cfg.n_frames - 1) * cfg.hop_length
+    need = max((cfg.n_frames - 1) * cfg.hop_length, cfg.n_fft)
     if len(y) < need:
-        raise DataError(f"{clip.path}: {len(y)} samples, need at least {need} ({cfg.n_frames} frames; "
-                        "clip too short)")
+        raise DataError(f"{clip.path}: {len(y)} samples, need at least {need} ({cfg.n_frames} frames "
+                        f"of hop {cfg.hop_length}, one window of {cfg.n_fft}; clip too short)")
     return y
 
 

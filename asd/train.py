@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from asd.config import FitConfig
+from asd.data import DataError
 from asd.features import FrameSet, clip_means, gather_vectors
 
 
@@ -64,6 +65,14 @@ class DeviceVectors:
 def n_batches(n: int, batch_size: int) -> int:
     """Batches per epoch; a final batch of a single vector is dropped (BatchNorm cannot train on one)."""
     return n // batch_size if n % batch_size == 1 else -(-n // batch_size)
+
+
+def trainable(data: DeviceVectors) -> DeviceVectors:
+    """``data``, checked to hold a batch to train on: two vectors or more (BatchNorm needs two)."""
+    if len(data) < 2:
+        raise DataError(f"{len(data)} training vector(s) after the validation clips were held out; "
+                        "training needs at least 2 (more or longer training clips, or a smaller validation_split)")
+    return data
 
 
 def split_clips(n_clips: int, validation_split: float, seed: int,
@@ -313,7 +322,7 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     set_up = time.perf_counter()
     torch.manual_seed(seed)
     tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed, train.clip_ids)
-    data = DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device)
+    data = trainable(DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device))
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
     opt = (FlatAdam(model.parameters(), fit_cfg.lr) if capture

@@ -322,6 +322,21 @@ def test_extract_clip_too_short_names_the_file(tmp_path, backend, n):
     assert np.diff(fs.offsets).tolist() == [1 + 8000 // 512, 5]
 
 
+@pytest.mark.parametrize("backend", ["librosa", "torch"])
+def test_extract_clip_shorter_than_one_window_names_the_file(tmp_path, backend):
+    """With a short hop, 5 frames need fewer samples than one window: the window sets the minimum
+    (torch.stft cannot reflect-pad a clip shorter than half a window, librosa warns)."""
+    folder = tmp_path / "slider" / "train"
+    folder.mkdir(parents=True)
+    _write(folder / "normal_id_00_00000000.wav", tone_noise(0.5)[:1000])
+    cfg = replace(CFG, backend=backend, hop_length=128)
+    clips = list_clips(tmp_path, "slider", "train")
+    with pytest.raises(DataError, match="normal_id_00_00000000.wav: 1000 samples, need at least 1024"):
+        extract(clips, cfg, None, progress=False)
+    _write(folder / "normal_id_00_00000000.wav", tone_noise(0.5)[:1024])
+    assert np.diff(extract(clips, cfg, None, progress=False).offsets).tolist() == [1 + 1024 // 128]
+
+
 def test_extract_corrupt_clip_names_the_file(tmp_path):
     folder = tmp_path / "slider" / "train"
     folder.mkdir(parents=True)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from asd.config import Config, FitConfig
+from asd.data import DataError
 from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
@@ -205,6 +207,14 @@ def test_fit_survives_final_batch_of_one(prep, loop):
     batch = n_vectors(prep.train) - 1  # one full batch, then a batch of a single vector
     _, hist = _fit("sequential", prep, FitConfig(epochs=1, batch_size=batch, validation_split=0.0), loop=loop)
     assert hist.steps == 1 and np.isfinite(hist.train_loss[0])  # the lone vector is dropped
+
+
+@pytest.mark.parametrize("loop", [fit, fit_plain], ids=["fit", "fit_plain"])
+def test_fit_refuses_a_single_training_vector(prep, loop):
+    one = FrameSet.from_parts([prep.train.frames[:N_FRAMES]], prep.train.clips[:1])  # 5 frames: 1 vector
+    with pytest.raises(DataError, match="1 training vector\\(s\\) .* at least 2"):
+        _fit("sequential", replace(prep, train=one),
+             FitConfig(epochs=1, batch_size=256, validation_split=0.0), loop=loop)
 
 
 # --- score --------------------------------------------------------------------------------------
