@@ -97,8 +97,8 @@ class NetConfig:
 class BeyondConfig:
     """Settings of the detectors that go beyond the report (PCA, IDNN, ID classifier)."""
 
-    # An int is a number of components; a fraction in (0, 1) keeps the fewest components that
-    # explain that share of the training variance (scikit-learn's convention).
+    # An int is a number of components; a fraction in (0, 1) keeps the fewest components whose
+    # explained share of the training variance exceeds it (scikit-learn's convention).
     pca_components: int | float = 0.9
     pca_max_vectors: int = 100_000  # seeded subsample of training vectors the PCA is fitted on
     idnn_hidden: int = 128

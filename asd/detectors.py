@@ -90,13 +90,14 @@ class IDClassifierDetector(NetworkDetector):
 
 
 def n_kept(spec: int | float, eigvals: np.ndarray) -> int:
-    """Components to keep: ``spec`` when an int, else the fewest explaining that variance fraction.
+    """Components to keep: ``spec`` when an int, else the fewest whose explained variance exceeds
+    that fraction (as scikit-learn's ``PCA(n_components=fraction)``).
 
     ``eigvals`` are the covariance eigenvalues in descending order.
     """
     if isinstance(spec, int):
         return spec
-    return int(np.searchsorted(np.cumsum(eigvals) / eigvals.sum(), spec)) + 1
+    return int(np.searchsorted(np.cumsum(eigvals) / eigvals.sum(), spec, side="right")) + 1
 
 
 class PCADetector:

@@ -17,7 +17,7 @@ import torch
 
 from asd import cli
 from asd.config import Config, FitConfig, get_config
-from asd.detectors import DETECTORS, halves, id_shift, level_scores, make, one_recording_shift
+from asd.detectors import DETECTORS, halves, id_shift, level_scores, make, n_kept, one_recording_shift
 from asd.experiment import Prepared, prepare, run
 from asd.metrics import auc_pauc
 from asd.models import IDNN, build
@@ -95,6 +95,17 @@ def test_pca_components_are_configurable(prep: Prepared) -> None:
     assert small.components.shape == (2, cfg.feature.dim)
     # A larger subspace holds the smaller one, so every vector's residual can only shrink.
     assert np.all(large.score(prep.test) <= small.score(prep.test) + 1e-9)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.75, 0.9, 0.99])
+def test_pca_variance_fraction_keeps_what_scikit_learn_keeps(fraction: float) -> None:
+    from sklearn.decomposition import PCA
+
+    x = np.random.default_rng(0).normal(size=(500, 12)) * np.linspace(3, 0.5, 12)
+    eigvals = np.linalg.eigvalsh(np.cov(x, rowvar=False))[::-1]
+    assert n_kept(fraction, eigvals) == PCA(n_components=fraction, svd_solver="full").fit(x).n_components_
+    # a fraction met exactly is not exceeded: one more component (eigenvalues 2, 1, 1: 2/4 = 0.5)
+    assert n_kept(0.5, np.array([2.0, 1.0, 1.0])) == 2
 
 
 def test_pca_subsamples_training_vectors(prep: Prepared) -> None:
