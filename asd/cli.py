@@ -537,13 +537,19 @@ def _arrange(args: argparse.Namespace) -> None:
     from asd.data import arrange
 
     _checked_outputs(out=(args.out, True))
-    made, skipped = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label, args.copy)
-    folder = args.out / args.machine / args.split
-    if made:
-        print(f"{len(made)} clips {'copied' if args.copy else 'linked'} into {folder}: {made[0][0].name} "
-              f"... {made[-1][0].name} (originals in {args.out / args.machine / f'{args.split}_names.csv'})")
-    if skipped:
-        print(f"{skipped} already arranged: skipped")
+    done = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label, args.copy)
+    folder, names = args.out / args.machine / args.split, args.out / args.machine / f"{args.split}_names.csv"
+    if done.made:
+        print(f"{len(done.made)} clips {'copied' if args.copy else 'linked'} into {folder}: {done.made[0][0].name} "
+              f"... {done.made[-1][0].name} (originals in {names})")
+    if done.relinked:
+        print(f"{len(done.relinked)} links to moved recordings pointed at their new place (in {names})")
+    if done.skipped:
+        print(f"{done.skipped} already arranged: skipped")
+    if done.missing:
+        more = f" and {len(done.missing) - 1} more" if len(done.missing) > 1 else ""
+        warnings.warn(f"{done.missing[0]}{more}: link to a missing file, {done.missing[0].readlink()}: give the "
+                      "recordings' new folder to asd arrange to point the links there")
     if args.split == "train":
         print(f"train on them: asd run --data {args.out} --machine {args.machine} --save-models DIR")
 

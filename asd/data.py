@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asd.utils import atomic_write_bytes
+
 SPLITS = ("train", "test")
 LABELS = ("normal", "anomaly")
 NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.(?i:wav)$")  # .WAV too, as recorders write it
@@ -95,8 +97,9 @@ def _folder_wavs(folder: Path) -> list[Path]:
     broken = [p for p in found if not p.exists()]
     if broken:
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
-        raise DataError(f"{broken[0]}: link to a missing file, {broken[0].readlink()}{more}: "
-                        "were the recordings moved? arrange them again (asd arrange)")
+        raise DataError(f"{broken[0]}: link to a missing file, {broken[0].readlink()}{more}: were the "
+                        "recordings moved? give their new folder to asd arrange (same --out, --machine, "
+                        "--id, --split): it points the links there")
     return [p for p in found if p.is_file()]
 
 
@@ -128,16 +131,28 @@ def wav_files(paths: list[Path]) -> list[Path]:
     return sorted(dict.fromkeys(files))
 
 
+@dataclass
+class Arranged:
+    """What :func:`arrange` did."""
+
+    made: list[tuple[Path, Path]]  # (new path, original) of each clip added
+    skipped: int  # sources arranged before (or given twice)
+    relinked: list[tuple[Path, Path]]  # (link, original's new place) of links to moved recordings
+    missing: list[Path]  # links whose original is still missing
+
+
 def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, split: str = "train",
-            label: str = "normal", copy: bool = False) -> tuple[list[tuple[Path, Path]], int]:
+            label: str = "normal", copy: bool = False) -> Arranged:
     """Put a recorder's own WAV files into the release layout, so that ``asd run`` reads them:
     ``root/machine/split/<label>_id_<NN>_<NNNNNNNN>.wav`` (``id_<NN>_...`` for ``label="unlabelled"``),
     as symbolic links to the originals (or copies), numbered on after the clips already there.
 
     ``root/machine/<split>_names.csv`` lists each new name and its original (``name,original``),
-    and a source listed there already is skipped, so that new recordings can be added by running
-    it again; a source arranged into the other split is refused. Training clips are normal. Returns
-    the ``(new path, original)`` pairs and the number of sources skipped.
+    and a source listed there already (or linked there; paths compared after following links) is
+    skipped, so that new recordings can be added by running it again; a source arranged into the
+    other split is refused. A link whose original was moved is pointed at the source of the same
+    file name, when exactly one has it: given the recordings' new place, it repairs the links.
+    Training clips are normal.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -150,53 +165,95 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
         raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
     folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"
-    done = _arranged(names)
     files = wav_files(sources)
     other = next(s for s in SPLITS if s != split)
     other_names = Path(root) / machine / f"{other}_names.csv"
-    elsewhere = _arranged(other_names)
-    both = [p for p in files if str(p.absolute()) in elsewhere]
+    elsewhere = {_where(o) for o in _arranged(other_names).values()}
+    both = [p for p in files if _where(p) in elsewhere]
     if both:
         raise DataError(f"{both[0]}: already arranged into {other} ({other_names}); a recording trained on cannot "
                         "also test the detector")
-    inside = [p for p in files if p.absolute().parent == folder.absolute()]
+    inside = [p for p in files if _where(p.parent) == _where(folder)]
     if inside:
         raise DataError(f"{inside[0]}: already in the folder it would be arranged into; arrange from the "
                         "recorder's own folder")
-    todo = [p for p in files if str(p.absolute()) not in done]
+    entries = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav") if folder.is_dir() else []
+    listed = _arranged(names)
+    _list_unlisted_links(names, entries, listed)  # a run interrupted between a link and its line
+    done = {_where(o) for o in listed.values()}
+    todo = []
+    for path in files:  # each recording once, however its path is spelled
+        if _where(path) not in done:
+            done.add(_where(path))
+            todo.append(path)
     for path in todo:  # a text file named .wav stops here, not at the next asd run
         readable(path)
-    listed = _folder_wavs(folder) if folder.is_dir() else []
-    existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in listed) if m]
+    relinked = _relink([p for p in entries if p.is_symlink() and not p.exists()], todo, listed, names)
+    todo = [p for p in todo if p not in {source for _, source in relinked}]
+    existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in entries) if m]
     taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
-    start = max(taken, default=-1) + 1
     prefix = "" if label == "unlabelled" else f"{label}_"
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    for i, source in enumerate(todo, start):
+    for i, source in enumerate(todo, max(taken, default=-1) + 1):
         target = folder / f"{prefix}id_{machine_id}_{i:08d}.wav"
         if copy:
             shutil.copy2(source, target)
         else:
             target.symlink_to(source.absolute())
+        with names.open("a") as out:  # line by line: an interrupted run leaves a true list
+            out.write(f"{target.name},{source.absolute()}\n")
         made.append((target, source))
-    if made:
-        with names.open("a") as out:
-            out.writelines(f"{target.name},{source.absolute()}\n" for target, source in made)
-    return made, len(files) - len(todo)
+    missing = [p for p in entries if p.is_symlink() and not p.exists()]
+    return Arranged(made, len(files) - len(todo) - len(relinked), relinked, missing)
 
 
-def _arranged(names: Path) -> set[str]:
-    """The originals listed in an ``asd arrange`` names file (``name,original`` lines), if there is one."""
+def _where(path: Path | str) -> str:
+    """The file ``path`` names, links and ``..`` followed: one recording, one key."""
+    return str(Path(path).resolve())
+
+
+def _arranged(names: Path) -> dict[str, str]:
+    """Clip name -> original, from an ``asd arrange`` names file (``name,original`` lines), if there is one."""
     if not names.exists():
-        return set()
-    done = set()
+        return {}
+    done = {}
     for number, line in enumerate(names.read_text().splitlines(), 1):
         if line:
             if "," not in line:
                 raise DataError(f"{names}:{number}: expected 'name,original', got {line!r}")
-            done.add(line.split(",", 1)[1])
+            name, original = line.split(",", 1)
+            done[name] = original
     return done
+
+
+def _list_unlisted_links(names: Path, entries: list[Path], listed: dict[str, str]) -> None:
+    """Add to ``names`` (and ``listed``) the links in the folder that it does not list."""
+    unlisted = {p.name: str(p.readlink()) for p in entries if p.is_symlink() and p.name not in listed}
+    if unlisted:
+        with names.open("a") as out:
+            out.writelines(f"{name},{original}\n" for name, original in unlisted.items())
+        listed.update(unlisted)
+
+
+def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str],
+            names: Path) -> list[tuple[Path, Path]]:
+    """Point each link in ``broken`` at the one source with its original's file name (when exactly
+    one link and one source share that name), and rewrite ``names`` to match."""
+    by_name = Counter(p.name for p in sources)
+    wanted = Counter(Path(listed.get(p.name, p.readlink())).name for p in broken)
+    relinked = []
+    for link in broken:
+        base = Path(listed.get(link.name, link.readlink())).name
+        if by_name[base] == 1 and wanted[base] == 1:
+            source = next(p for p in sources if p.name == base)
+            link.unlink()
+            link.symlink_to(source.absolute())
+            listed[link.name] = str(source.absolute())
+            relinked.append((link, source))
+    if relinked:
+        atomic_write_bytes(names, "".join(f"{n},{o}\n" for n, o in listed.items()).encode())
+    return relinked
 
 
 def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asd import cli
 from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, list_clips, load_wav, parse_name,
                       unevaluable, unique_ids, wav_files)
 
@@ -282,19 +283,21 @@ def _recorder(folder: Path, names: list[str]) -> list[Path]:
 
 def test_arrange_links_a_recorders_files_under_release_names_and_adds_new_ones_later(tmp_path):
     first = _recorder(tmp_path / "rec", ["2026-11-01 08h00.wav", "2026-11-01 09h00.wav"])
-    made, skipped = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")
+    done = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")
+    made, skipped = done.made, done.skipped
     assert skipped == 0 and [p.name for p, _ in made] == ["normal_id_03_00000000.wav", "normal_id_03_00000001.wav"]
     assert all(p.is_symlink() and p.resolve() == src.resolve() for p, src in made)
     assert [src for _, src in made] == first
     later = _recorder(tmp_path / "rec", ["ZOOM0003.WAV"])  # a recorder's capitals
-    made, skipped = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")  # the folder again
+    again = arrange([tmp_path / "rec"], tmp_path / "data", "press", "03")  # the folder again
+    made, skipped = again.made, again.skipped
     assert skipped == 2 and [p.name for p, _ in made] == ["normal_id_03_00000002.wav"]
     names = (tmp_path / "data" / "press" / "train_names.csv").read_text().splitlines()
     assert names[-1] == f"normal_id_03_00000002.wav,{later[0].absolute()}" and len(names) == 3
     clips = list_clips(tmp_path / "data", "press", "train")
     assert [(c.machine_id, c.label, c.index) for c in clips] == [("03", 0, 0), ("03", 0, 1), ("03", 0, 2)]
     new = _recorder(tmp_path / "new", ["a.wav"])
-    made, _ = arrange(new, tmp_path / "data", "press", "03", split="test", label="unlabelled", copy=True)
+    made = arrange(new, tmp_path / "data", "press", "03", split="test", label="unlabelled", copy=True).made
     assert made[0][0].name == "id_03_00000000.wav" and not made[0][0].is_symlink()
     assert made[0][0].read_bytes() == new[0].read_bytes()
 
@@ -332,12 +335,60 @@ def test_arrange_refuses_what_asd_run_could_not_read(tmp_path, kwargs, message):
 
 
 def test_arrange_refuses_its_own_folder_and_a_broken_names_list(tmp_path):
-    made, _ = arrange(_recorder(tmp_path / "rec", ["a.wav"]), tmp_path / "data", "press", "00")
+    arrange(_recorder(tmp_path / "rec", ["a.wav"]), tmp_path / "data", "press", "00")
     with pytest.raises(DataError, match="already in the folder"):  # would link the clips to themselves
         arrange([tmp_path / "data" / "press" / "train"], tmp_path / "data", "press", "00")
     (tmp_path / "data" / "press" / "train_names.csv").write_text("normal_id_00_00000000.wav\n")
     with pytest.raises(DataError, match=r"train_names.csv:1: expected 'name,original'"):
         arrange([tmp_path / "rec"], tmp_path / "data", "press", "00")
+
+
+def test_arrange_knows_a_recording_however_its_path_is_spelled(tmp_path):
+    """rec/../rec/a.wav and a link to the folder name the same recording: arranged once, and
+    refused for the other split."""
+    _recorder(tmp_path / "rec", ["a.wav", "b.wav"])
+    (tmp_path / "alias").symlink_to(tmp_path / "rec")
+    done = arrange([tmp_path / "rec", tmp_path / "rec" / ".." / "rec" / "a.wav"], tmp_path / "data", "press", "00")
+    assert len(done.made) == 2 and done.skipped == 1
+    done = arrange([tmp_path / "alias", tmp_path / "rec" / ".." / "rec"], tmp_path / "data", "press", "00")
+    assert done.made == [] and done.skipped == 4
+    with pytest.raises(DataError, match="already arranged into train"):
+        arrange([tmp_path / "alias" / "b.wav"], tmp_path / "data", "press", "00", split="test")
+
+
+def test_arrange_after_an_interrupted_run_adds_no_duplicate(tmp_path):
+    """Each clip's line is written as it is made; a link made just before an interruption, its line
+    not yet written, counts as arranged (and is listed) on the next run."""
+    sources = _recorder(tmp_path / "rec", ["a.wav", "b.wav", "c.wav"])
+    arrange(sources[:2], tmp_path / "data", "press", "00")
+    names = tmp_path / "data" / "press" / "train_names.csv"
+    names.write_text(names.read_text().splitlines(keepends=True)[0])  # b.wav's line lost
+    done = arrange([tmp_path / "rec"], tmp_path / "data", "press", "00")
+    assert [(p.name, src.name) for p, src in done.made] == [("normal_id_00_00000002.wav", "c.wav")]
+    assert [line.split(",")[1] for line in names.read_text().splitlines()] == [str(p) for p in sources]
+    assert len(list_clips(tmp_path / "data", "press", "train")) == 3
+
+
+def test_arrange_points_links_at_moved_recordings(tmp_path, capsys):
+    arrange(_recorder(tmp_path / "rec", ["a.wav", "b.wav"]), tmp_path / "data", "press", "00")
+    (tmp_path / "rec").rename(tmp_path / "moved")
+    _recorder(tmp_path / "moved", ["c.wav"])  # and a new recording beside them
+    done = arrange([tmp_path / "moved"], tmp_path / "data", "press", "00")
+    assert [(p.name, src.name) for p, src in done.relinked] == [
+        ("normal_id_00_00000000.wav", "a.wav"), ("normal_id_00_00000001.wav", "b.wav")]
+    assert [(p.name, src.name) for p, src in done.made] == [("normal_id_00_00000002.wav", "c.wav")]
+    assert done.skipped == 0 and done.missing == []
+    clips = list_clips(tmp_path / "data", "press", "train")
+    moved = [(tmp_path / "moved" / n).resolve() for n in ("a.wav", "b.wav", "c.wav")]
+    assert [c.path.resolve() for c in clips] == moved
+    names = (tmp_path / "data" / "press" / "train_names.csv").read_text()
+    assert f"{tmp_path / 'rec'}/" not in names and names.count(f"{tmp_path / 'moved'}/") == 3
+    # a recording moved and not given stays missing: named by the command line, which goes on
+    (tmp_path / "moved" / "b.wav").rename(tmp_path / "b.wav")
+    with pytest.warns(UserWarning, match=r"normal_id_00_00000001.wav: link to a missing file, .*moved/b.wav"):
+        assert cli.main(["arrange", str(tmp_path / "moved"), "--out", str(tmp_path / "data"), "--machine", "press",
+                         "--id", "00"]) == 0
+    assert "2 already arranged: skipped" in capsys.readouterr().out
 
 
 def test_a_moved_recording_is_named_not_a_traceback(tmp_path):
@@ -346,7 +397,8 @@ def test_a_moved_recording_is_named_not_a_traceback(tmp_path):
     (tmp_path / "rec").rename(tmp_path / "moved")
     for call in (lambda: list_clips(tmp_path / "data", "press", "train"),
                  lambda: wav_files([tmp_path / "data" / "press" / "train"])):
-        with pytest.raises(DataError, match=r"normal_id_00_00000000.wav: link to a missing file, .*rec/a.wav \(and 1 more\)"):
+        with pytest.raises(DataError, match=r"normal_id_00_00000000.wav: link to a missing file, .*rec/a.wav "
+                                            r"\(and 1 more\): .* give their new folder to asd arrange"):
             call()
 
 
