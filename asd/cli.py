@@ -10,6 +10,8 @@ import os
 import platform
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from asd.download import MACHINES
 PROFILE_HELP = ("quick: few epochs (and, in the synthetic stand-in, few clips), minutes on a laptop; full: the "
                 "report's epochs and batch sizes (and the real data's clip counts in the stand-in); with --data "
                 "every clip there is used (default: $ASD_PROFILE, else quick)")
+
+SYNTH_PROFILE_HELP = ("quick: a reduced set (at most 60 training clips per ID), minutes to train on a laptop; "
+                      "full: the real release's clip counts (default: $ASD_PROFILE, else quick)")
+DEVICE_HELP = "auto (CUDA if available, else the CPU), cpu or cuda (default: $ASD_DEVICE, else auto)"
 
 
 # Shown at the end of each command's --help (tests parse every line, so none goes stale).
@@ -46,7 +52,7 @@ EXAMPLES = {
 
 def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with its :data:`EXAMPLES`."""
-    return sub.add_parser(name, help=summary, epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),
+    return sub.add_parser(name, help=summary, allow_abbrev=False, epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -87,7 +93,7 @@ class _Version(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asd", description="Unsupervised anomalous machine-sound detection.",
+    p = argparse.ArgumentParser(prog="asd", allow_abbrev=False, description="Unsupervised anomalous machine-sound detection.",
                                 epilog="start with: asd synth ~/asd-data && asd run --data ~/asd-data/dev_data\n"
                                        "each command's --help ends with examples",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,7 +108,7 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     """``asd synth OUT``: write the synthetic stand-in."""
     s = _command(sub, "synth", "write the embedded synthetic slider dataset")
     s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
-    s.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
+    s.add_argument("--profile", choices=PROFILES, default=None, help=SYNTH_PROFILE_HELP)
     s.add_argument("--seed", type=_at_least(0), default=0, help="the stand-in's seed (default 0, the book's)")
 
 
@@ -130,7 +136,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                         "longest network bounds the wall time)")
     r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
-    r.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    r.add_argument("--device", default=None, help=DEVICE_HELP)
     r.add_argument("--seed", type=_at_least(0), default=0,
                    help="seeds the weights, the validation split and the batch order (default 0)")
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
@@ -165,7 +171,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--id", default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
                         "(a recorder's own file names)")
-    c.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    c.add_argument("--device", default=None, help=DEVICE_HELP)
     c.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -203,7 +209,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"networks to time (default: {' '.join(NETWORKS)})")
     b.add_argument("--epochs", type=int, default=2, help="epochs each loop runs per network (default 2)")
     b.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
-    b.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    b.add_argument("--device", default=None, help=DEVICE_HELP)
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
     b.add_argument("--max-clips", type=_at_least(1), default=None, help="use at most this many training clips")
     b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
@@ -594,6 +600,44 @@ def _bench(args: argparse.Namespace) -> None:
         atomic_write_bytes(args.out, json.dumps(blob, indent=2).encode())
 
 
+class _PipeTolerant:
+    """``sys.stdout`` that goes on silently once the reader has gone (``asd run ... | head``): the
+    work, and the files it writes after printing, are not lost to a BrokenPipeError."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        self._call("write", text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def _call(self, method: str, *args) -> None:
+        if not self.gone:
+            try:
+                getattr(self.stream, method)(*args)
+            except BrokenPipeError:
+                self.gone = True
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def _stdout_may_close() -> Iterator[None]:
+    original = sys.stdout
+    sys.stdout = tolerant = _PipeTolerant(original)
+    try:
+        yield
+    finally:
+        tolerant.flush()
+        sys.stdout = original
+        if tolerant.gone:  # what is still buffered goes nowhere, not into an error at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), original.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, argv = _parser(), sys.argv[1:] if argv is None else argv
     if not argv:  # a bare `asd`: the commands and where to start, not only a usage line
@@ -609,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"ASD_HOME {cache}: a file, not a folder")
         commands = {"synth": _synth, "run": _run, "score": _score, "arrange": _arrange, "download": _download,
                     "bench": _bench}
-        commands[args.command](args)
+        with _stdout_may_close():
+            commands[args.command](args)
     except (DataError, DownloadError, UsageError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2

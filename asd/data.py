@@ -256,8 +256,8 @@ def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str],
     return relinked
 
 
-def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = None) -> list[Clip]:
-    """The clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
+def clips_at(paths: list[Path], machine_id: str | None = None) -> list[Clip]:
+    """The test clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
     :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
     :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
     With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in name
@@ -270,11 +270,11 @@ def clips_at(paths: list[Path], split: str = "test", machine_id: str | None = No
     clips = []
     for index, path in enumerate(files):
         if UNLABELLED_RE.match(path.name) or NAME_RE.match(path.name):
-            clips.append(_clip(path, split, None, True))
+            clips.append(_clip(path, "test", None, True))
             if machine_id is not None and clips[-1].machine_id != machine_id:
                 raise DataError(f"{path}: named for ID {clips[-1].machine_id}, not {machine_id}")
         elif machine_id is not None:
-            clips.append(Clip(path, split, UNLABELLED, machine_id, index))
+            clips.append(Clip(path, "test", UNLABELLED, machine_id, index))
         else:
             raise DataError(f"{path}: name does not match 'id_NN_NNNNNNNN.wav' or "
                             "'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID; or give the "

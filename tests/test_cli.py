@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -245,6 +246,27 @@ def test_python_m_asd_help():
     assert proc.stdout.startswith("usage: asd")
     for command in ("run", "synth", "download"):
         assert command in proc.stdout
+
+
+def test_a_reader_that_stops_early_costs_no_output_files(root, tmp_path):
+    """`asd run ... | head -1`: the pipe closes after one line; the run still saves what it was
+    asked to, exits 0 and prints no traceback."""
+    env = {**os.environ, "ASD_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "asd", "run", "--data", str(root), "--models", "pca",
+                             "--quiet", "--out", str(tmp_path / "r.json"), "--save-models", str(tmp_path / "m")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader has gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert (tmp_path / "r.json").is_file() and (tmp_path / "m" / "pca.pt").is_file()
+
+
+def test_an_abbreviated_option_is_an_error_not_a_guess(root, capsys):
+    """`asd run --id 00` is not `--ids 00` (asd score has --id: the two must not blur)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--data", str(root), "--id", "00", "--models", "pca", "--quiet"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --id" in capsys.readouterr().err
 
 
 def test_every_option_of_every_command_says_what_it_does(capsys):
