@@ -356,10 +356,16 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
     else:
         counts = {"the training clips": found}
     for what, clip_ids in counts.items():
-        for mid in ids:
-            if clip_ids.count(mid) < 3:
-                raise UsageError(f"ID {mid}: {what} number {clip_ids.count(mid)}; a decision threshold "
-                                 "needs at least 3 normal clips per ID")
+        _enough_for_thresholds(what, clip_ids, ids)
+
+
+def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> None:
+    """A :class:`UsageError` unless ``clip_ids`` (the ID of each clip ``what`` names) hold the 3
+    normal clips per ID in ``ids`` that a gamma fit needs."""
+    for mid in ids:
+        if clip_ids.count(mid) < 3:
+            raise UsageError(f"ID {mid}: {what} number {clip_ids.count(mid)}; a decision threshold "
+                             "needs at least 3 normal clips per ID")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -406,13 +412,14 @@ def _run(args: argparse.Namespace) -> None:
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
+        same = f" --calibration {calibration}" if calibration != "training" else ""  # this run's thresholds
         print(f"detectors saved to {args.save_models}/<model>.pt: score new clips with "
-              f"asd score {args.save_models}/<model>.pt --clips FOLDER")
+              f"asd score {args.save_models}/<model>.pt --clips FOLDER{same}")
 
 
 def _score(args: argparse.Namespace) -> None:
-    from asd.data import clips_at
-    from asd.experiment import load_model, score_clips
+    from asd.data import clips_at, unique_ids
+    from asd.experiment import load_model, saved_results, score_clips
 
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True))
@@ -425,6 +432,11 @@ def _score(args: argparse.Namespace) -> None:
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)
     _warn_shared(calibration_clips, clips, "clips to score")
+    if calibration_clips:  # every detector can set its thresholds for these clips: checked before scoring any
+        _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips], unique_ids(clips))
+    else:
+        for detector in saved:
+            saved_results(detector, clips, device).thresholds(detector["name"], args.decision_quantile, calibration)
     report = []
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet)

@@ -157,7 +157,7 @@ class Results:
         model = self.models[name]
         if calibration == "calibration":
             ids, scores = self.calibration_ids, model.calibration_scores
-            none = "no calibration clips were scored (Results.calibrate, --calibration-clips)"
+            none = "no calibration clips were scored with it (give some: --calibration-clips, Results.calibrate)"
         else:
             use = model.held_out if calibration == "held-out" else np.ones(len(self.train_ids), bool)
             ids, scores = self.train_ids[use], model.train_scores[use]
@@ -308,6 +308,23 @@ def load_model(path: Path) -> dict:
     return {**blob, "path": path}
 
 
+def saved_results(saved: dict, clips: list[Clip], device: str | None = None) -> Results:
+    """A detector trained once and saved (``saved``: :func:`load_model`'s), ready to score ``clips``
+    but not yet scoring them: its thresholds (:meth:`Results.thresholds`, from its stored training
+    and calibration scores) can be checked before any work. A :class:`DataError` when it was not
+    trained on the clips' machine IDs."""
+    name, machine = saved["name"], saved["machine"]
+    _check_trained_on(clips, machine, sorted(set(saved["train_ids"])), f"{saved['path']}: {name} was")
+    cfg = Config.from_dict(json.loads(saved["config"]))
+    std = Standardiser(saved["mean"].numpy(), saved["std"].numpy())
+    model = ModelResult(name, [], np.zeros(0), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
+                        saved["held_out"].numpy(), saved["calibration_scores"].numpy())
+    none = FrameSet(np.zeros((0, cfg.feature.n_mels), np.float32), np.zeros(1, np.int64), [])
+    return Results(cfg, machine, saved["data"], str(resolve_device(device)), none, np.array(saved["train_ids"]),
+                   unique_ids(clips), models={name: model}, standardiser=std,
+                   calibration_ids=np.array(saved["calibration_ids"], dtype=str))
+
+
 def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progress: bool = True) -> Results:
     """``clips`` scored by a detector trained once and saved (``saved``: :func:`load_model`'s).
 
@@ -318,20 +335,14 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     cached under ``$ASD_HOME/features``, so other detectors score the same clips without
     computing them again.
     """
-    name, machine = saved["name"], saved["machine"]
-    _check_trained_on(clips, machine, sorted(set(saved["train_ids"])), f"{saved['path']}: {name} was")
-    cfg, dev = Config.from_dict(json.loads(saved["config"])), resolve_device(device)
-    std = Standardiser(saved["mean"].numpy(), saved["std"].numpy())
-    test = std.transform(extract(clips, cfg.feature, home() / "features", progress, f"{machine} clips", dev))
-    model = ModelResult(name, [], np.zeros(0), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
-                        saved["held_out"].numpy(), saved["calibration_scores"].numpy())
-    results = Results(cfg, machine, saved["data"], str(dev), test, np.array(saved["train_ids"]), unique_ids(clips),
-                      models={name: model}, standardiser=std,
-                      calibration_ids=np.array(saved["calibration_ids"], dtype=str))
+    results = saved_results(saved, clips, device)
+    (name, model), dev = next(iter(results.models.items())), torch.device(results.device)
+    frames = extract(clips, results.cfg.feature, home() / "features", progress, f"{results.machine} clips", dev)
+    results.test = results.standardiser.transform(frames)
     start = time.perf_counter()
-    model.scores = _scored(model, cfg, results.id_index, test, dev)
+    model.scores = _scored(model, results.cfg, results.id_index, results.test, dev)
     model.seconds = time.perf_counter() - start
-    model.rows = _rows(name, cfg, machine, test, model.scores)
+    model.rows = _rows(name, results.cfg, results.machine, results.test, model.scores)
     return results
 
 

@@ -3,6 +3,7 @@ with its ground-truth list, and the challenge's score files read back."""
 from __future__ import annotations
 
 import csv
+import glob
 import json
 from pathlib import Path
 
@@ -240,11 +241,20 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
     (tmp_path / "other" / "pca.pt").write_bytes((tmp_path / "m" / "pca.pt").read_bytes())
     cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")], "hold the same detector"),
              ([str(tmp_path / "m" / "nothing.pt")], "no such detector file"),
-             ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between")]
+             ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between"),
+             # thresholds that cannot be set: refused before any detector scores a clip or prints a table
+             ([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "m" / "sequential.pt"), "--calibration", "held-out"],
+              "pca: no held-out decision threshold for any ID: it held out no training clips"),
+             ([str(tmp_path / "m" / "pca.pt"), "--calibration", "calibration"],
+              "pca: no calibration decision threshold for any ID: no calibration clips were scored with it"),
+             ([str(tmp_path / "m" / "pca.pt"), "--calibration-clips",
+               *sorted(glob.glob(f"{unlisted}/slider/train/normal_id_01_*"))[:2]],
+              "ID 01: the calibration clips number 2; a decision threshold needs at least 3")]
     for args, message in cases:
-        assert main(["score", *args, "--clips", clips, "--quiet"]) == 2
-        err = capsys.readouterr().err
+        assert main(["score", *args, "--clips", clips, "--quiet", "--scores-dir", str(tmp_path / "never")]) == 2
+        out, err = capsys.readouterr()
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert out == "" and not (tmp_path / "never").exists()
     code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(tmp_path / "nowhere"), "--quiet"])
     assert code == 2 and "nowhere: no such file or folder" in capsys.readouterr().err
 
@@ -256,6 +266,7 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
                            str(tmp_path / "r.json"), "--save-models", str(tmp_path / "m"), *calibration], capsys)
     assert code == 0, err
     assert "a gamma fit to the ID's calibration clips' scores" in ran
+    assert f"asd score {tmp_path / 'm'}/<model>.pt --clips FOLDER --calibration calibration" in ran
     blob = json.loads((tmp_path / "r.json").read_text())
     assert blob["calibration"] == "calibration" and set(blob["thresholds"]["pca"]) == {"01", "03", "05"}
     code = main(["score", *(str(tmp_path / "m" / f"{m}.pt") for m in MODELS), "--clips",
