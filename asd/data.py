@@ -78,7 +78,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(root) / machine / split
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){_layout_hint(Path(root))}")
+        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){_layout_hint(Path(root), machine)}")
     clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder)]
     if labels is not None:
         orphans = sorted(set(labels) - {c.path.name for c in clips})
@@ -103,13 +103,17 @@ def _folder_wavs(folder: Path) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
-def _layout_hint(root: Path) -> str:
+def _layout_hint(root: Path, machine: str) -> str:
     """Where the data may be instead: the folder above, when ``root`` is a machine's folder or one
-    of its splits; the machine types found, when ``root`` holds other machines."""
+    of its splits; the data sets holding ``machine``, when ``root`` is a release root; the machine
+    types found, when ``root`` holds other machines."""
     if root.name in SPLITS:
         return f"; a split folder: try --data {root.parent.parent} --machine {root.parent.name}"
     if (root / "train").is_dir():
         return f"; a machine's folder: try --data {root.parent} --machine {root.name}"
+    sets = [root / name for name in ("dev_data", "eval_data") if (root / name / machine).is_dir()]
+    if sets:  # a release root whose dev_data/ lacks the split (eval_data/ alone, say)
+        return f"; a release root: try --data {' or '.join(map(str, sets))}"
     types = sorted(d.name for d in root.iterdir() if (d / "train").is_dir()) if root.is_dir() else []
     return f"; machine types in {root}: {', '.join(types)} (--machine)" if types else ""
 

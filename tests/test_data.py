@@ -169,9 +169,12 @@ def test_list_clips_missing_folder(tmp_path):
     ("plant/press", "a machine's folder: try --data {t}/plant --machine press"),
     ("plant/press/train", "a split folder: try --data {t}/plant --machine press"),
     ("plant", "machine types in {t}/plant: press (--machine)"),
+    ("dcase", "a release root: try --data {t}/dcase/eval_data"),  # asd download --set additional alone
 ])
 def test_list_clips_missing_folder_says_where_the_data_may_be(tmp_path, given, hint):
     (tmp_path / "plant" / "press" / "train").mkdir(parents=True)
+    (tmp_path / "dcase" / "eval_data" / "slider" / "train").mkdir(parents=True)
+    (tmp_path / "dcase" / "dev_data" / "fan" / "train").mkdir(parents=True)  # another machine's: not named
     with pytest.raises(DataError, match="folder not found") as info:
         list_clips(tmp_path / given, "slider", "train")
     assert str(info.value).endswith(hint.format(t=tmp_path))
