@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -52,7 +54,8 @@ EXAMPLES = {
 
 def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with its :data:`EXAMPLES`."""
-    return sub.add_parser(name, help=summary, allow_abbrev=False, epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),
+    return sub.add_parser(name, help=summary, allow_abbrev=False,
+                          epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -93,7 +96,8 @@ class _Version(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asd", allow_abbrev=False, description="Unsupervised anomalous machine-sound detection.",
+    p = argparse.ArgumentParser(prog="asd", allow_abbrev=False,
+                                description="Unsupervised anomalous machine-sound detection.",
                                 epilog="start with: asd synth ~/asd-data && asd run --data ~/asd-data/dev_data\n"
                                        "each command's --help ends with examples",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -378,6 +382,8 @@ def _run(args: argparse.Namespace) -> None:
               file=sys.stderr)
     calibration, calibration_clips = _checked_run(args, root)
     device = _checked_device(args.device)
+    if args.concurrent and not device.startswith("cuda"):
+        warnings.warn(f"--concurrent trains on a CUDA device only: on {device} the networks train one after another")
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     train = list_clips(root, args.machine, "train")
     if args.ids is None:  # said before the training, which can take hours
@@ -396,6 +402,9 @@ def _run(args: argparse.Namespace) -> None:
           f"profile: {cfg.profile} | device: {results.device}")
     if results.evaluable:
         print(results.table())
+        asked = args.calibration or calibration_clips or args.decision_quantile != DECISION_QUANTILE
+        if asked and not args.scores_dir:  # the decisions asked for, shown (with --scores-dir: below)
+            print(_flagged(results, args.decision_quantile, calibration))
     else:
         if results.test.clips:
             print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
@@ -403,6 +412,8 @@ def _run(args: argparse.Namespace) -> None:
     if args.out:
         results.save(args.out, args.decision_quantile, calibration)
         print(f"results written to {args.out}")
+    if args.scores_dir and not results.test.clips:
+        warnings.warn(f"--scores-dir {args.scores_dir}: no test clips, no score files (the thresholds are above)")
     if args.scores_dir and results.test.clips:
         _write_scores(results, args, calibration)
         if results.evaluable:  # the decisions written: where their lines are drawn
@@ -423,11 +434,14 @@ def _score(args: argparse.Namespace) -> None:
 
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True))
+    if args.id is not None and not re.fullmatch(r"\d{2}", args.id):
+        raise UsageError(f"--id {args.id}: a machine ID is two digits (00, 01, ...)")
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
-    names = [s["name"] for s in saved]
-    if len(set(names)) < len(names):
-        raise UsageError(f"two of the detector files hold the same detector ({', '.join(names)}): "
+    twin = next((name for name, n in Counter(s["name"] for s in saved).items() if n > 1), None)
+    if twin is not None:
+        files = ", ".join(str(s["path"]) for s in saved if s["name"] == twin)
+        raise UsageError(f"two {twin} detectors ({files}): their score files would have the same names; "
                          "score them one at a time")
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)

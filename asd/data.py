@@ -371,6 +371,8 @@ def select_ids(found: list[str], requested: list[str] | None, report: tuple[str,
     among those found, or every ID found when the machine has no report IDs or none of them is
     here (the eval set's IDs 01/03/05, say). A requested ID that is not found is a :class:`DataError`.
     """
+    if requested is not None and "all" in requested and len(requested) > 1:
+        raise DataError(f"'all' stands alone (every ID found), not beside others: got {' '.join(requested)}")
     if requested is not None and list(requested) != ["all"]:
         missing = sorted(set(requested) - set(found))
         if missing:

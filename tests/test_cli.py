@@ -119,6 +119,23 @@ def test_a_run_that_only_trains_draws_its_training_curves(make_dataset, tmp_path
     assert [p.name for p in figures.iterdir()] == ["training.png"]  # no test clips: nothing else to draw
 
 
+def test_options_a_run_would_ignore_are_shown_or_said(root, make_dataset, tmp_path, capsys):
+    """Decision options on labelled data show the decisions; --concurrent on the CPU and
+    --scores-dir without test clips say that they change nothing."""
+    base = ["run", "--data", str(root), "--models", "pca", "--quiet", "--device", "cpu"]
+    assert main(base) == 0
+    assert "clips flagged anomalous" not in capsys.readouterr().out  # labelled: the AUC table is the answer
+    assert main([*base, "--decision-quantile", "0.5"]) == 0
+    assert "clips flagged anomalous (score above the 0.5 quantile of a gamma fit" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="--concurrent trains on a CUDA device only: on cpu the networks train one"):
+        assert main([*base, "--concurrent"]) == 0
+    plant = make_dataset(tmp_path / "plant", ids=("00",), n_train=4, seconds=1.0, test_ids=())
+    with pytest.warns(UserWarning, match="--scores-dir .*: no test clips, no score files"):
+        assert main(["run", "--data", str(plant), "--models", "pca", "--quiet", "--scores-dir",
+                     str(tmp_path / "s")]) == 0
+    assert not (tmp_path / "s").exists()
+
+
 def test_missing_folder(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["run", "--data", str(missing), "--quiet"]) == 2

@@ -239,7 +239,9 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
     clips = str(unlisted / "slider" / "test")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "pca.pt").write_bytes((tmp_path / "m" / "pca.pt").read_bytes())
-    cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")], "hold the same detector"),
+    cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")],
+              f"two pca detectors ({tmp_path / 'm' / 'pca.pt'}, {tmp_path / 'other' / 'pca.pt'}): their score files"),
+             ([str(tmp_path / "m" / "pca.pt"), "--id", "1"], "--id 1: a machine ID is two digits"),
              ([str(tmp_path / "m" / "nothing.pt")], "no such detector file"),
              ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between"),
              # thresholds that cannot be set: refused before any detector scores a clip or prints a table
@@ -311,8 +313,9 @@ def test_normal_recordings_alone_train_and_save_detectors(make_dataset, tmp_path
     root = make_dataset(tmp_path / "plant", ids=("00",), n_train=6, seconds=1.0, test_ids=())
     code, out, err = _run(["--data", str(root)], capsys)
     assert code == 2 and "to train only, save the detectors (--save-models DIR)" in err
-    code, out, err = _run(["--data", str(root), "--save-models", str(tmp_path / "m"), "--scores-dir",
-                           str(tmp_path / "s")], capsys)
+    with pytest.warns(UserWarning, match="no test clips, no score files"):
+        code, out, err = _run(["--data", str(root), "--save-models", str(tmp_path / "m"), "--scores-dir",
+                               str(tmp_path / "s")], capsys)
     assert code == 0, err
     assert "no test clips: trained only; decision thresholds" in out and "cannot be evaluated" not in out
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["pca.pt", "sequential.pt"]
@@ -398,6 +401,8 @@ def test_select_ids_report_ids_absent_uses_all_and_unknown_is_an_error():
     assert select_ids(["01", "03", "05"], None, ("00", "02", "04")) == ["01", "03", "05"]
     with pytest.raises(DataError, match="ID\\(s\\) 07 not found; the data has 00, 02"):
         select_ids(["00", "02"], ["07"], None)
+    with pytest.raises(DataError, match="'all' stands alone .*: got all 00"):
+        select_ids(["00", "02"], ["all", "00"], None)
 
 
 def test_a_recorders_own_files_arranged_train_a_detector_that_scores_new_ones(tmp_path, capsys):
