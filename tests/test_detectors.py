@@ -19,6 +19,7 @@ from asd import cli
 from asd.config import Config, FitConfig, get_config
 from asd.detectors import DETECTORS, halves, id_shift, level_scores, make, n_kept, one_recording_shift
 from asd.experiment import Prepared, prepare, run
+from asd.features import gather_vectors
 from asd.metrics import auc_pauc
 from asd.models import IDNN, build
 
@@ -109,10 +110,26 @@ def test_pca_variance_fraction_keeps_what_scikit_learn_keeps(fraction: float) ->
 
 
 def test_pca_subsamples_training_vectors(prep: Prepared) -> None:
+    """Fitted on a seeded subsample of 100 vectors: the subspace has at most 99 dimensions (100
+    centred points span no more), its centre is not the mean of all vectors, and refitting gives
+    the same detector; without the cap, the centre is the mean of every training vector."""
     cfg = tiny_config()
-    detector = make("pca", replace(cfg, beyond=replace(cfg.beyond, pca_max_vectors=100)), prep.id_index, CPU)
-    detector.fit(prep.train, progress=False)
-    assert np.all(np.isfinite(detector.score(prep.test)))
+    n_frames = cfg.feature.n_frames
+    starts, _ = prep.train.vector_starts(n_frames)
+    everything = gather_vectors(prep.train.frames, starts, n_frames).astype(np.float64)
+    assert len(everything) > 200  # well over the cap: the full fit spans more than 99 dimensions
+
+    def fitted(max_vectors: int):
+        beyond = replace(cfg.beyond, pca_max_vectors=max_vectors, pca_components=0.99999)
+        detector = make("pca", replace(cfg, beyond=beyond), prep.id_index, CPU)
+        detector.fit(prep.train, progress=False)
+        return detector
+
+    sub, again, full = fitted(100), fitted(100), fitted(10**9)
+    assert sub.components.shape[0] <= 99 < full.components.shape[0]
+    np.testing.assert_array_equal(sub.components, again.components)
+    np.testing.assert_allclose(full.mean, everything.mean(axis=0), atol=1e-9)
+    assert not np.allclose(sub.mean, full.mean, atol=1e-3)
 
 
 def test_idnn_reads_context_and_predicts_centre() -> None:

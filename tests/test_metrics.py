@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import gamma
 from sklearn.metrics import roc_auc_score
 
 from asd import metrics
@@ -244,14 +245,14 @@ def test_thresholds_are_per_id_and_decisions_compare_with_them():
     rng = np.random.default_rng(0)
     ids = np.repeat(["00", "02"], 300)
     normal = rng.gamma(4.0, np.repeat([1.0, 10.0], 300))  # ID 02's scores are 10 times larger
-    limits = metrics.thresholds(ids, normal)
+    limits = metrics.thresholds(ids, normal, quantile=0.9)
     assert list(limits) == ["00", "02"]
-    assert limits["02"] > 5 * limits["00"]
-    for mid in limits:
-        assert limits[mid] == metrics.decision_threshold(normal[ids == mid])
-    test_ids, test_scores = np.array(["00", "02", "00", "02"]), np.array([100.0, 100.0, 0.1, 1.0])
-    assert metrics.decide(test_ids, test_scores, limits).tolist() == [
-        int(s > limits[i]) for i, s in zip(test_ids, test_scores)]
+    # each ID's own threshold: near the 0.9 quantile of the gamma its scores were drawn from
+    assert limits["00"] == pytest.approx(gamma.ppf(0.9, 4.0), rel=0.1)
+    assert limits["02"] == pytest.approx(gamma.ppf(0.9, 4.0, scale=10.0), rel=0.1)
+    # 30 is far above ID 00's threshold (~6.7) and far below ID 02's (~67): flagged for 00 only
+    test_ids, test_scores = np.array(["00", "02", "00", "02"]), np.array([30.0, 30.0, 1.0, 100.0])
+    assert metrics.decide(test_ids, test_scores, limits).tolist() == [1, 0, 0, 1]
     with pytest.raises(ValueError, match="ID 04: a gamma fit needs"):
         metrics.thresholds(np.array(["00"] * 5 + ["04"] * 2), np.arange(7.0))
 
