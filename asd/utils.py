@@ -1,4 +1,4 @@
-"""Seeding, device choice and small file helpers."""
+"""Seeding, device choice, small file helpers and the source hashes that key the caches."""
 from __future__ import annotations
 
 import hashlib
