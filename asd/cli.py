@@ -456,7 +456,7 @@ def _score(args: argparse.Namespace) -> None:
         results = score_clips(detector, clips, device, progress=not args.quiet)
         if calibration_clips:
             results.calibrate(calibration_clips, progress=not args.quiet)
-        print(f"{detector['path']} ({detector['name']}, trained on {results.data}) | {len(clips)} clips, "
+        print(f"{detector['path']} ({detector['name']}, trained on {results.data}) | {_count(len(clips), 'clip')}, "
               f"IDs {' '.join(results.unique_ids)} | device: {results.device}")
         if results.evaluable:
             print(results.table())
@@ -537,6 +537,11 @@ def _write_scores(results, args: argparse.Namespace, calibration: str) -> None:
           f"{{anomaly_score,decision_result}}_{results.machine}_id_<NN>.csv")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 clip``, ``2 clips``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
     then the ``shown`` highest-scoring flagged clips."""
@@ -572,10 +577,11 @@ def _arrange(args: argparse.Namespace) -> None:
     done = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label, args.copy)
     folder, names = args.out / args.machine / args.split, args.out / args.machine / f"{args.split}_names.csv"
     if done.made:
-        print(f"{len(done.made)} clips {'copied' if args.copy else 'linked'} into {folder}: {done.made[0][0].name} "
-              f"... {done.made[-1][0].name} (originals in {names})")
+        first, last = done.made[0][0].name, done.made[-1][0].name
+        print(f"{_count(len(done.made), 'clip')} {'copied' if args.copy else 'linked'} into {folder}: "
+              f"{first}{'' if first == last else f' ... {last}'} (originals in {names})")
     if done.relinked:
-        print(f"{len(done.relinked)} links to moved recordings pointed at their new place (in {names})")
+        print(f"{_count(len(done.relinked), 'link')} to moved recordings pointed at their new place (in {names})")
     if done.skipped:
         print(f"{done.skipped} already arranged: skipped")
     if done.missing:

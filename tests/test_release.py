@@ -421,6 +421,11 @@ def test_a_recorders_own_files_arranged_train_a_detector_that_scores_new_ones(tm
     assert main(["arrange", str(rec), "--out", str(data), "--machine", "press", "--id", "03"]) == 0
     out = capsys.readouterr().out
     assert f"8 clips linked into {data / 'press' / 'train'}" in out and "asd run --data" in out
+    sf.write(rec / "shift1-8.wav", clip_signal("03", False, 1.0, rng), SR)
+    assert main(["arrange", str(rec), "--out", str(data), "--machine", "press", "--id", "03"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 clip linked into {data / 'press' / 'train'}: normal_id_03_00000008.wav (originals" in out
+    assert "8 already arranged: skipped" in out
     assert main(["run", "--data", str(data), "--machine", "press", "--models", "pca", "--quiet", "--device",
                  "cpu", "--save-models", str(tmp_path / "m")]) == 0
     assert "no test clips: trained only" in capsys.readouterr().out
@@ -433,6 +438,7 @@ def test_a_recorders_own_files_arranged_train_a_detector_that_scores_new_ones(tm
         sf.write(cal / f"shift2-{k}.wav", clip_signal("03", False, 1.0, rng), SR)
     assert main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(new), "--id", "03", "--quiet",
                  "--device", "cpu", "--calibration-clips", str(cal), "--out", str(tmp_path / "s.json")]) == 0
+    assert "| 2 clips, IDs 03 |" in capsys.readouterr().out
     blob = json.loads((tmp_path / "s.json").read_text())
     flags = dict(zip([c["file"] for c in blob["clips"]], blob["detectors"][0]["decisions"]))
     assert flags == {"today-fault.wav": 1, "today-ok.wav": 0}
