@@ -347,7 +347,7 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
     from asd.experiment import check_calibration_clips
     from asd.train import split_clips
 
-    if not (args.scores_dir or args.calibration or calibration_clips):
+    if not (args.scores_dir or args.calibration or calibration_clips or args.decision_quantile != DECISION_QUANTILE):
         return
     found = [c.machine_id for c in train]
     ids = select_ids(unique_ids(train), args.ids, cfg.report_ids.get(args.machine))
@@ -430,7 +430,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def _score(args: argparse.Namespace) -> None:
     from asd.data import clips_at, unique_ids
-    from asd.experiment import load_model, saved_results, score_clips
+    from asd.experiment import check_calibration_clips, load_model, saved_results, score_clips
 
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True))
@@ -446,11 +446,14 @@ def _score(args: argparse.Namespace) -> None:
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)
     _warn_shared(calibration_clips, clips, "clips to score")
-    if calibration_clips:  # every detector can set its thresholds for these clips: checked before scoring any
+    if calibration_clips:
         _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips], unique_ids(clips))
-    else:
-        for detector in saved:
-            saved_results(detector, clips, device).thresholds(detector["name"], args.decision_quantile, calibration)
+    for detector in saved:  # every detector can score these clips and set its thresholds: checked before any work
+        unscored = saved_results(detector, clips, device)
+        if calibration_clips:
+            check_calibration_clips(calibration_clips, unscored.machine, list(unscored.id_index))
+        else:
+            unscored.thresholds(detector["name"], args.decision_quantile, calibration)
     report = []
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet)

@@ -78,7 +78,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(root) / machine / split
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){_layout_hint(Path(root), machine)}")
+        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){_layout_hint(Path(root), machine, split)}")
     clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder)]
     if labels is not None:
         orphans = sorted(set(labels) - {c.path.name for c in clips})
@@ -103,15 +103,15 @@ def _folder_wavs(folder: Path) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
-def _layout_hint(root: Path, machine: str) -> str:
+def _layout_hint(root: Path, machine: str, split: str) -> str:
     """Where the data may be instead: the folder above, when ``root`` is a machine's folder or one
-    of its splits; the data sets holding ``machine``, when ``root`` is a release root; the machine
-    types found, when ``root`` holds other machines."""
+    of its splits; the data sets holding ``machine``'s ``split``, when ``root`` is a release root;
+    the machine types found, when ``root`` holds other machines."""
     if root.name in SPLITS:
         return f"; a split folder: try --data {root.parent.parent} --machine {root.parent.name}"
     if (root / "train").is_dir():
         return f"; a machine's folder: try --data {root.parent} --machine {root.name}"
-    sets = [root / name for name in ("dev_data", "eval_data") if (root / name / machine).is_dir()]
+    sets = [root / name for name in ("dev_data", "eval_data") if (root / name / machine / split).is_dir()]
     if sets:  # a release root whose dev_data/ lacks the split (eval_data/ alone, say)
         return f"; a release root: try --data {' or '.join(map(str, sets))}"
     types = sorted(d.name for d in root.iterdir() if (d / "train").is_dir()) if root.is_dir() else []
@@ -154,8 +154,9 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     ``root/machine/<split>_names.csv`` lists each new name and its original (``name,original``),
     and a source listed there already (or linked there; paths compared after following links) is
     skipped, so that new recordings can be added by running it again; a source arranged into the
-    other split is refused. A link whose original was moved is pointed at the source of the same
-    file name, when exactly one has it: given the recordings' new place, it repairs the links.
+    other split is refused. A link of this ID and label whose original was moved is pointed at the
+    source of the same file name, when exactly one has it: given the recordings' new place, it
+    repairs the links.
     Training clips are normal.
     """
     if split not in SPLITS:
@@ -192,19 +193,18 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
             todo.append(path)
     for path in todo:  # a text file named .wav stops here, not at the next asd run
         readable(path)
-    relinked = _relink([p for p in entries if p.is_symlink() and not p.exists()], todo, listed, names)
+    prefix = "" if label == "unlabelled" else f"{label}_"
+    ours = re.compile(rf"{prefix}id_{machine_id}_\d+\.wav", re.IGNORECASE)  # this ID's and label's clips
+    broken = [p for p in entries if p.is_symlink() and not p.exists() and ours.fullmatch(p.name)]
+    relinked = _relink(broken, todo, listed, names, copy)
     todo = [p for p in todo if p not in {source for _, source in relinked}]
     existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in entries) if m]
     taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
-    prefix = "" if label == "unlabelled" else f"{label}_"
     folder.mkdir(parents=True, exist_ok=True)
     made = []
     for i, source in enumerate(todo, max(taken, default=-1) + 1):
         target = folder / f"{prefix}id_{machine_id}_{i:08d}.wav"
-        if copy:
-            shutil.copy2(source, target)
-        else:
-            target.symlink_to(source.absolute())
+        _place(source, target, copy)
         with names.open("a") as out:  # line by line: an interrupted run leaves a true list
             out.write(f"{target.name},{source.absolute()}\n")
         made.append((target, source))
@@ -240,10 +240,20 @@ def _list_unlisted_links(names: Path, entries: list[Path], listed: dict[str, str
         listed.update(unlisted)
 
 
-def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str],
-            names: Path) -> list[tuple[Path, Path]]:
+def _place(source: Path, target: Path, copy: bool) -> None:
+    """``target`` as a link to ``source``, or a copy of it (whole: written aside, then renamed)."""
+    if copy:
+        part = target.with_name(f".{target.name}.part")
+        shutil.copy2(source, part)
+        part.replace(target)
+    else:
+        target.symlink_to(source.absolute())
+
+
+def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str], names: Path,
+            copy: bool) -> list[tuple[Path, Path]]:
     """Point each link in ``broken`` at the one source with its original's file name (when exactly
-    one link and one source share that name), and rewrite ``names`` to match."""
+    one link and one source share that name; a copy of it with ``copy``), and rewrite ``names`` to match."""
     by_name = Counter(p.name for p in sources)
     wanted = Counter(Path(listed.get(p.name, p.readlink())).name for p in broken)
     relinked = []
@@ -252,7 +262,7 @@ def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str],
         if by_name[base] == 1 and wanted[base] == 1:
             source = next(p for p in sources if p.name == base)
             link.unlink()
-            link.symlink_to(source.absolute())
+            _place(source, link, copy)
             listed[link.name] = str(source.absolute())
             relinked.append((link, source))
     if relinked:

@@ -70,8 +70,8 @@ def n_batches(n: int, batch_size: int) -> int:
 def trainable(data: DeviceVectors) -> DeviceVectors:
     """``data``, checked to hold a batch to train on: two vectors or more (BatchNorm needs two)."""
     if len(data) < 2:
-        raise DataError(f"{len(data)} training vector(s) after the validation clips were held out; "
-                        "training needs at least 2 (more or longer training clips, or a smaller validation_split)")
+        raise DataError(f"{len(data)} training vector(s) (validation clips held out); training needs at least 2: "
+                        "more or longer training clips, or a smaller validation_split")
     return data
 
 

@@ -175,6 +175,7 @@ def test_list_clips_missing_folder_says_where_the_data_may_be(tmp_path, given, h
     (tmp_path / "plant" / "press" / "train").mkdir(parents=True)
     (tmp_path / "dcase" / "eval_data" / "slider" / "train").mkdir(parents=True)
     (tmp_path / "dcase" / "dev_data" / "fan" / "train").mkdir(parents=True)  # another machine's: not named
+    (tmp_path / "dcase" / "dev_data" / "slider" / "test").mkdir(parents=True)  # no train split: not named
     with pytest.raises(DataError, match="folder not found") as info:
         list_clips(tmp_path / given, "slider", "train")
     assert str(info.value).endswith(hint.format(t=tmp_path))
@@ -392,6 +393,26 @@ def test_arrange_points_links_at_moved_recordings(tmp_path, capsys):
         assert cli.main(["arrange", str(tmp_path / "moved"), "--out", str(tmp_path / "data"), "--machine", "press",
                          "--id", "00"]) == 0
     assert "2 already arranged: skipped" in capsys.readouterr().out
+
+
+def test_arrange_repairs_only_links_of_its_own_id_and_label(tmp_path):
+    """Recorders reuse file names: a new REC0001.wav of ID 01 is not the moved one of ID 00."""
+    arrange(_recorder(tmp_path / "card1", ["REC0001.wav"]), tmp_path / "data", "press", "00")
+    (tmp_path / "card1" / "REC0001.wav").unlink()
+    done = arrange(_recorder(tmp_path / "card2", ["REC0001.wav"]), tmp_path / "data", "press", "01")
+    assert done.relinked == [] and [p.name for p, _ in done.made] == ["normal_id_01_00000000.wav"]
+    assert [p.name for p in done.missing] == ["normal_id_00_00000000.wav"]
+    assert not (tmp_path / "data" / "press" / "train" / "normal_id_00_00000000.wav").exists()
+
+
+def test_arrange_with_copy_repairs_a_moved_link_with_a_copy(tmp_path):
+    arrange(_recorder(tmp_path / "rec", ["a.wav"]), tmp_path / "data", "press", "00")
+    (tmp_path / "rec").rename(tmp_path / "moved")
+    done = arrange([tmp_path / "moved"], tmp_path / "data", "press", "00", copy=True)
+    clip = tmp_path / "data" / "press" / "train" / "normal_id_00_00000000.wav"
+    assert [p for p, _ in done.relinked] == [clip] and not clip.is_symlink()
+    assert clip.read_bytes() == (tmp_path / "moved" / "a.wav").read_bytes()
+    assert sorted(p.name for p in clip.parent.iterdir()) == [clip.name]  # no partial copy left beside it
 
 
 def test_a_moved_recording_is_named_not_a_traceback(tmp_path):

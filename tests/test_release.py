@@ -252,6 +252,12 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
              ([str(tmp_path / "m" / "pca.pt"), "--calibration-clips",
                *sorted(glob.glob(f"{unlisted}/slider/train/normal_id_01_*"))[:2]],
               "ID 01: the calibration clips number 2; a decision threshold needs at least 3")]
+    # a second detector trained on ID 01 alone: refused with calibration clips too, before the first scores
+    assert _run(["--data", str(unlisted), "--ids", "01", "--models", "sequential", "--save-models",
+                 str(tmp_path / "m01"), "--scores-dir", str(tmp_path / "s01")], capsys)[0] == 0
+    calibration = ["--calibration-clips", str(unlisted / "slider" / "train")]
+    cases += [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "m01" / "sequential.pt"), *calibration],
+               "sequential was trained on slider ID(s) 01, not on 03, 05")]
     for args, message in cases:
         assert main(["score", *args, "--clips", clips, "--quiet", "--scores-dir", str(tmp_path / "never")]) == 2
         out, err = capsys.readouterr()
@@ -334,9 +340,10 @@ def test_an_id_with_too_few_training_clips_for_a_threshold_is_refused_before_tra
     root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=2, n_test_normal=2, n_test_anomaly=1,
                         seconds=1.0)
     scores_dir = tmp_path / "scores"
-    code, out, err = _run(["--data", str(root), "--models", "pca", "--scores-dir", str(scores_dir)], capsys)
-    assert code == 2 and "ID 00: the training clips number 2; a decision threshold needs at least 3" in err
-    assert "Traceback" not in err and "AUC" not in out and not scores_dir.exists()
+    for asked in (["--scores-dir", str(scores_dir)], ["--decision-quantile", "0.95"]):  # each needs thresholds
+        code, out, err = _run(["--data", str(root), "--models", "pca", *asked], capsys)
+        assert code == 2 and "ID 00: the training clips number 2; a decision threshold needs at least 3" in err
+        assert "Traceback" not in err and "AUC" not in out and not scores_dir.exists()
 
 
 def test_held_out_calibration_needs_held_out_clips(unlisted, tmp_path, capsys):
