@@ -7,6 +7,7 @@ is shown, nothing stays open, and a chapter can glue a figure under a caption (i
 """
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -19,6 +20,7 @@ from matplotlib.ticker import FormatStrFormatter, Locator, MaxNLocator, NullForm
 from sklearn.metrics import roc_curve
 
 from asd import metrics
+from asd.config import DETECTORS
 from asd.data import UNLABELLED
 
 # Okabe-Ito colours, safe for colour-blind readers: normal is blue, anomalous orange (never red/green).
@@ -108,12 +110,18 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-# Okabe-Ito's palette (colour-blind safe) for the detectors, in a fixed order.
+# Okabe-Ito's palette (colour-blind safe): detector i of asd.config.DETECTORS draws in colour i.
 MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
 
 
 def _model_colours(names: Sequence[str]) -> dict[str, str]:
-    return {name: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, name in enumerate(names)}
+    """Each detector's own colour, the same in every figure whatever else it shares it with; other
+    names (a yardstick, a reference) take the palette's spare colour, then the absent detectors'."""
+    own = dict(zip(DETECTORS, MODEL_COLOURS))
+    present = {own[n] for n in names if n in own}
+    spare = itertools.cycle([c for c in MODEL_COLOURS if c not in own.values()]
+                            + [c for c in own.values() if c not in present])
+    return {name: own[name] if name in own else next(spare) for name in names}
 
 
 def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figure:

@@ -186,6 +186,20 @@ def test_score_bars_without_references_and_bad_metric() -> None:
         plots.score_bars(tab, "f1")
 
 
+def test_a_detector_keeps_its_colour_in_every_figure() -> None:
+    """PCA beside the report's networks and PCA beside the new detectors: one colour, and no
+    other detector (or a yardstick) drawn in it."""
+    cells = {"00": (0.7, 0.55), "AVG": (0.7, 0.55)}
+
+    def colours(names):
+        ax = plots.score_bars({n: cells for n in names}, "auc").axes[0]
+        return {n: matplotlib.colors.to_hex(ax.patches[2 * i].get_facecolor()) for i, n in enumerate(names)}
+
+    with_networks, with_new = colours(["baseline", "sequential", "pca"]), colours(["pca", "idnn", "idclf", "level"])
+    assert with_networks["pca"] == with_new["pca"]
+    assert len(set(with_new.values())) == 4 and with_networks["baseline"] not in with_new.values()
+
+
 def test_roc_curves_one_row_per_id_whole_curve_and_the_pauc_range_enlarged() -> None:
     y_true, ids, scores = _labelled_scores()
     fig = plots.roc_curves(y_true, ids, scores, max_fpr=0.1)
