@@ -6,6 +6,8 @@ detector scores 0.5 and a perfect one 1.0 (not the raw area, which would be at m
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
@@ -162,6 +164,14 @@ def paired_difference(a, b, level: float = 0.95) -> tuple[float, float, float]:
         raise ValueError(f"need at least 2 paired runs, got {d.size}")
     half = float(t.ppf((1 + level) / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
     return float(d.mean()), float(d.mean()) - half, float(d.mean()) + half
+
+
+def resolved_orders(runs: Mapping[str, Sequence[float]], level: float = 0.95) -> list[tuple[str, str]]:
+    """``(better, worse)`` for each pair of ``runs`` (model -> its value per seed, paired by seed)
+    whose :func:`paired_difference` interval excludes 0: the orders the seeds resolve; by mean, best first."""
+    names = sorted(runs, key=lambda m: -float(np.mean(runs[m])))
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if paired_difference(runs[a], runs[b], level)[1] > 0]
 
 
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:

@@ -51,7 +51,7 @@ from myst_nb import glue
 
 import asd
 import asd.book
-from asd import data, plots
+from asd import data, plots, synth
 
 cfg, src = asd.book.setup()
 
@@ -126,14 +126,20 @@ glue("fig_counts", plots.counts_bars(sets))
 # %%
 full = asd.get_config("full").synth
 dev, ev = full.dev, full.eval
-in_report = [i for i, mid in enumerate(dev.ids) if mid in report_ids]
 dev_test = [n + a for n, a in zip(dev.test_normal, dev.test_anomaly)]
 eval_test = [n + a for n, a in zip(ev.test_normal, ev.test_anomaly)]
+
+
+def report_only(column):
+    """The entries of a per-ID column that belong to the report's IDs."""
+    return [x for mid, x in zip(dev.ids, column) if mid in report_ids]
+
+
 scale = {  # (IDs, training clips per ID, test clips per ID)
     "development set": (dev.ids, dev.train, dev_test),
     "evaluation set": (ev.ids, ev.train, eval_test),
-    "report's IDs": tuple([column[i] for i in in_report]
-                          for column in (dev.ids, dev.train, dev_test)),
+    "report's IDs": (report_only(dev.ids), report_only(dev.train),
+                     report_only(dev_test)),
 }
 for name, (ids, train, test) in scale.items():
     print(f"{name}, IDs {', '.join(ids)}:\n"
@@ -152,7 +158,7 @@ glue("full_eval_test", sum(scale["evaluation set"][2]), display=False)
 # ({glue:text}`full_report_train` training and {glue:text}`full_report_test` test clips for the
 # report's three IDs), the evaluation set IDs 01, 03 and 05 with {glue:text}`full_eval_train`
 # training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips
-# (the release's records on Zenodo {cite}`dcase2020devdata`).
+# (Zenodo record 3678171 and its companions, {cite}`dcase2020devdata`).
 #
 # Three things matter for what follows:
 #
@@ -187,8 +193,12 @@ for kind, clip, y in (("normal", normal, y_normal),
 
 # %% tags=["hide-input", "remove-output"]
 glue("machine_id", machine_id, display=False)
-rise = level["anomalous"] - level["normal"]
+# from the levels as printed, so that the text and the output agree
+rise = round(level["anomalous"], 1) - round(level["normal"], 1)
 glue("level_rise", f"{rise:+.1f}", display=False)
+real_rises = [f"ID {mid} {db:+.1f}"
+              for mid, db in synth.REAL_FAULT_RISE_DB.items()]
+glue("real_rises", ", ".join(real_rises), display=False)
 glue("fig_waveforms", plots.waveforms(
     {f"normal: {normal.path.name}": y_normal,
      f"anomalous: {anomaly.path.name}": y_anomaly}, sr))
@@ -202,11 +212,12 @@ glue("fig_waveforms", plots.waveforms(
 # {glue:text}`machine_id`, {glue:text}`data`, on the same amplitude scale.
 # ```
 #
-# A waveform shows how loud a clip is over time, not what it sounds like: in factory noise,
-# neither the machine's rhythm nor a fault need stand out at this scale. The anomalous clip's
+# A waveform shows how loud a clip is over time, not what it sounds like. The anomalous clip's
 # level differs from the normal one's by {glue:text}`level_rise` dB (their RMS levels, printed
-# above): a fault can add sound, but real slider faults made their recordings at most a few dB
-# louder, some not at all. Listening helps more. The players below normalise each clip's
+# above). A fault can add sound, but it need not: the abnormal MIMII slider recordings beside
+# this book differ in level from their ID's normal one by {glue:text}`real_rises` dB (measured
+# on the real 0 dB recordings), and a fault that changes a clip's level by a decibel or less
+# does not stand out at this scale. Listening helps more. The players below normalise each clip's
 # loudness, so turn the volume down first.
 #
 # The normal clip:

@@ -172,7 +172,8 @@ glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate))
 #
 # Left: the 128 mel filters over the STFT's frequency axis (one colour per filter; each
 # filter's area is normalised, so the narrow low-frequency filters are tall). Right: each
-# band's centre frequency, almost linear up to 1 kHz and logarithmic above.
+# band's centre frequency: evenly spaced up to 1 kHz, geometrically spaced above (the mel scale
+# is logarithmic there).
 # ```
 #
 # ## Step 3: the logarithm
@@ -276,8 +277,9 @@ glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2))
 # standard deviation puts them on one scale, so that a reconstruction error weighs every band
 # alike. The statistics come from the **training frames only**: the test clips, anomalies
 # included, must not influence anything the detector learns. `asd.experiment.prepare`
-# extracts the log-mel frames of every clip (cached in `ASD_HOME`) and fits
-# `asd.features.Standardiser` on the training frames.
+# extracts the log-mel frames of the clips of the machine IDs used (the report's, by default:
+# `cfg.report_ids`), caches them in `ASD_HOME`, and fits `asd.features.Standardiser` on the
+# training frames.
 
 # %%
 prep = experiment.prepare(cfg, src.dev, progress=False)
@@ -298,6 +300,7 @@ print("standardised training frames: largest |band mean| "
 # %% tags=["hide-input", "remove-output"]
 glue("n_train_frames", prep.train.frames.shape[0], display=False)
 glue("n_train_clips", len(prep.train), display=False)
+glue("train_ids", ", ".join(prep.unique_ids), display=False)
 glue("fig_standardised", plots.spectrograms(
     {f"normal: {normal.path.name}": z,
      f"anomalous: {anomaly.path.name}": z_anomaly},
@@ -311,14 +314,15 @@ glue("fig_standardised", plots.spectrograms(
 # The same two clips after standardisation with the mean and standard deviation of the
 # {glue:text}`n_train_clips` training clips' {glue:text}`n_train_frames:,d` frames: 0 (white) is
 # the typical training level of a band, red is louder and blue quieter, {glue:text}`data`. The
-# statistics pool every machine ID's training clips, so a machine louder than the others sits
-# above 0 even when it runs normally: what matters is where the two clips differ.
+# statistics pool the training clips of IDs {glue:text}`train_ids`, so a machine louder than the
+# others sits above 0 even when it runs normally: what matters is where the two clips differ.
 # ```
 #
 # ## Step 5: stacking five frames
 #
-# One frame (64 ms of sound) says little about a machine's rhythm. The baseline concatenates five
-# consecutive frames, frame by frame, into one vector: frames 1-5 make the first vector,
+# One frame (64 ms of sound) says little about a machine's rhythm. The DCASE 2020 baseline
+# concatenates five consecutive frames, frame by frame, into one vector: frames 1-5 make the
+# first vector,
 # frames 2-6 the second, and so on. A clip of $T$ frames gives $T - 4$ vectors of
 # $5 \times 128 = 640$ numbers; the networks reconstruct each vector, and a clip's anomaly
 # score is the mean error over its vectors.
@@ -332,7 +336,7 @@ assert vectors.shape == (z.shape[0] - 4, 640)
 # frame-major: the first frame's 128 bands, then the second frame's, ...
 assert np.array_equal(vectors[0], z[: fc.n_frames].ravel())
 n_train_vectors = len(prep.train.vector_starts(fc.n_frames)[0])
-print("check passed: 640-d vectors, n_vectors = n_frames - 4;\n"
+print("check passed: 640-d vectors, T - 4 of them for a clip of T frames;\n"
       f"the training set gives {n_train_vectors:,} vectors")
 
 # %% tags=["hide-input", "remove-output"]

@@ -39,7 +39,8 @@
 # The report gives each network's parameter count but not every layer; this chapter shows the
 # architectures the package builds (`asd.models`), checks their parameter counts against the
 # report's, and explains each choice the report leaves open. This chapter trains nothing, so
-# its numbers do not depend on the data.
+# its numbers do not depend on the data. Mind the names: the report's *Baseline* is a VAE; the
+# DCASE 2020 baseline is the report's *Sequential*.
 
 # %% tags=["remove-cell"]
 # Colab, Binder or a fresh kernel without the book's package: install it from the repository.
@@ -118,7 +119,8 @@ glue("edge_share", f"{math.floor(100 * min(edge_share))}%", display=False)
 # off the built networks): a bar per dense layer's output, as tall as its width, the input in
 # grey; under a bar, what acts on that output before the next layer (BN: batch
 # normalisation). Every hidden layer also has a ReLU. The VAEs' two heads are the mean and
-# log-variance of the latent Gaussian; the decoder reads one {glue:text}`latent`-dimensional sample.
+# log-variance of the latent Gaussian; in training the decoder reads one
+# {glue:text}`latent`-dimensional sample of it, in scoring its mean.
 # ```
 #
 # All four are hourglasses: the VAEs squeeze 640 numbers into a {glue:text}`latent`-dimensional
@@ -230,7 +232,8 @@ print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
 #
 # **The VAE's loss.** Per vector, the *summed* squared error over the 640 elements plus
 # `kl_weight` times the {term}`Kullback-Leibler divergence <KL divergence>` of the approximate posterior
-# $N(\mu, \sigma^2)$ from the prior $N(0, I)$, averaged over the batch. With `kl_weight` =
+# $N(\mu, \sigma^2)$ (the encoder's distribution of a vector's code) from the prior $N(0, I)$
+# (the distribution the codes are pushed towards), averaged over the batch. With `kl_weight` =
 # {glue:text}`kl_weight` this is, up to a constant, the negative evidence lower bound
 # {cite}`kingma2014auto` of a Gaussian decoder with fixed variance ½ (a summed squared error
 # without a factor ½ in front); the PyTorch VAE example also sums its reconstruction

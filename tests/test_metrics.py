@@ -241,6 +241,17 @@ def test_decision_threshold_bad_inputs(scores, quantile, match):
         metrics.decision_threshold(scores, quantile)
 
 
+def test_resolved_orders_are_the_pairs_a_constant_gap_separates():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0.9, 0.02, size=5)  # a seed's effect on every network alike
+    runs = {"steady": shared + 0.03 + rng.normal(0, 0.002, 5), "base": shared,
+            "noisy": shared + rng.normal(0, 0.05, 5)}
+    order = metrics.resolved_orders(runs)
+    assert ("steady", "base") in order and all("noisy" in pair for pair in order[1:])
+    assert all(np.mean(runs[a]) > np.mean(runs[b]) for a, b in order)
+    assert metrics.resolved_orders({"a": shared, "b": shared + rng.normal(0, 0.05, 5)}) == []
+
+
 def test_thresholds_are_per_id_and_decisions_compare_with_them():
     rng = np.random.default_rng(0)
     ids = np.repeat(["00", "02"], 300)
