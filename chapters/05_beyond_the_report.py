@@ -458,8 +458,8 @@ glue("alarm_verdict", "well above" if alarms > 1.5 * nominal else
      "well below" if alarms < nominal / 1.5 else "close to", display=False)
 top_f1 = max(round(m["f1"], 2) for m in mean.values())  # as the table shows it
 tied = [name for name in mean if round(mean[name]["f1"], 2) == top_f1]
-glue("best_f1_model",
-     " and ".join(tied) + (" (tied)" if len(tied) > 1 else ""), display=False)
+glue("best_f1_model", f"{tied[0]}'s" if len(tied) == 1 else
+     f"shared by {' and '.join(tied)}", display=False)
 glue("best_f1", f"{top_f1:.2f}", display=False)
 # The same decisions with each network's gamma fitted to the clips it held
 # out from training.
@@ -535,7 +535,7 @@ display(TextTable(header, rows,
 # {glue:text}`best_report` and {glue:text}`mean_alarms` on average over the seven detectors,
 # {glue:text}`alarm_verdict` the nominal {glue:text}`nominal_alarms`, and
 # {glue:text}`best_report` catches {glue:text}`best_recall` of the anomalous ones. The best
-# average F1 is {glue:text}`best_f1`, {glue:text}`best_f1_model`'s.
+# average F1 is {glue:text}`best_f1`, {glue:text}`best_f1_model`.
 #
 # The networks already hold out normal clips they never train on: their validation clips, a
 # tenth of each ID's training clips ({glue:text}`n_held` here). Fitted to those clips' scores
