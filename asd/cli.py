@@ -347,7 +347,7 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
     from asd.experiment import check_calibration_clips
     from asd.train import split_clips
 
-    if not (args.scores_dir or args.calibration or calibration_clips or args.decision_quantile != DECISION_QUANTILE):
+    if not (args.scores_dir or _decisions_asked(args, calibration_clips)):
         return
     found = [c.machine_id for c in train]
     ids = select_ids(unique_ids(train), args.ids, cfg.report_ids.get(args.machine))
@@ -361,6 +361,11 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
         counts = {"the training clips": found}
     for what, clip_ids in counts.items():
         _enough_for_thresholds(what, clip_ids, ids)
+
+
+def _decisions_asked(args: argparse.Namespace, calibration_clips: list | None) -> bool:
+    """Whether the command line sets how clips are flagged (a calibration or a quantile of its own)."""
+    return bool(args.calibration or calibration_clips or args.decision_quantile != DECISION_QUANTILE)
 
 
 def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> None:
@@ -402,8 +407,7 @@ def _run(args: argparse.Namespace) -> None:
           f"profile: {cfg.profile} | device: {results.device}")
     if results.evaluable:
         print(results.table())
-        asked = args.calibration or calibration_clips or args.decision_quantile != DECISION_QUANTILE
-        if asked and not args.scores_dir:  # the decisions asked for, shown (with --scores-dir: below)
+        if _decisions_asked(args, calibration_clips) and not args.scores_dir:  # shown (with --scores-dir: below)
             print(_flagged(results, args.decision_quantile, calibration))
     else:
         if results.test.clips:

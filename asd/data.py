@@ -78,7 +78,8 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(root) / machine / split
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){_layout_hint(Path(root), machine, split)}")
+        hint = _layout_hint(Path(root), machine, split)
+        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){hint}")
     clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder)]
     if labels is not None:
         orphans = sorted(set(labels) - {c.path.name for c in clips})
@@ -156,8 +157,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     skipped, so that new recordings can be added by running it again; a source arranged into the
     other split is refused. A link of this ID and label whose original was moved is pointed at the
     source of the same file name, when exactly one has it: given the recordings' new place, it
-    repairs the links.
-    Training clips are normal.
+    repairs the links. Training clips are normal.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
