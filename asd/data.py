@@ -255,10 +255,11 @@ def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str], nam
     """Point each link in ``broken`` at the one source with its original's file name (when exactly
     one link and one source share that name; a copy of it with ``copy``), and rewrite ``names`` to match."""
     by_name = Counter(p.name for p in sources)
-    wanted = Counter(Path(listed.get(p.name, p.readlink())).name for p in broken)
+    original = {link: Path(listed.get(link.name, link.readlink())).name for link in broken}  # its file name
+    wanted = Counter(original.values())
     relinked = []
     for link in broken:
-        base = Path(listed.get(link.name, link.readlink())).name
+        base = original[link]
         if by_name[base] == 1 and wanted[base] == 1:
             source = next(p for p in sources if p.name == base)
             link.unlink()

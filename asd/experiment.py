@@ -30,7 +30,7 @@ from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, list_cli
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
-from asd.utils import atomic_write_bytes, device_name, resolve_device
+from asd.utils import PACKAGE, atomic_write_bytes, device_name, resolve_device
 
 
 @dataclass(frozen=True)
@@ -456,7 +456,6 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
 # The modules on the path from audio to score: a change to any of them changes results (a change
 # to, say, the plots or the command line does not, and reuses cached results).
 RESULT_MODULES = ("config", "data", "features", "models", "train", "detectors", "metrics", "experiment")
-PACKAGE = Path(__file__).parent
 
 
 def source_hash(package: Path | None = None) -> str:
