@@ -199,11 +199,12 @@ print(fill(", ".join(layers), width=79))
 # The task organisers' baseline, a plain (not variational) autoencoder written as a Keras
 # `Sequential` model: four Dense-BatchNorm-ReLU blocks of {glue:text}`seq_hidden` units, a
 # bottleneck block of {glue:text}`bottleneck` units, four more blocks of
-# {glue:text}`seq_hidden` units and a linear output layer; loss and score are the mean squared error. The package
-# keeps Keras's defaults: Glorot-uniform weights, zero biases, batch-normalisation momentum
-# 0.99 (PyTorch `momentum=0.01`) and epsilon 0.001. Its {glue:text}`params_sequential:,d`
-# parameters are the report's count (the trainable ones; Keras's summary adds the
-# non-trainable running statistics to its total).
+# {glue:text}`seq_hidden` units and a linear output layer; loss and score are the mean
+# squared error. The package keeps Keras's defaults:
+# {term}`Glorot-uniform <Glorot-uniform initialisation>` weights, zero biases,
+# batch-normalisation momentum 0.99 (PyTorch `momentum=0.01`) and epsilon 0.001. Its
+# {glue:text}`params_sequential:,d` parameters are the report's count (the trainable ones;
+# Keras's summary adds the non-trainable running statistics to its total).
 #
 # It does not train exactly like the original, in three ways that follow the report rather
 # than the DCASE code: its inputs are log-mels **standardised** with training statistics (the
@@ -260,8 +261,8 @@ print("training mode: sampled, different scores on each call:",
 # **Dropout rate.** The report's table shows where its dropout layers are, not their rate:
 # {glue:text}`dropout` here (`NetConfig.dropout`), a common choice for layers this wide.
 #
-# **Batch-normalisation settings.** PyTorch's defaults in the two VAEs; Keras's defaults in
-# the Sequential network, which reimplements a Keras model.
+# **Initialisation and batch-normalisation settings.** PyTorch's defaults in the two VAEs;
+# Keras's defaults in the Sequential network, which reimplements a Keras model.
 #
 # **Validation.** 10% of the training clips (`FitConfig.validation_split`), drawn at random
 # with the seed, are held out and their loss is reported after every epoch. The split is made
