@@ -19,18 +19,18 @@ from asd.data import Clip
 from asd.experiment import Prepared
 from asd.features import FrameSet, extract
 from asd.models import build
-from asd.train import DeviceVectors, History, fit, mean_loss, split_clips, trainable
+from asd.train import DeviceVectors, History, drops_last, fit, mean_loss, split_clips, trainable
 from asd.utils import device_name
 
 
-def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, shuffle: bool,
-            seed: int) -> "torch.utils.data.DataLoader":
-    """A ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
+def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, seed: int,
+            held_out: int) -> "torch.utils.data.DataLoader":
+    """A shuffling ``DataLoader`` over materialised vectors, dropping a final batch of one as :func:`fit` does."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    data = trainable(DeviceVectors.build(fs, n_frames, id_index, torch.device("cpu")))
+    data = trainable(DeviceVectors.build(fs, n_frames, id_index, torch.device("cpu")), held_out)
     dataset = TensorDataset(*data.batch(torch.arange(len(data))))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=len(dataset) % batch_size == 1,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=drops_last(len(dataset), batch_size),
                       generator=torch.Generator().manual_seed(seed))
 
 
@@ -39,23 +39,23 @@ def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     """The same training as :func:`asd.train.fit` with materialised vectors and a ``DataLoader``:
     the textbook loop, kept as the benchmark's reference (same clip split and validation)."""
     torch.manual_seed(seed)
-    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed, train.clip_ids)
-    loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, True, seed)
+    tr_idx, val_idx = split_clips(train.clip_ids, fit_cfg.validation_split, seed)
+    loader = _loader(train.subset(tr_idx), n_frames, id_index, fit_cfg.batch_size, seed, len(val_idx))
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
     hist, start = History(), time.perf_counter()
     for _ in tqdm(range(fit_cfg.epochs), desc=desc, disable=not progress, unit="epoch"):
-        total = 0.0
+        total, seen = 0.0, 0
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             loss = model.loss(x, y).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(x)
+            total, seen = total + loss.item() * len(x), seen + len(x)  # a dropped batch is not seen, as in fit
             hist.steps += 1
-        hist.train_loss.append(total / len(loader.dataset))
+        hist.train_loss.append(total / seen)
         if val is not None:
             hist.val_loss.append(mean_loss(model, val))  # the same validation as fit's
     hist.seconds = time.perf_counter() - start

@@ -356,7 +356,7 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
         counts = {"the calibration clips": [c.machine_id for c in calibration_clips]}
     elif calibration == "held-out":
         counts = {f"the clips {name} holds out": [found[i] for i in split_clips(
-            len(found), cfg.fit[name].validation_split, cfg.seed, found)[1]] for name in args.models}
+            found, cfg.fit[name].validation_split, cfg.seed)[1]] for name in args.models}
     else:
         counts = {"the training clips": found}
     for what, clip_ids in counts.items():

@@ -37,7 +37,10 @@ def auc_pauc(y_true, scores, max_fpr: float = 0.1) -> tuple[float, float]:
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
     if y_true.shape != scores.shape or y_true.ndim != 1:
         raise ValueError(f"y_true {y_true.shape} and scores {scores.shape} must be 1-d of equal length")
-    if set(np.unique(y_true)) != {0, 1}:
+    labels = set(np.unique(y_true).tolist())
+    if not labels <= {0, 1}:
+        raise ValueError(f"y_true must hold 0 (normal) and 1 (anomalous) only, got {sorted(labels - {0, 1})}")
+    if labels != {0, 1}:
         raise ValueError("y_true needs both normal (0) and anomalous (1) clips")
     if not np.all(np.isfinite(scores)):
         raise ValueError("scores contain NaN or infinity")
@@ -67,8 +70,12 @@ def fit_gamma(normal_scores) -> tuple[float, float, float]:
     far beyond every score, and a score of exactly 0 makes it fail. Moments never do.
     """
     x = np.asarray(normal_scores, dtype=float)
-    if x.ndim != 1 or x.size < 3 or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
-        raise ValueError(f"a gamma fit needs at least 3 finite scores that differ, got {x.size}")
+    if x.ndim != 1 or x.size < 3:
+        raise ValueError(f"a gamma fit needs at least 3 scores, got {x.size}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"a gamma fit needs finite scores, got {int(np.sum(~np.isfinite(x)))} NaN or infinite")
+    if np.ptp(x) == 0:
+        raise ValueError(f"a gamma fit needs scores that differ, got {x.size} equal to {x[0]:g}")
     if np.any(x < 0):
         raise ValueError("a gamma distribution needs non-negative scores")
     mean, var = float(x.mean()), float(x.var())
@@ -102,7 +109,12 @@ def thresholds(ids: np.ndarray, normal_scores: np.ndarray, quantile: float = DEC
 
 def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.ndarray:
     """1 (anomalous) where a clip's score exceeds its ID's threshold in ``limits``, else 0."""
-    return np.array([int(s > limits[mid]) for mid, s in zip(np.asarray(ids).tolist(), scores)], dtype=np.int64)
+    ids, scores = np.asarray(ids).tolist(), np.asarray(scores, dtype=float)
+    if len(ids) != len(scores):
+        raise ValueError(f"ids and scores differ in length ({len(ids)} and {len(scores)})")
+    if unknown := sorted(set(ids) - limits.keys()):
+        raise ValueError(f"no threshold for ID {', '.join(map(str, unknown))} (thresholds for: {', '.join(limits)})")
+    return np.array([int(s > limits[mid]) for mid, s in zip(ids, scores)], dtype=np.int64)
 
 
 def decision_rows(model: str, ids: np.ndarray, y_true: np.ndarray, decisions: np.ndarray) -> list[dict]:

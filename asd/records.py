@@ -70,9 +70,10 @@ def _provenance(path: Path, record: dict) -> list[str]:
                   _listed([f"{name} {seconds:.1f}" for name, seconds in record["setup_seconds"].items()])]
     bench = path.with_name(path.name.replace("full-", "bench-", 1))
     trained = {name: steps for name, steps in record["steps"].items() if steps}  # PCA takes no steps
-    rates = ({r["model"]: r["asd_steps_per_s"] for r in json.loads(bench.read_text())["training"]}
-             if bench.exists() else {})
-    if trained and trained.keys() <= rates.keys():  # an estimate only where the bench timed every network
+    timed = json.loads(bench.read_text()) if bench.exists() else {}
+    rates = ({r["model"]: r["asd_steps_per_s"] for r in timed["training"]}
+             if timed and timed.get("precision", "fp32") == record["config"]["precision"] else {})
+    if trained and trained.keys() <= rates.keys():  # only where the bench timed every network, at this precision
         series = sum(steps / rates[name] for name, steps in trained.items())
         lines.append(f"  in series, at the steps/s of {bench.name}: about {series:.0f} s of training")
     return lines
@@ -82,7 +83,7 @@ def describe(folder: Path) -> str:
     """Every full record in ``folder``: its provenance (data, profile, precision, device, date,
     commit, config hash), wall time, each network's seconds (and set-up seconds), how long the
     networks would have trained one after another at the steps/s of the same device's bench
-    record, its AUC/pAUC table and, for a bfloat16 record, how far each network's average
+    record (where it timed them at the record's precision), its AUC/pAUC table and, for a bfloat16 record, how far each network's average
     AUC/pAUC moved from the 32-bit record of the same device."""
     found = load(folder)
     if not found:

@@ -13,6 +13,9 @@ from itertools import groupby
 from asd.metrics import DESCRIPTIONS
 
 
+NO_ROWS = "(no AUC/pAUC: no labelled test clips were scored)"
+
+
 def _mean(value: float | tuple[float, float]) -> float:
     """A cell's value: a number, or the mean of a ``(mean, sd)`` pair (:func:`asd.metrics.seed_spread`)."""
     return value[0] if isinstance(value, tuple) else value
@@ -26,8 +29,11 @@ def format_table(tab: dict[str, dict[str, tuple]]) -> str:
     """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report
     (``mean ± sd`` where the cells come from :func:`asd.metrics.seed_spread`).
 
-    A footnote says which baseline is which where ``baseline`` or ``sequential`` is a row.
+    A footnote says which baseline is which where ``baseline`` or ``sequential`` is a row; a table
+    without rows says so in one line.
     """
+    if not tab:
+        return NO_ROWS
     cols = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG")) + ["AVG"]
     width = max(len(m) for m in tab) + 2
     text = {(m, c): f"{_text(cells[c][0])}/{_text(cells[c][1])}" if c in cells else "-"
@@ -73,6 +79,8 @@ class Table:
         return "\n".join(filter(None, [self.caption, format_table(self.cells)]))
 
     def _repr_html_(self) -> str:
+        if not self.cells:
+            return html_table("", f"<tr><td>{NO_ROWS}</td></tr>", self.caption)
         cols = list(dict.fromkeys(c for cells in self.cells.values() for c in cells if c != "AVG")) + ["AVG"]
         apart = ' style="border-left: 2px solid #888"'
         best = {(c, k): max(_mean(cells[c][k]) for cells in self.cells.values() if c in cells)

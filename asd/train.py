@@ -62,35 +62,41 @@ class DeviceVectors:
         return gather_vectors(self.frames, self.starts[index], self.n_frames), self.id_labels[index]
 
 
+def drops_last(n: int, batch_size: int) -> bool:
+    """Whether an epoch over ``n`` vectors drops its final batch: only a batch of one (BatchNorm
+    cannot train on a single vector)."""
+    return n % batch_size == 1
+
+
 def n_batches(n: int, batch_size: int) -> int:
-    """Batches per epoch; a final batch of a single vector is dropped (BatchNorm cannot train on one)."""
-    return n // batch_size if n % batch_size == 1 else -(-n // batch_size)
+    """Batches per epoch (:func:`drops_last`)."""
+    return n // batch_size if drops_last(n, batch_size) else -(-n // batch_size)
 
 
-def trainable(data: DeviceVectors) -> DeviceVectors:
-    """``data``, checked to hold a batch to train on: two vectors or more (BatchNorm needs two)."""
+def trainable(data: DeviceVectors, held_out: int) -> DeviceVectors:
+    """``data``, checked to hold a batch to train on: two vectors or more (BatchNorm needs two);
+    ``held_out``: how many validation clips were set aside, for the message."""
     if len(data) < 2:
-        raise DataError(f"{len(data)} training vector(s) (validation clips held out); training needs at least 2: "
-                        "more or longer training clips, or a smaller validation_split")
+        where = f" ({held_out} validation clip(s) held out)" if held_out else ""
+        fix = "more or longer training clips" + (", or a smaller validation_split" if held_out else "")
+        raise DataError(f"{len(data)} training vector(s){where}; training needs at least 2: {fix}")
     return data
 
 
-def split_clips(n_clips: int, validation_split: float, seed: int,
-                groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Random clip-level train/validation split (whole clips, so overlapping vectors never leak).
+def split_clips(groups: np.ndarray, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random clip-level train/validation split of the clips whose machine IDs are ``groups``
+    (whole clips, so overlapping vectors never leak).
 
-    With ``groups`` (a machine ID per clip) each group holds out its own share, at least one clip
-    of a group of two or more, so that every ID has unseen normal clips (they calibrate its
-    decision threshold: :meth:`asd.experiment.Results.thresholds`).
+    Each ID holds out its own share, at least one clip of an ID with two or more and never an
+    ID's last clip, so that every ID has unseen normal clips (they calibrate its decision
+    threshold: :meth:`asd.experiment.Results.thresholds`) and clips to train on.
     """
-    order = np.random.default_rng(seed).permutation(n_clips)
+    groups = np.asarray(groups)
+    if len(groups) == 0:
+        raise DataError("no training clips to train on")
+    order = np.random.default_rng(seed).permutation(len(groups))
     share = lambda n: max(1, int(round(n * validation_split))) if validation_split > 0 else 0
-    if groups is None:
-        n_val = share(n_clips)
-        if n_val >= n_clips:
-            raise ValueError(f"validation_split {validation_split} leaves no training clip out of {n_clips}")
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
-    groups = np.asarray(groups)[order]
+    groups = groups[order]
     val = np.concatenate([members[:min(share(len(members)), len(members) - 1)]
                           for members in (order[groups == g] for g in np.unique(groups))])
     return np.sort(np.setdiff1d(order, val)), np.sort(val)
@@ -321,8 +327,8 @@ def fit_steps(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
         raise ValueError("CUDA-graph capture needs a CUDA device")
     set_up = time.perf_counter()
     torch.manual_seed(seed)
-    tr_idx, val_idx = split_clips(len(train), fit_cfg.validation_split, seed, train.clip_ids)
-    data = trainable(DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device))
+    tr_idx, val_idx = split_clips(train.clip_ids, fit_cfg.validation_split, seed)
+    data = trainable(DeviceVectors.build(train.subset(tr_idx), n_frames, id_index, device), len(val_idx))
     val = DeviceVectors.build(train.subset(val_idx), n_frames, id_index, device) if len(val_idx) else None
     model.to(device).train()
     opt = (FlatAdam(model.parameters(), fit_cfg.lr) if capture

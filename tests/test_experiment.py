@@ -265,12 +265,12 @@ def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dat
     root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=30, n_test_normal=3, n_test_anomaly=3,
                         seconds=1.0)
     prep = prepare(cfg, root, progress=False)
-    _, val = split_clips(len(prep.train), cfg.fit["sequential"].validation_split, cfg.seed, prep.train.clip_ids)
+    _, val = split_clips(prep.train.clip_ids, cfg.fit["sequential"].validation_split, cfg.seed)
     for per_id in (False, True):
         res = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, per_id=per_id)
         seq = res.models["sequential"]
         expected = val if not per_id else np.concatenate([  # per ID, each group's own split
-            np.flatnonzero(prep.train.clip_ids == mid)[split_clips(30, 0.1, cfg.seed, np.zeros(30))[1]]
+            np.flatnonzero(prep.train.clip_ids == mid)[split_clips(np.zeros(30), 0.1, cfg.seed)[1]]
             for mid in ("00", "02")])
         assert np.flatnonzero(seq.held_out).tolist() == sorted(expected.tolist())
         assert {mid: int(np.sum(seq.held_out & (res.train_ids == mid))) for mid in ("00", "02")} == {"00": 3, "02": 3}

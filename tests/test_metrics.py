@@ -91,7 +91,8 @@ def test_random_detector_pauc_near_half():
 @pytest.mark.parametrize(("y", "s", "match"), [
     ([0, 0, 0], [0.1, 0.2, 0.3], "both"),
     ([1, 1], [0.1, 0.2], "both"),
-    ([0, 1, 2], [0.1, 0.2, 0.3], "both"),
+    ([0, 1, 2], [0.1, 0.2, 0.3], r"0 \(normal\) and 1 \(anomalous\) only, got \[2\]"),
+    ([0, 1, -1], [0.1, 0.2, 0.3], r"only, got \[-1\]"),  # an unlabelled clip, though both classes are there
     ([0, 1, 1], [0.1, np.nan, 0.3], "NaN"),
     ([0, 1, 1], [0.1, np.inf, 0.3], "infinity"),
     ([0, 1, 1], [0.1, 0.2], "equal length"),
@@ -232,7 +233,7 @@ def test_decision_threshold_recovers_the_quantile_of_gamma_scores(shape, scale):
 
 @pytest.mark.parametrize(("scores", "quantile", "match"), [
     ([1.0, 2.0], 0.9, "at least 3"),
-    ([1.0, 2.0, np.nan, 3.0], 0.9, "at least 3"),
+    ([1.0, 2.0, np.nan, 3.0], 0.9, "finite scores, got 1 NaN"),
     ([1.0, -2.0, 3.0], 0.9, "non-negative"),
     ([1.0, 2.0, 3.0], 1.0, "between 0 and 1"),
 ])
@@ -266,6 +267,10 @@ def test_thresholds_are_per_id_and_decisions_compare_with_them():
     assert metrics.decide(test_ids, test_scores, limits).tolist() == [1, 0, 0, 1]
     with pytest.raises(ValueError, match="ID 04: a gamma fit needs"):
         metrics.thresholds(np.array(["00"] * 5 + ["04"] * 2), np.arange(7.0))
+    with pytest.raises(ValueError, match="no threshold for ID 04"):
+        metrics.decide(np.array(["00", "04"]), np.array([1.0, 2.0]), limits)
+    with pytest.raises(ValueError, match=r"differ in length \(2 and 1\)"):
+        metrics.decide(np.array(["00", "02"]), np.array([1.0]), limits)
 
 
 def test_decision_rows_match_sklearn_per_id():

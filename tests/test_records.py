@@ -7,7 +7,7 @@ from pathlib import Path
 from asd import metrics, records, synth
 from asd.cli import main
 from asd.config import get_config
-from asd.tables import format_table
+from asd.tables import NO_ROWS, Table, format_table
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -49,6 +49,10 @@ def test_records_are_described_with_provenance_series_time_and_the_bf16_change(m
     series = sum(steps / rates[name] for name, steps in fp32["steps"].items())
     assert f"in series, at the steps/s of bench-cpu.json: about {series:.0f} s" in fp32_part
     assert "in series" not in bf16_part  # no bench-cpu-bf16.json
+    bench = json.loads((folder / "bench-cpu.json").read_text())
+    (folder / "bench-cpu.json").write_text(json.dumps({**bench, "precision": "bf16"}))
+    assert "in series" not in records.describe(folder)  # bf16 steps/s do not time an fp32 record
+    (folder / "bench-cpu.json").write_text(json.dumps(bench))
     assert main([*run[:4], "sequential", "batchnorm", "pca", *run[6:], "--out", str(folder / "full-cpu.json")]) == 0
     assert f"about {series:.0f} s" in records.describe(folder)  # PCA takes no steps: the estimate stands
     assert main([*run[:4], "sequential", "baseline", *run[6:], "--out", str(folder / "full-cpu.json")]) == 0
@@ -80,6 +84,14 @@ def test_lists_wrap_between_items_never_inside_one():
     lines = records._listed(items, width=60).splitlines()
     assert len(lines) > 1 and all(len(line) <= 60 and line.startswith("    ") for line in lines)
     assert " ".join(line.strip() for line in lines) == ", ".join(items)
+
+
+def test_a_record_without_labelled_test_clips_is_described_without_a_table(tmp_path):
+    record = json.loads((RESULTS / "full-h200.json").read_text())
+    (tmp_path / "full-gpu.json").write_text(json.dumps({**record, "rows": []}))  # asd run --scores-dir --out
+    text = records.describe(tmp_path)
+    assert text.startswith("full-gpu.json\n") and text.endswith(NO_ROWS)
+    assert NO_ROWS in Table({})._repr_html_()
 
 
 def test_no_record_says_how_to_make_one(tmp_path):

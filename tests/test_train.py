@@ -46,46 +46,49 @@ def _fit(name: str, prep: Prepared, fit_cfg: FitConfig, seed: int = 0, loop=fit)
 
 @pytest.mark.parametrize(("n", "split"), [(16, 0.1), (10, 0.5), (968, 0.1), (7, 0.3)])
 def test_split_clips_disjoint_complete_deterministic(n, split):
-    tr, val = split_clips(n, split, seed=3)
+    tr, val = split_clips(np.zeros(n), split, seed=3)
     assert len(np.intersect1d(tr, val)) == 0
     np.testing.assert_array_equal(np.sort(np.concatenate([tr, val])), np.arange(n))
     assert len(val) == round(n * split)
     assert np.all(np.diff(tr) > 0) and np.all(np.diff(val) > 0)  # sorted
-    tr2, val2 = split_clips(n, split, seed=3)
+    tr2, val2 = split_clips(np.zeros(n), split, seed=3)
     np.testing.assert_array_equal(tr, tr2)
     np.testing.assert_array_equal(val, val2)
 
 
 def test_split_clips_depends_on_seed():
-    assert any(not np.array_equal(split_clips(100, 0.2, 0)[1], split_clips(100, 0.2, s)[1]) for s in (1, 2, 3))
+    one = np.zeros(100)
+    assert any(not np.array_equal(split_clips(one, 0.2, 0)[1], split_clips(one, 0.2, s)[1]) for s in (1, 2, 3))
 
 
 def test_split_clips_no_validation():
-    tr, val = split_clips(5, 0.0, seed=0)
+    tr, val = split_clips(np.zeros(5), 0.0, seed=0)
     np.testing.assert_array_equal(tr, np.arange(5))
     assert len(val) == 0
 
 
-def test_split_clips_keeps_one_validation_clip_of_few():
-    tr, val = split_clips(3, 0.1, seed=0)
+def test_split_clips_keeps_one_validation_clip_of_few_and_a_training_clip_always():
+    tr, val = split_clips(np.zeros(3), 0.1, seed=0)
     assert len(val) == 1 and len(tr) == 2
+    for n, split in ((1, 0.1), (2, 0.9)):
+        tr, val = split_clips(np.zeros(n), split, seed=0)
+        assert len(tr) == 1 and len(val) == n - 1
 
 
-@pytest.mark.parametrize(("n", "split"), [(1, 0.1), (2, 0.9)])
-def test_split_clips_refuses_an_empty_training_side(n, split):
-    with pytest.raises(ValueError, match="leaves no training clip"):
-        split_clips(n, split, seed=0)
+def test_split_clips_refuses_no_clips():
+    with pytest.raises(DataError, match="no training clips"):
+        split_clips(np.array([]), 0.1, seed=0)
 
 
 def test_split_clips_by_group_holds_out_each_groups_share():
     groups = np.repeat(["00", "02", "04", "06"], [60, 60, 27, 1])  # the quick stand-in's counts, and a lone clip
-    tr, val = split_clips(len(groups), 0.1, seed=0, groups=groups)
+    tr, val = split_clips(groups, 0.1, seed=0)
     np.testing.assert_array_equal(np.sort(np.concatenate([tr, val])), np.arange(len(groups)))
     held = {g: int(np.sum(groups[val] == g)) for g in ("00", "02", "04", "06")}
     assert held == {"00": 6, "02": 6, "04": 3, "06": 0}  # round(10 %), at least 1, never a group's last clip
-    assert split_clips(len(groups), 0.1, seed=0, groups=groups)[1].tolist() == val.tolist()
-    assert split_clips(len(groups), 0.1, seed=1, groups=groups)[1].tolist() != val.tolist()
-    tr, val = split_clips(4, 0.9, seed=0, groups=np.array(["a", "a", "b", "b"]))
+    assert split_clips(groups, 0.1, seed=0)[1].tolist() == val.tolist()
+    assert split_clips(groups, 0.1, seed=1)[1].tolist() != val.tolist()
+    tr, val = split_clips(np.array(["a", "a", "b", "b"]), 0.9, seed=0)
     assert len(val) == 2 and sorted("aabb"[i] for i in tr) == ["a", "b"]
 
 
@@ -110,7 +113,7 @@ def test_device_vectors_batch_equals_frameset_vectors(prep):
 def test_fit_history_and_steps(prep):
     fit_cfg = FitConfig(epochs=3, batch_size=100, validation_split=0.1)
     model, hist = _fit("sequential", prep, fit_cfg)
-    tr_idx, val_idx = split_clips(len(prep.train), 0.1, seed=0)
+    tr_idx, val_idx = split_clips(prep.train.clip_ids, 0.1, seed=0)  # as fit splits: per machine ID
     n_train = n_vectors(prep.train.subset(tr_idx))
     assert len(hist.train_loss) == len(hist.val_loss) == 3
     assert hist.steps == 3 * math.ceil(n_train / 100)
@@ -209,12 +212,27 @@ def test_fit_survives_final_batch_of_one(prep, loop):
     assert hist.steps == 1 and np.isfinite(hist.train_loss[0])  # the lone vector is dropped
 
 
+def test_both_loops_average_the_loss_over_the_vectors_they_trained_on(prep):
+    frames = np.tile(prep.train.frames[:1], (N_FRAMES + 4, 1))  # 5 equal vectors: batches of 4, then 1
+    equal = replace(prep, train=FrameSet.from_parts([frames], prep.train.clips[:1]))
+    fit_cfg = FitConfig(epochs=1, batch_size=4, lr=0.0, validation_split=0.0)
+    (_, fast), (_, plain) = (_fit("sequential", equal, fit_cfg, loop=loop) for loop in (fit, fit_plain))
+    assert fast.steps == plain.steps == 1
+    # lr 0: one batch's mean loss, whichever 4 vectors it drew; not a sum over 4 divided by 5
+    assert plain.train_loss[0] == pytest.approx(fast.train_loss[0], rel=1e-5)
+
+
 @pytest.mark.parametrize("loop", [fit, fit_plain], ids=["fit", "fit_plain"])
 def test_fit_refuses_a_single_training_vector(prep, loop):
     one = FrameSet.from_parts([prep.train.frames[:N_FRAMES]], prep.train.clips[:1])  # 5 frames: 1 vector
-    with pytest.raises(DataError, match="1 training vector\\(s\\) .* at least 2"):
+    with pytest.raises(DataError, match=r"1 training vector\(s\); training needs at least 2: more or longer "
+                                        r"training clips$"):  # no split to blame: none was held out
         _fit("sequential", replace(prep, train=one),
              FitConfig(epochs=1, batch_size=256, validation_split=0.0), loop=loop)
+    two = FrameSet.from_parts([prep.train.frames[:N_FRAMES]] * 2, prep.train.clips[:2])
+    with pytest.raises(DataError, match=r"\(1 validation clip\(s\) held out\).*a smaller validation_split"):
+        _fit("sequential", replace(prep, train=two),
+             FitConfig(epochs=1, batch_size=256, validation_split=0.5), loop=loop)
 
 
 # --- score --------------------------------------------------------------------------------------
