@@ -33,6 +33,8 @@ def setting(name: str, flag: str | None = None) -> str | None:
     if flag is not None:
         return flag
     return os.environ.get(variable) or default
+
+
 NETWORKS = ("baseline", "batchnorm", "dropout", "sequential")  # the report's four networks
 DETECTORS = (*NETWORKS, "pca", "idnn", "idclf")  # and the detectors beyond the report
 
@@ -47,6 +49,9 @@ class FrozenDict(dict):
 
     def __reduce__(self):  # copy, deepcopy and pickle rebuild it whole
         return FrozenDict, (dict(self),)
+
+    def __hash__(self) -> int:  # so that a frozen config is hashable, as frozen dataclasses are
+        return hash(frozenset(self.items()))
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ def get_config(profile: str | None = None, **overrides) -> Config:
     field overrides."""
     given, profile = profile, setting("profile", profile)
     if profile not in PROFILES:
-        source = "" if given else " (from ASD_PROFILE)"
+        source = "" if given is not None else " (from ASD_PROFILE)"
         raise ValueError(f"unknown profile {profile!r}{source}; choose one of {', '.join(PROFILES)}")
     if profile == "quick":
         base = Config(profile="quick", spread_seeds=5, fit=dict(QUICK_FIT), synth=QUICK_SYNTH)

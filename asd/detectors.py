@@ -139,20 +139,25 @@ class PCADetector:
         residual = x - (x @ self.components.T) @ self.components
         return History(train_loss=[float((residual**2).mean())], seconds=time.perf_counter() - start)
 
+    def _fitted(self) -> np.ndarray:
+        if self.components is None:
+            raise RuntimeError("fit the PCA detector first")
+        return self.components
+
     def state(self) -> dict[str, torch.Tensor]:
-        return {"mean": torch.from_numpy(self.mean), "components": torch.from_numpy(self.components)}
+        components = self._fitted()
+        return {"mean": torch.from_numpy(self.mean), "components": torch.from_numpy(components)}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.mean, self.components = state["mean"].numpy(), state["components"].numpy()
 
     def score(self, test: FrameSet, batch_size: int = 65536) -> np.ndarray:
-        if self.components is None:
-            raise RuntimeError("fit the PCA detector before scoring")
+        components = self._fitted()
         starts, clip_of = test.vector_starts(self.n_frames)
         errors = np.zeros(len(starts))
         for b in range(0, len(starts), batch_size):
             x = gather_vectors(test.frames, starts[b : b + batch_size], self.n_frames) - self.mean
-            residual = x - (x @ self.components.T) @ self.components
+            residual = x - (x @ components.T) @ components
             errors[b : b + batch_size] = (residual**2).mean(axis=1)
         return clip_means(errors, clip_of, len(test))
 
@@ -190,11 +195,13 @@ def own_id_probability(train: FrameSet, test: FrameSet, max_frames: int = 50_000
     unique_ids = sorted(set(train.clip_ids.tolist()))
     if len(unique_ids) < 2:
         raise ValueError(f"the ID probe needs training clips of at least 2 machine IDs, got {unique_ids}")
+    if unseen := sorted(set(test.clip_ids.tolist()) - set(unique_ids)):
+        raise ValueError(f"the ID probe has no training clips of test ID(s) {', '.join(unseen)}")
     frame_ids = np.repeat(train.clip_ids, np.diff(train.offsets))
     pick = np.random.default_rng(seed).permutation(len(frame_ids))[:max_frames]
-    mean, std = train.frames.mean(axis=0), train.frames.std(axis=0) + 1e-8
-    clf = LogisticRegression(max_iter=500).fit((train.frames[pick] - mean) / std, frame_ids[pick])
-    proba = clf.predict_proba((test.frames - mean) / std)
+    scaler = Standardiser.fit(train.frames)
+    clf = LogisticRegression(max_iter=500).fit(scaler.transform(train).frames[pick], frame_ids[pick])
+    proba = clf.predict_proba(scaler.transform(test).frames)
     column = {mid: k for k, mid in enumerate(clf.classes_)}
     frame_clip = np.repeat(np.arange(len(test)), np.diff(test.offsets))
     own = proba[np.arange(len(proba)), [column[m] for m in test.clip_ids[frame_clip]]]
@@ -207,6 +214,11 @@ def halves(fs: FrameSet) -> tuple[FrameSet, FrameSet]:
     first = [fs.frames[a : a + n // 2] for a, n in zip(fs.offsets[:-1], lengths)]
     second = [fs.frames[a + n // 2 : a + n] for a, n in zip(fs.offsets[:-1], lengths)]
     return FrameSet.from_parts(first, fs.clips), FrameSet.from_parts(second, fs.clips)
+
+
+def _nan_mean(x: np.ndarray) -> float:
+    """The mean, NaN for no values (without numpy's empty-slice warning)."""
+    return float(x.mean()) if len(x) else float("nan")
 
 
 def one_recording_shift(test: FrameSet) -> dict[str, tuple[float, float, float]]:
@@ -225,16 +237,16 @@ def one_recording_shift(test: FrameSet) -> dict[str, tuple[float, float, float]]
     rest = test.subset([i for i in range(len(test)) if i not in reference])
     p_held = own_id_probability(first, second)
     p_rest, rest_ids, y_rest = own_id_probability(first, rest), rest.clip_ids, rest.y_true
-    nan_mean = lambda x: float(x.mean()) if len(x) else float("nan")
-    return {c.machine_id: (float(p_held[k]), nan_mean(p_rest[(rest_ids == c.machine_id) & (y_rest == 1)]),
-                           nan_mean(p_rest[(rest_ids == c.machine_id) & (y_rest == 0)]))
+    return {c.machine_id: (float(p_held[k]), _nan_mean(p_rest[(rest_ids == c.machine_id) & (y_rest == 1)]),
+                           _nan_mean(p_rest[(rest_ids == c.machine_id) & (y_rest == 0)]))
             for k, c in enumerate(second.clips)}
 
 
 def id_shift(train: FrameSet, test: FrameSet) -> dict[str, tuple[float, float]]:
     """Per machine ID of ``test``: the mean :func:`own_id_probability` of its normal and of its
-    anomalous clips (a fault that moves clips off their ID makes the second much smaller)."""
+    anomalous clips (a fault that moves clips off their ID makes the second much smaller; NaN for
+    an ID without clips of one kind)."""
     p_own, clip_ids, y_true = own_id_probability(train, test), test.clip_ids, test.y_true
-    return {mid: (float(p_own[(clip_ids == mid) & (y_true == 0)].mean()),
-                  float(p_own[(clip_ids == mid) & (y_true == 1)].mean()))
+    return {mid: (_nan_mean(p_own[(clip_ids == mid) & (y_true == 0)]),
+                  _nan_mean(p_own[(clip_ids == mid) & (y_true == 1)]))
             for mid in sorted(set(clip_ids.tolist()))}

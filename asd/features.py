@@ -34,7 +34,8 @@ def mel_basis(cfg: FeatureConfig) -> np.ndarray:
 
 
 def logmel(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """``10 * log10(mel power + eps)`` of a mono signal, shape ``(n_frames, n_mels)``, float32."""
+    """``10 * log10(mel power + eps)`` of a mono signal in dB, shape ``(n_frames, n_mels)``, float32
+    (``20 / power * log10(mel + eps)`` for a mel spectrogram of another ``cfg.power``)."""
     mel = librosa.feature.melspectrogram(
         y=y, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
         n_mels=cfg.n_mels, power=cfg.power, window="hann", center=True, pad_mode=cfg.pad_mode,

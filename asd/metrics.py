@@ -209,5 +209,8 @@ def average_rank(tab: dict[str, dict[str, tuple[float, float]]]) -> dict[str, fl
 
     models = list(tab)
     cols = [c for c in next(iter(tab.values())) if c != "AVG"]
+    if uneven := [m for m in models if [c for c in tab[m] if c != "AVG"] != cols]:
+        raise ValueError(f"models must be scored on the same IDs to be ranked: {', '.join(uneven)} differ "
+                         f"from {models[0]} ({', '.join(cols)})")
     ranks = [rankdata([-tab[m][c][k] for m in models]) for c in cols for k in (0, 1)]
     return dict(zip(models, np.mean(ranks, axis=0).tolist()))

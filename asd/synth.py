@@ -391,7 +391,8 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     """One clip of slider ``machine_id`` (float32 mono in [-1, 1]), ``anomaly`` None for normal.
 
     The machine, the background and the fault draw from separate streams of ``seed``: a faulty
-    clip keeps the background (and, unless the belt is loose, the motion) of its normal twin.
+    clip keeps the hall noise and distant events (and, unless the belt is loose, the motion) of
+    its normal twin; the drive's tones in the background move with the fault.
     """
     if machine_id not in RAILS:
         raise ValueError(f"unknown machine ID {machine_id!r}; choose one of {', '.join(RAILS)}")

@@ -64,8 +64,10 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
 
 def test_unknown_profile_is_refused(monkeypatch):
     monkeypatch.setenv("ASD_PROFILE", "huge")
-    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+    with pytest.raises(ValueError, match="unknown profile 'huge' \\(from ASD_PROFILE\\)"):
         get_config()
+    with pytest.raises(ValueError, match="unknown profile ''; choose"):  # given, not from the environment
+        get_config("")
 
 
 def test_config_is_the_full_profile_and_immutable():
@@ -80,6 +82,7 @@ def test_config_is_the_full_profile_and_immutable():
     assert changed.hash() != cfg.hash()
     for clone in (copy.deepcopy(cfg), pickle.loads(pickle.dumps(cfg))):
         assert clone == cfg and clone.hash() == cfg.hash()
+    assert len({cfg, copy.deepcopy(cfg), changed}) == 2  # hashable, as a frozen dataclass
 
 
 @pytest.mark.parametrize("cfg", [Config(), get_config("quick", precision="bf16").with_epochs(3),

@@ -7,6 +7,7 @@ folder per test (conftest).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def test_pca_components_are_configurable(prep: Prepared) -> None:
     cfg = tiny_config()
     small = make("pca", replace(cfg, beyond=replace(cfg.beyond, pca_components=2)), prep.id_index, CPU)
     large = make("pca", replace(cfg, beyond=replace(cfg.beyond, pca_components=64)), prep.id_index, CPU)
+    for unfitted in (small.state, lambda: small.score(prep.test)):
+        with pytest.raises(RuntimeError, match="fit the PCA detector first"):
+            unfitted()
     small.fit(prep.train, progress=False)
     large.fit(prep.train, progress=False)
     assert small.components.shape == (2, cfg.feature.dim)
@@ -236,6 +240,17 @@ def test_one_recording_probe_needs_a_normal_clip_per_id(prep: Prepared) -> None:
     only_anomalies = prep.test.subset(np.flatnonzero(prep.test.y_true == 1))
     with pytest.raises(ValueError, match="normal clip"):
         one_recording_shift(only_anomalies)
+
+
+def test_id_probe_refuses_unseen_ids_and_gives_nan_for_a_missing_kind(prep: Prepared) -> None:
+    two_ids = prep.train.subset(np.flatnonzero(prep.train.clip_ids != "04"))
+    with pytest.raises(ValueError, match="no training clips of test ID\\(s\\) 04"):
+        id_shift(two_ids, prep.test)
+    normal_only = prep.test.subset(np.flatnonzero(prep.test.y_true == 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no empty-slice warning
+        shift = id_shift(prep.train, normal_only)
+    assert all(normal > 0.9 and np.isnan(anomalous) for normal, anomalous in shift.values())
 
 
 def test_level_scores_rank_louder_clips_higher(tmp_path: Path) -> None:

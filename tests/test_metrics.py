@@ -169,6 +169,9 @@ def test_average_rank_orders_models_and_shares_ties():
     # columns: 00 AUC a1 b2 c3 | 00 pAUC a,b tie 1.5, c3 | 02 AUC a2 b3 c1 | 02 pAUC a2 b3 c1
     assert ranks == pytest.approx({"a": (1 + 1.5 + 2 + 2) / 4, "b": (2 + 1.5 + 3 + 3) / 4, "c": (3 + 3 + 1 + 1) / 4})
     assert sum(ranks.values()) == pytest.approx(1 + 2 + 3)
+    tab["d"] = {"00": (0.9, 0.9), "AVG": (0.9, 0.9)}
+    with pytest.raises(ValueError, match="same IDs to be ranked: d differ from a \\(00, 02\\)"):
+        metrics.average_rank(tab)
 
 
 def test_baseline_reference_over_all_four_ids_gives_the_readme_average():
