@@ -60,18 +60,28 @@ def parse_name(path: Path) -> tuple[int, str, int]:
     return LABELS.index(label), machine_id, int(index)
 
 
+def _named_id(name: str) -> str | None:
+    """The machine ID in a clip's file name, None if the name is not a clip's."""
+    if match := UNLABELLED_RE.match(name):
+        return match.group(1)
+    return match.group(2) if (match := NAME_RE.match(name)) else None
+
+
 def in_order(clips: list[Clip]) -> list[Clip]:
-    """``clips`` sorted by ID, label and index, the order every listing of clips gives."""
-    return sorted(clips, key=lambda c: (c.machine_id, c.label, c.index))
+    """``clips`` sorted by ID, label and index, the order every listing of clips gives; clips named
+    without their label (``id_01_00000000.wav``) by ID and index alone, so that nothing written in
+    their order (score files, say) gives away labels read from a ground-truth list."""
+    named = lambda c: UNLABELLED if UNLABELLED_RE.match(c.path.name) else c.label
+    return sorted(clips, key=lambda c: (c.machine_id, named(c), c.index))
 
 
 def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = None,
                labels: dict[str, int] | None = None, unlabelled: bool = False) -> list[Clip]:
-    """Clips of ``root/machine/split`` sorted by ID, label and index, optionally only ``ids``.
+    """Clips of ``root/machine/split`` in :func:`in_order`'s order, optionally only ``ids``.
 
     Unlabelled clips (``id_01_00000000.wav``) take their label from ``labels`` (file name -> 0/1,
-    see :func:`read_ground_truth`); a clip missing from ``labels``, or an entry of ``labels``
-    with no clip, is a :class:`DataError`. Without ``labels``, they are a :class:`DataError`
+    see :func:`read_ground_truth`); a clip of ``ids`` missing from ``labels``, or an entry of
+    ``labels`` of ``ids`` with no clip, is a :class:`DataError`. Without ``labels``, they are a :class:`DataError`
     unless ``unlabelled`` allows them (label :data:`UNLABELLED`).
     """
     if split not in SPLITS:
@@ -80,12 +90,12 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     if not folder.is_dir():
         hint = _layout_hint(Path(root), machine, split)
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){hint}")
-    clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder)]
+    wanted = lambda name: ids is None or (mid := _named_id(name)) is None or mid in ids  # a bad name is an error
+    clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder) if wanted(path.name)]
     if labels is not None:
-        orphans = sorted(set(labels) - {c.path.name for c in clips})
+        orphans = sorted({name for name in labels if wanted(name)} - {c.path.name for c in clips})
         if orphans:
             raise DataError(f"{folder}: {len(orphans)} ground-truth entries have no clip, e.g. {orphans[0]}")
-    clips = [c for c in clips if ids is None or c.machine_id in ids]
     if not clips:
         wanted = f" for IDs {', '.join(ids)}" if ids else ""
         raise DataError(f"{folder}: no .wav clips{wanted}")

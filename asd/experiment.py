@@ -406,6 +406,10 @@ def _check_test_clips(folder: Path, train_clips: list, test_clips: list, require
     if require_labels and (reasons := unevaluable(test_clips)):
         raise DataError(f"{folder}: cannot compute AUC ({'; '.join(reasons)}); "
                         "or only score the clips (--scores-dir DIR)")
+    untested = sorted(set(unique_ids(train_clips)) - set(unique_ids(test_clips)))
+    if require_labels and untested:  # else the average would quietly be over fewer IDs
+        raise DataError(f"{folder}: no test clips of ID(s) {', '.join(untested)}, which have training clips: "
+                        "leave them out (--ids) or add their test clips")
     missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
     if missing:
         raise DataError(f"{folder.parent}: test clips of ID(s) {', '.join(missing)} have no training clips")
@@ -435,12 +439,12 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
                         "to train only, save the detectors (--save-models DIR)")
     labels = _test_labels(root, machine, ground_truth, require_labels)
     all_train = list_clips(root, machine, "train")
-    all_test = [] if trained_only else list_clips(root, machine, "test", labels=labels,
-                                                  unlabelled=not require_labels)
-    found = unique_ids(all_train + all_test)
+    tested = [] if trained_only else unique_ids(list_clips(root, machine, "test", unlabelled=True))
+    found = sorted(set(unique_ids(all_train)) | set(tested))
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
-    test_clips = [c for c in all_test if c.machine_id in used]
+    test_ids = [mid for mid in used if mid in tested]  # labels are checked for the IDs used only
+    test_clips = list_clips(root, machine, "test", test_ids, labels, not require_labels) if test_ids else []
     _check_test_clips(folder, train_clips, test_clips, require_labels)
     train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
     test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips

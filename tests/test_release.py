@@ -94,6 +94,7 @@ def test_eval_set_scored_with_ground_truth_and_score_files_agree(release, tmp_pa
         with path.open() as f:
             pairs = [(name, float(score)) for name, score in csv.reader(f)]
         assert all(name.startswith(f"id_{row['id']}_") for name, _ in pairs) and len(pairs) == 6
+        assert [name for name, _ in pairs] == sorted(name for name, _ in pairs)  # file order, not by hidden label
         y_true = [labels[name] for name, _ in pairs]
         y_score = [score for _, score in pairs]
         assert roc_auc_score(y_true, y_score) == pytest.approx(row["auc"])
@@ -113,6 +114,30 @@ def test_ground_truth_found_beside_the_eval_root(release, capsys):
     code, out, err = _run(["--data", str(release / "eval_data")], capsys)
     assert code == 0, err
     assert "IDs: 01 03 05" in out
+
+
+def test_a_list_of_the_chosen_ids_alone_will_do(release, tmp_path, capsys):
+    lines = (release / "eval_data_list.csv").read_text().splitlines()
+    only_01 = tmp_path / "only01.csv"
+    only_01.write_text("\n".join(line for line in lines if not line.startswith(("id_03", "id_05"))) + "\n")
+    code, out, err = _run(["--data", str(release / "eval_data"), "--ids", "01", "--ground-truth", str(only_01),
+                           "--models", "pca"], capsys)
+    assert code == 0, err
+    assert "IDs: 01" in out
+    code, out, err = _run(["--data", str(release / "eval_data"), "--ids", "01", "03", "--ground-truth",
+                           str(only_01), "--models", "pca"], capsys)
+    assert code == 2 and "id_03_00000000.wav: unlabelled clip missing from the ground-truth list" in err
+
+
+def test_an_id_without_test_clips_is_named_not_left_out_of_the_average(make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=4, n_test_normal=2, n_test_anomaly=2,
+                        seconds=1.0)
+    for path in (root / "slider" / "test").glob("*_id_02_*.wav"):
+        path.unlink()
+    code, out, err = _run(["--data", str(root), "--ids", "all", "--models", "pca"], capsys)
+    assert code == 2 and "no test clips of ID(s) 02, which have training clips" in err
+    code, out, err = _run(["--data", str(root), "--ids", "00", "--models", "pca"], capsys)
+    assert code == 0 and "IDs: 00" in out
 
 
 @pytest.fixture(scope="module")
