@@ -131,7 +131,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
     r.add_argument("--ids", nargs="+", action="extend", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
-    r.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
+    r.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help=f"detectors: {', '.join(DETECTORS)} (default: {' '.join(NETWORKS)})")
     r.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, as the report) or bf16 autocast (weights stay fp32)")
@@ -160,7 +160,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c = _command(sub, "score", "score new clips with detectors saved by asd run --save-models, and flag "
                                "anomalies (no training)")
     c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
-    c.add_argument("--clips", nargs="+", type=Path, required=True, metavar="PATH",
+    c.add_argument("--clips", nargs="+", action="extend", type=Path, required=True, metavar="PATH",
                    help="WAV files or folders of them, named id_NN_NNNNNNNN.wav (NN: the machine ID); labelled "
                         "names (normal_id_NN_..., anomaly_id_NN_...) add AUC/pAUC")
     c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
@@ -209,7 +209,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b = _command(sub, "bench", "time the plain DataLoader loop against asd.train, and feature extraction")
     b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
     b.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
-    b.add_argument("--models", nargs="+", default=list(NETWORKS), metavar="NAME",
+    b.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help=f"networks to time (default: {' '.join(NETWORKS)})")
     b.add_argument("--epochs", type=int, default=2, help="epochs each loop runs per network (default 2)")
     b.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
@@ -220,7 +220,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _decision_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--decision-quantile", type=float, default=DECISION_QUANTILE, metavar="Q",
+    p.add_argument("--decision-quantile", type=float, default=None, metavar="Q",
                    help="a clip is anomalous above this quantile of a gamma distribution fitted to scores of "
                         f"its ID's normal clips (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
     p.add_argument("--calibration", choices=CALIBRATIONS, default=None,
@@ -228,7 +228,7 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
                         "clips each network held out from training (its validation clips, never fitted) or of "
                         "the --calibration-clips (default when they are given; asd score with 'calibration' "
                         "and no clips: those scored when the detector was saved)")
-    p.add_argument("--calibration-clips", nargs="+", type=Path, default=None, metavar="PATH",
+    p.add_argument("--calibration-clips", nargs="+", action="extend", type=Path, default=None, metavar="PATH",
                    help="normal WAV files or folders of them, recorded apart from the training clips and named "
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
 
@@ -365,7 +365,7 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
 
 def _decisions_asked(args: argparse.Namespace, calibration_clips: list | None) -> bool:
     """Whether the command line sets how clips are flagged (a calibration or a quantile of its own)."""
-    return bool(args.calibration or calibration_clips or args.decision_quantile != DECISION_QUANTILE)
+    return bool(args.calibration or calibration_clips or args.quantile_given)
 
 
 def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> None:
@@ -412,7 +412,9 @@ def _run(args: argparse.Namespace) -> None:
     else:
         if results.test.clips:
             print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
-        print(_flagged(results, args.decision_quantile, calibration))
+        # shown for information where only the detectors were asked for (--save-models)
+        print(_flagged(results, args.decision_quantile, calibration,
+                       strict=bool(args.scores_dir or _decisions_asked(args, calibration_clips))))
     if args.out:
         results.save(args.out, args.decision_quantile, calibration)
         print(f"results written to {args.out}")
@@ -549,11 +551,13 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
+def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict: bool = True) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
-    then the ``shown`` highest-scoring flagged clips."""
+    then the ``shown`` highest-scoring flagged clips. A model without thresholds is an error if
+    ``strict`` (decisions were asked for), else a line saying why."""
     import numpy as np
 
+    from asd.data import DataError
     from asd.metrics import decide
 
     ids = results.test.clip_ids
@@ -561,7 +565,13 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5) -> str:
     lines = [f"clips flagged anomalous (score above {rule}):" if len(ids) else
              f"no test clips: trained only; decision thresholds ({rule}):"]
     for name in results.models:
-        limits, scores = results.thresholds(name, quantile, calibration), results.models[name].scores
+        try:
+            limits, scores = results.thresholds(name, quantile, calibration), results.models[name].scores
+        except DataError as err:
+            if strict:
+                raise
+            lines.append(f"  {err}")
+            continue
         if not len(ids):
             lines.append(f"  {name:<11} " + "   ".join(f"ID {mid}: {limits[mid]:.4g}" for mid in results.unique_ids))
             continue
@@ -677,12 +687,23 @@ def _stdout_may_close() -> Iterator[None]:
             os.dup2(os.open(os.devnull, os.O_WRONLY), original.fileno())
 
 
+def _defaults_filled(args: argparse.Namespace) -> argparse.Namespace:
+    """The defaults of options that may be repeated (their values add up, so argparse's default
+    would be extended, not replaced) and of ``--decision-quantile``, noting whether it was given."""
+    if args.command in ("run", "bench"):  # detector names (asd score's models are files), each once
+        args.models = list(dict.fromkeys(args.models or NETWORKS))
+    if hasattr(args, "decision_quantile"):
+        args.quantile_given = args.decision_quantile is not None
+        args.decision_quantile = DECISION_QUANTILE if args.decision_quantile is None else args.decision_quantile
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, argv = _parser(), sys.argv[1:] if argv is None else argv
     if not argv:  # a bare `asd`: the commands and where to start, not only a usage line
         parser.print_help(sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = _defaults_filled(parser.parse_args(argv))
     warnings.formatwarning = lambda message, *_, **__: f"asd: warning: {message}\n"  # one line, no source
     from asd.data import DataError
     from asd.download import DownloadError

@@ -83,8 +83,9 @@ def describe(folder: Path) -> str:
     """Every full record in ``folder``: its provenance (data, profile, precision, device, date,
     commit, config hash), wall time, each network's seconds (and set-up seconds), how long the
     networks would have trained one after another at the steps/s of the same device's bench
-    record (where it timed them at the record's precision), its AUC/pAUC table and, for a bfloat16 record, how far each network's average
-    AUC/pAUC moved from the 32-bit record of the same device."""
+    record (where it timed them at the record's precision), its AUC/pAUC table and, for a
+    bfloat16 record, how far each network's average AUC/pAUC moved from the 32-bit record of the
+    same device."""
     found = load(folder)
     if not found:
         return (f"No full-scale record in {folder} (records are committed to the repository's results/). "

@@ -125,8 +125,9 @@ def test_options_a_run_would_ignore_are_shown_or_said(root, make_dataset, tmp_pa
     base = ["run", "--data", str(root), "--models", "pca", "--quiet", "--device", "cpu"]
     assert main(base) == 0
     assert "clips flagged anomalous" not in capsys.readouterr().out  # labelled: the AUC table is the answer
-    assert main([*base, "--decision-quantile", "0.5"]) == 0
-    assert "clips flagged anomalous (score above the 0.5 quantile of a gamma fit" in capsys.readouterr().out
+    for quantile in ("0.5", "0.9"):  # 0.9, the default, given: shown all the same
+        assert main([*base, "--decision-quantile", quantile]) == 0
+        assert f"clips flagged anomalous (score above the {quantile} quantile of a gamma fit" in capsys.readouterr().out
     with pytest.warns(UserWarning, match="--concurrent trains on a CUDA device only: on cpu the networks train one"):
         assert main([*base, "--concurrent"]) == 0
     plant = make_dataset(tmp_path / "plant", ids=("00",), n_train=4, seconds=1.0, test_ids=())
@@ -382,3 +383,20 @@ def test_every_command_ends_its_help_with_examples_that_parse(capsys):
             assert argv[0] == "asd" and argv[1] == name, line
             args = _parser().parse_args(argv[1:])  # argparse exits on an example that no longer parses
             assert args.command == name
+
+
+def test_repeated_list_options_add_up(root, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", "--data", str(root), "--models", "pca", "--models", "sequential", "pca", "--epochs", "1",
+                 "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    assert list(dict.fromkeys(row["model"] for row in json.loads(out.read_text())["rows"])) == ["pca", "sequential"]
+
+
+def test_a_detector_saved_without_enough_clips_for_thresholds_is_saved_all_the_same(make_dataset, tmp_path, capsys):
+    plant = make_dataset(tmp_path / "plant", ids=("00",), n_train=2, seconds=1.0, test_ids=())
+    models, out = tmp_path / "m", tmp_path / "r.json"
+    assert main(["run", "--data", str(plant), "--models", "pca", "--quiet", "--save-models", str(models),
+                 "--out", str(out)]) == 0  # no decisions asked: the thresholds are only shown
+    printed = capsys.readouterr().out
+    assert "pca: no training decision threshold for ID 00: a gamma fit needs at least 3 scores, got 2" in printed
+    assert (models / "pca.pt").is_file() and json.loads(out.read_text())["thresholds"] == {"pca": None}

@@ -41,7 +41,8 @@ def release(make_dataset, tmp_path_factory) -> Path:
 
 
 def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(["run", "--epochs", "2", "--quiet", "--device", "cpu", "--models", *MODELS, *args])
+    models = [] if "--models" in args else ["--models", *MODELS]
+    code = main(["run", "--epochs", "2", "--quiet", "--device", "cpu", *models, *args])
     out = capsys.readouterr()
     return code, out.out, out.err
 
