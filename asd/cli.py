@@ -27,6 +27,10 @@ PROFILE_HELP = ("quick: few epochs (and, in the synthetic stand-in, few clips), 
                 "report's epochs and batch sizes (and the real data's clip counts in the stand-in); with --data "
                 "every clip there is used (default: $ASD_PROFILE, else quick)")
 
+BENCH_PROFILE_HELP = ("without --data, the synthetic set to time on (quick: the reduced set; full: the real "
+                      "data's clip counts); both time the report's batch sizes, for the epochs --epochs gives "
+                      "(default: $ASD_PROFILE, else quick)")
+
 SYNTH_PROFILE_HELP = ("quick: a reduced set (at most 60 training clips per ID), minutes to train on a laptop; "
                       "full: the real release's clip counts (default: $ASD_PROFILE, else quick)")
 DEVICE_HELP = "auto (CUDA if available, else the CPU), cpu or cuda (default: $ASD_DEVICE, else auto)"
@@ -212,7 +216,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help=f"networks to time (default: {' '.join(NETWORKS)})")
     b.add_argument("--epochs", type=int, default=2, help="epochs each loop runs per network (default 2)")
-    b.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
+    b.add_argument("--profile", choices=PROFILES, default=None, help=BENCH_PROFILE_HELP)
     b.add_argument("--device", default=None, help=DEVICE_HELP)
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
     b.add_argument("--max-clips", type=_at_least(1), default=None, help="use at most this many training clips")
@@ -245,7 +249,7 @@ def _calibration(args: argparse.Namespace, stored: bool = False,
         return args.calibration or "training", None
     if args.calibration not in (None, "calibration"):
         raise UsageError(f"--calibration-clips set the thresholds: drop --calibration {args.calibration}")
-    clips = clips_at(args.calibration_clips, machine_id=machine_id)
+    clips = clips_at(args.calibration_clips, machine_id, "--id NN" if args.command == "score" else None)
     for clip in clips:  # a broken file stops the command now, not after training
         readable(clip.path)
     return "calibration", clips

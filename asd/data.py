@@ -281,12 +281,13 @@ def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str], nam
     return relinked
 
 
-def clips_at(paths: list[Path], machine_id: str | None = None) -> list[Clip]:
+def clips_at(paths: list[Path], machine_id: str | None = None, id_option: str | None = "--id NN") -> list[Clip]:
     """The test clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
     :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
     :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
     With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in name
-    order (a recorder's own names), and a release name of another ID is an error."""
+    order (a recorder's own names), and a release name of another ID is an error; a name error
+    points to ``id_option``, the command's way to give ``machine_id``, if it has one."""
     files = wav_files(paths)
     twin = next((name for name, n in Counter(p.name for p in files).items() if n > 1), None)
     if twin is not None:  # score and decision files name each clip by its file name
@@ -301,14 +302,17 @@ def clips_at(paths: list[Path], machine_id: str | None = None) -> list[Clip]:
         elif machine_id is not None:
             clips.append(Clip(path, "test", UNLABELLED, machine_id, index))
         else:
+            option = f"; or give the ID of every clip: {id_option}" if id_option else ""
             raise DataError(f"{path}: name does not match 'id_NN_NNNNNNNN.wav' or "
-                            "'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID; or give the "
-                            "ID of every clip: --id NN)")
+                            f"'<normal|anomaly>_id_NN_NNNNNNNN.wav' (NN: the machine's ID{option})")
     return in_order(clips)
 
 
 def _clip(path: Path, split: str, labels: dict[str, int] | None, unlabelled: bool) -> Clip:
     match = UNLABELLED_RE.match(path.name)
+    if match and split == "train":  # training clips are normal sounds: no list labels them
+        raise DataError(f"{path}: a training clip is named normal_id_NN_NNNNNNNN.wav (training clips are "
+                        "normal sounds; an unlabelled clip belongs in test/)")
     if match is None or (labels is None and not unlabelled):
         label, machine_id, index = parse_name(path)
         return Clip(path, split, label, machine_id, index)

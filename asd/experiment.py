@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, home, setting
-from asd.data import (GROUND_TRUTH, Clip, DataError, find_ground_truth, list_clips, read_ground_truth,
-                      select_ids, unevaluable, unique_ids, unlabelled_files)
+from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, list_clips,
+                      read_ground_truth, select_ids, unevaluable, unique_ids, unlabelled_files)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
@@ -58,10 +58,15 @@ def describe_data(root: Path, profile: str | None = None) -> str:
 
 
 def data_source(cfg: Config, progress: bool = True) -> DataSource:
-    """``$ASD_DATA`` (and optionally ``$ASD_EVAL_DATA``) if set, else the synthetic data, generated on first use."""
+    """``$ASD_DATA`` (and optionally ``$ASD_EVAL_DATA``) if set, else the synthetic data, generated on first use.
+
+    ``$ASD_DATA`` may be a release root (``dev_data/``, ``eval_data/``): its ``dev_data``, and its
+    ``eval_data`` unless ``$ASD_EVAL_DATA`` says otherwise."""
     if setting("data"):
-        dev = Path(setting("data")).expanduser()
-        ev = Path(setting("eval_data")).expanduser() if setting("eval_data") else None
+        given = Path(setting("data")).expanduser()
+        dev = dataset_root(given, cfg.machine)
+        ev = (Path(setting("eval_data")).expanduser() if setting("eval_data")
+              else given / "eval_data" if dev != given and (given / "eval_data").is_dir() else None)
         return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile))
     root = synth.ensure(cfg, progress=progress)
     return DataSource(root / "dev_data", root / "eval_data", True,
@@ -157,7 +162,7 @@ class Results:
         model = self.models[name]
         if calibration == "calibration":
             ids, scores = self.calibration_ids, model.calibration_scores
-            none = "no calibration clips were scored with it (give some: --calibration-clips, Results.calibrate)"
+            none = "no calibration clips were scored with it (give some: --calibration-clips)"
         else:
             use = model.held_out if calibration == "held-out" else np.ones(len(self.train_ids), bool)
             ids, scores = self.train_ids[use], model.train_scores[use]
@@ -596,16 +601,18 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
     with ``per_id``, train one after another.
     """
-    if "idclf" in models and per_id:  # before any work
-        raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
-    start = time.perf_counter()
     machine = machine or cfg.machine
+    if "idclf" in models:  # before any work
+        if per_id:
+            raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
+        used = select_ids(unique_ids(list_clips(root, machine, "train")), ids, cfg.report_ids.get(machine))
+        if len(used) < 2:
+            raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {used[0]} "
+                            "only (leave it out of the models)")
+    start = time.perf_counter()
     dev = resolve_device(device)
     prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth,
                    require_labels=require_labels)
-    if "idclf" in models and len(prep.unique_ids) < 2:
-        raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {prep.unique_ids[0]} "
-                        "only (leave it out of the models)")
     results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
                       standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)))

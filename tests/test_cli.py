@@ -206,8 +206,13 @@ def test_a_missing_ground_truth_list_is_an_error(root, tmp_path, capsys):
     assert "none.csv: no such file" in _error_line(capsys)
 
 
-def test_idclf_on_one_id_fails_before_training(make_dataset, tmp_path, capsys):
+def test_idclf_on_one_id_fails_before_any_work(make_dataset, tmp_path, capsys, monkeypatch):
     data = make_dataset(tmp_path / "data", ids=("00",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=0.5)
+
+    def extract(*args, **kwargs):
+        raise AssertionError("features extracted before the check")
+
+    monkeypatch.setattr("asd.experiment.extract", extract)
     assert main(["run", "--data", str(data), "--models", "pca", "idclf", "--quiet", "--device", "cpu",
                  "--no-cache"]) == 2
     assert "idclf tells machine IDs apart: it needs at least 2, the data has ID 00 only" in _error_line(capsys)

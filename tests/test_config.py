@@ -46,6 +46,14 @@ def test_the_settings_reach_their_users(monkeypatch, tmp_path):
     (tmp_path / "release" / "dev_data").mkdir(parents=True)
     monkeypatch.setenv("ASD_DATA", str(tmp_path / "release"))
     assert data_source(get_config("quick")).label.startswith("real DCASE 2020 data")
+    for name in ("dev_data", "eval_data"):  # a release root as asd download writes it: both sets found
+        (tmp_path / "release" / name / "slider").mkdir(parents=True)
+    src = data_source(get_config("quick"))
+    assert (src.dev, src.eval) == (tmp_path / "release" / "dev_data", tmp_path / "eval")  # ASD_EVAL_DATA wins
+    monkeypatch.delenv("ASD_EVAL_DATA")
+    src = data_source(get_config("quick"))
+    assert (src.dev, src.eval) == (tmp_path / "release" / "dev_data", tmp_path / "release" / "eval_data")
+    assert src.label.startswith("real DCASE 2020 data")
 
 
 def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch):

@@ -116,6 +116,9 @@ def test_unlabelled_clips_are_listed_only_when_allowed_and_say_why_auc_is_undefi
     assert unevaluable(clips) == ["ID 00: 2 unlabelled clips", "ID 02: 2 normal and 0 anomalous clips (AUC needs both)"]
     assert unevaluable([]) == ["no test clips"]
     assert counts(clips)[("00", "test", "unlabelled")] == 2
+    _touch_wavs(tmp_path / "slider" / "train", ["id_00_00000000.wav"])
+    with pytest.raises(DataError, match="id_00_00000000.wav: a training clip is named normal_id_NN_NNNNNNNN.wav"):
+        list_clips(tmp_path, "slider", "train", unlabelled=True)
 
 
 def test_labelled_clips_of_both_kinds_are_evaluable(make_dataset, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from sklearn.metrics import roc_auc_score
 
 from asd.cli import main
@@ -326,13 +327,22 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
             "calibration clips: the detectors were trained on slider ID(s) 01, 03, 05, not on 02: no threshold"),
            (["--calibration-clips", str(make_dataset(tmp_path / "few", ids=("01", "03", "05"), n_train=2,
                                                      seconds=1.0, test_ids=()) / "slider" / "train")],
-            "ID 01: the calibration clips number 2; a decision threshold needs at least 3 normal clips per ID")]
+            "ID 01: the calibration clips number 2; a decision threshold needs at least 3 normal clips per ID"),
+           (["--calibration-clips", str(_recorded(tmp_path / "recorder" / "2026-11-27_0800.wav"))],
+            "2026-11-27_0800.wav: name does not match 'id_NN_NNNNNNNN.wav' or '<normal|anomaly>_id_NN_NNNNNNNN.wav' "
+            "(NN: the machine's ID)")]  # asd run has no --id to suggest
     for args, message in bad:
         code, out, err = _run(["--data", str(unlisted), "--scores-dir", str(tmp_path / "s"), *args], capsys)
         assert code == 2 and message in err and "Traceback" not in err and "epoch" not in err
     with pytest.warns(UserWarning, match="12 calibration clips are also clips to score"):
         main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(later / "slider" / "train"), "--quiet",
               *calibration])
+
+
+def _recorded(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(16000, dtype=np.float32) + 0.01, 16000)
+    return path
 
 
 def _broken(path):
