@@ -8,6 +8,7 @@ Without that list such clips can still be scored, only not evaluated (label :dat
 """
 from __future__ import annotations
 
+import filecmp
 import re
 import shutil
 import warnings
@@ -195,19 +196,23 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     entries = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav") if folder.is_dir() else []
     listed = _arranged(names)
     _list_unlisted_links(names, entries, listed)  # a run interrupted between a link and its line
-    done = {_where(o) for o in listed.values()}
-    todo = []
-    for path in files:  # each recording once, however its path is spelled
-        if _where(path) not in done:
-            done.add(_where(path))
-            todo.append(path)
-    for path in todo:  # a text file named .wav stops here, not at the next asd run
-        readable(path)
     prefix = "" if label == "unlabelled" else f"{label}_"
     ours = re.compile(rf"{prefix}id_{machine_id}_\d+\.wav", re.IGNORECASE)  # this ID's and label's clips
+    done = {_where(o): name for name, o in listed.items()}
+    todo = []
+    for path in files:  # each recording once, however its path is spelled
+        if (name := done.get(_where(path))) is None:
+            done[_where(path)] = ""
+            todo.append(path)
+        elif name and not ours.fullmatch(name):
+            raise DataError(f"{path}: already arranged as {name} ({names}): a recording is one machine's, "
+                            "with one label")
+    for path in todo:  # a text file named .wav stops here, not at the next asd run
+        readable(path)
     broken = [p for p in entries if p.is_symlink() and not p.exists() and ours.fullmatch(p.name)]
     relinked = _relink(broken, todo, listed, names, copy)
-    todo = [p for p in todo if p not in {source for _, source in relinked}]
+    moved = _moved_copies([p for p in entries if not p.is_symlink() and ours.fullmatch(p.name)], todo, listed, names)
+    todo = [p for p in todo if p not in {source for _, source in relinked} | moved]
     existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in entries) if m]
     taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
     folder.mkdir(parents=True, exist_ok=True)
@@ -250,6 +255,11 @@ def _list_unlisted_links(names: Path, entries: list[Path], listed: dict[str, str
         listed.update(unlisted)
 
 
+def _rewrite(names: Path, listed: dict[str, str]) -> None:
+    """``names`` rewritten whole from ``listed`` (clip name -> original)."""
+    atomic_write_bytes(names, "".join(f"{n},{o}\n" for n, o in listed.items()).encode())
+
+
 def _place(source: Path, target: Path, copy: bool) -> None:
     """``target`` as a link to ``source``, or a copy of it (whole: written aside, then renamed)."""
     if copy:
@@ -277,8 +287,26 @@ def _relink(broken: list[Path], sources: list[Path], listed: dict[str, str], nam
             listed[link.name] = str(source.absolute())
             relinked.append((link, source))
     if relinked:
-        atomic_write_bytes(names, "".join(f"{n},{o}\n" for n, o in listed.items()).encode())
+        _rewrite(names, listed)
     return relinked
+
+
+def _moved_copies(copies: list[Path], sources: list[Path], listed: dict[str, str], names: Path) -> set[Path]:
+    """The sources that are ``copies`` already made (``--copy``) of recordings since moved: same
+    file name as a copy's listed original, which is gone, and the same bytes as the copy. ``names``
+    is rewritten to list their new place; they are not copied again."""
+    found = {}
+    for clip in copies:
+        original = listed.get(clip.name)
+        if original is None or Path(original).exists():
+            continue
+        same = [p for p in sources if p.name == Path(original).name and filecmp.cmp(p, clip, shallow=False)]
+        if len(same) == 1:
+            found[clip.name] = same[0]
+    if found:
+        listed.update({name: str(source.absolute()) for name, source in found.items()})
+        _rewrite(names, listed)
+    return set(found.values())
 
 
 def clips_at(paths: list[Path], machine_id: str | None = None, id_option: str | None = "--id NN") -> list[Clip]:
@@ -454,11 +482,14 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
     if y.shape[0] == 0:
         raise DataError(f"{path}: empty audio file")
-    y = y[:, 0]
+    channels, y = y.shape[1], y[:, 0]
+    which = f"channel 1 of {channels} (the one used): " if channels > 1 else ""
+    if channels > 1:  # no path in the message: shown once, not once per clip
+        warnings.warn(f"clips of {channels} channels: the first is used", stacklevel=2)
     if not np.isfinite(y).all():
-        raise DataError(f"{path}: {int(np.sum(~np.isfinite(y)))} samples are NaN or infinite")
+        raise DataError(f"{path}: {which}{int(np.sum(~np.isfinite(y)))} samples are NaN or infinite")
     if np.ptp(y) == 0:
-        raise DataError(f"{path}: silent (every sample {y[0]:g}): a disconnected microphone?")
+        raise DataError(f"{path}: {which}silent (every sample {y[0]:g}): a disconnected microphone?")
     if sr != sample_rate:
         import librosa
 

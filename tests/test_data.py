@@ -219,10 +219,14 @@ def test_load_wav_stereo_keeps_first_channel(tmp_path):
     first, second = _tone(0.5, SR, 440.0), _tone(0.5, SR, 1000.0) * 0.5
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([first, second], axis=1), SR, subtype="PCM_16")
-    got = load_wav(path)
+    with pytest.warns(UserWarning, match="clips of 2 channels: the first is used"):
+        got = load_wav(path)
     assert got.shape == first.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, first, atol=1.0 / 2**15)
     assert np.abs(got - second).max() > 0.1  # not the second channel, not a mix
+    sf.write(path, np.stack([np.zeros_like(first), second], axis=1), SR, subtype="PCM_16")
+    with pytest.warns(UserWarning), pytest.raises(DataError, match=r"channel 1 of 2 \(the one used\): silent"):
+        load_wav(path)  # not "a broken file": the signal is on another channel
 
 
 def test_load_wav_resamples_44k_with_warning(tmp_path):
@@ -416,6 +420,30 @@ def test_arrange_with_copy_repairs_a_moved_link_with_a_copy(tmp_path):
     assert [p for p, _ in done.relinked] == [clip] and not clip.is_symlink()
     assert clip.read_bytes() == (tmp_path / "moved" / "a.wav").read_bytes()
     assert sorted(p.name for p in clip.parent.iterdir()) == [clip.name]  # no partial copy left beside it
+
+
+def test_arrange_with_copy_knows_its_copies_once_their_originals_moved(tmp_path):
+    """An SD card mounted at a new path: its recordings, copied before, are not copied again."""
+    arrange(_recorder(tmp_path / "card", ["a.wav", "b.wav"]), tmp_path / "data", "press", "00", copy=True)
+    (tmp_path / "card").rename(tmp_path / "mounted")
+    _recorder(tmp_path / "mounted", ["c.wav"])  # a new recording beside them
+    (tmp_path / "other").mkdir()
+    (tmp_path / "mounted" / "b.wav").rename(tmp_path / "other" / "b.wav")
+    sf.write(tmp_path / "mounted" / "b.wav", np.zeros(1600, np.float32) + 0.1, 16000)  # a new b.wav, other sound
+    done = arrange([tmp_path / "mounted"], tmp_path / "data", "press", "00", copy=True)
+    made = [(p.name, src.name) for p, src in done.made]
+    assert made == [("normal_id_00_00000002.wav", "b.wav"), ("normal_id_00_00000003.wav", "c.wav")]
+    assert done.skipped == 1 and done.relinked == []  # a.wav: the same bytes as its copy
+    names = (tmp_path / "data" / "press" / "train_names.csv").read_text().splitlines()
+    assert names[0] == f"normal_id_00_00000000.wav,{tmp_path / 'mounted' / 'a.wav'}"  # listed at its new place
+
+
+def test_arrange_names_the_clip_a_recording_was_arranged_as_under_another_id(tmp_path):
+    rec = _recorder(tmp_path / "rec", ["a.wav"])
+    arrange(rec, tmp_path / "data", "press", "00")
+    with pytest.raises(DataError, match=r"a.wav: already arranged as normal_id_00_00000000.wav \(.*train_names"):
+        arrange(rec, tmp_path / "data", "press", "02")
+    assert arrange(rec, tmp_path / "data", "press", "00").skipped == 1  # the same ID: skipped, as before
 
 
 def test_a_moved_recording_is_named_not_a_traceback(tmp_path):
