@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import warnings
 from collections import Counter
@@ -76,11 +75,6 @@ def _checked_device(name: str | None) -> str:
         raise UsageError(str(err)) from None
 
 
-def _checked_epochs(epochs: int | None) -> None:
-    if epochs is not None and epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {epochs}")
-
-
 def _versions() -> str:
     """This package's version and those of the libraries that decide its numbers, for a bug report."""
     libraries = ", ".join(f"{name} {metadata.version(name)}" for name in ("torch", "librosa", "numpy", "scikit-learn"))
@@ -142,7 +136,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--concurrent", action="store_true",
                    help="train the networks at the same time, one CUDA stream each (GPU only; the "
                         "longest network bounds the wall time)")
-    r.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
+    r.add_argument("--epochs", type=_at_least(1), default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     r.add_argument("--device", default=None, help=DEVICE_HELP)
     r.add_argument("--seed", type=_at_least(0), default=0,
@@ -176,7 +170,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the clips, and per detector its thresholds and each clip's score and decision, "
                         "as JSON")
     _decision_arguments(c)
-    c.add_argument("--id", default=None, metavar="NN",
+    c.add_argument("--id", type=_machine_id, default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
                         "(a recorder's own file names)")
     c.add_argument("--device", default=None, help=DEVICE_HELP)
@@ -190,7 +184,7 @@ def _arrange_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
     a.add_argument("--out", type=Path, required=True, metavar="DATA", help="the data folder (asd run --data DATA)")
     a.add_argument("--machine", required=True, help="the machine type's folder name, e.g. press")
-    a.add_argument("--id", required=True, metavar="NN", help="the machine's ID, two digits")
+    a.add_argument("--id", required=True, type=_machine_id, metavar="NN", help="the machine's ID, two digits")
     a.add_argument("--split", choices=("train", "test"), default="train",
                    help="train: normal recordings to learn from (default); test: recordings to check")
     a.add_argument("--label", choices=("normal", "anomaly", "unlabelled"), default="normal",
@@ -215,7 +209,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
     b.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help=f"networks to time (default: {' '.join(NETWORKS)})")
-    b.add_argument("--epochs", type=int, default=2, help="epochs each loop runs per network (default 2)")
+    b.add_argument("--epochs", type=_at_least(1), default=2, help="epochs each loop runs per network (default 2)")
     b.add_argument("--profile", choices=PROFILES, default=None, help=BENCH_PROFILE_HELP)
     b.add_argument("--device", default=None, help=DEVICE_HELP)
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of asd.train's loop")
@@ -267,6 +261,16 @@ def _warn_shared(calibration: list | None, others: list, what: str) -> None:
     if shared:
         warnings.warn(f"{len(shared)} calibration clips are also {what} (e.g. {min(shared).name}): "
                       "thresholds fitted to them flag too few new clips", stacklevel=2)
+
+
+def _machine_id(text: str) -> str:
+    """An argparse ``type``: a machine ID, two digits (:func:`asd.data.checked_id`)."""
+    from asd.data import DataError, checked_id
+
+    try:
+        return checked_id(text)
+    except DataError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _at_least(minimum: int):
@@ -326,7 +330,6 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
         raise UsageError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
     if args.per_id and "idclf" in args.models:
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
-    _checked_epochs(args.epochs)
     _checked_quantile(args.decision_quantile)
     _checked_profile(args.profile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), save_models=(args.save_models, True),
@@ -444,8 +447,6 @@ def _score(args: argparse.Namespace) -> None:
 
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True))
-    if args.id is not None and not re.fullmatch(r"\d{2}", args.id):
-        raise UsageError(f"--id {args.id}: a machine ID is two digits (00, 01, ...)")
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     twin = next((name for name, n in Counter(s["name"] for s in saved).items() if n > 1), None)
@@ -634,7 +635,6 @@ def _bench(args: argparse.Namespace) -> None:
     unknown = [m for m in args.models if m not in cfg.fit]
     if unknown:
         raise UsageError(f"asd bench times networks: {', '.join(unknown)} is not one; choose from {', '.join(cfg.fit)}")
-    _checked_epochs(args.epochs)
     device = resolve_device(_checked_device(args.device))
     root = dataset_root(args.data, args.machine) if args.data else data_source(cfg).dev
     # timing needs training clips only: test clips without labels (or none) are fine

@@ -157,6 +157,13 @@ class Arranged:
     missing: list[Path]  # links whose original is still missing
 
 
+def checked_id(machine_id: str) -> str:
+    """``machine_id``, checked to be two digits as in the release's names; else a :class:`DataError`."""
+    if not re.fullmatch(r"\d{2}", machine_id):
+        raise DataError(f"a machine ID is two digits (00, 01, ...), got {machine_id!r}")
+    return machine_id
+
+
 def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, split: str = "train",
             label: str = "normal", copy: bool = False) -> Arranged:
     """Put a recorder's own WAV files into the release layout, so that ``asd run`` reads them:
@@ -176,8 +183,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         raise DataError(f"label must be normal, anomaly or unlabelled, got {label!r}")
     if split == "train" and label != "normal":
         raise DataError("training clips are normal recordings: use the test split for other labels")
-    if not re.fullmatch(r"\d{2}", machine_id):
-        raise DataError(f"a machine ID is two digits (00, 01, ...), got {machine_id!r}")
+    checked_id(machine_id)
     if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
         raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
     folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"

@@ -47,8 +47,9 @@ def describe_data(root: Path, profile: str | None = None) -> str:
     """What the data at ``root`` is, for every table, record and saved detector made from it: the
     synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed),
     the real DCASE 2020 data (a release's ``dev_data``/``eval_data`` or their parent) or other
-    real recordings; ``profile`` is added when given."""
-    root = Path(root)
+    real recordings; ``profile`` is added when given. A relative ``root`` is made absolute: the
+    label outlives the working folder (a saved detector's, say)."""
+    root = Path(root).absolute()
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
         what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}"
     else:
@@ -73,6 +74,11 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
                       f"synthetic slider stand-in ({cfg.profile} profile, seed {cfg.seed})")
 
 
+def numbered(ids: list[str]) -> dict[str, int]:
+    """Machine IDs (sorted) -> 0, 1, ...: the class numbers of ID-aware detectors."""
+    return {mid: i for i, mid in enumerate(ids)}
+
+
 @dataclass
 class Prepared:
     """Standardised training and test frames of one machine type."""
@@ -86,7 +92,7 @@ class Prepared:
 
     @property
     def id_index(self) -> dict[str, int]:
-        return {mid: i for i, mid in enumerate(self.unique_ids)}
+        return numbered(self.unique_ids)
 
 
 @dataclass
@@ -136,7 +142,7 @@ class Results:
     @property
     def id_index(self) -> dict[str, int]:
         """The training data's machine IDs, numbered as :attr:`Prepared.id_index`."""
-        return {mid: i for i, mid in enumerate(sorted(set(self.train_ids.tolist())))}
+        return numbered(sorted(set(self.train_ids.tolist())))
 
     @property
     def rows(self) -> list[dict]:

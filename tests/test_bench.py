@@ -30,9 +30,3 @@ def test_bench_reads_a_release_root_and_training_clips_alone(make_dataset, tmp_p
                  "--device", "cpu", "--max-clips", "6"]) == 0
     printed = capsys.readouterr().out
     assert f"data: {tmp_path / 'dcase' / 'dev_data'} " in printed and "| 6 training clips" in printed
-
-
-def test_bench_rejects_bad_epochs(make_dataset, tmp_path, capsys):
-    root = make_dataset(tmp_path / "data", ids=("00",), n_train=3, seconds=0.5)
-    assert main(["bench", "--data", str(root), "--epochs", "0"]) == 2
-    assert "asd: error: --epochs must be >= 1" in capsys.readouterr().err

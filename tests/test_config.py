@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from asd.config import ENVIRONMENT, Config, FitConfig, get_config, home, setting
-from asd.experiment import data_source
+from asd.experiment import data_source, describe_data
 from asd.utils import resolve_device
 
 
@@ -54,6 +54,8 @@ def test_the_settings_reach_their_users(monkeypatch, tmp_path):
     src = data_source(get_config("quick"))
     assert (src.dev, src.eval) == (tmp_path / "release" / "dev_data", tmp_path / "release" / "eval_data")
     assert src.label.startswith("real DCASE 2020 data")
+    monkeypatch.chdir(tmp_path)
+    assert describe_data(Path("release")) == f"real DCASE 2020 data ({tmp_path / 'release'})"  # outlives the cwd
 
 
 def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch):

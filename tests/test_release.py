@@ -268,7 +268,6 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
     (tmp_path / "other" / "pca.pt").write_bytes((tmp_path / "m" / "pca.pt").read_bytes())
     cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")],
               f"two pca detectors ({tmp_path / 'm' / 'pca.pt'}, {tmp_path / 'other' / 'pca.pt'}): their score files"),
-             ([str(tmp_path / "m" / "pca.pt"), "--id", "1"], "--id 1: a machine ID is two digits"),
              ([str(tmp_path / "m" / "nothing.pt")], "no such detector file"),
              ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between"),
              # thresholds that cannot be set: refused before any detector scores a clip or prints a table
