@@ -431,14 +431,14 @@ def _run(args: argparse.Namespace) -> None:
         _write_scores(results, args, calibration)
         if results.evaluable:  # the decisions written: where their lines are drawn
             print(_flagged(results, args.decision_quantile, calibration))
-    if args.figures:
-        _draw_run(results, args, calibration)
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
         same = f" --calibration {calibration}" if calibration != "training" else ""  # this run's thresholds
         print(f"detectors saved to {args.save_models}/<model>.pt: score new clips with "
               f"asd score {args.save_models}/<model>.pt --clips FOLDER{same}")
+    if args.figures:
+        _draw_run(results, args, calibration)
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -518,10 +518,16 @@ def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
     """Each model's test scores, clip by clip in order, against its thresholds."""
     from asd.plots import score_timeline
 
-    names = [c.path.name for c in results.test.clips]
-    return {f"{name}_{results.machine}": score_timeline(names, results.test.clip_ids, model.scores,
-                                                        results.thresholds(name, args.decision_quantile, calibration))
-            for name, model in results.models.items()}
+    from asd.data import DataError
+
+    names, drawn = [c.path.name for c in results.test.clips], {}
+    for name, model in results.models.items():
+        try:
+            limits = results.thresholds(name, args.decision_quantile, calibration)
+        except DataError:  # said with the thresholds: nothing to draw the scores against
+            continue
+        drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits)
+    return drawn
 
 
 def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
@@ -530,7 +536,7 @@ def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
 
     figures = {}
     curves = {name if key == "all" else f"{name} ID {key}": history for name, model in results.models.items()
-              for key, history in model.histories.items() if len(history.train_loss) > 1}  # PCA fits in one step
+              for key, history in model.histories.items() if history.steps}  # PCA fits in one step
     if curves:
         figures["training"] = plots.training_curves(curves)
     if results.test.clips:
@@ -542,6 +548,10 @@ def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
             figures["scores"] = plots.score_histograms(y_true, clip_ids, scores)
             figures["auc"] = plots.score_bars(metrics.table(results.rows), "auc",
                                               title="AUC per machine ID")
+    if not figures:
+        warnings.warn(f"--figures {args.figures}: nothing to draw (no training curves, as PCA fits in one step, "
+                      "and no test clips)")
+        return
     _save_figures(figures, args.figures, f"data: {results.data}")
 
 

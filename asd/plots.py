@@ -279,10 +279,11 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
     fig, axes = _grid(len(histories), ncols=2, panel=(4.0, 2.9))
     for ax, (name, hist) in zip(axes, histories.items()):
         epochs = np.arange(1, len(hist.train_loss) + 1)
-        ax.plot(epochs, hist.train_loss, label="training", color="#000000")
+        marker = "o" if len(epochs) < 3 else None  # a run of an epoch or two: points, not a line
+        ax.plot(epochs, hist.train_loss, label="training", color="#000000", marker=marker)
         if len(hist.val_loss):
             ax.plot(np.arange(1, len(hist.val_loss) + 1), hist.val_loss, label="validation", color="#009E73",
-                    ls="--")
+                    ls="--", marker=marker)
         if log and _spans_a_decade(np.asarray([*hist.train_loss, *hist.val_loss])):
             ax.set_yscale("log")
         ax.set_title(metrics.label(name), fontsize=10)

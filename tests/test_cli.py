@@ -117,6 +117,14 @@ def test_a_run_that_only_trains_draws_its_training_curves(make_dataset, tmp_path
                  "cpu", "--save-models", str(tmp_path / "m"), "--figures", str(figures)]) == 0
     capsys.readouterr()
     assert [p.name for p in figures.iterdir()] == ["training.png"]  # no test clips: nothing else to draw
+    one_epoch, nothing = tmp_path / "one", tmp_path / "nothing"
+    assert main(["run", "--data", str(plant), "--models", "sequential", "--epochs", "1", "--quiet", "--device",
+                 "cpu", "--save-models", str(tmp_path / "m"), "--figures", str(one_epoch)]) == 0
+    assert [p.name for p in one_epoch.iterdir()] == ["training.png"]  # one epoch: a point per curve
+    with pytest.warns(UserWarning, match="--figures .*: nothing to draw"):
+        assert main(["run", "--data", str(plant), "--models", "pca", "--quiet", "--save-models",
+                     str(tmp_path / "m"), "--figures", str(nothing)]) == 0
+    assert not nothing.exists() and (tmp_path / "m" / "pca.pt").is_file()
 
 
 def test_options_a_run_would_ignore_are_shown_or_said(root, make_dataset, tmp_path, capsys):
