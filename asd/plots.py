@@ -416,7 +416,7 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
             if use_log:
                 ax.set_xscale("log")
                 _plain_log_ticks(ax.xaxis)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of clips
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # clip counts: few ticks on a short panel
         row[0].set_ylabel(f"{name}\nclips")
     for ax, mid in zip(axes[0], unique_ids):
         ax.set_title(f"ID {mid}", fontsize=10)

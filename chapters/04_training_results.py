@@ -238,7 +238,12 @@ display(Table(spread, "This book, mean ± standard deviation over "
 # seed share the validation split, so the differences are paired by seed;
 # `asd.metrics.paired_difference` gives the mean difference of the average AUC and its 95%
 # confidence interval (Student's t over the seeds). An interval that excludes zero resolves the
-# order on this data; one that straddles zero does not.
+# order *on these test clips*; one that straddles zero does not. Two cautions. With six pairs,
+# the chance that at least one interval excludes zero by luck alone is well above 5% (a
+# Bonferroni correction would widen each to 99.2%). And the seeds vary only the training: another draw of
+# test clips would move each AUC far more, by about 0.05 for an ID with 50 normal and 18
+# anomalous clips (the Hanley-McNeil standard error at AUC 0.9), so an order resolved here is
+# an order of these networks on this test set.
 
 # %% tags=["hide-input", "remove-output"]
 avg_auc = {name: [t[name]["AVG"][0] for t in seed_tables] for name in networks}
@@ -467,9 +472,11 @@ glue("hand_verdict",
 # Here the anomalous clip's score lies {glue:text}`hand_order` the normal clip's
 # ({glue:text}`hand_scores`) and above {glue:text}`hand_share` of the {glue:text}`hand_n` normal
 # test clips of its ID: {glue:text}`hand_verdict`. One pair says little; the ranking of all of
-# them is what AUC measures. A clip's score averages its vectors' errors: a fault that lasts
-# changes the mean, a short one shows as a peak that the mean dilutes (the exercises below try
-# the maximum instead).
+# them is what AUC measures. A clip's score averages its vectors' errors, and the average
+# dilutes a fault in two ways: in time, a short fault (a click) is one peak among the clip's
+# ~300 vectors; in frequency, a fault that lasts the whole clip but fills one mel band changes 5
+# of a vector's 640 numbers, and the network may rebuild part of it. The exercises below try the
+# maximum instead of the mean.
 #
 # ## Score distributions
 #
@@ -492,8 +499,8 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 #
 # The scores of different IDs lie at different levels. Each ID is evaluated on its own, so this
 # does not affect its AUC; but one threshold for all IDs of a machine type would not work,
-# and a deployed system calibrates a threshold per machine, e.g. on the normal training clips'
-# scores.
+# and a deployed system calibrates a threshold per machine, best on normal recordings of it
+# that the detector never trained on ({ref}`sec-decisions` in chapter 5 shows why).
 #
 # ## The ID the report left out
 #
@@ -503,16 +510,29 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 # score its test clips; with this few clips, read its table as a first look:
 
 # %%
+def test_counts(res):
+    """Normal and anomalous test clips per machine ID of a run."""
+    ids, y = res.test.clip_ids, res.test.y_true
+    return "; ".join(f"ID {mid}: {np.sum((ids == mid) & (y == 0))} normal, "
+                     f"{np.sum((ids == mid) & (y == 1))} anomalous test clips"
+                     for mid in res.unique_ids)
+
+
+# On the stand-in, the real data's references measure another thing.
+apart = (" (real data: not comparable with the synthetic numbers above)"
+         if src.synthetic else "")
 for mid in results.left_out:
     extra = asd.experiment.run(cfg, src.dev, networks, ids=[mid],
                                progress=False, data_label=src.label)
+    print(test_counts(extra))
     display(Table(metrics.table(extra.rows),
                   f"This book, ID {mid}: {src.label}"))
 published = {mid: metrics.DCASE2020_BASELINE[mid] for mid in results.left_out}
 display(Table(
     metrics.table(metrics.rows_of("DCASE 2020 baseline", published)),
     "Reference (not computed here): the DCASE 2020 baseline README, "
-    "real development set, one model trained on all four IDs together"))
+    "real development set, one model trained on all four IDs together"
+    + apart))
 
 # %% tags=["hide-input"]
 glue("left_out", ", ".join(results.left_out) or "(none)", display=False)
@@ -531,13 +551,20 @@ if src.eval is None:
 else:
     ev = asd.experiment.run(cfg, src.eval, networks, progress=False,
                             data_label=src.label)
+    print(test_counts(ev))
     display(Table(metrics.table(ev.rows),
                   f"This book, evaluation set: {src.label}"))
 display(Table(
     metrics.table(metrics.rows_of("DCASE 2020 baseline",
                                   metrics.EVALUATOR_EXAMPLE)),
-    "Reference (not computed here): the DCASE 2020 evaluator README's "
-    "example for slider, the baseline system on the real evaluation set"))
+    "Reference (not computed here): the example for slider in the DCASE "
+    "2020 evaluator's README, real evaluation set" + apart))
+
+# %% [markdown]
+# With a few dozen normal clips per ID, read these tables with care: pAUC looks only at false-
+# positive rates up to 0.1, which 25 normal clips fill with 2 or 3 of them, so pAUC moves in
+# coarse steps (it can even exceed the AUC), and one clip more or less can move an AUC by
+# several hundredths.
 
 # %% [markdown]
 # `asd run --data EVAL_ROOT --scores-dir DIR` also writes each network's scores in the
@@ -584,8 +611,10 @@ glue("fig_records", plots.record_spans(records.load(folder)))
 # :alt: Horizontal bars on a time axis, one panel per committed record: the log-mel features, then each network's training span, and a dashed line at the wall clock.
 #
 # The committed report-scale records on one time axis (their data is printed above): a network's
-# bar spans its training and scoring; networks trained at the same time start together, after the features
-# and every network's set-up; the dashed line is the run's wall clock.
+# bar spans its training and scoring; networks trained at the same time start together, after the
+# features and every network's set-up, and share the GPU, so a bar is how long a network took
+# beside the others, not alone (networks of the same epochs advance together and end together);
+# the dashed line is the run's wall clock.
 # ```
 
 # %% [markdown]

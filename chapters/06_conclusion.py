@@ -142,7 +142,8 @@ glue("data_verdict",
 # {glue:text}`best_pauc:.3f`) to {glue:text}`worst_auc:.3f` ({glue:text}`worst_model`).
 # Averaged over the {glue:text}`n_seeds` seeds of {ref}`sec-seeds` they rank
 # {glue:text}`seed_ranking`, and the seeds resolve {glue:text}`seed_resolved` (a 95% interval
-# of the paired difference that excludes zero): one seed's ranking is not the networks'. The
+# of the paired difference that excludes zero, on these test clips): one seed's ranking is not
+# the networks'. The
 # hardest machine ID
 # is {glue:text}`hardest_id` (mean AUC of the four networks {glue:text}`hardest_auc:.3f`).
 #
@@ -231,6 +232,30 @@ glue("data_verdict",
 #    recordings without training again ({ref}`sec-train-once`). Measure the false-alarm rate on
 #    normal recordings the detector has not seen before trusting the flags, and set the
 #    thresholds from such recordings (`--calibration-clips PATH`).
+#
+# ## Recording your own machine
+#
+# What the detectors assume of the recordings, as a checklist before pointing them at a plant:
+#
+# - **One recording chain.** Record training clips and new clips with the same microphone, in
+#   the same place, at the same gain and sample rate. `asd` resamples another rate (with a
+#   warning) and keeps the first channel of a multi-channel file, but a changed chain changes
+#   the scores: a 48-kHz clip scored against 16-kHz training clips scores higher for its softer
+#   top mel bands alone.
+# - **Clips of about ten seconds.** A clip gets one score, the mean over all of it: a fault
+#   that sounds for one second of a ten-minute recording is averaged away. Cut long recordings
+#   into clips of the training clips' length.
+# - **Enough normal clips, and some kept apart.** The real slider IDs have 434 to 968 training
+#   clips each; train on as many normal clips as you can, and keep dozens more, recorded on
+#   other days, to set and check the thresholds (`--calibration-clips`): a threshold fitted to
+#   the training clips flagged far more than its nominal 10% of new normal clips on real
+#   audio ({ref}`sec-decisions`).
+# - **Every operating state.** A detector knows only the normal it heard: a new speed, load or
+#   product on the machine sounds new to it. Record each state the machine runs in, and expect
+#   alarms when the plant changes.
+# - **Alarms over several clips.** Ten-second clips around the clock are 8,640 a day; even a
+#   calibrated 1% is dozens of false alarms. Alarm on several consecutive flagged clips, and
+#   choose the quantile from the false alarms you can afford (`--decision-quantile`).
 
 # %% [markdown]
 # ## Exercises
