@@ -167,17 +167,30 @@ def waveforms(signals: Mapping[str, np.ndarray], sample_rate: int) -> Figure:
     return fig
 
 
+def mel_ticks(ax, n_mels: int, sample_rate: int, labels: bool = True) -> None:
+    """Ticks on ``ax``'s y axis (mel bands ``0 .. n_mels``, band ``i`` spanning ``[i, i + 1]``)
+    at the bands centred nearest 500 Hz, 1, 2 and 4 kHz, labelled with those frequencies
+    (librosa's Slaney mel scale, as :func:`asd.features.mel_basis`) if ``labels``."""
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sample_rate / 2)[1:-1]
+    marks = [f for f in (500, 1000, 2000, 4000) if centres[0] <= f <= centres[-1]]
+    ax.set_yticks([int(np.argmin(np.abs(centres - f))) + 0.5 for f in marks],
+                  [f"{f / 1000:g} kHz" if f >= 1000 else f"{f} Hz" for f in marks] if labels else [])
+
+
 def spectrograms(panels: Mapping[str, np.ndarray], hop_s: float, ylabel: str = "mel band",
                  clabel: str = "dB", y_extent: tuple[float, float] | None = None,
                  shared_scale: bool = True, ncols: int | None = None, cmap: str = "magma",
-                 centre: float | None = None) -> Figure:
+                 centre: float | None = None, sample_rate: int | None = None) -> Figure:
     """Time-first matrices ``(frames, bins)`` side by side as images (the report's Figs 3-4).
 
     ``hop_s`` is the time between frames (seconds); ``y_extent`` the values of the first and
     last bin's edges (default: bin numbers). With ``shared_scale`` every panel uses one colour
     scale and one colour bar, so the panels compare directly; otherwise each has its own. With
     ``centre`` (e.g. 0 for standardised values and a diverging ``cmap``) every scale is symmetric
-    about it, so the colour map's middle colour marks it.
+    about it, so the colour map's middle colour marks it. With ``sample_rate`` the bins are mel
+    bands, labelled by their centre frequencies (:func:`mel_ticks`).
     """
     if not panels:
         raise ValueError("no matrices to plot")
@@ -204,7 +217,9 @@ def spectrograms(panels: Mapping[str, np.ndarray], hop_s: float, ylabel: str = "
         if not shared_scale:
             fig.colorbar(image, ax=ax, label=clabel)
     for ax in axes[:: ncols or len(mats)]:
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel if sample_rate is None else f"{ylabel} (centre)")
+    if sample_rate is not None:  # the axes share y: one call ticks them all
+        mel_ticks(axes[0], next(iter(mats.values())).shape[1], sample_rate)
     if shared_scale:
         fig.colorbar(image, ax=list(axes), label=clabel)
     return fig
@@ -538,9 +553,11 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
     return fig
 
 
-def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s: float, n_frames: int) -> Figure:
+def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s: float, n_frames: int,
+                     sample_rate: int | None = None) -> Figure:
     """Where a network is surprised: each clip's standardised log-mel (top) above its vectors'
-    reconstruction errors over time (bottom), one column per clip, errors on one shared scale.
+    reconstruction errors over time (bottom), one column per clip, errors on one shared scale;
+    with ``sample_rate``, mel bands labelled by their centre frequencies (:func:`mel_ticks`).
 
     ``panels`` maps a title to ``(frames, errors)``: ``(T, n_mels)`` frames and the ``T - n_frames + 1``
     vector errors; a vector's error is drawn at its centre frame.
@@ -560,7 +577,9 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         axes[1, k].set_ylim(0, 1.05 * top)
         axes[1, k].set_xlabel("time (s)")
     fig.colorbar(image, ax=list(axes[0]), label="standardised\nlog-mel (sd)", shrink=0.9, ticks=range(-4, 5, 2))
-    axes[0, 0].set_ylabel("mel band")
+    axes[0, 0].set_ylabel("mel band" if sample_rate is None else "mel band (centre)")
+    for k, ax in enumerate(axes[0] if sample_rate is not None else ()):
+        mel_ticks(ax, frames.shape[1], sample_rate, labels=k == 0)
     axes[1, 0].set_ylabel("vector error (MSE)")
     _legend_below(fig, axes[1:, :1])
     return fig

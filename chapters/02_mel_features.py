@@ -205,7 +205,7 @@ print(f"log-mel: {logmel.shape[0]} frames x {logmel.shape[1]} bands, "
 # %% tags=["hide-input", "remove-output"]
 glue("fig_log", plots.spectrograms(
     {"mel power (linear)": mel.T, "log-mel (dB)": logmel}, hop_s,
-    clabel="", shared_scale=False))
+    clabel="", shared_scale=False, sample_rate=fc.sample_rate))
 
 # %% [markdown]
 # ```{glue:figure} fig_log
@@ -229,7 +229,8 @@ logmel_anomaly = features.logmel(y_anomaly, fc)
 glue("machine_id", machine_id, display=False)
 glue("fig_normal_anomaly", plots.spectrograms(
     {f"normal: {normal.path.name}": logmel,
-     f"anomalous: {anomaly.path.name}": logmel_anomaly}, hop_s))
+     f"anomalous: {anomaly.path.name}": logmel_anomaly}, hop_s,
+    sample_rate=fc.sample_rate))
 
 # %% [markdown]
 # ```{glue:figure} fig_normal_anomaly
@@ -266,7 +267,8 @@ rendered = {name: features.logmel(synth.render_clip(machine_id, fault, seed=0),
 
 # %% tags=["hide-input", "remove-output"]
 glue("synth_version", synth.VERSION, display=False)
-glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2))
+glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2,
+                                     sample_rate=fc.sample_rate))
 
 # %% [markdown]
 # ```{glue:figure} fig_faults
@@ -312,7 +314,8 @@ glue("train_ids", ", ".join(prep.unique_ids), display=False)
 glue("fig_standardised", plots.spectrograms(
     {f"normal: {normal.path.name}": z,
      f"anomalous: {anomaly.path.name}": z_anomaly},
-    hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0))
+    hop_s, clabel="standard deviations", cmap="RdBu_r", centre=0.0,
+    sample_rate=fc.sample_rate))
 
 # %% [markdown]
 # ```{glue:figure} fig_standardised

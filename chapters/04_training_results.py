@@ -440,7 +440,8 @@ print("both scores equal the pipeline's")
 
 # %% tags=["hide-input", "remove-output"]
 hop_s = cfg.feature.hop_length / cfg.feature.sample_rate
-glue("fig_errors", plots.errors_over_time(picked, hop_s, cfg.feature.n_frames))
+glue("fig_errors", plots.errors_over_time(picked, hop_s, cfg.feature.n_frames,
+                                          cfg.feature.sample_rate))
 normal_score, anomalous_score = (e.mean() for _, e in picked.values())
 glue("hand_order", "above" if anomalous_score > normal_score else "below",
      display=False)

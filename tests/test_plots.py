@@ -106,6 +106,23 @@ def test_spectrograms_centre_makes_scales_symmetric() -> None:
     assert [ax.images[0].get_clim() for ax in own.axes if ax.images] == [(-3.0, 3.0), (-1.5, 1.5)]
 
 
+def test_mel_bands_are_labelled_by_their_centre_frequencies() -> None:
+    import librosa
+
+    m = np.zeros((10, 128))
+    fig = plots.spectrograms({"a": m, "b": m}, hop_s=0.032, sample_rate=16000)
+    ax = fig.axes[0]
+    centres = librosa.mel_frequencies(130, fmin=0.0, fmax=8000)[1:-1]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["500 Hz", "1 kHz", "2 kHz", "4 kHz"] and ax.get_ylabel() == "mel band (centre)"
+    for tick, hz in zip(ax.get_yticks(), (500, 1000, 2000, 4000)):  # the band whose centre is nearest
+        assert abs(centres[int(tick)] - hz) == np.abs(centres - hz).min()
+    errors = plots.errors_over_time({"a": (m, np.ones(6)), "b": (m, np.ones(6))}, 0.032, 5, sample_rate=16000)
+    tops = [ax for ax in errors.axes if ax.images]
+    assert [t.get_text() for t in tops[0].get_yticklabels()] == labels
+    assert [t.get_text() for t in tops[1].get_yticklabels()] == [""] * 4  # one column of labels
+
+
 def test_spectrograms_reject_non_matrices() -> None:
     with pytest.raises(ValueError, match="2-d"):
         plots.spectrograms({"bad": np.zeros(5)}, hop_s=0.1)
