@@ -516,9 +516,8 @@ def _save_figures(figures: dict, folder: Path, data: str) -> None:
 
 def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
     """Each model's test scores, clip by clip in order, against its thresholds."""
-    from asd.plots import score_timeline
-
     from asd.data import DataError
+    from asd.plots import score_timeline
 
     names, drawn = [c.path.name for c in results.test.clips], {}
     for name, model in results.models.items():

@@ -82,8 +82,8 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
 
     Unlabelled clips (``id_01_00000000.wav``) take their label from ``labels`` (file name -> 0/1,
     see :func:`read_ground_truth`); a clip of ``ids`` missing from ``labels``, or an entry of
-    ``labels`` of ``ids`` with no clip, is a :class:`DataError`. Without ``labels``, they are a :class:`DataError`
-    unless ``unlabelled`` allows them (label :data:`UNLABELLED`).
+    ``labels`` of ``ids`` with no clip, is a :class:`DataError`. Without ``labels``, they are a
+    :class:`DataError` unless ``unlabelled`` allows them (label :data:`UNLABELLED`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -91,10 +91,10 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     if not folder.is_dir():
         hint = _layout_hint(Path(root), machine, split)
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){hint}")
-    wanted = lambda name: ids is None or (mid := _named_id(name)) is None or mid in ids  # a bad name is an error
-    clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder) if wanted(path.name)]
+    chosen = lambda name: ids is None or (mid := _named_id(name)) is None or mid in ids  # a bad name is an error
+    clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder) if chosen(path.name)]
     if labels is not None:
-        orphans = sorted({name for name in labels if wanted(name)} - {c.path.name for c in clips})
+        orphans = sorted({name for name in labels if chosen(name)} - {c.path.name for c in clips})
         if orphans:
             raise DataError(f"{folder}: {len(orphans)} ground-truth entries have no clip, e.g. {orphans[0]}")
     if not clips:
