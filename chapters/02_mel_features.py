@@ -124,7 +124,7 @@ print("mean |reflect - zeros| per frame (dB):\n"
       f"middle {gap_db[len(gap_db) // 2]:.2f}, last {gap_db[-1]:.2f}")
 total_db = 10 * np.log10(power[:, 0].sum() / zeros[:, 0].sum())
 louder = np.mean(zeros[:, 0] > power[:, 0])
-print(f"first frame, all bins summed: reflect {total_db:+.2f} dB over zeros; "
+print(f"first frame, all bins summed: reflect {total_db:+.2f} dB over zeros;\n"
       f"zeros louder in {louder:.0%} of its bins")
 
 # %% [markdown]

@@ -514,9 +514,9 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 def test_counts(res):
     """Normal and anomalous test clips per machine ID of a run."""
     ids, y = res.test.clip_ids, res.test.y_true
-    return "; ".join(f"ID {mid}: {np.sum((ids == mid) & (y == 0))} normal, "
-                     f"{np.sum((ids == mid) & (y == 1))} anomalous test clips"
-                     for mid in res.unique_ids)
+    return "\n".join(f"ID {mid}: {np.sum((ids == mid) & (y == 0))} normal, "
+                      f"{np.sum((ids == mid) & (y == 1))} anomalous test clips"
+                      for mid in res.unique_ids)
 
 
 # On the stand-in, the real data's references measure another thing.
