@@ -511,21 +511,14 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 # score its test clips; with this few clips, read its table as a first look:
 
 # %%
-def test_counts(res):
-    """Normal and anomalous test clips per machine ID of a run."""
-    ids, y = res.test.clip_ids, res.test.y_true
-    return "\n".join(f"ID {mid}: {np.sum((ids == mid) & (y == 0))} normal, "
-                      f"{np.sum((ids == mid) & (y == 1))} anomalous test clips"
-                      for mid in res.unique_ids)
-
-
 # On the stand-in, the real data's references measure another thing.
 apart = (" (real data: not comparable with the synthetic numbers above)"
          if src.synthetic else "")
 for mid in results.left_out:
     extra = asd.experiment.run(cfg, src.dev, networks, ids=[mid],
                                progress=False, data_label=src.label)
-    print(test_counts(extra))
+    for (clip_id, _, label), n in asd.data.counts(extra.test.clips).items():
+        print(f"ID {clip_id}: {n} {label} test clips")
     display(Table(metrics.table(extra.rows),
                   f"This book, ID {mid}: {src.label}"))
 published = {mid: metrics.DCASE2020_BASELINE[mid] for mid in results.left_out}
@@ -552,7 +545,8 @@ if src.eval is None:
 else:
     ev = asd.experiment.run(cfg, src.eval, networks, progress=False,
                             data_label=src.label)
-    print(test_counts(ev))
+    for (clip_id, _, label), n in asd.data.counts(ev.test.clips).items():
+        print(f"ID {clip_id}: {n} {label} test clips")
     display(Table(metrics.table(ev.rows),
                   f"This book, evaluation set: {src.label}"))
 display(Table(
