@@ -426,23 +426,30 @@ def _check_test_clips(folder: Path, train_clips: list, test_clips: list, require
         raise DataError(f"{folder.parent}: test clips of ID(s) {', '.join(missing)} have no training clips")
 
 
-def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
-            cache_dir: Path | None = None, progress: bool = True, device: torch.device | None = None,
-            ground_truth: Path | None = None, require_labels: bool = True) -> Prepared:
-    """Log-mel frames of ``root/machine``'s train and test clips, standardised with training statistics.
+@dataclass
+class Selection:
+    """The clips of one machine type that a run uses, checked before any features are extracted."""
+
+    machine: str
+    train: list[Clip]
+    test: list[Clip]
+    ids: list[str]  # the machine IDs used, sorted
+    left_out: list[str]  # IDs found in the data but not used
+    labels: dict[str, int] | None  # the labels of unlabelled-named test clips, from a list
+
+
+def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
+                 ground_truth: Path | None = None, require_labels: bool = True) -> Selection:
+    """The train and test clips of ``root/machine`` that :func:`prepare` uses, checked.
 
     ``ids`` as in :func:`asd.data.select_ids`: default the report's IDs of the machine (those found).
     Unlabelled test clips (the eval set as released) take their labels from ``ground_truth``, by
     default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a
-    :class:`DataError` before any work, unless ``not require_labels``: then they are scored
-    only (no AUC: :attr:`Results.evaluable` false), and a missing test folder means no test
-    clips (train only). The default ``torch`` feature backend batches clips through
-    ``torch.stft`` (several times faster than librosa clip by clip, on the CPU too, and equal to
-    librosa's values within float32 rounding).
+    :class:`DataError`, unless ``not require_labels``: then they are scored only (no AUC:
+    :attr:`Results.evaluable` false), and a missing test folder means no test clips (train only).
     """
     machine = machine or cfg.machine
-    cache_dir = cache_dir if cache_dir is not None else home() / "features"
     folder = Path(root) / machine / "test"
     trained_only = not folder.is_dir()  # no test clips (yet): train only, to save the detectors
     if trained_only and require_labels and (Path(root) / machine / "train").is_dir():
@@ -457,15 +464,35 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
     test_ids = [mid for mid in used if mid in tested]  # labels are checked for the IDs used only
     test_clips = list_clips(root, machine, "test", test_ids, labels, not require_labels) if test_ids else []
     _check_test_clips(folder, train_clips, test_clips, require_labels)
-    train = extract(train_clips, cfg.feature, cache_dir, progress, f"{machine} train", device)
-    test = (extract(test_clips, cfg.feature, cache_dir, progress, f"{machine} test", device) if test_clips
+    return Selection(machine, train_clips, test_clips, unique_ids(train_clips),
+                     [mid for mid in found if mid not in used], labels)
+
+
+def extract_selection(cfg: Config, sel: Selection, cache_dir: Path | None = None, progress: bool = True,
+                      device: torch.device | None = None) -> Prepared:
+    """Log-mel frames of the selected clips, standardised with training statistics.
+
+    The default ``torch`` feature backend batches clips through ``torch.stft`` (several times
+    faster than librosa clip by clip, on the CPU too, and equal to librosa's values within
+    float32 rounding)."""
+    cache_dir = cache_dir if cache_dir is not None else home() / "features"
+    train = extract(sel.train, cfg.feature, cache_dir, progress, f"{sel.machine} train", device)
+    test = (extract(sel.test, cfg.feature, cache_dir, progress, f"{sel.machine} test", device) if sel.test
             else train.subset([]))
     std = Standardiser.fit(train.frames)
-    key = cache_key(train_clips + test_clips, cfg.feature, device)
-    if labels is not None:  # the labels are not in the clips' names: they join the key
-        key = hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()[:24]
-    return Prepared(std.transform(train), std.transform(test), std, unique_ids(train_clips), key,
-                    [mid for mid in found if mid not in used])
+    key = cache_key(sel.train + sel.test, cfg.feature, device)
+    if sel.labels is not None:  # the labels are not in the clips' names: they join the key
+        key = hashlib.sha256(f"{key}|{sorted(sel.labels.items())}".encode()).hexdigest()[:24]
+    return Prepared(std.transform(train), std.transform(test), std, sel.ids, key, sel.left_out)
+
+
+def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
+            cache_dir: Path | None = None, progress: bool = True, device: torch.device | None = None,
+            ground_truth: Path | None = None, require_labels: bool = True) -> Prepared:
+    """Log-mel frames of ``root/machine``'s train and test clips, standardised with training
+    statistics: :func:`select_clips`, then :func:`extract_selection`."""
+    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels)
+    return extract_selection(cfg, sel, cache_dir, progress, device)
 
 
 # The modules on the path from audio to score: a change to any of them changes results (a change
@@ -608,17 +635,15 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     with ``per_id``, train one after another.
     """
     machine = machine or cfg.machine
-    if "idclf" in models:  # before any work
-        if per_id:
-            raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
-        used = select_ids(unique_ids(list_clips(root, machine, "train")), ids, cfg.report_ids.get(machine))
-        if len(used) < 2:
-            raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {used[0]} "
-                            "only (leave it out of the models)")
+    if "idclf" in models and per_id:
+        raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
     start = time.perf_counter()
     dev = resolve_device(device)
-    prep = prepare(cfg, root, machine, ids, progress=progress, device=dev, ground_truth=ground_truth,
-                   require_labels=require_labels)
+    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels)
+    if "idclf" in models and len(sel.ids) < 2:  # before any features are extracted
+        raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {sel.ids[0]} "
+                        "only (leave it out of the models)")
+    prep = extract_selection(cfg, sel, progress=progress, device=dev)
     results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
                       standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)))

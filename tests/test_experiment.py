@@ -16,7 +16,8 @@ import asd.experiment
 from asd.config import get_config
 from asd.data import UNLABELLED, DataError, clips_at, list_clips
 from asd.detectors import NetworkDetector, PCADetector
-from asd.experiment import load_model, prepare, run, run_model, run_together, score_clips
+from asd.experiment import (extract_selection, load_model, prepare, run, run_model, run_together, score_clips,
+                            select_clips)
 from asd.features import extract
 
 
@@ -51,6 +52,21 @@ def test_prepare_with_ids(root, cfg):
     prep = prepare(cfg, root, ids=["02"], progress=False)
     assert prep.unique_ids == ["02"]
     assert set(prep.train.clip_ids) == set(prep.test.clip_ids) == {"02"}
+
+
+def test_select_clips_checks_the_clips_before_extract_selection_reads_them(root, cfg, tmp_path, monkeypatch):
+    def extract(*args, **kwargs):
+        raise AssertionError("features extracted by the selection")
+
+    with monkeypatch.context() as m:
+        m.setattr("asd.experiment.extract", extract)
+        sel = select_clips(cfg, root, ids=["02"])
+    assert sel.ids == ["02"] and sel.left_out == ["00"] and sel.labels is None
+    assert sel.train == list_clips(root, "slider", "train", ["02"])
+    assert sel.test == list_clips(root, "slider", "test", ["02"])
+    prep = extract_selection(cfg, sel, tmp_path / "cache", progress=False)
+    assert prep.unique_ids == ["02"] and prep.left_out == ["00"]
+    assert len(prep.test.clip_ids) == len(sel.test)
 
 
 def test_run_rows_match_sklearn_on_scores(root, cfg, tmp_path):
