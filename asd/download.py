@@ -1,12 +1,13 @@
 """Fetch the official DCASE 2020 Task 2 archives from Zenodo, verified and unpacked.
 
-Three Zenodo records (ids in parentheses) hold one zip per machine type:
+Three Zenodo records (ids in parentheses) hold one zip per machine type, each of which holds
+``<machine>/{train,test}/...``, unpacked where the DCASE 2020 baseline expects it:
 
 * ``dev`` (3678171): ``dev_data_<machine>.zip`` -> ``dev_data/<machine>/{train,test}/``
 * ``additional`` (3727685): ``eval_data_train_<machine>.zip`` -> ``eval_data/<machine>/train/``
 * ``eval`` (3841772): ``eval_data_test_<machine>.zip`` -> ``eval_data/<machine>/test/`` (unlabelled
-  clips), plus the ground truth published afterwards (3951620): ``eval_data_list.csv`` beside
-  ``eval_data/``, where :func:`asd.data.find_ground_truth` finds it
+  clips), plus the ground truth published afterwards in a fourth record (3951620):
+  ``eval_data_list.csv`` beside ``eval_data/``, where :func:`asd.data.find_ground_truth` finds it
 
 File names, sizes, MD5s and download links come from Zenodo's record API
 (``{base_url}/api/records/<id>``). A download streams to ``<file>.part``, resumes with an
@@ -38,6 +39,7 @@ SETS = {  # which -> (Zenodo record id, archive name pattern)
     "additional": (3727685, "eval_data_train_{}.zip"),
     "eval": (3841772, "eval_data_test_{}.zip"),
 }
+FOLDERS = {"dev": "dev_data", "additional": "eval_data", "eval": "eval_data"}  # where each set goes
 GROUND_TRUTH_RECORD = 3951620  # eval_data_list.csv, the eval set's labels
 TIMEOUT_S = 30.0
 CHUNK = 1 << 20
@@ -108,7 +110,7 @@ def download(
     marker = dest / f".{key}.done"
     if not marker.exists():
         archive, remote = fetch(dest, SETS[which][0], key, base_url, progress)
-        extract(archive, dest)
+        extract(archive, dest, FOLDERS[which], machine)
         marker.write_text(f"{remote.md5}  {key}\n")
         archive.unlink()
     if which == "eval" and not (dest / GROUND_TRUTH).exists():
@@ -155,14 +157,26 @@ def _remote_file(base_url: str, record_id: int, key: str) -> RemoteFile:
                       KNOWN_MD5[key], None)
 
 
-def extract(archive: Path, dest: Path) -> None:
-    """Unpack ``archive`` into ``dest``, refusing members that would land outside it."""
-    root = dest.resolve()
+def extract(archive: Path, dest: Path, folder: str, machine: str) -> None:
+    """Unpack ``archive`` into ``dest/folder/<machine>/``, refusing members that would land outside it.
+
+    The official archives hold ``<machine>/{train,test}/...`` (the baseline's instructions unzip
+    them inside ``dev_data/`` or ``eval_data/``), so they go to ``dest/folder``; an archive whose
+    members already start with ``folder/<machine>/`` goes to ``dest``. Any other member (bar
+    macOS's ``__MACOSX/`` metadata, which is skipped) is a :class:`DownloadError`: unpacked
+    elsewhere, the clips would mix with another set's.
+    """
+    inside = (dest / folder / machine).resolve()
     with zipfile.ZipFile(archive) as zf:
-        for name in zf.namelist():
-            if not (root / name).resolve().is_relative_to(root):
-                raise DownloadError(f"{archive.name}: member {name!r} escapes {dest}")
-        zf.extractall(root)
+        names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]
+        root = dest.resolve() if all(n.startswith(f"{folder}/") for n in names) else dest.resolve() / folder
+        for name in names:
+            target = (root / name).resolve()  # a folder entry above the clips (``slider/``) is fine
+            above = name.endswith("/") and target.is_relative_to(root) and inside.is_relative_to(target)
+            if not (target.is_relative_to(inside) or above):
+                raise DownloadError(f"{archive.name}: member {name!r} is not under {machine}/ or {folder}/{machine}/"
+                                    f": unpacked, it would land outside {dest / folder / machine}")
+        zf.extractall(root, names)
 
 
 def md5sum(path: Path) -> str:

@@ -20,7 +20,8 @@ import soundfile as sf
 from asd.download import KNOWN_MD5, DownloadError, download
 
 KEY = "dev_data_slider.zip"
-MEMBER = "dev_data/slider/train/normal_id_00_00000000.wav"
+MEMBER = "slider/train/normal_id_00_00000000.wav"  # as in the official archives
+UNPACKED = "dev_data/" + MEMBER  # where the DCASE 2020 baseline expects it
 FILE_PATH = f"/files/{KEY}"
 API_PATH = "/api/records/3678171"
 FALLBACK_PATH = f"/records/3678171/files/{KEY}"
@@ -82,12 +83,14 @@ def _handler(state: FakeZenodo) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _zip_bytes(tmp_path: Path, member: str = MEMBER) -> bytes:
-    """A small zip holding one 0.1 s wav written by soundfile."""
+def _zip_bytes(tmp_path: Path, member: str = MEMBER, folders: tuple[str, ...] = ("slider/", "slider/train/")) -> bytes:
+    """A small zip holding folder entries and one 0.1 s wav written by soundfile."""
     wav = tmp_path / "clip.wav"
     sf.write(wav, np.zeros(1600, dtype=np.float32), 16000)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
+        for folder in folders:
+            zf.writestr(folder, b"")
         zf.write(wav, member)
     return buf.getvalue()
 
@@ -111,7 +114,7 @@ def _fetch(server: FakeZenodo, dest: Path) -> Path:
 
 
 def _check_unpacked(dest: Path) -> None:
-    audio, sr = sf.read(dest / MEMBER)
+    audio, sr = sf.read(dest / UNPACKED)
     assert sr == 16000 and len(audio) == 1600
     assert not (dest / KEY).exists() and not (dest / f"{KEY}.part").exists()
 
@@ -181,12 +184,21 @@ def test_unusable_api_falls_back_to_known_md5(
     assert (FALLBACK_PATH, None) in server.requests
 
 
-def test_member_escaping_dest_is_rejected(server: FakeZenodo, tmp_path: Path) -> None:
-    server.payload = _zip_bytes(tmp_path, "../evil.wav")
+@pytest.mark.parametrize("member", ["../evil.wav", "pump/train/normal_id_00_00000000.wav",
+                                    "eval_data/slider/train/normal_id_01_00000000.wav"])
+def test_member_outside_its_set_and_machine_is_rejected(server: FakeZenodo, tmp_path: Path, member: str) -> None:
+    server.payload = _zip_bytes(tmp_path, member)
     server.md5 = hashlib.md5(server.payload).hexdigest()
-    with pytest.raises(DownloadError, match="escapes"):
+    with pytest.raises(DownloadError, match=f"member '{re.escape(member)}' is not under slider/ or dev_data/slider/"):
         _fetch(server, tmp_path / "data")
-    assert not (tmp_path / "evil.wav").exists()
+    assert [p.name for p in (tmp_path / "data").rglob("*.wav")] == []
+
+
+def test_an_archive_that_already_holds_its_set_folder_is_unpacked_as_is(server: FakeZenodo, tmp_path: Path) -> None:
+    server.payload = _zip_bytes(tmp_path, UNPACKED, folders=("dev_data/", "dev_data/slider/", "__MACOSX/x"))
+    server.md5 = hashlib.md5(server.payload).hexdigest()
+    _check_unpacked(_fetch(server, tmp_path / "data"))
+    assert not (tmp_path / "data" / "dev_data" / "dev_data").exists() and not (tmp_path / "data" / "__MACOSX").exists()
 
 
 @pytest.mark.parametrize(("which", "machine", "match"), [
@@ -252,7 +264,7 @@ GT_LINES = b"slider\nid_01_00000000.wav,normal_id_01_00000000.wav,0\n"
 
 def test_eval_set_comes_with_its_ground_truth(records, tmp_path: Path) -> None:
     url, state = records
-    state["files"][3841772] = {"eval_data_test_slider.zip": _zip_bytes(tmp_path, "eval_data/slider/test/id_01_00000000.wav")}
+    state["files"][3841772] = {"eval_data_test_slider.zip": _zip_bytes(tmp_path, "slider/test/id_01_00000000.wav")}
     state["files"][3951620] = {"eval_data_list.csv": GT_LINES}
     dest = tmp_path / "data"
     assert download(dest, "eval", base_url=url, progress=False) == dest
@@ -266,7 +278,7 @@ def test_eval_set_comes_with_its_ground_truth(records, tmp_path: Path) -> None:
 
 def test_ground_truth_checksum_mismatch_fails(records, tmp_path: Path) -> None:
     url, state = records
-    state["files"][3841772] = {"eval_data_test_slider.zip": _zip_bytes(tmp_path, "eval_data/slider/test/id_01_00000000.wav")}
+    state["files"][3841772] = {"eval_data_test_slider.zip": _zip_bytes(tmp_path, "slider/test/id_01_00000000.wav")}
     state["files"][3951620] = {"eval_data_list.csv": GT_LINES}
     state["md5s"]["eval_data_list.csv"] = "0" * 32
     with pytest.raises(DownloadError, match="eval_data_list.csv: MD5 mismatch"):
