@@ -121,6 +121,12 @@ class SplitCounts:
     test_normal: tuple[int, ...]
     test_anomaly: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        for name in ("train", "test_normal", "test_anomaly"):
+            counts = getattr(self, name)
+            if len(counts) != len(self.ids) or any(c < 0 for c in counts):
+                raise ValueError(f"{name} {counts}: one clip count (>= 0) per ID of {self.ids} needed")
+
 
 @dataclass(frozen=True)
 class SynthConfig:

@@ -332,7 +332,7 @@ def _background(rail: Rail, rng: np.random.Generator, n: int, sr: int) -> np.nda
     spec = floor * (rng.standard_normal(len(f)) + 1j * rng.standard_normal(len(f)))
     for hz, db, presence in rail.tones:
         k = round(hz * n / sr)
-        if rng.random() < presence and k + 4 < len(f):  # a line with weak sidebands: it wavers
+        if rng.random() < presence and 3 <= k < len(f) - 4:  # a line with weak sidebands: it wavers
             line = rng.uniform(0.05, 0.25) * (rng.standard_normal(7) + 1j * rng.standard_normal(7))
             line[3] = np.exp(2j * np.pi * rng.random())
             amplitude = floor[k] * np.sqrt(2 * n / 1024 * 10 ** ((db + rng.normal(0, 3)) / 10))
@@ -426,15 +426,20 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     if anomaly is not None:
         machine *= _cap_gain(background, machine, power * 10 ** (MAX_RISE_DB * severity ** 3 / 10))
     y = (background + machine) * 10 ** ((rail.level_dbfs + back.normal(0, LEVEL_SD_DB)) / 20) / np.sqrt(power)
+    if not np.all(np.isfinite(y)):  # np.clip keeps NaN, and a WAV file would hold it as full scale
+        raise RuntimeError(f"ID {machine_id} {anomaly or 'normal'} clip of seed {seed}: samples are not finite")
     return np.clip(y, -1, 1).astype(np.float32)
 
 
 def _cap_gain(background: np.ndarray, machine: np.ndarray, limit: float) -> float:
-    """The gain (at most 1) that brings the power of ``background + gain * machine`` down to ``limit``."""
+    """The gain (at most 1) that brings the power of ``background + gain * machine`` down to ``limit``;
+    where no gain can (the two partly cancel, and even the quietest mix is louder), the quietest's."""
     a, b = np.mean(machine ** 2), 2 * np.mean(background * machine)
     c = np.mean(background ** 2) - limit
-    if a + b + c <= 0:  # already within the limit
+    if a + b + c <= 0 or a == 0:  # already within the limit, or nothing to turn down
         return 1.0
+    if b * b < 4 * a * c:  # the power's minimum over the gain lies above the limit
+        return float(np.clip(-b / (2 * a), 0.0, 1.0))
     return float((-b + np.sqrt(b * b - 4 * a * c)) / (2 * a))
 
 

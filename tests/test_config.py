@@ -72,6 +72,17 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
     assert src.synthetic and f"generator v{synth.VERSION}, seed 3" in src.label
 
 
+@pytest.mark.parametrize(("counts", "match"), [
+    ((("00", "02"), (3,), (1, 1), (1, 1)), r"train \(3,\): one clip count"),
+    ((("00",), (3,), (-1,), (1,)), r"test_normal \(-1,\): one clip count"),
+])
+def test_split_counts_need_one_count_per_id(counts, match):
+    from asd.config import SplitCounts
+
+    with pytest.raises(ValueError, match=match):
+        SplitCounts(*counts)
+
+
 def test_unknown_profile_is_refused(monkeypatch):
     monkeypatch.setenv("ASD_PROFILE", "huge")
     with pytest.raises(ValueError, match="unknown profile 'huge' \\(from ASD_PROFILE\\)"):

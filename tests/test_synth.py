@@ -55,6 +55,12 @@ def test_render_is_deterministic_and_seed_dependent() -> None:
     assert not np.allclose(a, synth.render_clip("02", None, seed=3, duration_s=2.0))
 
 
+@pytest.mark.parametrize("seconds", [0.02, 0.05])
+def test_clips_too_short_for_a_low_tone_render(seconds: float) -> None:
+    for mid in sorted(synth.RAILS):
+        assert synth.render_clip(mid, None, seed=0, duration_s=seconds).shape == (round(seconds * SR),)
+
+
 @pytest.mark.parametrize("machine_id", sorted(synth.RAILS))
 def test_render_shape_dtype_range(machine_id: str) -> None:
     y = synth.render_clip(machine_id, None, seed=0, duration_s=1.5, sample_rate=SR)
@@ -111,6 +117,15 @@ def test_a_fault_raises_the_level_only_as_much_as_real_faults(anomaly: str) -> N
     # the twins' level jitter (LEVEL_SD_DB each) is drawn from the same stream and cancels
     assert np.all(rise <= cap + 0.01) and np.all(rise >= -0.01)
     assert np.median(rise) < 2.0
+
+
+def test_a_fault_that_partly_cancels_its_background_still_renders() -> None:
+    """In a few short clips of mild faults the machine and the background partly cancel, so no gain
+    brings the mix down to the level cap: the quietest mix is used (once, a clip of NaN)."""
+    y = synth.render_clip("06", "rail_damage", 812, duration_s=1.0)
+    normal = synth.render_clip("06", None, 812, duration_s=1.0)
+    assert np.all(np.isfinite(y)) and np.ptp(y) > 0
+    assert abs(_level_db(y) - _level_db(normal)) < 1.0
 
 
 def test_normal_clips_keep_their_level_as_real_ones() -> None:
