@@ -186,6 +186,50 @@ def resolved_orders(runs: Mapping[str, Sequence[float]], level: float = 0.95) ->
             if paired_difference(runs[a], runs[b], level)[1] > 0]
 
 
+def _rank_auc(normal: np.ndarray, anomalous: np.ndarray) -> np.ndarray:
+    """AUC of each row: ``normal`` (rows, n) and ``anomalous`` (rows, m) scores, ties counting one
+    half (the Mann-Whitney statistic, equal to ``roc_auc_score``)."""
+    from scipy.stats import rankdata
+
+    n, m = normal.shape[1], anomalous.shape[1]
+    ranks = rankdata(np.concatenate([normal, anomalous], axis=1), axis=1)[:, n:]
+    return (ranks.sum(axis=1) - m * (m + 1) / 2) / (n * m)
+
+
+def paired_bootstrap(y_true, ids, a, b, n: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Difference of the average AUC over machine IDs between scores ``a`` and ``b`` of the same
+    test clips, with its ``level`` percentile interval over ``n`` bootstrap resamples of the clips:
+    ``(difference on these clips, low, high)``, as :func:`paired_difference` returns.
+
+    Each resample draws, within every ID, its normal and its anomalous clips with replacement
+    (the same draw for ``a`` and ``b``), so the interval says how far another test set of the same
+    size could move the difference; one that excludes 0 resolves the order beyond these clips.
+    """
+    y_true, ids = np.asarray(y_true), np.asarray(ids)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not y_true.shape == ids.shape == a.shape == b.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape}, ids {ids.shape} and scores {a.shape}, {b.shape} "
+                         "must be 1-d of equal length")
+    if n < 2 or not 0 < level < 1:
+        raise ValueError(f"need n >= 2 resamples and 0 < level < 1, got n={n}, level={level}")
+    rng = np.random.default_rng(seed)
+    observed, resampled = 0.0, np.zeros(n)
+    groups = sorted(set(ids.tolist()))
+    for mid in groups:
+        sel = ids == mid
+        try:
+            observed += auc_pauc(y_true[sel], a[sel])[0] - auc_pauc(y_true[sel], b[sel])[0]
+        except ValueError as err:
+            raise ValueError(f"ID {mid}: {err}") from None
+        normal, anomalous = np.flatnonzero(sel & (y_true == 0)), np.flatnonzero(sel & (y_true == 1))
+        i = rng.choice(normal, (n, normal.size))
+        j = rng.choice(anomalous, (n, anomalous.size))
+        resampled += _rank_auc(a[i], a[j]) - _rank_auc(b[i], b[j])
+    low, high = np.quantile(resampled / len(groups), [(1 - level) / 2, (1 + level) / 2])
+    return observed / len(groups), float(low), float(high)
+
+
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:
     """The report's four networks and the DCASE 2020 baseline on ``ids`` (default the report's), averaged.
 

@@ -217,6 +217,56 @@ def test_paired_difference_matches_a_paired_t_test() -> None:
         metrics.paired_difference([0.9], [0.8])
 
 
+def _two_detectors(rng, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two correlated detectors' scores of fresh test clips; ``a`` separates a bit better."""
+    y = (rng.random(ids.size) < 0.4).astype(int)
+    for mid in set(ids.tolist()):  # both classes in every ID
+        y[np.flatnonzero(ids == mid)[:2]] = [0, 1]
+    shared = rng.standard_normal(ids.size)
+    a = shared + 0.5 * rng.standard_normal(ids.size) + 1.2 * y
+    b = shared + 0.5 * rng.standard_normal(ids.size) + 1.0 * y
+    return y, a, b
+
+
+def test_paired_bootstrap_interval_is_as_wide_as_test_sets_vary():
+    """The interval from one test set matches the spread of the difference over fresh test sets."""
+    rng = np.random.default_rng(0)
+    ids = np.repeat(["00", "02"], [150, 100])
+    fresh = []
+    for _ in range(300):
+        y, a, b = _two_detectors(rng, ids)
+        fresh.append(np.mean([roc_auc_score(y[ids == m], a[ids == m]) - roc_auc_score(y[ids == m], b[ids == m])
+                              for m in ("00", "02")]))
+    y, a, b = _two_detectors(rng, ids)
+    diff, low, high = metrics.paired_bootstrap(y, ids, a, b, n=2000)
+    by_id = [auc_by_hand(y[ids == m], a[ids == m]) - auc_by_hand(y[ids == m], b[ids == m]) for m in ("00", "02")]
+    assert diff == pytest.approx(np.mean(by_id)) and low < diff < high
+    assert high - low == pytest.approx(2 * 1.96 * np.std(fresh), rel=0.3)
+    assert metrics.paired_bootstrap(y, ids, a, b, n=2000) == (diff, low, high)  # seeded
+    assert metrics.paired_bootstrap(y, ids, a, a) == (0.0, 0.0, 0.0)
+
+
+def test_paired_bootstrap_counts_ties_as_halves_and_resolves_a_clear_gap():
+    y, s = _random_case(0, n=300, ties=True)
+    ids = np.array(["00"] * 300)
+    coin = np.zeros(300)  # every pair tied: AUC 0.5 on any resample
+    diff, low, high = metrics.paired_bootstrap(y, ids, s, coin, n=500)
+    assert diff == pytest.approx(auc_by_hand(y, s) - 0.5)
+    assert 0 < low < diff < high  # 0.8 standard deviations of separation beat a coin on 300 clips
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda y, ids, a: (y, ids, a[:-1]), "equal length"),
+    (lambda y, ids, a: (np.where(ids == "02", 0, y), ids, a), "ID 02: .*both normal"),
+])
+def test_paired_bootstrap_bad_inputs(change, match):
+    ids = np.repeat(["00", "02"], 20)
+    y, a, b = _two_detectors(np.random.default_rng(0), ids)
+    y, ids, a = change(y, ids, a)
+    with pytest.raises(ValueError, match=match):
+        metrics.paired_bootstrap(y, ids, a, b)
+
+
 @pytest.mark.parametrize(("shape", "scale"), [(3.0, 2.0), (400.0, 1e-3), (0.5, 1e-3)])
 def test_decision_threshold_recovers_the_quantile_of_gamma_scores(shape, scale):
     """Reconstruction errors bunch far from zero (large shape); -log p(own ID) piles up near 0 (small)."""
