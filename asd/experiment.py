@@ -71,7 +71,7 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
         return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile))
     root = synth.ensure(cfg, progress=progress)
     return DataSource(root / "dev_data", root / "eval_data", True,
-                      f"synthetic slider stand-in ({cfg.profile} profile, seed {cfg.seed})")
+                      f"synthetic slider stand-in ({cfg.profile} profile, data seed {cfg.seed})")
 
 
 def numbered(ids: list[str]) -> dict[str, int]:

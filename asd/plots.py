@@ -116,11 +116,13 @@ MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00
 
 def _model_colours(names: Sequence[str]) -> dict[str, str]:
     """Each detector's own colour, the same in every figure whatever else it shares it with; other
-    names (a yardstick, a reference) take the palette's spare colour, then the absent detectors'."""
+    names (a yardstick, a reference) take the palette's spare colour, then the absent detectors',
+    then greys: no two names share a colour."""
     own = dict(zip(DETECTORS, MODEL_COLOURS))
     present = {own[n] for n in names if n in own}
-    spare = itertools.cycle([c for c in MODEL_COLOURS if c not in own.values()]
-                            + [c for c in own.values() if c not in present])
+    spare = itertools.chain([c for c in MODEL_COLOURS if c not in own.values()],
+                            [c for c in own.values() if c not in present],
+                            (f"{g:.2f}" for g in itertools.cycle((0.35, 0.55, 0.7, 0.25, 0.45, 0.62))))
     return {name: own[name] if name in own else next(spare) for name in names}
 
 
@@ -134,6 +136,8 @@ def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figur
     """
     if not sets:
         raise ValueError("no sets to plot")
+    if empty := [title for title, counts in sets.items() if not counts]:
+        raise ValueError(f"no clips to count in {', '.join(empty)}")
     fig, axes = _grid(len(sets), ncols=1, panel=(COLUMN_IN, 3.0))
     for ax, (title, counts) in zip(axes, sets.items()):
         ids = sorted({mid for mid, _, _ in counts})
@@ -310,14 +314,13 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
     return fig
 
 
-def _reference_value(ref: Mapping[str, tuple[float, float]], column: str, k: int) -> float | None:
-    """``ref[column][k]``, or for ``"AVG"`` the mean over the reference's IDs when it lists none."""
-    if column in ref:
-        return ref[column][k]
-    if column == "AVG":
-        values = [v[k] for c, v in ref.items() if c != "AVG"]
-        return float(np.mean(values)) if values else None
-    return None
+def _reference_value(ref: Mapping[str, tuple[float, float]], column: str, k: int,
+                     ids: Sequence[str]) -> float | None:
+    """``ref[column][k]``; for ``"AVG"`` the mean over ``ids`` (the table's), None unless ``ref`` has
+    them all: a reference's average over other IDs is not comparable."""
+    if column != "AVG":
+        return ref[column][k] if column in ref else None
+    return float(np.mean([ref[i][k] for i in ids])) if ids and all(i in ref for i in ids) else None
 
 
 def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: str = "auc",
@@ -330,7 +333,8 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     ``table`` is :func:`asd.metrics.table` output (model -> column -> (AUC, pAUC)). ``report``
     (like :data:`asd.metrics.REPORT`) puts a black tick on each bar at the report's value for the
     same network and column; ``baseline`` (like :data:`asd.metrics.DCASE2020_BASELINE`) draws a
-    dashed line across each column's group. A missing ``"AVG"`` in a reference is its IDs' mean.
+    dashed line across each column's group. A reference's ``"AVG"`` is its mean over the table's
+    IDs, drawn only where it lists them all.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -339,6 +343,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     k = METRICS.index(metric)
     models = list(table)
     columns = list(dict.fromkeys(c for cells in table.values() for c in cells))
+    ids = [c for c in columns if c != "AVG"]
     colours = _model_colours(models)
     width = 0.8 / len(models)
     fig = _figure(max(6.0, 1.9 * len(columns) + 1.5), 4.0 + 0.2 * len(models))
@@ -352,13 +357,13 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
         shown += values.tolist()
         ref = (report or {}).get(model)
         for x, column in zip(xs, columns):
-            value = _reference_value(ref, column, k) if ref else None
+            value = _reference_value(ref, column, k, ids) if ref else None
             if value is not None:
                 # one label per tick: the legend shows each label once (_legend_below)
                 ax.plot([x - width / 2, x + width / 2], [value, value], color="black", lw=2, label="report (dev set)")
                 shown.append(value)
     for i, column in enumerate(columns):
-        value = _reference_value(baseline, column, k) if baseline else None
+        value = _reference_value(baseline, column, k, ids) if baseline else None
         if value is not None:
             ax.plot([i - 0.45, i + 0.45], [value, value], color="0.35", ls="--", lw=1.2,
                     label="DCASE 2020 baseline (dev set)")
@@ -421,6 +426,8 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
     axes = fig.subplots(len(scores), len(unique_ids), squeeze=False)
     for row, (name, s) in zip(axes, scores.items()):
         s = np.asarray(s, dtype=float)
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"{name}: {int(np.sum(~np.isfinite(s)))} scores are NaN or infinite")
         for ax, mid in zip(row, unique_ids):
             sel = clip_ids == mid
             use_log = log and _spans_a_decade(s[sel])
@@ -449,8 +456,8 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
     clips' scores (normal, anomalous, or unlabelled) against the same threshold.
 
     Each column's axis spans the normal scores (training and normal test clips) and the
-    threshold, where the decision is made; how many test clips lie further right is written in
-    the panel.
+    threshold, where the decision is made; how many test clips lie further right (or left: an
+    anomaly scored below every normal clip) is written in the panel.
     """
     from scipy.stats import gamma
 
@@ -477,11 +484,12 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
         for label, text, colour in groups:
             values = scores[test & (y_true == label)]
             if values.size:
-                bottom.hist(values[values <= hi], bins=edges, alpha=0.6, color=colour, label=text)
-        beyond = int(np.sum(scores[test] > hi))
-        if beyond:
-            bottom.text(0.97, 0.95, f"{beyond} more \u2192", transform=bottom.transAxes, ha="right", va="top",
-                        fontsize=9, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+                bottom.hist(values[(values >= lo) & (values <= hi)], bins=edges, alpha=0.6, color=colour, label=text)
+        for x, side, n, text in ((0.03, "left", np.sum(scores[test] < lo), "\u2190 {} more"),
+                                 (0.97, "right", np.sum(scores[test] > hi), "{} more \u2192")):
+            if n:
+                bottom.text(x, 0.95, text.format(int(n)), transform=bottom.transAxes, ha=side, va="top",
+                            fontsize=9, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         for ax in (top, bottom):
             ax.axvline(limit, color="black", ls="--", lw=1.0, label=f"threshold ({quantile:g} quantile)")
         bottom.set_xlim(lo, hi)

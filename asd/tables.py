@@ -25,6 +25,12 @@ def _text(value: float | tuple[float, float]) -> str:
     return f"{value[0]:.3f} ± {value[1]:.3f}" if isinstance(value, tuple) else f"{value:.3f}"
 
 
+def _columns(tab: dict[str, dict[str, tuple]]) -> list[str]:
+    """The IDs of a table's rows in order, then ``"AVG"`` where a row has it."""
+    ids = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG"))
+    return ids + ["AVG"] * any("AVG" in cells for cells in tab.values())
+
+
 def format_table(tab: dict[str, dict[str, tuple]]) -> str:
     """A plain-text table, one row per model, ``AUC/pAUC`` per ID and the average, as in the report
     (``mean ± sd`` where the cells come from :func:`asd.metrics.seed_spread`).
@@ -34,7 +40,7 @@ def format_table(tab: dict[str, dict[str, tuple]]) -> str:
     """
     if not tab:
         return NO_ROWS
-    cols = list(dict.fromkeys(c for cells in tab.values() for c in cells if c != "AVG")) + ["AVG"]
+    cols = _columns(tab)
     width = max(len(m) for m in tab) + 2
     text = {(m, c): f"{_text(cells[c][0])}/{_text(cells[c][1])}" if c in cells else "-"
             for m, cells in tab.items() for c in cols}
@@ -81,7 +87,7 @@ class Table:
     def _repr_html_(self) -> str:
         if not self.cells:
             return html_table("", f"<tr><td>{NO_ROWS}</td></tr>", self.caption)
-        cols = list(dict.fromkeys(c for cells in self.cells.values() for c in cells if c != "AVG")) + ["AVG"]
+        cols = _columns(self.cells)
         apart = ' style="border-left: 2px solid #888"'
         best = {(c, k): max(_mean(cells[c][k]) for cells in self.cells.values() if c in cells)
                 for c in cols for k in (0, 1)}

@@ -13,7 +13,7 @@ from matplotlib.image import AxesImage
 from sklearn.metrics import roc_curve
 
 from asd import metrics, plots
-from asd.config import FeatureConfig
+from asd.config import DETECTORS, FeatureConfig
 from asd.data import counts, list_clips
 from asd.features import mel_basis
 from asd.train import History
@@ -67,6 +67,8 @@ def test_counts_bars_draws_unknown_groups_in_grey() -> None:
     fig = plots.counts_bars({"eval": {("01", "train", "normal"): 4, ("01", "test", "unlabelled"): 2}})
     heights = {p.get_height(): p.get_facecolor()[:3] for p in fig.axes[0].patches}
     assert heights[2] == pytest.approx((0.6, 0.6, 0.6))
+    with pytest.raises(ValueError, match="no clips to count in eval set"):
+        plots.counts_bars({"dev set": {("00", "train", "normal"): 4}, "eval set": {}})
 
 
 def test_waveforms_one_row_per_signal() -> None:
@@ -190,8 +192,20 @@ def test_score_bars_with_report_ticks_and_baseline_lines(metric: str) -> None:
     avg_tick = ticks[3].get_ydata()[0]
     assert avg_tick == pytest.approx(np.mean([v[k] for v in metrics.REPORT["baseline"].values()]))
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
-    assert len(dashed) == 4
+    assert len(dashed) == 4  # the baseline's AVG over the table's IDs (00/02/04), not its own four
+    assert dashed[3].get_ydata()[0] == pytest.approx(np.mean([metrics.DCASE2020_BASELINE[i][k] for i in IDS]))
     assert ax.get_ylabel() == plots.METRIC_NAMES[metric]
+
+
+def test_score_bars_average_a_reference_over_the_tables_ids_only() -> None:
+    tab = {"baseline": {"00": (0.9, 0.7), "02": (0.8, 0.6), "AVG": (0.85, 0.65)},
+           "pca": {"00": (0.8, 0.6), "07": (0.8, 0.6), "AVG": (0.8, 0.6)}}
+    ax = plots.score_bars(tab, report=metrics.REPORT, baseline=metrics.DCASE2020_BASELINE).axes[0]
+    ticks = [line.get_ydata()[0] for line in ax.lines if line.get_color() == "black"]
+    # the report's baseline on IDs 00 and 02, and no AVG tick: the table has an ID 07 the report lacks
+    assert ticks == pytest.approx([metrics.REPORT["baseline"][i][0] for i in ("00", "02")])
+    dashed = [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+    assert dashed == pytest.approx([metrics.DCASE2020_BASELINE[i][0] for i in ("00", "02")])
 
 
 def test_score_bars_without_references_and_bad_metric() -> None:
@@ -215,6 +229,8 @@ def test_a_detector_keeps_its_colour_in_every_figure() -> None:
     with_networks, with_new = colours(["baseline", "sequential", "pca"]), colours(["pca", "idnn", "idclf", "level"])
     assert with_networks["pca"] == with_new["pca"]
     assert len(set(with_new.values())) == 4 and with_networks["baseline"] not in with_new.values()
+    every = colours([*DETECTORS, "level", "report VAE", "DCASE baseline"])  # more names than the palette
+    assert len(set(every.values())) == len(every)
 
 
 def test_roc_curves_one_row_per_id_whole_curve_and_the_pauc_range_enlarged() -> None:
@@ -242,6 +258,9 @@ def test_score_histograms_grid_of_models_by_ids() -> None:
     assert len(first.patches) == 2 * 5  # normal and anomalous histograms of 5 bins
     assert sum(p.get_height() for p in first.patches) == 12
     assert sum(p.get_height() for p in first.patches[5:]) == 6  # the anomalous clips
+    scores["baseline"][3] = np.nan  # a broken score is named, not dropped from its panel
+    with pytest.raises(ValueError, match="baseline: 1 scores are NaN or infinite"):
+        plots.score_histograms(y_true, ids, scores)
 
 
 @pytest.mark.parametrize("n_ids", [3, 4])
@@ -275,6 +294,7 @@ def test_decision_histograms_show_the_fit_and_the_threshold_of_each_id() -> None
     y_true, ids, scores = _labelled_scores()
     test = scores["sequential"] * np.where(ids == "04", 30.0, 1.0) * 0.4
     test[(ids == "02") & (y_true == 1)] = 5.0  # far beyond ID 02's normal scores
+    test[np.flatnonzero((ids == "00") & (y_true == 1))[:2]] = 1e-6  # two anomalies far below ID 00's
     fig = plots.decision_histograms(train_ids, train, ids, y_true, test, quantile=0.8, bins=6)
     _render(fig)
     assert len(fig.axes) == 2 * 3
@@ -288,11 +308,13 @@ def test_decision_histograms_show_the_fit_and_the_threshold_of_each_id() -> None
         lo, hi = bottom[k].get_xlim()
         normal = test[(ids == mid) & (y_true == 0)]
         assert lo < min(normal.min(), limit) and hi > max(normal.max(), limit)
-        beyond = int(np.sum(test[ids == mid] > hi))
+        below, beyond = int(np.sum(test[ids == mid] < lo)), int(np.sum(test[ids == mid] > hi))
         drawn = sum(p.get_height() for p in bottom[k].patches)
-        assert drawn + beyond == 12  # every test clip is drawn or counted beyond the axis
-        assert [t.get_text() for t in bottom[k].texts] == ([f"{beyond} more \u2192"] if beyond else [])
+        assert drawn + below + beyond == 12  # every test clip is drawn or counted beside the axis
+        expected = [f"\u2190 {below} more"] * bool(below) + [f"{beyond} more \u2192"] * bool(beyond)
+        assert [t.get_text() for t in bottom[k].texts] == expected
     assert bottom[1].texts and bottom[1].get_xlim()[1] < 5.0  # ID 02's anomalies lie beyond its axis
+    assert bottom[0].texts[0].get_text() == "\u2190 2 more"  # ID 00's two lie below its axis
     unlabelled = plots.decision_histograms(train_ids, train, ids, np.full(ids.size, -1), test, bins=6)
     assert sum(p.get_height() for p in unlabelled.axes[3].patches) == 12
 

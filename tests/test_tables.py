@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from asd.metrics import table
+from asd.metrics import REPORT, table
 from asd.tables import Table, TextTable, format_table
 
 
@@ -43,4 +43,15 @@ def test_results_table_renders_html_with_separate_columns_and_the_best_in_bold()
     assert page.count("<td") == 2 * 4  # AUC and pAUC of ID 00 and of the average, per model
     assert "<b>0.900</b>" in page and "<b>0.750</b>" in page and "<b>0.800</b>" not in page
     assert "baseline<br><small>the report&#x27;s VAE</small>" in page and "sequential<br><small>the DCASE 2020 baseline AE</small>" in page
-    assert repr(t) == "synthetic data\n" + format_table(table(rows))
+    text = repr(t).splitlines()
+    assert text[0] == "synthetic data" and text[1].split() == ["model", "00", "AVG"]
+    assert text[3].split() == ["baseline", "0.900/0.700", "0.900/0.700"]
+
+
+def test_a_table_without_averages_shows_none():
+    """A published table per ID (the report's) renders without an average column to fill."""
+    page = Table(REPORT, "the report")._repr_html_()
+    assert page.count("<td") == len(REPORT) * 3 * 2 and "average" not in page
+    assert f"<b>{max(cells['00'][0] for cells in REPORT.values()):.3f}</b>" in page
+    lines = format_table(REPORT).splitlines()
+    assert lines[0].split() == ["model", "00", "02", "04"] and "-" not in lines[2].split()
