@@ -94,7 +94,8 @@ display(TextTable(["network", "epochs", "batch", "updates", "seconds",
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# Every number and figure in this chapter, except those labelled as references, comes from
+# Every number and figure in this chapter, except those labelled as references and the
+# committed report-scale records (which print their own data and device), comes from
 # the **{glue:text}`data`**, trained on {glue:text}`device`.
 # Numbers from the synthetic stand-in show that the pipeline works; they are not the
 # report's numbers and say nothing about the real slider.
@@ -167,8 +168,7 @@ glue("report_spread_auc", max(report_aucs) - min(report_aucs), display=False)
 # Reference marks only over results on the real data: on the stand-in they
 # would measure another thing.
 marks = {} if src.synthetic else {
-    "report": metrics.REPORT,
-    "baseline": {i: metrics.DCASE2020_BASELINE[i] for i in results.unique_ids}}
+    "report": metrics.REPORT, "baseline": metrics.DCASE2020_BASELINE}
 id_auc = {i: float(np.mean([table[m][i][0] for m in table])) for i in ids}
 hardest = min(id_auc, key=id_auc.get)
 glue("hardest_id", hardest, display=False)
@@ -240,20 +240,19 @@ display(Table(spread, "This book, mean ± standard deviation over "
 # confidence interval (Student's t over the seeds). An interval that excludes zero resolves the
 # order *on these test clips*; one that straddles zero does not. Two cautions. With six pairs,
 # the chance that at least one interval excludes zero by luck alone is well above 5% (a
-# Bonferroni correction would widen each to 99.2%). And the seeds vary only the training: another draw of
-# test clips would move each AUC far more, by about 0.05 for an ID with 50 normal and 18
-# anomalous clips (the Hanley-McNeil standard error at AUC 0.9), so an order resolved here is
-# an order of these networks on this test set.
+# Bonferroni correction would widen each to 99.2%). And the seeds vary only the training, not
+# the test clips, so an order resolved here is an order of these networks on this test set
+# ({ref}`sec-test-draw` asks about another one).
 
 # %% tags=["hide-input", "remove-output"]
 avg_auc = {name: [t[name]["AVG"][0] for t in seed_tables] for name in networks}
 report_avg = {name: reference[f"report {name}"]["AVG"][0]
               for name in metrics.REPORT}
 in_order = sorted(report_avg, key=report_avg.get, reverse=True)
-pairs = {}  # each pair in the report's order: its better network first
-for i, a in enumerate(in_order):
-    for b in in_order[i + 1:]:
-        pairs[f"{a} - {b}"] = metrics.paired_difference(avg_auc[a], avg_auc[b])
+# each pair in the report's order: its better network first
+ordered = [(a, b) for i, a in enumerate(in_order) for b in in_order[i + 1:]]
+pairs = {f"{a} - {b}": metrics.paired_difference(avg_auc[a], avg_auc[b])
+         for a, b in ordered}
 resolved = {p: "in" if low > 0 else "against"
             for p, (_, low, high) in pairs.items() if low > 0 or high < 0}
 orderings = f"of the report table's {len(pairs)} pairwise orderings"
@@ -288,6 +287,53 @@ glue("fig_pairs", plots.paired_differences(
 # {glue:text}`seed_verdict`; the others could come out either way with another seed. This says how far seeds alone move a result *on this
 # data*; the report's own differences were measured on the real data, from one run each, and
 # only repeated runs there could say which of them a seed can produce.
+#
+# (sec-test-draw)=
+# ### Another draw of test clips
+#
+# The test clips are a sample too: another session with the same machines would record other
+# clips and give other AUCs. `asd.metrics.paired_bootstrap` {term}`bootstraps <Bootstrap>`
+# the test clips: it redraws them with replacement, within each ID its normal and its
+# anomalous clips apart and the same draw for both networks, {glue:text}`n_boot` times, and
+# takes the middle 95% of the difference in average AUC (seed 0's networks, whose AUCs
+# {numref}`fig-auc` shows).
+
+# %% tags=["hide-input", "remove-output"]
+n_boot = 1000
+y_true, test_ids = results.test.y_true, results.test.clip_ids
+boot = {f"{a} - {b}": metrics.paired_bootstrap(
+            y_true, test_ids, results.models[a].scores,
+            results.models[b].scores, n=n_boot)
+        for a, b in ordered}
+boot_resolved = sum(low > 0 or high < 0 for _, low, high in boot.values())
+width = {kind: float(np.mean([high - low for _, low, high in d.values()]))
+         for kind, d in (("seed", pairs), ("boot", boot))}
+glue("n_boot", n_boot, display=False)
+glue("boot_resolved", f"{boot_resolved} of {len(boot)}", display=False)
+glue("boot_width", width["boot"], display=False)
+glue("seed_width", width["seed"], display=False)
+glue("boot_vs_seed", "wider" if width["boot"] > width["seed"] else "narrower",
+     display=False)
+glue("fig_boot", plots.paired_differences(
+    boot, f"difference in average AUC, seed 0 ({n_boot} resamples "
+    "of the test clips, 95% interval)"))
+
+# %% [markdown]
+# ```{glue:figure} fig_boot
+# :name: fig-boot
+# :alt: Differences of average AUC between pairs of networks on the test clips, with 95 percent bootstrap intervals, and a dashed line at zero.
+#
+# Difference of the average AUC between two networks of seed 0, {glue:text}`data`, with the
+# 95% interval over resamples of the test clips; pairs and filling as in {numref}`fig-pairs`.
+# ```
+#
+# The test-clip intervals are {glue:text}`boot_width:.3f` wide on average,
+# {glue:text}`boot_vs_seed` than the seeds' ({glue:text}`seed_width:.3f`), and
+# {glue:text}`boot_resolved` pairs exclude zero. The two answer different questions: the
+# seeds, whether another training run would keep an order on these clips; the resamples,
+# whether these trained networks would keep it on another test set of the same size. An order
+# worth reporting survives both. The resamples treat clips as independent, which clips cut
+# from the same long recording need not be, so if anything they understate the spread.
 #
 # ### Training in bfloat16
 #
@@ -508,7 +554,7 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 # The release's development set has a fourth slider, ID {glue:text}`left_out`, which the
 # report did not evaluate. The same networks, trained on that ID's own training clips alone
 # (the report's models never heard it, and the networks above trained on three IDs together),
-# score its test clips; with this few clips, read its table as a first look:
+# score its test clips (the counts printed above its table say how far to trust it):
 
 # %%
 # On the stand-in, the real data's references measure another thing.
@@ -555,11 +601,25 @@ display(Table(
     "Reference (not computed here): the example for slider in the DCASE "
     "2020 evaluator's README, real evaluation set" + apart))
 
+# %% tags=["hide-input"]
+# the evaluation set's fewest test clips of an ID, of each kind
+per_id = asd.data.counts(ev.test.clips) if src.eval is not None else {}
+few = {kind: min((n for (_, _, k), n in per_id.items() if k == kind),
+                 default=0) for kind in ("normal", "anomaly")}
+glue("eval_normal", few["normal"], display=False)
+lo, hi = int(0.1 * few["normal"]), int(np.ceil(0.1 * few["normal"]))
+glue("eval_fpr_clips", f"{lo}" if lo == hi else f"{lo} or {hi}",
+     display=False)
+glue("eval_auc_step", 1 / few["anomaly"] if few["anomaly"] else np.nan,
+     display=False)
+
 # %% [markdown]
-# With a few dozen normal clips per ID, read these tables with care: pAUC looks only at false-
-# positive rates up to 0.1, which 25 normal clips fill with 2 or 3 of them, so pAUC moves in
-# coarse steps (it can even exceed the AUC), and one clip more or less can move an AUC by
-# several hundredths.
+# Read these tables with care where an ID has few test clips (as few as
+# {glue:text}`eval_normal` normal clips here): pAUC looks only at false-positive rates up to
+# 0.1, which the {glue:text}`eval_fpr_clips` highest-scoring normal clips fill, so pAUC moves
+# in coarse steps (it can even exceed the AUC); and one anomalous clip that drops from above
+# every normal clip to below them all moves its ID's AUC by one over its number of anomalous
+# clips, {glue:text}`eval_auc_step:.3f` for the ID with the fewest.
 
 # %% [markdown]
 # `asd run --data EVAL_ROOT --scores-dir DIR` also writes each network's scores in the
@@ -588,9 +648,7 @@ display(Table(
 # second measured there. A record trained in bfloat16 (`--precision bf16`,
 # `results/full-<device>-bf16.json`) is followed by how far each network's average AUC and pAUC
 # moved from the 32-bit record of the same device, data and seed: what bfloat16 changes at the
-# report's scale, beside the quick-profile comparison above. The record's AUCs are the synthetic
-# stand-in's, at the report's scale: they rank the networks on that data and are not to be read
-# against the report's table, which measured the real slider.
+# report's scale, beside the quick-profile comparison above. {glue:text}`records_data`
 
 # %%
 # the repository's results folder, beside the package
@@ -598,7 +656,21 @@ folder = Path(asd.__file__).resolve().parents[1] / "results"
 print(records.describe(folder))
 
 # %% tags=["hide-input", "remove-output"]
-glue("fig_records", plots.record_spans(records.load(folder)))
+committed = records.load(folder)
+synthetic = [name for name, r in committed.items() if r.get("synthetic")]
+if synthetic == list(committed):
+    records_data = ("The records' AUCs are the synthetic stand-in's, at the "
+                    "report's scale: they rank the networks on that data and "
+                    "are not to be read against the report's table, which "
+                    "measured the real slider.")
+else:
+    records_data = ("Each record names its data above; the AUCs of a record "
+                    "made on the real slider can be set beside the report's "
+                    "table, those of one made on the synthetic stand-in ("
+                    + (", ".join(synthetic) or "none here")
+                    + ") cannot.")
+glue("records_data", records_data, display=False)
+glue("fig_records", plots.record_spans(committed))
 
 # %% [markdown]
 # ```{glue:figure} fig_records
@@ -608,8 +680,9 @@ glue("fig_records", plots.record_spans(records.load(folder)))
 # The committed report-scale records on one time axis (their data is printed above): a network's
 # bar spans its training and scoring; networks trained at the same time start together, after the
 # features and every network's set-up, and share the GPU, so a bar is how long a network took
-# beside the others, not alone (networks of the same epochs advance together and end together);
-# the dashed line is the run's wall clock.
+# beside the others, not alone (each queues its next epoch as soon as its last has run, and
+# networks sharing the GPU slow one another: bars that end together mean contention, not equal
+# work); the dashed line is the run's wall clock.
 # ```
 
 # %% [markdown]

@@ -143,9 +143,9 @@ glue("data_verdict",
 # Averaged over the {glue:text}`n_seeds` seeds of {ref}`sec-seeds` they rank
 # {glue:text}`seed_ranking`, and the seeds resolve {glue:text}`seed_resolved` (a 95% interval
 # of the paired difference that excludes zero, on these test clips): one seed's ranking is not
-# the networks'. The
-# hardest machine ID
-# is {glue:text}`hardest_id` (mean AUC of the four networks {glue:text}`hardest_auc:.3f`).
+# the networks'. Whether an order would hold on another test set is a second question, which
+# {ref}`sec-test-draw` answers by resampling the test clips. The hardest machine ID is
+# {glue:text}`hardest_id` (mean AUC of the four networks {glue:text}`hardest_auc:.3f`).
 #
 # **The report** (real data, a reference): its networks rank {glue:text}`report_ranking`, from
 # {glue:text}`report_best_auc:.3f` to {glue:text}`report_worst_auc:.3f`, a spread of
@@ -190,9 +190,10 @@ glue("data_verdict",
 #   baseline does.
 # - **Reproducible and tested.** Every number in the book, except the labelled references and
 #   the committed report-scale records (shown with the commit that made them), is computed when
-#   the book is built, from a seeded configuration; results are cached on the configuration,
-#   the data and the code, so a stale number cannot survive a change; the package has unit
-#   tests and the chapters run in CI.
+#   the book is built, from a seeded configuration. Every build runs every chapter, and
+#   the trained results it reuses are cached on the configuration, the data and the code,
+#   so a stale number cannot survive a change; the package has unit tests and the chapters
+#   run in CI.
 # - **The data.** By default the book runs on a synthetic stand-in, and in the `quick`
 #   profile on fewer clips and epochs than the report.
 #
@@ -226,7 +227,7 @@ glue("data_verdict",
 # 5. to watch a machine rather than rank a test set, lay out its normal recordings as training
 #    clips and the new ones as unlabelled test clips (`~/plant/press/train/normal_id_00_00000000.wav`,
 #    `~/plant/press/test/id_00_00000000.wav`; `asd arrange` does it for a recorder's own files):
-#    `asd run --data ~/plant --machine press --scores-dir scores --save-models models` scores them, flags those above each ID's
+#    `asd run --data ~/plant --machine press --profile full --scores-dir scores --save-models models` scores them, flags those above each ID's
 #    threshold ({ref}`sec-decisions`) and saves the trained
 #    detectors; `asd score models/sequential.pt --clips ~/plant/incoming` then scores later
 #    recordings without training again ({ref}`sec-train-once`). Measure the false-alarm rate on
@@ -250,6 +251,9 @@ glue("data_verdict",
 #   other days, to set and check the thresholds (`--calibration-clips`): a threshold fitted to
 #   the training clips flagged far more than its nominal 10% of new normal clips on real
 #   audio ({ref}`sec-decisions`).
+# - **Faults below 8 kHz.** `asd` resamples every clip to 16 kHz, the DCASE data's rate
+#   (`cfg.feature.sample_rate`): a sound above 8 kHz (a bearing's whine, say) is gone before
+#   the features see it.
 # - **Every operating state.** A detector knows only the normal it heard: a new speed, load or
 #   product on the machine sounds new to it. Record each state the machine runs in, and expect
 #   alarms when the plant changes.
