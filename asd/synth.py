@@ -20,6 +20,7 @@ single clip can be reproduced without the rest of the dataset.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 
 from asd.config import Config, SynthConfig, home
 from asd.data import GROUND_TRUTH, DataError
-from asd.utils import atomic_write_bytes
+from asd.utils import atomic_write_bytes, exclusive
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
@@ -538,10 +539,27 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
 
     ``root/.complete`` (written last) records the config and seed; with a matching marker this
     returns at once, with another one the old clips are removed first. ``workers`` processes
-    render the clips (default: one per CPU). Raises DataError where ``root`` holds slider
-    data this generator did not write (a real release is never overwritten).
+    render the clips (default: one per CPU). Processes writing the same ``root`` at once take
+    turns (:func:`lock_path`): the second finds the first's data complete. Raises DataError
+    where ``root`` holds slider data this generator did not write (a real release is never
+    overwritten).
     """
     root = Path(root)
+    if _is_complete(root, synth, seed):
+        return root
+    with exclusive(lock_path(root), f"another process is writing {root}: waiting for it"):
+        return _generate(root, synth, seed, progress, workers)
+
+
+def lock_path(root: Path) -> Path:
+    """The lock :func:`generate` holds while it writes ``root``: under ``home()``, not in ``root``,
+    which may be a folder of real data the generator refuses to touch."""
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return home() / "locks" / f"synth-{key}.lock"
+
+
+def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers: int | None) -> Path:
+    """:func:`generate`'s work, under its lock: another process may have finished it meanwhile."""
     if _is_complete(root, synth, seed):
         return root
     ours = (root / MARKER).exists() or (root / STARTED).exists()

@@ -5,11 +5,19 @@ import hashlib
 import os
 import platform
 import random
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 PACKAGE = Path(__file__).parent
@@ -64,10 +72,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~umask)
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive(path: Path, waiting: str) -> Iterator[None]:
+    """Run the block holding an exclusive lock on the file ``path`` (created if missing): another
+    process, or thread, entering a block on the same path waits, printing ``waiting`` once.
+    The lock goes with the block, however it ends. Without ``fcntl`` (Windows) nothing is locked."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(waiting, file=sys.stderr, flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+        yield

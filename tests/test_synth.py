@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 
 import librosa
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asd import synth
+from asd import synth, utils
 from asd.config import Config, SplitCounts, SynthConfig
 from asd.data import DataError, list_clips, read_ground_truth
 from asd.detectors import id_shift, one_recording_shift
@@ -179,6 +180,22 @@ def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) 
     smaller = SynthConfig(dev=SplitCounts(("00",), (1,), (1,), (1,)), eval=TINY.eval, duration_s=1.0)
     synth.generate(tmp_path, smaller, seed=0, progress=False)
     assert wav_names(root) == expected_names(smaller)  # stale clips of the old config are gone
+
+
+@pytest.mark.skipif(utils.fcntl is None, reason="locks need fcntl")
+def test_a_second_generate_waits_for_the_first_and_finds_its_data(tmp_path: Path, capsys) -> None:
+    """As when the book builds while the chapters run in another terminal: one writer at a time."""
+    done = []
+    with utils.exclusive(synth.lock_path(tmp_path), "first"):  # a first writer at work
+        write = lambda: done.append(synth.generate(tmp_path, TINY, progress=False, workers=1))  # noqa: E731
+        second = threading.Thread(target=write)
+        second.start()
+        second.join(timeout=1.5)
+        assert second.is_alive() and not list(tmp_path.rglob("*.wav"))
+    second.join(timeout=120)
+    assert done == [tmp_path] and wav_names(tmp_path) == expected_names(TINY)
+    assert "another process is writing" in capsys.readouterr().err
+    assert synth.lock_path(tmp_path).parent == synth.home() / "locks"  # not among the data
 
 
 def test_generate_never_overwrites_data_it_did_not_write(tmp_path: Path) -> None:

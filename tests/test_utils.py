@@ -1,11 +1,15 @@
-"""asd.utils: files written whole, with the permissions of any new file."""
+"""asd.utils: files written whole, with the permissions of any new file; a lock between processes."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from asd.utils import atomic_write_bytes
+from asd import utils
+from asd.utils import atomic_write_bytes, exclusive
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -20,3 +24,33 @@ def test_atomic_write_gives_a_new_files_permissions(tmp_path, umask):
     mode = lambda p: p.stat().st_mode & 0o777
     assert mode(tmp_path / "deep" / "scores.csv") == mode(tmp_path / "plain.csv") == 0o666 & ~umask
     assert [p.name for p in (tmp_path / "deep").iterdir()] == ["scores.csv"]  # no temporary left behind
+
+
+def test_a_failed_atomic_write_leaves_no_file_and_no_open_descriptor(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise PermissionError("no")
+
+    opened = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    monkeypatch.setattr(utils.os, "chmod", refuse)
+    with pytest.raises(PermissionError):
+        atomic_write_bytes(tmp_path / "scores.csv", b"a,1\n")
+    assert list(tmp_path.iterdir()) == []
+    if opened is not None:
+        assert len(os.listdir("/proc/self/fd")) == opened
+
+
+@pytest.mark.skipif(utils.fcntl is None, reason="locks need fcntl")
+def test_exclusive_makes_another_process_wait_until_the_block_ends(tmp_path):
+    lock = tmp_path / "locks" / "a.lock"
+    script = (f"import time; from asd.utils import exclusive\n"
+              f"with exclusive({str(lock)!r}, 'waiting'):\n    print(time.time())")
+    with exclusive(lock, "unused"):
+        other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert other.poll() is None  # still waiting
+        released = time.time()
+    out, err = other.communicate(timeout=60)
+    assert float(out) >= released and err.strip() == "waiting"
+    with exclusive(lock, "unused"):  # free again, taken at once
+        pass
