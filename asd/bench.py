@@ -68,7 +68,9 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
     """Steps/s and seconds per epoch of both loops for each network, plus their ratio and final losses.
 
     :func:`asd.train.fit` runs as it does in experiments: CUDA-graph replay on a GPU, eager on the
-    CPU, in ``cfg.precision``; the plain loop is the fp32 textbook loop.
+    CPU, in ``cfg.precision``; the plain loop is the fp32 textbook loop, so under bf16 the ratio
+    includes what bfloat16 saves. Raises RuntimeError where the loops made different numbers of
+    updates.
     """
     rows = []
     for name in models:
@@ -81,6 +83,9 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
                         seed=cfg.seed, progress=progress, desc=f"{name} {label}")
             runs[label] = hist
         plain, fast = runs["plain"], runs["asd"]
+        if plain.steps != fast.steps:
+            raise RuntimeError(f"{name}: the plain loop made {plain.steps} updates and asd.train "
+                               f"{fast.steps}; their timings are not comparable")
         rows.append({
             "model": name, "batch_size": fit_cfg.batch_size, "epochs": epochs, "steps": fast.steps,
             "plain_steps_per_s": plain.steps / plain.seconds, "asd_steps_per_s": fast.steps / fast.seconds,

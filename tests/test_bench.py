@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from asd import bench
 from asd.cli import main
 
 
@@ -13,6 +16,7 @@ def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, caps
                  "--device", "cpu", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "sequential" in printed and "clips/s" in printed
+    assert "asd loop in fp32, plain loop in fp32" in printed
     blob = json.loads(out.read_text())
     assert [r["model"] for r in blob["training"]] == ["sequential", "batchnorm"]
     for row in blob["training"]:
@@ -30,3 +34,18 @@ def test_bench_reads_a_release_root_and_training_clips_alone(make_dataset, tmp_p
                  "--device", "cpu", "--max-clips", "6"]) == 0
     printed = capsys.readouterr().out
     assert f"data: {tmp_path / 'dcase' / 'dev_data'} " in printed and "| 6 training clips" in printed
+
+
+def test_bench_refuses_to_compare_loops_that_made_different_updates(make_dataset, tmp_path, monkeypatch):
+    """A loop that skipped a batch would look faster: the ratio is only reported for equal work."""
+    root = make_dataset(tmp_path / "data", ids=("00", "02"), n_train=4, seconds=1.0, test_ids=())
+    plain = bench.fit_plain
+
+    def one_update_short(*args, **kwargs):
+        hist = plain(*args, **kwargs)
+        hist.steps -= 1
+        return hist
+
+    monkeypatch.setattr(bench, "fit_plain", one_update_short)
+    with pytest.raises(RuntimeError, match="sequential: the plain loop made .* not comparable"):
+        main(["bench", "--data", str(root), "--models", "sequential", "--epochs", "1", "--device", "cpu"])
