@@ -11,8 +11,9 @@ def setup(data: bool = True) -> tuple[Config, DataSource | None]:
 
     ``cfg`` is the profile's configuration (``$ASD_PROFILE``, default ``quick``), with every seed
     set from it; ``src`` (unless ``data=False``) is ``$ASD_DATA`` or the synthetic stand-in,
-    generated on first use. In a notebook the names ``data`` and ``profile`` are glued for the
-    chapters' "Which data?" boxes, and a provenance line is printed.
+    generated on first use. With data it prints a provenance line (``data: ... | profile: ...``),
+    and in a notebook also glues the names ``data`` and ``profile`` for the chapters' "Which
+    data?" boxes.
     """
     cfg = get_config()
     seed_everything(cfg.seed)
