@@ -136,6 +136,12 @@ class SynthConfig:
     eval: SplitCounts
     duration_s: float = 10.0
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "SynthConfig":
+        """The config that ``asdict`` wrote (from JSON too: lists become tuples again)."""
+        split = lambda s: SplitCounts(**{k: tuple(v) for k, v in s.items()})  # noqa: E731
+        return cls(split(d["dev"]), split(d["eval"]), d["duration_s"])
+
 
 FULL_FIT = {
     "baseline": FitConfig(epochs=100, batch_size=1000),
@@ -214,13 +220,10 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
         """The config that :meth:`to_dict` wrote (from JSON too: lists become tuples again)."""
-        split = lambda s: SplitCounts(**{k: tuple(v) for k, v in s.items()})
         return cls(**{**d, "report_ids": {k: tuple(v) for k, v in d["report_ids"].items()},
                       "feature": FeatureConfig(**d["feature"]), "net": NetConfig(**d["net"]),
                       "fit": {k: FitConfig(**v) for k, v in d["fit"].items()},
-                      "synth": SynthConfig(split(d["synth"]["dev"]), split(d["synth"]["eval"]),
-                                           d["synth"]["duration_s"]),
-                      "beyond": BeyondConfig(**d["beyond"])})
+                      "synth": SynthConfig.from_dict(d["synth"]), "beyond": BeyondConfig(**d["beyond"])})
 
     def hash(self) -> str:
         """Short stable hash of every setting (for caches and recorded results)."""

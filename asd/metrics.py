@@ -61,6 +61,32 @@ def per_id(model: str, machine: str, ids: np.ndarray, y_true: np.ndarray, scores
     return rows
 
 
+def auc_by_group(y_true, ids, scores, groups) -> dict[str, tuple[float, int]]:
+    """AUC of each group of anomalous clips (a fault type, a severity band) against the normal clips
+    of the same machine ID, averaged over the IDs that have clips of the group, and the group's
+    number of clips: ``{group: (AUC, clips)}``, groups in sorted order.
+
+    ``groups`` names each clip's group; normal clips' entries are ignored.
+    """
+    y_true, ids, groups = np.asarray(y_true), np.asarray(ids), np.asarray(groups, dtype=object)
+    scores = np.asarray(scores, dtype=float)
+    if not y_true.shape == ids.shape == groups.shape == scores.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape}, ids {ids.shape}, scores {scores.shape} and groups "
+                         f"{groups.shape} must be 1-d of equal length")
+    out = {}
+    for group in sorted(set(groups[y_true == 1].tolist())):
+        mine = (y_true == 0) | (groups == group)
+        aucs = []
+        for mid in sorted(set(ids[mine & (y_true == 1)].tolist())):
+            sel = mine & (ids == mid)
+            try:
+                aucs.append(auc_pauc(y_true[sel], scores[sel])[0])
+            except ValueError as err:
+                raise ValueError(f"ID {mid}, {group}: {err}") from None
+        out[group] = (float(np.mean(aucs)), int(np.sum(groups[y_true == 1] == group)))
+    return out
+
+
 def fit_gamma(normal_scores) -> tuple[float, float, float]:
     """``(shape, location, scale)`` of the gamma distribution with location 0 and the mean and
     variance of the non-negative ``normal_scores`` (method of moments).

@@ -378,6 +378,42 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     return fig
 
 
+def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]]], empty: str = "") -> Figure:
+    """AUC per group of anomalous clips, one panel per grouping (fault type, severity), bars per model.
+
+    ``panels[title][model]`` is :func:`asd.metrics.auc_by_group` output (group -> (AUC, clips));
+    each group's label gives its number of clips. Bars grow from chance (0.5), as in
+    :func:`score_bars`. Without panels, the figure says ``empty`` instead (data that does not
+    know its faults).
+    """
+    if not panels:
+        if not empty:
+            raise ValueError("no groups to plot and no text to show instead")
+        fig = _figure(COLUMN_IN, 1.2)
+        ax = fig.subplots()
+        ax.axis("off")
+        ax.text(0.5, 0.5, empty, ha="center", va="center", wrap=True, fontsize=10)
+        return fig
+    models = list(dict.fromkeys(m for tab in panels.values() for m in tab))
+    colours = _model_colours(models)
+    width = 0.8 / len(models)
+    fig, axes = _grid(len(panels), ncols=1, panel=(COLUMN_IN, 2.8))
+    for ax, (title, tab) in zip(axes, panels.items()):
+        groups = list(dict.fromkeys(g for cells in tab.values() for g in cells))
+        clips = {g: n for cells in tab.values() for g, (_, n) in cells.items()}
+        for j, model in enumerate(models):
+            xs = np.arange(len(groups)) + (j - (len(models) - 1) / 2) * width
+            values = np.array([tab.get(model, {}).get(g, (np.nan, 0))[0] for g in groups])
+            ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=metrics.label(model), color=colours[model])
+        ax.axhline(CHANCE, color="0.3", lw=0.8, label=f"chance ({CHANCE:g})")
+        ax.set_xticks(np.arange(len(groups)), [f"{g}\n({clips[g]} clips)" for g in groups])
+        ax.set_ylim(min(CHANCE, np.nanmin([v for cells in tab.values() for v, _ in cells.values()])) - 0.05, 1.0)
+        ax.set_ylabel(METRIC_NAMES["auc"])
+        ax.set_title(title, fontsize=10)
+    _legend_below(fig, axes, ncol=2)
+    return fig
+
+
 def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np.ndarray],
                max_fpr: float = 0.1) -> Figure:
     """ROC curves, one row per machine ID and one line per model: the whole curve (left, the pAUC

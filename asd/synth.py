@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from asd.config import Config, SynthConfig, home
-from asd.data import GROUND_TRUTH, DataError
+from asd.data import GROUND_TRUTH, Clip, DataError
 from asd.utils import atomic_write_bytes, exclusive
 
 MACHINE = "slider"
@@ -521,6 +521,26 @@ def read_marker(folder: Path) -> dict | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def faults(clips: Sequence[Clip], record: dict) -> list[tuple[str, float] | None]:
+    """The fault and its severity (0 none .. 1) of each of ``clips``, or None for a normal clip,
+    from the plan of the synthetic data that ``record`` (:func:`read_marker`) describes: the
+    release's own file names say only normal or anomaly, the stand-in knows which fault.
+
+    Raises DataError where another generator version made the data, or a clip is not one of it.
+    """
+    if record.get("version") != VERSION:
+        raise DataError(f"the stand-in was made by generator version {record.get('version')}, this asd "
+                        f"renders version {VERSION}: generate it again to know its faults")
+    key = lambda path: Path(path).parts[-4:]  # noqa: E731  (dev_data|eval_data, machine, split, file)
+    planned = {key(c.path): c for c in plan(Path(), SynthConfig.from_dict(record["synth"]), record["seed"])}
+    out = []
+    for clip in clips:
+        if (p := planned.get(key(clip.path))) is None:
+            raise DataError(f"{clip.path} is not a clip of the stand-in that the record describes")
+        out.append(None if p.anomaly is None else (p.anomaly, fault_severity(p.machine_id, p.seed)))
+    return out
 
 
 def _is_complete(root: Path, synth: SynthConfig, seed: int) -> bool:

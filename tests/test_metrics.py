@@ -267,6 +267,28 @@ def test_paired_bootstrap_bad_inputs(change, match):
         metrics.paired_bootstrap(y, ids, a, b)
 
 
+def test_auc_by_group_scores_each_fault_against_its_ids_normal_clips():
+    rng = np.random.default_rng(3)
+    ids = np.repeat(["00", "02"], 60)
+    y = np.tile(np.r_[np.zeros(30, int), np.ones(30, int)], 2)
+    groups = np.where(y == 1, np.tile(["loud", "quiet"], 60), None)
+    groups[:60][(y[:60] == 1)] = "loud"  # ID 00 has no quiet fault
+    s = rng.standard_normal(120) + np.where(groups == "loud", 3.0, 0.0) + 10.0 * (ids == "02")
+    got = metrics.auc_by_group(y, ids, s, groups)
+    assert list(got) == ["loud", "quiet"]
+    expect = {g: [roc_auc_score(y[sel], s[sel]) for mid in ("00", "02")
+                  if (sel := (ids == mid) & ((y == 0) | (groups == g))).sum() > 30]
+              for g in ("loud", "quiet")}
+    assert got["loud"] == (pytest.approx(np.mean(expect["loud"])), 45)
+    assert got["quiet"] == (pytest.approx(expect["quiet"][0]), 15) and len(expect["quiet"]) == 1
+    assert got["loud"][0] > 0.9 and abs(got["quiet"][0] - 0.5) < 0.25
+    with pytest.raises(ValueError, match="equal length"):
+        metrics.auc_by_group(y, ids, s, groups[:-1])
+    all_faulty = np.r_[y[:60], np.ones(60, int)]  # ID 02 without a normal clip
+    with pytest.raises(ValueError, match="ID 02, loud: .*both normal"):
+        metrics.auc_by_group(all_faulty, ids, s, np.r_[groups[:60], ["loud"] * 60])
+
+
 @pytest.mark.parametrize(("shape", "scale"), [(3.0, 2.0), (400.0, 1e-3), (0.5, 1e-3)])
 def test_decision_threshold_recovers_the_quantile_of_gamma_scores(shape, scale):
     """Reconstruction errors bunch far from zero (large shape); -log p(own ID) piles up near 0 (small)."""

@@ -233,6 +233,26 @@ def test_a_detector_keeps_its_colour_in_every_figure() -> None:
     assert len(set(every.values())) == len(every)
 
 
+def test_group_aucs_one_panel_per_grouping_bars_from_chance() -> None:
+    y_true, ids, scores = _labelled_scores()
+    faults = np.where(y_true == 1, np.tile(["dry", "worn"], y_true.size // 2), None)
+    panels = {"fault": {m: metrics.auc_by_group(y_true, ids, s, faults) for m, s in scores.items()},
+              "all": {"baseline": {"any": (0.45, 18)}}}
+    fig = plots.group_aucs(panels)
+    _render(fig)
+    fault_ax, all_ax = fig.axes
+    assert [t.get_text() for t in fault_ax.get_xticklabels()] == ["dry\n(9 clips)", "worn\n(9 clips)"]
+    tops = [p.get_y() + p.get_height() for p in fault_ax.patches]
+    assert tops == pytest.approx([panels["fault"][m][g][0] for m in scores for g in ("dry", "worn")])
+    assert all(p.get_y() == plots.CHANCE for p in fault_ax.patches)
+    assert all_ax.patches[0].get_height() == pytest.approx(-0.05) and all_ax.get_ylim()[0] < 0.45
+    assert fault_ax.get_title() == "fault"
+    note = plots.group_aucs({}, empty="no fault labels in this data")
+    assert [t.get_text() for t in note.axes[0].texts] == ["no fault labels in this data"]
+    with pytest.raises(ValueError, match="no groups"):
+        plots.group_aucs({})
+
+
 def test_roc_curves_one_row_per_id_whole_curve_and_the_pauc_range_enlarged() -> None:
     y_true, ids, scores = _labelled_scores()
     fig = plots.roc_curves(y_true, ids, scores, max_fpr=0.1)

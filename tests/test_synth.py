@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -13,7 +14,7 @@ import soundfile as sf
 
 from asd import synth, utils
 from asd.config import Config, SplitCounts, SynthConfig
-from asd.data import DataError, list_clips, read_ground_truth
+from asd.data import GROUND_TRUTH, DataError, list_clips, read_ground_truth
 from asd.detectors import id_shift, one_recording_shift
 from asd.features import extract
 from asd.metrics import REAL_MIMII_OWN_ID
@@ -169,6 +170,26 @@ def test_generated_clips_reproduce_from_the_plan(tmp_path: Path) -> None:
         stored, _ = sf.read(clip.path, dtype="float32")
         rendered = synth.render_clip(clip.machine_id, clip.anomaly, clip.seed, TINY.duration_s)
         np.testing.assert_allclose(stored, rendered, atol=1.5 / 2 ** 15)
+
+
+def test_faults_name_each_clips_fault_and_severity_from_the_plan(tmp_path: Path) -> None:
+    root = synth.generate(tmp_path, TINY, seed=4, progress=False, workers=1)
+    record = synth.read_marker(root / "dev_data")
+    labels = read_ground_truth(root / GROUND_TRUTH, "slider")  # the eval test clips arrive unlabelled
+    clips = list_clips(root / "dev_data", "slider", "test") + list_clips(root / "eval_data", "slider", "test",
+                                                                         labels=labels)
+    found = synth.faults(clips, record)
+    planned = {c.path: c for c in synth.plan(root, TINY, seed=4)}
+    assert [f is None for f in found] == [c.label == 0 for c in clips]
+    for clip, fault in zip(clips, found):
+        if fault:
+            p = planned[clip.path]
+            assert fault == (p.anomaly, synth.fault_severity(p.machine_id, p.seed)) and 0 <= fault[1] <= 1
+    moved = tmp_path.parent / "elsewhere.wav"
+    with pytest.raises(DataError, match="not a clip of the stand-in"):
+        synth.faults([replace(clips[0], path=moved)], record)
+    with pytest.raises(DataError, match="generator version 1, this asd renders version"):
+        synth.faults(clips, {**record, "version": 1})
 
 
 def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) -> None:
