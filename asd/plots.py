@@ -447,12 +447,13 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
 
 
 def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np.ndarray],
-                     bins: int = 25, log: bool = True) -> Figure:
+                     bins: int = 25, log: bool = True, share: bool = False) -> Figure:
     """Clip scores of normal and anomalous test clips, rows = models, columns = machine IDs.
 
     With ``log``, a panel whose scores span a factor of 10 or more gets bins spaced evenly on a
     logarithmic axis, which suits reconstruction errors when a few anomalies score many times
-    the normal level; other panels are linear.
+    the normal level; other panels are linear. With ``share`` (for models whose scores are in
+    the same units), the panels of an ID share its bins and axis, so the rows compare.
     """
     y_true, clip_ids = np.asarray(y_true), np.asarray(clip_ids)
     if not scores:
@@ -460,20 +461,24 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
     unique_ids = sorted(set(clip_ids.tolist()))
     fig = _figure(3.3 * len(unique_ids), 2.0 * len(scores) + 0.6)
     axes = fig.subplots(len(scores), len(unique_ids), squeeze=False)
-    for row, (name, s) in zip(axes, scores.items()):
-        s = np.asarray(s, dtype=float)
+    scores = {name: np.asarray(s, dtype=float) for name, s in scores.items()}
+    for name, s in scores.items():
         if not np.all(np.isfinite(s)):
             raise ValueError(f"{name}: {int(np.sum(~np.isfinite(s)))} scores are NaN or infinite")
+    for row, (name, s) in zip(axes, scores.items()):
         for ax, mid in zip(row, unique_ids):
             sel = clip_ids == mid
-            use_log = log and _spans_a_decade(s[sel])
-            lo, hi = s[sel].min(), s[sel].max()
+            span = np.concatenate([v[sel] for v in scores.values()]) if share else s[sel]
+            use_log = log and _spans_a_decade(span)
+            lo, hi = span.min(), span.max()
             edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)
             for label, text, colour in ((0, "normal", NORMAL), (1, "anomalous", ANOMALOUS)):
                 ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
             if use_log:
                 ax.set_xscale("log")
                 _plain_log_ticks(ax.xaxis)
+            if share:
+                ax.set_xlim(lo, hi)
             ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # clip counts: few ticks on a short panel
         row[0].set_ylabel(f"{name}\nclips")
     for ax, mid in zip(axes[0], unique_ids):

@@ -281,6 +281,16 @@ glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2,
 # uniformly per clip, so the test clips' faults range from barely audible to severe.
 # ```
 #
+# How to read it: time runs to the right, pitch upwards, and brighter is louder. In the normal
+# clip the carriage's strokes are the faint vertical bands of friction noise, and the drive's
+# steady tones are the thin horizontal lines below about 1.5 kHz. Compare each faulty twin
+# with it: the damaged rail adds a thin bright line across every band each time the carriage
+# passes the damage; the loose belt makes the strokes uneven and bends the drive's lowest
+# tones as it slips; the dry rail makes every stroke's friction louder and brighter, wide
+# bands reaching the top of the spectrum. In all three the drive's tones move or change level.
+# At a severity near 0 each of these changes fades away: {numref}`fig-fault-auc` in chapter 4
+# shows what that does to the detectors.
+#
 # ## Step 4: standardisation with training statistics
 #
 # The bands differ in level by tens of dB. Standardising each band to zero mean and unit

@@ -532,7 +532,10 @@ glue("hand_verdict",
 # one (blue).
 
 # %% tags=["hide-input", "remove-output"]
-glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
+# the four networks' scores are one quantity, the squared error of the same
+# standardised vectors: one axis per ID, so that the rows compare
+glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores,
+                                          share=True))
 
 # %% [markdown]
 # ```{glue:figure} fig_scores
@@ -541,7 +544,8 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores))
 #
 # Anomaly scores (mean reconstruction error; a logarithmic axis where they span a factor of
 # 10 or more) of the normal and anomalous test clips,
-# one row per network and one column per machine ID, {glue:text}`data`.
+# one row per network and one column per machine ID, {glue:text}`data`; the panels of a column
+# share their axis.
 # ```
 #
 # The scores of different IDs lie at different levels. Each ID is evaluated on its own, so this

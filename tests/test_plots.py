@@ -278,6 +278,14 @@ def test_score_histograms_grid_of_models_by_ids() -> None:
     assert len(first.patches) == 2 * 5  # normal and anomalous histograms of 5 bins
     assert sum(p.get_height() for p in first.patches) == 12
     assert sum(p.get_height() for p in first.patches[5:]) == 6  # the anomalous clips
+    shared = plots.score_histograms(y_true, ids, scores, bins=5, share=True)
+    _render(shared)
+    for k, mid in enumerate(IDS):  # each ID's column: one axis and the same bins for both models
+        column = shared.axes[k], shared.axes[3 + k]
+        both = np.concatenate([scores[m][ids == mid] for m in scores])
+        assert [ax.get_xlim() for ax in column] == [pytest.approx((both.min(), both.max()))] * 2
+        assert [ax.get_xscale() for ax in column] == ["log"] * 2
+        assert column[0].patches[0].get_x() == column[1].patches[0].get_x()
     scores["baseline"][3] = np.nan  # a broken score is named, not dropped from its panel
     with pytest.raises(ValueError, match="baseline: 1 scores are NaN or infinite"):
         plots.score_histograms(y_true, ids, scores)
