@@ -1,6 +1,8 @@
 """asd.metrics: AUC/pAUC against scikit-learn and a by-hand ROC, per-ID tables, the report's averages."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import gamma
@@ -362,3 +364,19 @@ def test_decision_rows_match_sklearn_per_id():
         assert r["false_alarms"] == pytest.approx(np.mean(decisions[sel][y[sel] == 0]))
     nothing = metrics.decision_rows("pca", ids, y, np.zeros_like(y))
     assert all(r["f1"] == 0 and r["false_alarms"] == 0 for r in nothing)
+
+
+def test_the_real_calibration_reference_is_the_readmes_table():
+    """The chapter's reference and the README's table of the same measurement say the same."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    names = {"PCA": "pca", "sequential": "sequential", "baseline VAE": "baseline"}
+    rows = {}
+    for line in readme.split("| calibration clips 50-59 |")[1].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        name, *cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[names[name]] = tuple(None if c.startswith("-") else int(c) for c in cells)
+    assert rows == metrics.REAL_CALIBRATION_ALARMS
+    nominal = (1 - metrics.REAL_CALIBRATION_QUANTILE) * metrics.REAL_CALIBRATION_CLIPS
+    assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips 60-74 (nominal {nominal:g})"
+            in " ".join(readme.split()))
