@@ -184,6 +184,22 @@ class Results:
             raise DataError(f"{name}: no {calibration} decision threshold for {err}") from None
         return limits
 
+    def auc_by_fault(self, models: list[str] | None = None) -> dict[str, dict[str, dict[str, tuple[float, int]]]]:
+        """AUC of ``models`` (default all) on the anomalous test clips grouped by fault type and by
+        severity (:func:`asd.synth.fault_groups`), each group against the normal clips of its ID:
+        ``{grouping: {model: {group: (AUC, clips)}}}``, as :func:`asd.plots.group_aucs` draws.
+
+        Only the synthetic stand-in knows its clips' faults; other data raises DataError.
+        """
+        if self.synthetic is None:
+            raise DataError(f"the faults of the test clips are unknown: {self.data} is not the synthetic "
+                            "stand-in, whose generator alone knows which fault each clip holds")
+        groups = synth.fault_groups(synth.faults(self.test.clips, self.synthetic))
+        test = self.test
+        return {title: {name: metrics.auc_by_group(test.y_true, test.clip_ids, self.models[name].scores, g)
+                        for name in models or self.models}
+                for title, g in groups.items()}
+
     def decisions(self, name: str, quantile: float = metrics.DECISION_QUANTILE,
                   calibration: str = "training") -> np.ndarray:
         """Model ``name``'s decision per test clip: 1 anomalous (score above its ID's threshold), 0 normal."""

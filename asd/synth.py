@@ -543,6 +543,17 @@ def faults(clips: Sequence[Clip], record: dict) -> list[tuple[str, float] | None
     return out
 
 
+def fault_groups(found: Sequence[tuple[str, float] | None], bands: int = 3) -> dict[str, list[str | None]]:
+    """Each clip's group ``"by fault type"`` and ``"by severity"`` (one of ``bands`` equal bands of
+    0..1, named like ``"severity 0.00-0.33"``), None for normal clips; ``found`` is :func:`faults`."""
+    if bands < 1:
+        raise ValueError(f"bands must be >= 1, got {bands}")
+    edges = np.linspace(0.0, 1.0, bands + 1)
+    band = lambda s: int(np.digitize(s, edges[1:-1]))  # noqa: E731
+    return {"by fault type": [f and f[0] for f in found],
+            "by severity": [f and f"severity {edges[band(f[1])]:.2f}-{edges[band(f[1]) + 1]:.2f}" for f in found]}
+
+
 def _is_complete(root: Path, synth: SynthConfig, seed: int) -> bool:
     try:
         return json.loads((root / MARKER).read_text()) == _marker(synth, seed)

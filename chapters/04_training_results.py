@@ -557,23 +557,13 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores,
 #
 # The release's file names say only *normal* or *anomaly*. The stand-in knows more: each
 # anomalous clip's fault and its severity, drawn uniformly from 0 (none) to 1 ({numref}`fig-faults`
-# in chapter 2). `asd.synth.faults` reads them back from the generator's plan, and
-# `asd.metrics.auc_by_group` scores each group of anomalous clips against the normal clips of
-# its own ID, then averages over the IDs.
+# in chapter 2). `results.auc_by_fault()` reads them back from the generator's plan
+# (`asd.synth.faults`) and scores each group of anomalous clips against the normal clips of its
+# own ID, then averages over the IDs (`asd.metrics.auc_by_group`).
 
 # %% tags=["hide-input", "remove-output"]
 if results.synthetic:
-    found = asd.synth.faults(results.test.clips, results.synthetic)
-    edges = np.linspace(0.0, 1.0, 4)  # severity in thirds
-    third = {f: np.digitize(f[1], edges[1:-1]) for f in found if f}
-    groupings = {
-        "by fault type": [f and f[0] for f in found],
-        "by severity": [f and f"severity {edges[third[f]]:.2f}-"
-                        f"{edges[third[f] + 1]:.2f}" for f in found]}
-    panels = {title: {m: metrics.auc_by_group(y_true, clip_ids, scores[m],
-                                              groups)
-                      for m in networks}
-              for title, groups in groupings.items()}
+    panels = results.auc_by_fault(networks)  # severity in thirds
     mean = {title: {g: float(np.mean([tab[m][g][0] for m in networks]))
                     for g in tab[networks[0]]}
             for title, tab in panels.items()}

@@ -435,6 +435,54 @@ glue("idclf_vs_best", f"its average AUC is {table['idclf']['AVG'][0]:.3f} "
 # {glue:text}`data`.
 # ```
 #
+# ### Which faults each detector hears
+#
+# The detectors differ in what they listen for, so they need not miss the same faults.
+# Grouped by fault type and severity as in chapter 4 ({numref}`fig-fault-auc`), on the
+# stand-in, whose generator knows each clip's fault:
+
+# %% tags=["hide-input", "remove-output"]
+if results.synthetic:
+    by_fault = results.auc_by_fault()
+    best = {title: {g: max(tab, key=lambda m: tab[m][g][0])
+                    for g in tab[best_report]}
+            for title, tab in by_fault.items()}
+    kinds, thirds = by_fault["by fault type"], by_fault["by severity"]
+    # the best detector on the mildest and on the severest third, and its AUC
+    order = list(best["by severity"].items())
+    (mild, m_mild), (severe, m_severe) = [
+        (m, thirds[m][g][0]) for g, m in (order[0], order[-1])]
+    faults_beyond = (
+        "The best detector on each fault type: " + "; ".join(
+            f"{g}, {m} ({kinds[m][g][0]:.3f})"
+            for g, m in best["by fault type"].items())
+        + f". On the mildest third of the faults {mild} does best "
+        f"({m_mild:.3f}), on the severest third {severe} ({m_severe:.3f}). "
+        "With one seed each and a few dozen clips per group, read the "
+        "larger gaps only.")
+    fig_fault_beyond = plots.group_aucs(by_fault)
+else:
+    faults_beyond = (
+        "This build's data does not say which fault an anomalous clip holds, "
+        "so there is nothing to group: the book built on the stand-in shows "
+        "the figure.")
+    fig_fault_beyond = plots.group_aucs(
+        {}, empty="fault types are known only for the synthetic stand-in")
+glue("faults_beyond", faults_beyond, display=False)
+glue("fig_fault_beyond", fig_fault_beyond)
+
+# %% [markdown]
+# ```{glue:figure} fig_fault_beyond
+# :name: fig-fault-beyond
+# :alt: Bar charts of the AUC of all seven detectors on the anomalous test clips grouped by fault type and by severity.
+#
+# AUC of each of the seven detectors per fault type (top) and per third of the fault
+# severity (bottom), each group against the normal test clips of its ID, averaged over the
+# IDs, {glue:text}`data`. Bars grow from chance (0.5).
+# ```
+#
+# {glue:text}`faults_beyond` A detector that catches the faults another misses is a candidate
+# for an ensemble; the exercises below try one.
 #
 # (sec-decisions)=
 # ## From a score to a decision
@@ -829,4 +877,18 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # steadier but only 3 normal clips per ID are left to count false alarms on, so each one moves the
 # rate by a third. Calibration and the check of it both need clips: record enough normal clips for
 # both.
+# ```
+#
+# 5. Pick two detectors that hear different faults in {numref}`fig-fault-beyond` and average
+#    their scores. Their scores are in different units, so first standardise each per ID with
+#    its *training* clips' scores (`results.models[name].train_scores`, IDs in
+#    `results.train_ids`): subtract their mean and divide by their standard deviation. Score the
+#    average with `metrics.per_id`. Does the ensemble beat both, on every fault type?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Where the two miss different clips, the average lifts the clips that one of them scores high,
+# and the ensemble's AUC can exceed both; where one is much weaker, its noise dilutes the
+# stronger one. The statistics must come from training clips: standardising with the test clips'
+# scores would let the test labels' mix shape the scale.
 # ```

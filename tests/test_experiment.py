@@ -13,7 +13,8 @@ from pathlib import Path
 
 import asd.detectors
 import asd.experiment
-from asd.config import get_config
+from asd import metrics, synth
+from asd.config import SplitCounts, SynthConfig, get_config
 from asd.data import UNLABELLED, DataError, clips_at, list_clips
 from asd.detectors import NetworkDetector, PCADetector
 from asd.experiment import (extract_selection, load_model, prepare, run, run_model, run_together, score_clips,
@@ -410,3 +411,18 @@ def test_a_detector_saved_from_real_recordings_flags_a_real_slider_fault(real_di
     normal, fault = scored.models["pca"].scores
     assert fault > normal and fault > scored.thresholds("pca")["00"], (normal, fault, scored.thresholds("pca"))
     assert scored.decisions("pca").tolist()[1] == 1
+
+
+def test_auc_by_fault_groups_the_stand_ins_anomalies_and_refuses_other_data(root, cfg, tmp_path):
+    small = SynthConfig(dev=SplitCounts(("00", "02"), (4, 4), (4, 4), (9, 9)),
+                        eval=SplitCounts(("01",), (1,), (1,), (1,)), duration_s=1.0)
+    data = synth.generate(tmp_path / "synth", small, seed=0, progress=False, workers=1)
+    res = run(cfg, data / "dev_data", ["pca"], progress=False)
+    got = res.auc_by_fault()
+    found = synth.faults(res.test.clips, res.synthetic)
+    assert sum(n for _, n in got["by fault type"]["pca"].values()) == 18
+    for title, groups in synth.fault_groups(found).items():
+        assert got[title] == {"pca": metrics.auc_by_group(res.test.y_true, res.test.clip_ids,
+                                                          res.models["pca"].scores, groups)}
+    with pytest.raises(DataError, match="faults of the test clips are unknown"):
+        run(cfg, root, ["pca"], progress=False).auc_by_fault()

@@ -192,6 +192,17 @@ def test_faults_name_each_clips_fault_and_severity_from_the_plan(tmp_path: Path)
         synth.faults(clips, {**record, "version": 1})
 
 
+def test_fault_groups_name_the_type_and_the_severity_band() -> None:
+    found = [None, ("no_grease", 0.1), ("loose_belt", 1 / 3), ("no_grease", 1.0)]
+    groups = synth.fault_groups(found)
+    assert groups["by fault type"] == [None, "no_grease", "loose_belt", "no_grease"]
+    assert groups["by severity"] == [None, "severity 0.00-0.33", "severity 0.33-0.67", "severity 0.67-1.00"]
+    assert synth.fault_groups(found, bands=2)["by severity"][1:] == [
+        "severity 0.00-0.50", "severity 0.00-0.50", "severity 0.50-1.00"]
+    with pytest.raises(ValueError, match="bands must be >= 1"):
+        synth.fault_groups(found, bands=0)
+
+
 def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) -> None:
     root = synth.generate(tmp_path, TINY, seed=0, progress=False)
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.wav")}
