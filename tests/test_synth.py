@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -222,11 +223,17 @@ def test_a_second_generate_waits_for_the_first_and_finds_its_data(tmp_path: Path
         write = lambda: done.append(synth.generate(tmp_path, TINY, progress=False, workers=1))  # noqa: E731
         second = threading.Thread(target=write)
         second.start()
-        second.join(timeout=1.5)
+        told = ""
+        for _ in range(600):  # until the second writer says it waits, however slow the machine
+            told += capsys.readouterr().err
+            if "another process is writing" in told:
+                break
+            time.sleep(0.05)
+        second.join(timeout=0.5)
+        assert "another process is writing" in told
         assert second.is_alive() and not list(tmp_path.rglob("*.wav"))
     second.join(timeout=120)
     assert done == [tmp_path] and wav_names(tmp_path) == expected_names(TINY)
-    assert "another process is writing" in capsys.readouterr().err
     assert synth.lock_path(tmp_path).parent == synth.home() / "locks"  # not among the data
 
 
