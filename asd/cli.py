@@ -146,7 +146,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw the training curves (DIR/training.png), each model's test scores against its "
                         "thresholds (DIR/<model>_<machine>.png) and, for labelled test clips, ROC curves, "
-                        "score histograms and AUC bars (DIR/roc.png, scores.png, auc.png)")
+                        "score histograms and AUC bars (DIR/roc.png, scores.png, auc.png); on the synthetic "
+                        "stand-in also the AUC per fault type and severity (DIR/faults.png)")
     r.add_argument("--save-models", type=Path, default=None, metavar="DIR",
                    help="also save each trained detector as DIR/<model>.pt, to score new clips with asd score")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -534,6 +535,7 @@ def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
 def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
     """``asd run --figures``: what a run learnt and how its scores fall, as the book draws them."""
     from asd import metrics, plots
+    from asd.data import DataError
 
     figures = {}
     curves = {name if key == "all" else f"{name} ID {key}": history for name, model in results.models.items()
@@ -549,6 +551,11 @@ def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:
             figures["scores"] = plots.score_histograms(y_true, clip_ids, scores)
             figures["auc"] = plots.score_bars(metrics.table(results.rows), "auc",
                                               title="AUC per machine ID")
+            if results.synthetic:  # only the stand-in knows each clip's fault
+                try:
+                    figures["faults"] = plots.group_aucs(results.auc_by_fault())
+                except DataError as err:
+                    warnings.warn(f"no faults.png: {err}")
     if not figures:
         warnings.warn(f"--figures {args.figures}: nothing to draw (no training curves, as PCA fits in one step, "
                       "and no test clips)")

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import asd
+from asd import synth
 from asd.cli import EXAMPLES, _parser, main
-from asd.config import NETWORKS
+from asd.config import NETWORKS, SplitCounts, SynthConfig
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,17 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
     out = capsys.readouterr().out
     assert next(ln for ln in out.splitlines() if ln.split()[:1] == ["model"]).split() == ["model", "00", "02", "AVG"]
     assert "clips flagged anomalous (score above the 0.9 quantile" in out and "ID 02: " in out
+
+
+def test_run_on_the_stand_in_draws_the_auc_per_fault(tmp_path, capsys, figure_headers):
+    small = SynthConfig(dev=SplitCounts(("00", "02"), (3, 3), (3, 3), (6, 6)),
+                        eval=SplitCounts(("01",), (1,), (1,), (1,)), duration_s=1.0)
+    data = synth.generate(tmp_path / "synth", small, seed=0, progress=False, workers=1)
+    figures = tmp_path / "figures"
+    assert main(["run", "--data", str(data / "dev_data"), "--models", "pca", "--quiet", "--device", "cpu",
+                 "--figures", str(figures)]) == 0
+    assert (figures / "faults.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure_headers["faults"].startswith("data: synthetic slider stand-in")
 
 
 def test_run_draws_what_it_learnt_and_how_its_scores_fall(root, tmp_path, capsys, figure_headers):
