@@ -721,7 +721,7 @@ glue("real_cal_nominal", "none of them reached" if all(
 # %% [markdown]
 # There, calibration clips {glue:text}`real_cal_verdict`, and {glue:text}`real_cal_nominal`
 # the nominal rate ([the README's decisions section](https://github.com/asd-book/anomalous-sound-detection#scoring-recordings-without-labels-decisions)
-# tells the measurement).
+# describes the measurement).
 #
 # Two lessons carry over to any data. First, a quantile of the *training* scores is only
 # nominal: check the false-alarm rate on normal clips the detector has not seen (held-out
