@@ -94,6 +94,22 @@ def auc_by_group(y_true, ids, scores, groups) -> dict[str, tuple[float, int]]:
     return out
 
 
+def normal_above(y_true, ids, scores) -> np.ndarray:
+    """For each anomalous clip, the share of its ID's normal clips that score at least as high
+    (0: above them all, as a perfect detector puts it; 1: below them all); NaN for normal clips."""
+    y_true, ids, scores = np.asarray(y_true), np.asarray(ids), np.asarray(scores, dtype=float)
+    if not y_true.shape == ids.shape == scores.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape}, ids {ids.shape} and scores {scores.shape} must be 1-d "
+                         "of equal length")
+    out = np.full(y_true.shape, np.nan)
+    for i in np.flatnonzero(y_true == 1):
+        normal = scores[(ids == ids[i]) & (y_true == 0)]
+        if not normal.size:
+            raise ValueError(f"ID {ids[i]}: no normal clips to rank anomalous clip {i} against")
+        out[i] = np.mean(normal >= scores[i])
+    return out
+
+
 def fit_gamma(normal_scores) -> tuple[float, float, float]:
     """``(shape, location, scale)`` of the gamma distribution with location 0 and the mean and
     variance of the non-negative ``normal_scores`` (method of moments).

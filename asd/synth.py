@@ -523,10 +523,10 @@ def read_marker(folder: Path) -> dict | None:
     return None
 
 
-def faults(clips: Sequence[Clip], record: dict) -> list[tuple[str, float] | None]:
-    """The fault and its severity (0 none .. 1) of each of ``clips``, or None for a normal clip,
-    from the plan of the synthetic data that ``record`` (:func:`read_marker`) describes: the
-    release's own file names say only normal or anomaly, the stand-in knows which fault.
+def planned(clips: Sequence[Clip], record: dict) -> list[ClipPlan]:
+    """The generator's plan of each of ``clips`` (its fault and seed: :func:`render_clip` renders
+    it, or with ``anomaly=None`` its normal twin), from the synthetic data that ``record``
+    (:func:`read_marker`) describes.
 
     Raises DataError where another generator version made the data, or a clip is not one of it.
     """
@@ -534,13 +534,21 @@ def faults(clips: Sequence[Clip], record: dict) -> list[tuple[str, float] | None
         raise DataError(f"the stand-in was made by generator version {record.get('version')}, this asd "
                         f"renders version {VERSION}: generate it again to know its faults")
     key = lambda path: Path(path).parts[-4:]  # noqa: E731  (dev_data|eval_data, machine, split, file)
-    planned = {key(c.path): c for c in plan(Path(), SynthConfig.from_dict(record["synth"]), record["seed"])}
+    plans = {key(c.path): c for c in plan(Path(), SynthConfig.from_dict(record["synth"]), record["seed"])}
     out = []
     for clip in clips:
-        if (p := planned.get(key(clip.path))) is None:
+        if (p := plans.get(key(clip.path))) is None:
             raise DataError(f"{clip.path} is not a clip of the stand-in that the record describes")
-        out.append(None if p.anomaly is None else (p.anomaly, fault_severity(p.machine_id, p.seed)))
+        out.append(p)
     return out
+
+
+def faults(clips: Sequence[Clip], record: dict) -> list[tuple[str, float] | None]:
+    """The fault and its severity (0 none .. 1) of each of ``clips``, or None for a normal clip
+    (:func:`planned`): the release's own file names say only normal or anomaly, the stand-in
+    knows which fault."""
+    return [None if p.anomaly is None else (p.anomaly, fault_severity(p.machine_id, p.seed))
+            for p in planned(clips, record)]
 
 
 def fault_groups(found: Sequence[tuple[str, float] | None], bands: int = 3) -> dict[str, list[str | None]]:

@@ -380,3 +380,18 @@ def test_the_real_calibration_reference_is_the_readmes_table():
     nominal = (1 - metrics.REAL_CALIBRATION_QUANTILE) * metrics.REAL_CALIBRATION_CLIPS
     assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips 60-74 (nominal {nominal:g})"
             in " ".join(readme.split()))
+
+
+def test_normal_above_ranks_each_anomaly_among_its_ids_normal_clips():
+    y, ids = np.array([0, 0, 0, 0, 1, 1, 0, 0, 1]), np.array(["00"] * 6 + ["02"] * 3)
+    s = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 9.0, 50.0, 60.0, 0.5])
+    got = metrics.normal_above(y, ids, s)
+    assert np.isnan(got[y == 0]).all()
+    assert got[[4, 5, 8]].tolist() == [0.5, 0.0, 1.0]  # a tie counts as above: the clip is not ahead
+    # AUC is one minus the mean share, where no scores tie
+    rng = np.random.default_rng(1)
+    y, s = (rng.random(80) < 0.4).astype(int), rng.standard_normal(80)
+    ids = np.array(["00"] * 80)
+    assert 1 - np.nanmean(metrics.normal_above(y, ids, s)) == pytest.approx(roc_auc_score(y, s))
+    with pytest.raises(ValueError, match="ID 02: no normal clips"):
+        metrics.normal_above([0, 1], ["00", "02"], [0.1, 0.2])

@@ -186,6 +186,10 @@ def test_faults_name_each_clips_fault_and_severity_from_the_plan(tmp_path: Path)
         if fault:
             p = planned[clip.path]
             assert fault == (p.anomaly, synth.fault_severity(p.machine_id, p.seed)) and 0 <= fault[1] <= 1
+    plans = synth.planned(clips, record)
+    assert [p.path.name for p in plans] == [c.path.name for c in clips]
+    twin = synth.render_clip(plans[-1].machine_id, None, plans[-1].seed, TINY.duration_s)
+    assert twin.shape == (SR,)  # a clip's normal twin, rendered from its seed
     moved = tmp_path.parent / "elsewhere.wav"
     with pytest.raises(DataError, match="not a clip of the stand-in"):
         synth.faults([replace(clips[0], path=moved)], record)
