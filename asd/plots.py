@@ -378,17 +378,16 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     return fig
 
 
-def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]]], empty: str = "") -> Figure:
+def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]]],
+               empty: str = "fault types are known only for the synthetic stand-in") -> Figure:
     """AUC per group of anomalous clips, one panel per grouping (fault type, severity), bars per model.
 
     ``panels[title][model]`` is :func:`asd.metrics.auc_by_group` output (group -> (AUC, clips));
     each group's label gives its number of clips. Bars grow from chance (0.5), as in
     :func:`score_bars`. Without panels, the figure says ``empty`` instead (data that does not
-    know its faults).
+    know its faults, as :meth:`asd.experiment.Results.auc_by_fault` refuses).
     """
     if not panels:
-        if not empty:
-            raise ValueError("no groups to plot and no text to show instead")
         fig = _figure(COLUMN_IN, 1.2)
         ax = fig.subplots()
         ax.axis("off")

@@ -585,8 +585,7 @@ else:
         "This build's data does not say which fault an anomalous clip holds "
         "(the real release names only normal and anomaly), so there is "
         "nothing to group: the book built on the stand-in shows the figure.")
-    fig_fault_auc = plots.group_aucs(
-        {}, empty="fault types are known only for the synthetic stand-in")
+    fig_fault_auc = plots.group_aucs({})  # says why it is empty
 glue("faults_text", faults_text, display=False)
 # the level a fault adds: at most MAX_RISE_DB x severity^3; severity uniform
 glue("mild_rise", asd.synth.MAX_RISE_DB / 27, display=False)  # at 1/3
