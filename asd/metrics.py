@@ -39,11 +39,18 @@ REAL_CALIBRATION_ALARMS = {"pca": (14, None, 6), "sequential": (9, 6, 2), "basel
 ID_CLASSIFIERS_AUC = {"Primus et al. 2020": 0.98, "STgram-MFN (Liu et al. 2022)": 0.996}
 
 
+def _columns(**arrays: np.ndarray) -> None:
+    """Raise unless the named arrays are 1-d and of one length, naming each array's shape."""
+    shapes = [a.shape for a in arrays.values()]
+    if len(set(shapes)) != 1 or len(shapes[0]) != 1:
+        named = ", ".join(f"{name} {a.shape}" for name, a in arrays.items())
+        raise ValueError(f"{named} must be 1-d of equal length")
+
+
 def auc_pauc(y_true, scores, max_fpr: float = 0.1) -> tuple[float, float]:
     """``(AUC, pAUC)`` of anomaly ``scores`` (higher = more anomalous) against labels (1 = anomaly)."""
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
-    if y_true.shape != scores.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape} and scores {scores.shape} must be 1-d of equal length")
+    _columns(y_true=y_true, scores=scores)
     labels = set(np.unique(y_true).tolist())
     if not labels <= {0, 1}:
         raise ValueError(f"y_true must hold 0 (normal) and 1 (anomalous) only, got {sorted(labels - {0, 1})}")
@@ -77,9 +84,7 @@ def auc_by_group(y_true, ids, scores, groups) -> dict[str, tuple[float, int]]:
     """
     y_true, ids, groups = np.asarray(y_true), np.asarray(ids), np.asarray(groups, dtype=object)
     scores = np.asarray(scores, dtype=float)
-    if not y_true.shape == ids.shape == groups.shape == scores.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape}, ids {ids.shape}, scores {scores.shape} and groups "
-                         f"{groups.shape} must be 1-d of equal length")
+    _columns(y_true=y_true, ids=ids, scores=scores, groups=groups)
     out = {}
     for group in sorted(set(groups[y_true == 1].tolist())):
         mine = (y_true == 0) | (groups == group)
@@ -98,9 +103,7 @@ def normal_above(y_true, ids, scores) -> np.ndarray:
     """For each anomalous clip, the share of its ID's normal clips that score at least as high
     (0: above them all, as a perfect detector puts it; 1: below them all); NaN for normal clips."""
     y_true, ids, scores = np.asarray(y_true), np.asarray(ids), np.asarray(scores, dtype=float)
-    if not y_true.shape == ids.shape == scores.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape}, ids {ids.shape} and scores {scores.shape} must be 1-d "
-                         "of equal length")
+    _columns(y_true=y_true, ids=ids, scores=scores)
     out = np.full(y_true.shape, np.nan)
     for i in np.flatnonzero(y_true == 1):
         normal = scores[(ids == ids[i]) & (y_true == 0)]
@@ -257,9 +260,7 @@ def paired_bootstrap(y_true, ids, a, b, n: int = 1000, level: float = 0.95,
     """
     y_true, ids = np.asarray(y_true), np.asarray(ids)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if not y_true.shape == ids.shape == a.shape == b.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape}, ids {ids.shape} and scores {a.shape}, {b.shape} "
-                         "must be 1-d of equal length")
+    _columns(y_true=y_true, ids=ids, a=a, b=b)
     if n < 2 or not 0 < level < 1:
         raise ValueError(f"need n >= 2 resamples and 0 < level < 1, got n={n}, level={level}")
     rng = np.random.default_rng(seed)

@@ -258,7 +258,7 @@ def test_paired_bootstrap_counts_ties_as_halves_and_resolves_a_clear_gap():
 
 
 @pytest.mark.parametrize(("change", "match"), [
-    (lambda y, ids, a: (y, ids, a[:-1]), "equal length"),
+    (lambda y, ids, a: (y, ids, a[:-1]), r"a \(39,\), b \(40,\) must be 1-d of equal length"),
     (lambda y, ids, a: (np.where(ids == "02", 0, y), ids, a), "ID 02: .*both normal"),
 ])
 def test_paired_bootstrap_bad_inputs(change, match):
@@ -284,7 +284,7 @@ def test_auc_by_group_scores_each_fault_against_its_ids_normal_clips():
     assert got["loud"] == (pytest.approx(np.mean(expect["loud"])), 45)
     assert got["quiet"] == (pytest.approx(expect["quiet"][0]), 15) and len(expect["quiet"]) == 1
     assert got["loud"][0] > 0.9 and abs(got["quiet"][0] - 0.5) < 0.25
-    with pytest.raises(ValueError, match="equal length"):
+    with pytest.raises(ValueError, match=r"groups \(119,\) must be 1-d of equal length"):
         metrics.auc_by_group(y, ids, s, groups[:-1])
     all_faulty = np.r_[y[:60], np.ones(60, int)]  # ID 02 without a normal clip
     with pytest.raises(ValueError, match="ID 02, loud: .*both normal"):
