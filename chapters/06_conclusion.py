@@ -238,14 +238,15 @@ glue("data_verdict",
 #    `asd run --data $ASD_DATA --profile full --out results/full-<device>.json` and commit the
 #    record, which {doc}`04_training_results` then shows with its provenance;
 # 4. look at the seed spread ({ref}`sec-seeds`, `cfg.spread_seeds` runs per network) before
-#    drawing conclusions from differences between networks.
+#    drawing conclusions from differences between networks;
 # 5. to watch a machine rather than rank a test set, lay out its normal recordings as training
 #    clips and the new ones as unlabelled test clips (`~/plant/press/train/normal_id_00_00000000.wav`,
 #    `~/plant/press/test/id_00_00000000.wav`; `asd arrange` does it for a recorder's own files):
-#    `asd run --data ~/plant --machine press --profile full --scores-dir scores --save-models models` scores them, flags those above each ID's
-#    threshold ({ref}`sec-decisions`) and saves the trained
-#    detectors; `asd score models/sequential.pt --clips ~/plant/incoming` then scores later
-#    recordings without training again ({ref}`sec-train-once`). Measure the false-alarm rate on
+#    `asd run --data ~/plant --machine press --profile full --scores-dir scores
+#    --save-models models` scores them, flags those above each ID's threshold
+#    ({ref}`sec-decisions`) and saves the trained detectors;
+#    `asd score models/sequential.pt --clips ~/plant/incoming` then scores
+#    later recordings without training again ({ref}`sec-train-once`). Measure the false-alarm rate on
 #    normal recordings the detector has not seen before trusting the flags, and set the
 #    thresholds from such recordings (`--calibration-clips PATH`).
 #
