@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import warnings
 from collections import Counter
@@ -628,8 +629,11 @@ def _arrange(args: argparse.Namespace) -> None:
         more = f" and {len(done.missing) - 1} more" if len(done.missing) > 1 else ""
         warnings.warn(f"{done.missing[0]}{more}: link to a missing file, {done.missing[0].readlink()}: give the "
                       "recordings' new folder to asd arrange to point the links there")
+    run = f"asd run --data {shlex.quote(str(args.out))} --machine {args.machine}"
     if args.split == "train":
-        print(f"train on them: asd run --data {args.out} --machine {args.machine} --save-models DIR")
+        print(f"train on them: {run} --save-models DIR")
+    else:
+        print(f"score them: {run} --scores-dir DIR")
 
 
 def _download(args: argparse.Namespace) -> None:

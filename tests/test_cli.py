@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 import asd
@@ -423,3 +424,25 @@ def test_a_detector_saved_without_enough_clips_for_thresholds_is_saved_all_the_s
     printed = capsys.readouterr().out
     assert "pca: no training decision threshold for ID 00: a gamma fit needs at least 3 scores, got 2" in printed
     assert (models / "pca.pt").is_file() and json.loads(out.read_text())["thresholds"] == {"pca": None}
+
+
+def test_arrange_prints_the_run_that_reads_what_it_arranged(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("new", 2)):
+        (tmp_path / "rec" / split).mkdir(parents=True)
+        for i in range(n):
+            sf.write(tmp_path / "rec" / split / f"take {i}.wav", 0.1 * rng.standard_normal(16000), 16000)
+    data = tmp_path / "my plant"
+    arrange = ["arrange", "--out", str(data), "--machine", "press", "--id", "00"]
+    assert main([*arrange, str(tmp_path / "rec" / "train")]) == 0
+    hint = capsys.readouterr().out.splitlines()[-1]
+    assert hint == f"train on them: asd run --data '{data}' --machine press --save-models DIR"  # quoted: a space
+    assert main([*arrange, str(tmp_path / "rec" / "new"), "--split", "test", "--label", "unlabelled"]) == 0
+    hint = capsys.readouterr().out.splitlines()[-1]
+    assert hint.startswith("score them: ")
+    command = [str(tmp_path / "scores") if a == "DIR" else a for a in shlex.split(hint.split(": ", 1)[1])]
+    assert command[:2] == ["asd", "run"]
+    code = main([*command[1:], "--models", "pca", "--quiet", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    written = (tmp_path / "scores" / "pca" / "anomaly_score_press_id_00.csv").read_text().splitlines()
+    assert sorted(line.split(",")[0] for line in written) == ["id_00_00000000.wav", "id_00_00000001.wav"]
