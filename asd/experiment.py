@@ -62,13 +62,17 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
     """``$ASD_DATA`` (and optionally ``$ASD_EVAL_DATA``) if set, else the synthetic data, generated on first use.
 
     ``$ASD_DATA`` may be a release root (``dev_data/``, ``eval_data/``): its ``dev_data``, and its
-    ``eval_data`` unless ``$ASD_EVAL_DATA`` says otherwise."""
+    ``eval_data`` unless ``$ASD_EVAL_DATA`` says otherwise. ``$ASD_EVAL_DATA`` without ``$ASD_DATA``
+    is an error: the chapters would label its results with the stand-in's name."""
     if setting("data"):
         given = Path(setting("data")).expanduser()
         dev = dataset_root(given, cfg.machine)
         ev = (Path(setting("eval_data")).expanduser() if setting("eval_data")
               else given / "eval_data" if dev != given and (given / "eval_data").is_dir() else None)
         return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile))
+    if setting("eval_data"):
+        raise ValueError(f"ASD_EVAL_DATA is set ({setting('eval_data')}) but ASD_DATA is not: set ASD_DATA to the "
+                         "same release's development set, or unset ASD_EVAL_DATA for the synthetic stand-in")
     root = synth.ensure(cfg, progress=progress)
     return DataSource(root / "dev_data", root / "eval_data", True,
                       f"synthetic slider stand-in ({cfg.profile} profile, data seed {cfg.seed})")

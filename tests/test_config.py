@@ -54,6 +54,10 @@ def test_the_settings_reach_their_users(monkeypatch, tmp_path):
     src = data_source(get_config("quick"))
     assert (src.dev, src.eval) == (tmp_path / "release" / "dev_data", tmp_path / "release" / "eval_data")
     assert src.label.startswith("real DCASE 2020 data")
+    monkeypatch.delenv("ASD_DATA")
+    monkeypatch.setenv("ASD_EVAL_DATA", str(tmp_path / "eval"))  # a real eval set beside the stand-in: refused
+    with pytest.raises(ValueError, match=r"ASD_EVAL_DATA is set \(.*eval\) but ASD_DATA is not"):
+        data_source(get_config("quick"))
     monkeypatch.chdir(tmp_path)
     assert describe_data(Path("release")) == f"real DCASE 2020 data ({tmp_path / 'release'})"  # outlives the cwd
 
