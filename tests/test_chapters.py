@@ -8,7 +8,10 @@ file that ``_toc.yml`` names to exist.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +240,38 @@ def test_glossary_states_the_package_values() -> None:
                    f"at most {cfg.max_fpr}", f"would be {cfg.max_fpr ** 2 / 2:g}",
                    f"a {cfg.net.latent}-d latent code"):
         assert phrase in text, f"chapters/glossary.md no longer says {phrase!r}"
+
+
+def _quoted(prefix: str) -> set[str]:
+    """Dotted names starting with ``prefix`` that the chapters, the glossary and the README quote
+    in backticks (``asd.metrics.auc_pauc``, ``cfg.net.dropout``)."""
+    texts = [*SCRIPTS, *CHAPTERS.glob("*.md"), ROOT / "README.md"]
+    spans = [s for path in texts for s in re.findall(r"`[^`\n]+`", path.read_text(encoding="utf-8"))]
+    return {m for span in spans for m in re.findall(rf"\b{prefix}(?:\.[A-Za-z_]\w*)+", span)}
+
+
+def _exists(name: str, root: object) -> bool:
+    """Whether ``name``'s attributes (submodules imported on the way) exist under ``root``."""
+    parts, obj = name.split("."), root
+    for k, attr in enumerate(parts[1:], 2):
+        if not hasattr(obj, attr) and inspect.ismodule(obj):
+            try:
+                importlib.import_module(".".join(parts[:k]))  # a submodule not imported yet
+            except ModuleNotFoundError:
+                return False
+        if not hasattr(obj, attr):
+            return False
+        obj = getattr(obj, attr)
+    return True
+
+
+def test_every_name_the_text_quotes_exists() -> None:
+    """A renamed function or config field must not leave the book's prose pointing at nothing."""
+    import asd
+    from asd.config import get_config
+
+    quoted = {"asd": _quoted("asd"), "cfg": _quoted("cfg")}
+    assert len(quoted["asd"]) > 30 and len(quoted["cfg"]) > 5  # the scan finds the book's names
+    roots = {"asd": asd, "cfg": get_config("quick")}
+    missing = sorted(n for prefix, names in quoted.items() for n in names if not _exists(n, roots[prefix]))
+    assert not missing, f"quoted in the text but not in asd: {missing}"
