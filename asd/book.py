@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from asd.config import Config, get_config
-from asd.experiment import DataSource, data_source
+from asd.experiment import DataSource, data_source, is_release
 from asd.utils import seed_everything
 
 
@@ -12,8 +12,8 @@ def setup(data: bool = True) -> tuple[Config, DataSource | None]:
     ``cfg`` is the profile's configuration (``$ASD_PROFILE``, default ``quick``), with every seed
     set from it; ``src`` (unless ``data=False``) is ``$ASD_DATA`` or the synthetic stand-in,
     generated on first use. With data it prints a provenance line (``data: ... | profile: ...``),
-    and in a notebook also glues the names ``data`` and ``profile`` for the chapters' "Which
-    data?" boxes.
+    and in a notebook also glues the names ``data``, ``profile`` and ``data_caveat``
+    (:func:`caveat`) for the chapters' "Which data?" boxes.
     """
     cfg = get_config()
     seed_everything(cfg.seed)
@@ -29,4 +29,18 @@ def setup(data: bool = True) -> tuple[Config, DataSource | None]:
     if get_ipython() is not None:
         glue("data", src.label, display=False)
         glue("profile", cfg.profile, display=False)
+        glue("data_caveat", caveat(src, cfg.profile), display=False)
     return cfg, src
+
+
+def caveat(src: DataSource, profile: str) -> str:
+    """What the numbers made from ``src`` may be compared with, as a sentence for the chapters."""
+    if src.synthetic:
+        return ("Numbers from the synthetic stand-in show that the pipeline works and how to read "
+                "its results; they are not the report's numbers, and which method wins on them says "
+                "nothing about the real slider.")
+    if is_release(src.dev):
+        fewer = " (this quick-profile run trains for fewer epochs than the report did)" if profile == "quick" else ""
+        return f"This is the data of the report's table, so its numbers can be set beside the report's{fewer}."
+    return ("These are recordings of your own, not the DCASE release: compare the methods with each "
+            "other; the report's and the literature's numbers measured other machines.")

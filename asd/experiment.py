@@ -43,6 +43,11 @@ class DataSource:
     label: str
 
 
+def is_release(root: Path) -> bool:
+    """Whether ``root`` is laid out as the DCASE 2020 release: its ``dev_data``/``eval_data`` or their parent."""
+    return root.name in ("dev_data", "eval_data") or (root / "dev_data").is_dir()
+
+
 def describe_data(root: Path, profile: str | None = None) -> str:
     """What the data at ``root`` is, for every table, record and saved detector made from it: the
     synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed),
@@ -53,8 +58,7 @@ def describe_data(root: Path, profile: str | None = None) -> str:
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
         what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}"
     else:
-        release = root.name in ("dev_data", "eval_data") or (root / "dev_data").is_dir()
-        what = f"{'real DCASE 2020 data' if release else 'real recordings'} ({root}"
+        what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"
     return f"{what}; {profile} profile)" if profile else f"{what})"
 
 

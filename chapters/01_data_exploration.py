@@ -58,7 +58,7 @@ cfg, src = asd.book.setup()
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# Everything below comes from the **{glue:text}`data`**.
+# Everything below comes from the **{glue:text}`data`**. {glue:text}`data_caveat`
 # The synthetic stand-in has the real data's layout, names and IDs; in the `full` profile it
 # also has the real clip counts, in the `quick` profile fewer clips. The
 # {doc}`introduction <intro>` explains how to run the book on the real data.

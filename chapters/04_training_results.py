@@ -96,9 +96,7 @@ display(TextTable(["network", "epochs", "batch", "updates", "seconds",
 # :class: important
 # Every number and figure in this chapter, except those labelled as references and the
 # committed report-scale records (which print their own data and device), comes from
-# the **{glue:text}`data`**, trained on {glue:text}`device`.
-# Numbers from the synthetic stand-in show that the pipeline works; they are not the
-# report's numbers and say nothing about the real slider.
+# the **{glue:text}`data`**, trained on {glue:text}`device`. {glue:text}`data_caveat`
 # ```
 #
 # ### Training curves

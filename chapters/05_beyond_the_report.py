@@ -152,9 +152,9 @@ for name in sorted(ranks, key=ranks.get):
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# The table above and every figure below come from the **{glue:text}`data`**. On synthetic data, which detector wins says how the detectors
-# respond to *these* simulated faults; it is not evidence about the real slider. The
-# literature's real-data numbers are quoted above as references.
+# The table above and every figure below come from the **{glue:text}`data`**.
+# {glue:text}`data_caveat` The literature's real-data numbers are quoted above as
+# references.
 # ```
 
 # %% tags=["hide-input"]

@@ -134,21 +134,11 @@ report_avg = sorted(round(reference[f"report {m}"]["AVG"][0], 3)
                     for m in metrics.REPORT)
 gaps = [b - a for a, b in zip(report_avg, report_avg[1:])]
 glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
-glue("data_verdict",
-     "These numbers come from the synthetic stand-in. They show that the "
-     "pipeline runs and how to read its results; they are not the report's "
-     "numbers, and whether a network beats another on them says nothing "
-     "about the real slider."
-     if src.synthetic else
-     "These numbers come from the real DCASE 2020 development data, the data "
-     "of the report's table, so the two can be compared directly (a "
-     "quick-profile run trains for fewer epochs).",
-     display=False)
 
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# {glue:text}`data_verdict` (Data: {glue:text}`data`.)
+# These numbers come from the **{glue:text}`data`**. {glue:text}`data_caveat`
 # ```
 #
 # **This book's run** ({glue:text}`data`, one seed): the networks rank {glue:text}`ranking` by
