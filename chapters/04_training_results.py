@@ -794,3 +794,16 @@ glue("fig_records", plots.record_spans(committed))
 # :class: dropdown
 # McClish's standardisation maps chance to 0.5 at any `max_fpr`; the value compares the early part of the ROC curve with chance, not an area fraction.
 # ```
+#
+# 3. Train one Sequential network per machine ID instead of one for all IDs:
+#    `asd.experiment.run(cfg, src.dev, ["sequential"], per_id=True)`. Which IDs gain, and
+#    what happens to ID 04, which has the fewest training clips?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# A network per ID spends all its capacity on one machine's normal sound, which can sharpen its
+# scores, but it learns from that ID's clips alone: ID 04's network sees fewer than half as many
+# as ID 00's, and nothing of what the IDs share. Which effect wins is a question for the data:
+# compare `metrics.table(r.rows)` of the two runs, and weigh a difference against the seed
+# spread of {ref}`sec-seeds` before calling it.
+# ```
