@@ -36,9 +36,9 @@ def setup(data: bool = True) -> tuple[Config, DataSource | None]:
 def caveat(src: DataSource, profile: str) -> str:
     """What the numbers made from ``src`` may be compared with, as a sentence for the chapters."""
     if src.synthetic:
-        return ("Numbers from the synthetic stand-in show that the pipeline works and how to read "
-                "its results; they are not the report's numbers, and which method wins on them says "
-                "nothing about the real slider.")
+        return ("These numbers show that the pipeline works and how to read its results; they are "
+                "not the report's numbers, and which method wins on them says nothing about the real "
+                "slider.")
     if is_release(src.dev):
         fewer = " (this quick-profile run trains for fewer epochs than the report did)" if profile == "quick" else ""
         return f"This is the data of the report's table, so its numbers can be set beside the report's{fewer}."
