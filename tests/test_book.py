@@ -1,7 +1,9 @@
-"""asd.book: what the chapters' "Which data?" boxes say about each kind of data."""
+"""asd.book: the set-up every chapter runs, and what its "Which data?" boxes say about each kind of data."""
 from __future__ import annotations
 
-from asd.book import caveat
+import torch
+
+from asd.book import caveat, setup
 from asd.experiment import DataSource
 
 
@@ -15,3 +17,18 @@ def test_the_caveat_says_what_the_numbers_may_be_compared_with(tmp_path):
         assert "quick-profile run trains for fewer epochs" in caveat(release, "quick")
     plant = DataSource(tmp_path / "plant", None, False, "real recordings")
     assert caveat(plant, "full").startswith("These are recordings of your own")
+
+
+def test_setup_seeds_everything_and_names_the_data_it_found(make_dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASD_PROFILE", "quick")
+    monkeypatch.delenv("ASD_EVAL_DATA", raising=False)
+    torch.manual_seed(123)
+    cfg, src = setup(data=False)
+    assert (cfg.profile, src) == ("quick", None)
+    assert torch.initial_seed() == cfg.seed
+    root = make_dataset(tmp_path / "release" / "dev_data", ids=("00",), n_train=2, seconds=0.5)
+    monkeypatch.setenv("ASD_DATA", str(tmp_path / "release"))  # the release root: its dev_data is found
+    cfg, src = setup()
+    assert (src.dev, src.eval, src.synthetic) == (root, None, False)
+    assert capsys.readouterr().out == f"data: {src.label} | profile: quick\n"
+    assert src.label == f"real DCASE 2020 data ({root}; quick profile)"

@@ -125,6 +125,9 @@ def test_per_id_rows():
     rows_wide = per_id("batchnorm", "slider", ids, y, s, max_fpr=0.5)
     sel = ids == "00"
     assert rows_wide[0]["pauc"] == pytest.approx(roc_auc_score(y[sel], s[sel], max_fpr=0.5), abs=1e-12)
+    y[ids == "04"] = 0  # an ID without anomalous clips: named, with the machine
+    with pytest.raises(ValueError, match="slider ID 04: y_true needs both normal"):
+        per_id("batchnorm", "slider", ids, y, s)
 
 
 def test_table_average_and_format():
@@ -267,6 +270,14 @@ def test_paired_bootstrap_bad_inputs(change, match):
     y, ids, a = change(y, ids, a)
     with pytest.raises(ValueError, match=match):
         metrics.paired_bootstrap(y, ids, a, b)
+
+
+@pytest.mark.parametrize(("n", "level"), [(1, 0.95), (100, 1.0), (100, 0.0)])
+def test_paired_bootstrap_needs_resamples_and_a_level_inside_0_1(n, level):
+    ids = np.repeat(["00", "02"], 20)
+    y, a, b = _two_detectors(np.random.default_rng(0), ids)
+    with pytest.raises(ValueError, match=f"got n={n}, level={level}"):
+        metrics.paired_bootstrap(y, ids, a, b, n=n, level=level)
 
 
 def test_auc_by_group_scores_each_fault_against_its_ids_normal_clips():
