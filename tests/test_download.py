@@ -35,6 +35,9 @@ class FakeZenodo:
     md5: str
     honour_range: bool = True
     api_status: int = 200
+    record_json: bytes | None = None  # served by the record API instead of record()
+    cut_at: int | None = None  # close the connection after this many bytes of the file
+    range_shift: int = 0  # a Content-Range answer that starts this many bytes off
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
 
@@ -51,7 +54,7 @@ def _handler(state: FakeZenodo) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0]
             state.requests.append((path, self.headers.get("Range")))
             if path == API_PATH and state.api_status == 200:
-                self._send(200, state.record(), "application/json")
+                self._send(200, state.record_json or state.record(), "application/json")
             elif path == API_PATH:
                 self._send(state.api_status, b"oops", "text/plain")
             elif path in (FILE_PATH, FALLBACK_PATH):
@@ -62,20 +65,23 @@ def _handler(state: FakeZenodo) -> type[BaseHTTPRequestHandler]:
         def _send_file(self) -> None:
             match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
             if not (match and state.honour_range):
-                self._send(200, state.payload, "application/zip")
+                self._send(200, state.payload, "application/zip", cut=state.cut_at)
                 return
             start, size = int(match[1]), len(state.payload)
+            shown = start + state.range_shift
             self._send(206, state.payload[start:], "application/zip",
-                       {"Content-Range": f"bytes {start}-{size - 1}/{size}"})
+                       {"Content-Range": f"bytes {shown}-{size - 1}/{size}"})
 
         def _send(self, code: int, body: bytes, ctype: str,
-                  extra: dict[str, str] | None = None) -> None:
+                  extra: dict[str, str] | None = None, cut: int | None = None) -> None:
             self.send_response(code)
             for name, value in {"Content-Type": ctype, "Content-Length": str(len(body)),
                                 **(extra or {})}.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body[:cut])
+            if cut is not None:  # fewer bytes than announced, then the connection closes
+                self.close_connection = True
 
         def log_message(self, *args: object) -> None:
             pass
@@ -182,6 +188,46 @@ def test_unusable_api_falls_back_to_known_md5(
         _fetch(server, dest)
     _check_unpacked(dest)
     assert (FALLBACK_PATH, None) in server.requests
+
+
+def test_a_transfer_that_breaks_off_resumes_on_the_next_run(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    server.cut_at = len(server.payload) // 2
+    with pytest.raises(DownloadError, match="(transfer broke off|transfer ended at).*run again to resume"):
+        _fetch(server, dest)
+    assert (dest / f"{KEY}.part").stat().st_size == server.cut_at  # kept for the next run
+    server.cut_at = None
+    _fetch(server, dest)
+    _check_unpacked(dest)
+    assert server.requests[-1] == (FILE_PATH, f"bytes={len(server.payload) // 2}-")
+
+
+def test_a_range_answer_for_other_bytes_is_refused(server: FakeZenodo, tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / f"{KEY}.part").write_bytes(server.payload[:100])
+    server.range_shift = 10
+    with pytest.raises(DownloadError, match=r"unexpected Content-Range 'bytes 110-.*' for bytes 100-"):
+        _fetch(server, dest)
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    ({"files": []}, f"{KEY} not listed"),
+    ({"files": [{"key": KEY, "checksum": "sha256:ab", "size": 1, "links": {"self": "x"}}]},
+     "unexpected JSON: checksum 'sha256:ab' is not MD5"),
+    ({"hits": []}, "unexpected JSON: 'files'"),
+])
+def test_a_record_api_answer_without_a_usable_md5(
+    server: FakeZenodo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: dict, reason: str
+) -> None:
+    server.record_json = json.dumps(record).encode()
+    monkeypatch.delitem(KNOWN_MD5, KEY, raising=False)
+    with pytest.raises(DownloadError, match=re.escape(f"({reason}) and no known MD5 of {KEY}")):
+        _fetch(server, tmp_path / "data")
+    monkeypatch.setitem(KNOWN_MD5, KEY, server.md5)  # a known MD5: warned, then verified against it
+    with pytest.warns(UserWarning, match=re.escape(f"({reason}); using the known MD5 of {KEY}")):
+        _fetch(server, tmp_path / "data")
+    _check_unpacked(tmp_path / "data")
 
 
 @pytest.mark.parametrize("member", ["../evil.wav", "pump/train/normal_id_00_00000000.wav",
