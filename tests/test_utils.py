@@ -55,3 +55,12 @@ def test_exclusive_makes_another_process_wait_until_the_block_ends(tmp_path):
     assert float(out) >= released and err == ""
     with exclusive(lock, "unused"):  # free again, taken at once
         pass
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is available here")
+def test_cuda_asked_for_where_there_is_none_is_an_error_not_a_fallback(monkeypatch):
+    monkeypatch.delenv("ASD_DEVICE", raising=False)
+    assert utils.resolve_device().type == "cpu"  # auto: the CPU
+    for asked in ("cuda", "cuda:1"):
+        with pytest.raises(RuntimeError, match=f"device '{asked}' requested but CUDA is not available"):
+            utils.resolve_device(asked)
