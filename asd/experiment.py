@@ -40,7 +40,8 @@ class DataSource:
     dev: Path  # folder holding <machine>/train and <machine>/test
     eval: Path | None
     synthetic: bool
-    label: str
+    label: str  # what the development set is (describe_data)
+    eval_label: str | None = None  # what the eval set is; None without one
 
 
 def is_release(root: Path) -> bool:
@@ -73,13 +74,14 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
         dev = dataset_root(given, cfg.machine)
         ev = (Path(setting("eval_data")).expanduser() if setting("eval_data")
               else given / "eval_data" if dev != given and (given / "eval_data").is_dir() else None)
-        return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile))
+        return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile),
+                          describe_data(ev, cfg.profile) if ev else None)
     if setting("eval_data"):
         raise ValueError(f"ASD_EVAL_DATA is set ({setting('eval_data')}) but ASD_DATA is not: set ASD_DATA to the "
                          "same release's development set, or unset ASD_EVAL_DATA for the synthetic stand-in")
     root = synth.ensure(cfg, progress=progress)
-    return DataSource(root / "dev_data", root / "eval_data", True,
-                      f"synthetic slider stand-in ({cfg.profile} profile, data seed {cfg.seed})")
+    label = f"synthetic slider stand-in ({cfg.profile} profile, data seed {cfg.seed})"
+    return DataSource(root / "dev_data", root / "eval_data", True, label, label)
 
 
 def numbered(ids: list[str]) -> dict[str, int]:

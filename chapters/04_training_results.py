@@ -681,11 +681,11 @@ if src.eval is None:
     print("no evaluation data: set ASD_EVAL_DATA to the eval_data folder")
 else:
     ev = asd.experiment.run(cfg, src.eval, networks, progress=False,
-                            data_label=src.label)
+                            data_label=src.eval_label)
     for (clip_id, _, label), n in asd.data.counts(ev.test.clips).items():
         print(f"ID {clip_id}: {n} {label} test clips")
     display(Table(metrics.table(ev.rows),
-                  f"This book, evaluation set: {src.label}"))
+                  f"This book, evaluation set: {src.eval_label}"))
 display(Table(
     metrics.table(metrics.rows_of("DCASE 2020 baseline",
                                   metrics.EVALUATOR_EXAMPLE)),

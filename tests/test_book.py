@@ -26,9 +26,12 @@ def test_setup_seeds_everything_and_names_the_data_it_found(make_dataset, tmp_pa
     cfg, src = setup(data=False)
     assert (cfg.profile, src) == ("quick", None)
     assert torch.initial_seed() == cfg.seed
-    root = make_dataset(tmp_path / "release" / "dev_data", ids=("00",), n_train=2, seconds=0.5)
+    dev = make_dataset(tmp_path / "release" / "dev_data", ids=("00",), n_train=2, seconds=0.5)
     monkeypatch.setenv("ASD_DATA", str(tmp_path / "release"))  # the release root: its dev_data is found
     cfg, src = setup()
-    assert (src.dev, src.eval, src.synthetic) == (root, None, False)
+    assert (src.dev, src.eval, src.synthetic, src.eval_label) == (dev, None, False, None)
     assert capsys.readouterr().out == f"data: {src.label} | profile: quick\n"
-    assert src.label == f"real DCASE 2020 data ({root}; quick profile)"
+    assert src.label == f"real DCASE 2020 data ({dev}; quick profile)"
+    ev = make_dataset(tmp_path / "release" / "eval_data", ids=("01",), n_train=2, seconds=0.5)
+    _, src = setup()  # and now its eval_data, named as itself
+    assert (src.eval, src.eval_label) == (ev, f"real DCASE 2020 data ({ev}; quick profile)")
