@@ -107,13 +107,16 @@ glue("report_ids", ", ".join(report_ids), display=False)
 others = [i for i in data.unique_ids(dev_clips) if i not in report_ids]
 glue("other_ids", ", ".join(others) or "none", display=False)
 glue("fig_counts", plots.counts_bars(sets))
+glue("counts_data", src.label if src.eval_label in (None, src.label)
+     else f"{src.label} and the {src.eval_label}", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_counts
 # :name: fig-counts
 # :alt: Bar charts of the number of clips per machine ID, for training normal, test normal and test anomalous clips.
 #
-# Clips per machine ID, split and label in the {glue:text}`data`. The report's Figs 1-2 show the same for the real data.
+# Clips per machine ID, split and label in the {glue:text}`counts_data`. The report's Figs
+# 1-2 show the same for the real data.
 # ```
 #
 # The development set here has {glue:text}`n_dev_train` training clips (all normal) and
