@@ -68,7 +68,7 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
 
     ``$ASD_DATA`` may be a release root (``dev_data/``, ``eval_data/``): its ``dev_data``, and its
     ``eval_data`` unless ``$ASD_EVAL_DATA`` says otherwise. ``$ASD_EVAL_DATA`` without ``$ASD_DATA``
-    is an error: the chapters would label its results with the stand-in's name."""
+    is an error: the book would treat a real eval set as part of the synthetic stand-in."""
     if setting("data"):
         given = Path(setting("data")).expanduser()
         dev = dataset_root(given, cfg.machine)
