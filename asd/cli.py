@@ -45,7 +45,8 @@ EXAMPLES = {
             "asd run --data ~/dcase/eval_data --scores-dir scores    # the challenge's CSV files",
             "asd run --data ~/plant --machine press --models pca sequential --save-models models"],
     "score": ["asd score models/sequential.pt --clips ~/plant/incoming --scores-dir today",
-              "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week"],
+              "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week",
+              "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row"],
     "arrange": ["asd arrange ~/rec/press-ok --out ~/plant --machine press --id 00",
                 "asd arrange ~/rec/press-new --out ~/plant --machine press --id 00 --split test --label unlabelled"],
     "download": ["asd download ~/dcase                    # dev_data/slider: IDs 00, 02, 04, 06",
@@ -233,6 +234,10 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-clips", nargs="+", action="extend", type=Path, default=None, metavar="PATH",
                    help="normal WAV files or folders of them, recorded apart from the training clips and named "
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
+    p.add_argument("--alarm-after", type=_at_least(1), default=None, metavar="N",
+                   help="also raise an alarm where N clips of an ID in a row are flagged, one per such run (the "
+                        "clips in index order: the order recorded, where asd arrange numbered the recorder's "
+                        "time-stamped files); printed, and in asd score's --out")
 
 
 def _calibration(args: argparse.Namespace, stored: bool = False,
@@ -375,8 +380,9 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
 
 
 def _decisions_asked(args: argparse.Namespace, calibration_clips: list | None) -> bool:
-    """Whether the command line sets how clips are flagged (a calibration or a quantile of its own)."""
-    return bool(args.calibration or calibration_clips or args.quantile_given)
+    """Whether the command line sets how clips are flagged (a calibration, a quantile of its own) or
+    asks for alarms."""
+    return bool(args.calibration or calibration_clips or args.quantile_given or args.alarm_after)
 
 
 def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> None:
@@ -419,13 +425,14 @@ def _run(args: argparse.Namespace) -> None:
     if results.evaluable:
         print(results.table())
         if _decisions_asked(args, calibration_clips) and not args.scores_dir:  # shown (with --scores-dir: below)
-            print(_flagged(results, args.decision_quantile, calibration))
+            print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after))
     else:
         if results.test.clips:
             print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
         # shown for information where only the detectors were asked for (--save-models)
         print(_flagged(results, args.decision_quantile, calibration,
-                       strict=bool(args.scores_dir or _decisions_asked(args, calibration_clips))))
+                       strict=bool(args.scores_dir or _decisions_asked(args, calibration_clips)),
+                       alarm_after=args.alarm_after))
     if args.out:
         results.save(args.out, args.decision_quantile, calibration)
         print(f"results written to {args.out}")
@@ -434,7 +441,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.scores_dir and results.test.clips:
         _write_scores(results, args, calibration)
         if results.evaluable:  # the decisions written: where their lines are drawn
-            print(_flagged(results, args.decision_quantile, calibration))
+            print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after))
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
@@ -478,27 +485,29 @@ def _score(args: argparse.Namespace) -> None:
               f"IDs {' '.join(results.unique_ids)} | device: {results.device}")
         if results.evaluable:
             print(results.table())
-        print(_flagged(results, args.decision_quantile, calibration))
+        print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after))
         if args.scores_dir:
             _write_scores(results, args, calibration)
         if args.figures:
             _save_figures(_timelines(results, args, calibration), args.figures,
                           f"{detector['name']} trained on {results.data}")
         if args.out:
+            entries = results.clip_report(args.decision_quantile, calibration, args.alarm_after)
             report += [{"model": name, "file": str(detector["path"]), "trained_on": results.data, **entry}
-                       for name, entry in results.clip_report(args.decision_quantile, calibration).items()]
+                       for name, entry in entries.items()]
     if args.out:
-        _write_report(args.out, clips, report, args.decision_quantile, calibration)
+        _write_report(args.out, clips, report, args.decision_quantile, calibration, args.alarm_after)
 
 
-def _write_report(path: Path, clips, detectors: list[dict], quantile: float, calibration: str) -> None:
+def _write_report(path: Path, clips, detectors: list[dict], quantile: float, calibration: str,
+                  alarm_after: int | None) -> None:
     import json
     from datetime import datetime, timezone
 
     from asd.utils import atomic_write_bytes
 
     blob = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "decision_quantile": quantile, "calibration": calibration,
+            "decision_quantile": quantile, "calibration": calibration, "alarm_after": alarm_after,
             "clips": [{"file": c.path.name, "path": str(c.path), "id": c.machine_id, "label": c.label_name}
                       for c in clips],
             "detectors": detectors}
@@ -575,14 +584,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict: bool = True) -> str:
+def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict: bool = True,
+             alarm_after: int | None = None) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
-    then the ``shown`` highest-scoring flagged clips. A model without thresholds is an error if
-    ``strict`` (decisions were asked for), else a line saying why."""
+    then the ``shown`` highest-scoring flagged clips and, with ``alarm_after``, the alarms per ID
+    (:func:`asd.metrics.alarms`). A model without thresholds is an error if ``strict`` (decisions
+    were asked for), else a line saying why."""
     import numpy as np
 
     from asd.data import DataError
-    from asd.metrics import decide
+    from asd.metrics import alarms, decide
 
     ids = results.test.clip_ids
     rule = f"the {quantile} quantile of a gamma fit to the ID's {calibration} clips' scores"
@@ -608,7 +619,19 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             more = f" and {len(top) - shown} more" if len(top) > shown else ""
             named = ", ".join(f"{results.test.clips[i].path.name} ({scores[i]:.4g})" for i in top[:shown])
             lines.append(f"  {'':<11} highest: {named}{more}")
+        if alarm_after is not None:
+            raised = alarms(ids, flagged, alarm_after)
+            cells = [_alarm_cell(mid, [results.test.clips[i].path.name for i in np.flatnonzero(raised & (ids == mid))])
+                     for mid in results.unique_ids]
+            lines.append(f"  {'':<11} alarms ({alarm_after} flagged in a row): " + "   ".join(cells))
     return "\n".join(lines)
+
+
+def _alarm_cell(mid: str, raised_at: list[str]) -> str:
+    """``ID 00: 0``, ``ID 00: 1 (id_00_00000012.wav)``, ``ID 00: 3 (first id_00_00000012.wav)``."""
+    if not raised_at:
+        return f"ID {mid}: 0"
+    return f"ID {mid}: {len(raised_at)} ({'first ' if len(raised_at) > 1 else ''}{raised_at[0]})"
 
 
 def _arrange(args: argparse.Namespace) -> None:

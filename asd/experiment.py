@@ -216,6 +216,12 @@ class Results:
         return metrics.decide(self.test.clip_ids, self.models[name].scores,
                               self.thresholds(name, quantile, calibration))
 
+    def alarms(self, name: str, after: int, quantile: float = metrics.DECISION_QUANTILE,
+               calibration: str = "training") -> np.ndarray:
+        """Model ``name``'s alarms (:func:`asd.metrics.alarms`): 1 at each test clip that completes a
+        run of ``after`` flagged clips of its ID, the clips in their listed order (ID, then index)."""
+        return metrics.alarms(self.test.clip_ids, self.decisions(name, quantile, calibration), after)
+
     def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
                       models: list[str] | None = None) -> list[dict]:
         """Precision, recall, F1 and false-alarm rate of the decisions of ``models`` (default all), per ID."""
@@ -253,15 +259,20 @@ class Results:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def clip_report(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training") -> dict:
+    def clip_report(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
+                    alarm_after: int | None = None) -> dict:
         """Per model, the thresholds per ID and each test clip's score and decision (in the order of
-        ``self.test.clips``), with the AUC/pAUC rows when the clips are labelled: what
-        ``asd score --out`` writes for monitoring scripts."""
-        return {name: {"thresholds": self.thresholds(name, quantile, calibration),
-                       "scores": model.scores.tolist(),
-                       "decisions": self.decisions(name, quantile, calibration).tolist(),
-                       "rows": model.rows}
-                for name, model in self.models.items()}
+        ``self.test.clips``), its alarm with ``alarm_after`` (:meth:`alarms`), and the AUC/pAUC rows
+        when the clips are labelled: what ``asd score --out`` writes for monitoring scripts."""
+        report = {name: {"thresholds": self.thresholds(name, quantile, calibration),
+                         "scores": model.scores.tolist(),
+                         "decisions": self.decisions(name, quantile, calibration).tolist(),
+                         "rows": model.rows}
+                  for name, model in self.models.items()}
+        if alarm_after is not None:
+            for name, entry in report.items():
+                entry["alarms"] = self.alarms(name, alarm_after, quantile, calibration).tolist()
+        return report
 
     def _thresholds_or_none(self, name: str, quantile: float, calibration: str) -> dict[str, float] | None:
         try:

@@ -169,6 +169,39 @@ def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.
     return np.array([int(s > limits[mid]) for mid, s in zip(ids, scores)], dtype=np.int64)
 
 
+def alarms(ids: np.ndarray, decisions: np.ndarray, after: int) -> np.ndarray:
+    """1 at each clip that completes a run of ``after`` flagged clips of its ID, else 0: one alarm
+    per run of flagged clips at least ``after`` long, however long it lasts. The clips are taken
+    in the order given (time order: the release's index order); ``after=1`` raises one alarm at
+    the first clip of every run."""
+    ids, decisions = np.asarray(ids), np.asarray(decisions)
+    _columns(ids=ids, decisions=decisions)
+    if after < 1:
+        raise ValueError(f"after must be at least 1, got {after}")
+    out = np.zeros(len(ids), dtype=np.int64)
+    run: dict[str, int] = {}
+    for i, (mid, flagged) in enumerate(zip(ids.tolist(), decisions.tolist())):
+        run[mid] = run.get(mid, 0) + 1 if flagged else 0
+        out[i] = run[mid] == after
+    return out
+
+
+def alarm_rates(false_alarms: float, recall: float, after: int) -> tuple[float, float]:
+    """For clips flagged independently, normal ones at the rate ``false_alarms`` and faulty ones at
+    ``recall``: the expected :func:`alarms` per normal clip, ``(1 - p) p^after`` once the run is
+    under way, and the expected number of faulty clips until the first alarm after a fault sets
+    in, ``(1 - r^after) / ((1 - r) r^after)`` (``after`` when ``recall`` is 1; infinite when 0)."""
+    p, r = false_alarms, recall
+    if not (0 <= p <= 1 and 0 <= r <= 1):
+        raise ValueError(f"false_alarms and recall must be rates in [0, 1], got {p} and {r}")
+    if after < 1:
+        raise ValueError(f"after must be at least 1, got {after}")
+    per_clip = (1 - p) * p ** after
+    if r == 0:
+        return per_clip, float("inf")
+    return per_clip, float(after if r == 1 else (1 - r ** after) / ((1 - r) * r ** after))
+
+
 def decision_rows(model: str, ids: np.ndarray, y_true: np.ndarray, decisions: np.ndarray) -> list[dict]:
     """Per machine ID, how the 0/1 ``decisions`` fare against the labels: ``{model, id, precision,
     recall, f1, false_alarms}``, the last the fraction of normal clips flagged (the false-positive rate)."""

@@ -620,6 +620,36 @@ display(TextTable(header, rows,
 # raises an alarm only when several consecutive clips are flagged, and sets the quantile from
 # the false alarms it can afford, which the calibrations below make measurable.
 #
+# What does waiting for several flagged clips buy? `asd.metrics.alarms` raises one alarm where
+# `k` clips of an ID in a row are flagged (`asd score --alarm-after k`). If clips were flagged
+# independently of each other, normal ones at the false-alarm rate $p$ and faulty ones at the
+# recall $r$, an alarm would be raised about $(1-p)p^k$ times per normal clip, and would come
+# on average $(1-r^k)/((1-r)r^k)$ faulty clips after a fault sets in (`asd.metrics.alarm_rates`).
+# For {glue:text}`best_report`, from each ID's false-alarm rate and recall (the table above
+# shows their averages), averaged over the IDs; a day is 8,640 ten-second clips:
+
+# %%
+clips_a_day = 24 * 3600 / 10
+rows = []
+for k in (1, 2, 3, 5):
+    rates = [metrics.alarm_rates(r["false_alarms"], r["recall"], k)
+             for r in by_model[best_report]]
+    per_clip, delay = np.mean(rates, axis=0)
+    a_day = per_clip * clips_a_day
+    rows.append([k, f"{a_day:,.0f}" if a_day >= 10 else f"{a_day:.1f}",
+                 f"{delay:.1f}" if np.isfinite(delay) else "never"])
+display(TextTable(["clips in a row", "false alarms a day",
+                   "faulty clips until the alarm"], rows,
+                  f"{best_report}, {src.label}; clips flagged "
+                  "independently (an assumption)"))
+
+# %% [markdown]
+# Each clip more in the row multiplies the false alarms by $p$ and delays the alarm by at least
+# a clip, by more the lower the recall. Real recordings are not independent draws: a changed
+# recording session or operating state raises the scores of the clips after it together, and
+# the false alarms it brings come in runs that outlast any `k`. The rule thins out scattered
+# false alarms; a shift of the normal sound needs new thresholds (below).
+#
 # The networks already hold out normal clips they never train on: their validation clips, a
 # tenth of each ID's training clips ({glue:text}`n_held` here). Fitted to those clips' scores
 # instead (`calibration="held-out"`, `asd run --calibration held-out`), the thresholds of the

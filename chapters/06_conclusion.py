@@ -264,8 +264,9 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 #   product on the machine sounds new to it. Record each state the machine runs in, and expect
 #   alarms when the plant changes.
 # - **Alarms over several clips.** Ten-second clips around the clock are 8,640 a day; even a
-#   calibrated 1% is dozens of false alarms. Alarm on several consecutive flagged clips, and
-#   choose the quantile from the false alarms you can afford (`--decision-quantile`).
+#   calibrated 1% is dozens of false alarms. Alarm on several consecutive flagged clips
+#   (`--alarm-after N`, {ref}`sec-decisions`), and choose the quantile from the false alarms
+#   you can afford (`--decision-quantile`).
 
 # %% [markdown]
 # ## Exercises

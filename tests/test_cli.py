@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 import asd
-from asd import synth
+from asd import metrics, synth
 from asd.cli import EXAMPLES, _parser, main
 from asd.config import NETWORKS, SplitCounts, SynthConfig
 
@@ -446,3 +446,15 @@ def test_arrange_prints_the_run_that_reads_what_it_arranged(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     written = (tmp_path / "scores" / "pca" / "anomaly_score_press_id_00.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in written) == ["id_00_00000000.wav", "id_00_00000001.wav"]
+
+
+def test_run_alarm_after_prints_the_alarms_its_decision_files_give(root, tmp_path, capsys):
+    assert main(["run", "--data", str(root), "--models", "pca", "--quiet", "--device", "cpu",
+                 "--alarm-after", "2", "--scores-dir", str(tmp_path / "s")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "alarms (2 flagged in a row):" in ln)
+    for path in sorted((tmp_path / "s" / "pca").glob("decision_result_slider_id_*.csv")):
+        mid = path.stem.split("_")[-1]
+        names, flags = zip(*(ln.split(",") for ln in path.read_text().splitlines()))
+        raised = metrics.alarms(np.full(len(flags), mid), np.array(flags, int), 2)
+        first = f" ({'first ' * int(raised.sum() > 1)}{names[np.argmax(raised)]})" if raised.any() else ""
+        assert f"ID {mid}: {raised.sum()}{first}" in line.split("in a row): ")[1].split("   ")

@@ -406,3 +406,40 @@ def test_normal_above_ranks_each_anomaly_among_its_ids_normal_clips():
     assert 1 - np.nanmean(metrics.normal_above(y, ids, s)) == pytest.approx(roc_auc_score(y, s))
     with pytest.raises(ValueError, match="ID 02: no normal clips"):
         metrics.normal_above([0, 1], ["00", "02"], [0.1, 0.2])
+
+
+def test_alarms_are_raised_once_per_run_of_flagged_clips_of_an_id():
+    ids = np.array(["00", "02", "00", "00", "02", "00", "00", "00", "00"])
+    flags = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1])
+    # ID 00 in order: 1 1 0 1 1 1 1 -> after 2: alarms at its 2nd and 5th clips (runs of 2 and 4)
+    assert metrics.alarms(ids, flags, 2).tolist() == [0, 0, 1, 0, 1, 0, 1, 0, 0]
+    # after 1: the first clip of every run; ID 02's two flagged clips are one run
+    assert metrics.alarms(ids, flags, 1).tolist() == [1, 1, 0, 0, 0, 1, 0, 0, 0]
+    assert metrics.alarms(ids, flags, 5).sum() == 0  # ID 00's longest run is 4
+    with pytest.raises(ValueError, match="at least 1"):
+        metrics.alarms(ids, flags, 0)
+    with pytest.raises(ValueError, match=r"ids \(9,\), decisions \(8,\)"):
+        metrics.alarms(ids, flags[1:], 2)
+
+
+@pytest.mark.parametrize("after", [1, 2, 3])
+def test_alarm_rates_match_alarms_on_simulated_independent_clips(after):
+    rng = np.random.default_rng(after)
+    p, r = 0.2, 0.6
+    normal = (rng.random(400_000) < p).astype(int)
+    per_clip, delay = metrics.alarm_rates(p, r, after)
+    assert metrics.alarms(np.zeros(normal.size, str), normal, after).mean() == pytest.approx(per_clip, rel=0.05)
+    # a fault sets in: clips until the first alarm, over many streams
+    waits = []
+    for _ in range(3000):
+        faulty = (rng.random(200) < r).astype(int)
+        waits.append(np.flatnonzero(metrics.alarms(np.zeros(200, str), faulty, after))[0] + 1)
+    assert np.mean(waits) == pytest.approx(delay, rel=0.05)
+
+
+def test_alarm_rates_edges():
+    assert metrics.alarm_rates(0.1, 1.0, 3) == (pytest.approx(0.9e-3), 3.0)
+    assert metrics.alarm_rates(0.0, 0.0, 2) == (0.0, float("inf"))
+    for bad in [(1.5, 0.5, 1), (0.1, -0.1, 1), (0.1, 0.5, 0)]:
+        with pytest.raises(ValueError):
+            metrics.alarm_rates(*bad)

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from sklearn.metrics import roc_auc_score
 
+from asd import metrics
 from asd.cli import main
 from asd.data import DataError, find_ground_truth, list_clips, read_ground_truth, select_ids
 
@@ -187,7 +188,8 @@ def test_saved_detectors_score_new_clips_as_the_run_did(unlisted, tmp_path, caps
     assert code == 0, err
     models = [str(tmp_path / "models" / f"{m}.pt") for m in MODELS]
     code = main(["score", *models, "--clips", str(unlisted / "slider" / "test"), "--quiet", "--device", "cpu",
-                 "--scores-dir", str(tmp_path / "scored"), "--out", str(tmp_path / "scored.json")])
+                 "--scores-dir", str(tmp_path / "scored"), "--out", str(tmp_path / "scored.json"),
+                 "--alarm-after", "2"])
     out = capsys.readouterr()
     assert code == 0, out.err
     for model in MODELS:
@@ -210,6 +212,13 @@ def test_saved_detectors_score_new_clips_as_the_run_did(unlisted, tmp_path, caps
         assert det["rows"] == [] and sorted(det["thresholds"]) == sorted({c["id"] for c in blob["clips"]})
         flagged = [v > det["thresholds"][c["id"]] for v, c in zip(det["scores"], blob["clips"])]
         assert flagged == [bool(d) for d in det["decisions"]]
+        # --alarm-after 2: alarms from the decisions, in the clips' order, counted in the printed line
+        clip_ids = np.array([c["id"] for c in blob["clips"]])
+        assert det["alarms"] == metrics.alarms(clip_ids, det["decisions"], 2).tolist()
+        printed = out.out.split(f"{det['model']} ")[1].split("alarms (2 flagged in a row): ")[1].splitlines()[0]
+        for mid in ("01", "03", "05"):
+            assert f"ID {mid}: {sum(a for a, i in zip(det['alarms'], clip_ids) if i == mid)}" in printed
+    assert blob["alarm_after"] == 2
 
 
 def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_path, capsys):
