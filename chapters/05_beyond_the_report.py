@@ -484,7 +484,7 @@ glue("fig_fault_beyond", fig_fault_beyond)
 # ## From a score to a decision
 #
 # AUC and pAUC judge how a detector *ranks* clips; they never say where to draw the line. A
-# monitoring system must decide, clip by clip, whether to raise an alarm, and it must set that
+# monitoring system must decide whether each clip is anomalous, and it must set that
 # line (a {term}`decision threshold`) from normal sounds alone. The DCASE 2021-2025 baselines do it one way: fit a gamma
 # distribution to the scores of the normal *training* clips and call a clip anomalous when its
 # score exceeds the fitted distribution's 0.9 quantile. `asd` does the same per machine ID
@@ -620,8 +620,8 @@ display(TextTable(header, rows,
 # raises an alarm only when several consecutive clips are flagged, and sets the quantile from
 # the false alarms it can afford, which the calibrations below make measurable.
 #
-# What does waiting for several flagged clips buy? `asd.metrics.alarms` raises one alarm where
-# `k` clips of an ID in a row are flagged (`asd score --alarm-after k`). If clips were flagged
+# What does waiting for several flagged clips buy? `asd.metrics.alarms` raises one
+# {term}`alarm` where `k` clips of an ID in a row are flagged (`asd score --alarm-after k`). If clips were flagged
 # independently of each other, normal ones at the false-alarm rate $p$ and faulty ones at the
 # recall $r$, an alarm would be raised about $(1-p)p^k$ times per normal clip, and would come
 # on average $(1-r^k)/((1-r)r^k)$ faulty clips after a fault sets in (`asd.metrics.alarm_rates`).
