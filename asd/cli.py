@@ -528,7 +528,8 @@ def _save_figures(figures: dict, folder: Path, data: str) -> None:
 
 
 def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
-    """Each model's test scores, clip by clip in order, against its thresholds."""
+    """Each model's test scores, clip by clip in order, against its thresholds (and its alarms,
+    with ``--alarm-after``)."""
     from asd.data import DataError
     from asd.plots import score_timeline
 
@@ -538,7 +539,8 @@ def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
             limits = results.thresholds(name, args.decision_quantile, calibration)
         except DataError:  # said with the thresholds: nothing to draw the scores against
             continue
-        drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits)
+        drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits,
+                                                            alarm_after=args.alarm_after)
     return drawn
 
 

@@ -542,10 +542,11 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
 
 
 def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, limits: Mapping[str, float],
-                   shown_names: int = 12) -> Figure:
+                   shown_names: int = 12, alarm_after: int | None = None) -> Figure:
     """Scored clips in their order (a recorder's time order), one panel per machine ID: each clip's
     score, the ID's decision threshold (dashed) and the clips above it, flagged, in the anomalous
-    colour. A panel of at most ``shown_names`` clips names them on its axis."""
+    colour; with ``alarm_after``, a vertical line at each clip that raises an alarm
+    (:func:`asd.metrics.alarms`). A panel of at most ``shown_names`` clips names them on its axis."""
     ids, scores = np.asarray(ids), np.asarray(scores, dtype=float)
     if not len(scores):
         raise ValueError("no scores to plot")
@@ -560,6 +561,13 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
         ax.scatter(x[~flagged], y[~flagged], s=16, color=NORMAL, zorder=2, label="below the threshold")
         ax.scatter(x[flagged], y[flagged], s=22, color=ANOMALOUS, marker="D", zorder=2, label="flagged")
         ax.axhline(limits[mid], color="black", ls="--", lw=1.0, label="threshold")
+        title = f"ID {mid}: {int(flagged.sum())} of {len(mine)} flagged"
+        if alarm_after is not None:
+            raised = np.flatnonzero(metrics.alarms(ids[mine], flagged, alarm_after))
+            for k, at in enumerate(raised):
+                ax.axvline(at, color=ANOMALOUS, lw=1.2, alpha=0.6, zorder=0,
+                           label=f"alarm ({alarm_after} flagged in a row)" if k == 0 else None)
+            title += f", {len(raised)} alarm{'' if len(raised) == 1 else 's'}"
         if _spans_a_decade(np.r_[y, limits[mid]]):
             ax.set_yscale("log")
             _plain_log_ticks(ax.yaxis)
@@ -567,9 +575,9 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
             ax.set_xticks(x, [names[i] for i in mine], rotation=30, ha="right", fontsize=8)
         else:
             ax.set_xlabel("clip, in order")
-        ax.set_title(f"ID {mid}: {int(flagged.sum())} of {len(mine)} flagged", fontsize=10)
+        ax.set_title(title, fontsize=10)
         ax.set_ylabel("anomaly score")
-    _legend_below(fig, axes)
+    _legend_below(fig, axes, ncol=2 if alarm_after is not None else None)
     return fig
 
 

@@ -454,3 +454,16 @@ def test_record_spans_start_networks_together_or_in_turn_and_mark_the_wall_clock
         assert [line.get_xdata()[0] for line in ax.lines] == [90.0]  # the wall clock
         assert [t.get_text() for t in ax.get_yticklabels()] == ["log-mel features", "baseline", "sequential"]
     assert together.get_title().startswith("full-gpu.json: GPU, fp32; wall clock 90 s")
+
+
+def test_score_timeline_marks_each_alarm_with_a_line_at_its_clip() -> None:
+    ids = np.array(["00"] * 10)
+    scores = np.array([1, 3, 3, 1, 3, 3, 3, 3, 1, 3], dtype=float)  # runs of 2 and 4 above 2.0
+    fig = plots.score_timeline([f"c{k}" for k in range(10)], ids, scores, {"00": 2.0}, alarm_after=2)
+    ax = fig.axes[0]
+    alarms = [line.get_xdata()[0] for line in ax.lines if line.get_xdata()[0] == line.get_xdata()[1]]
+    assert alarms == [2, 5]  # the second clip of each run
+    assert ax.get_title() == "ID 00: 7 of 10 flagged, 2 alarms"
+    assert "alarm (2 flagged in a row)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    fig = plots.score_timeline([f"c{k}" for k in range(10)], ids, scores, {"00": 2.0}, alarm_after=5)
+    assert fig.axes[0].get_title() == "ID 00: 7 of 10 flagged, 0 alarms"

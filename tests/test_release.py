@@ -255,7 +255,7 @@ def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, caps
     for k, path in enumerate(sorted((unlisted / "slider" / "test").glob("id_03_*.wav"))):
         (recorder / f"press-{k:02d}.wav").symlink_to(path)
     args = ["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(recorder), "--quiet",
-            "--scores-dir", str(tmp_path / "own"), "--figures", str(tmp_path / "fig")]
+            "--scores-dir", str(tmp_path / "own"), "--figures", str(tmp_path / "fig"), "--alarm-after", "2"]
     assert main(args) == 2 and "press-00.wav: name does not match" in capsys.readouterr().err
     assert main([*args, "--id", "03"]) == 0
     assert "ID 03: " in capsys.readouterr().out
