@@ -138,7 +138,7 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 # %% [markdown]
 # ```{admonition} Which data?
 # :class: important
-# These numbers come from the **{glue:text}`data`**. {glue:text}`data_caveat`
+# This chapter's results come from the **{glue:text}`data`**. {glue:text}`data_caveat`
 # ```
 #
 # **This book's run** ({glue:text}`data`, one seed): the networks rank {glue:text}`ranking` by
