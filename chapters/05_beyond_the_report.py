@@ -918,3 +918,17 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # stronger one. The statistics must come from training clips: standardising with the test clips'
 # scores would let the test labels' mix shape the scale.
 # ```
+#
+# 6. Check the alarm table by simulation. Draw a day of normal clips flagged independently at
+#    one ID's false-alarm rate `p` (`flags = rng.random(8640) < p`), count the alarms
+#    `metrics.alarms(np.full(8640, "00"), flags, k)` raises for `k` = 1, 3 and 5, and compare
+#    them with `metrics.alarm_rates(p, r, k)`. Then set a block of 30 clips in the middle to
+#    flagged, as a changed recording session would. What does `k` do to that block?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# The counts scatter around `8640 * (1 - p) * p**k`: a day holds few alarms to count when `k` is
+# large. The block, one run of flagged clips, raises one alarm for every `k` up to 30, at about
+# its `k`-th clip: waiting for several flagged clips thins out scattered false alarms but cannot
+# tell a lasting shift of the normal sound from a fault.
+# ```
