@@ -735,8 +735,8 @@ display(TextTable(
     f"Reference (real data, not computed in this build): normal clips "
     f"flagged among {n_real} unseen real slider clips of ID 00 (nominal "
     f"{nominal_real:g}), detectors trained on 50 others (quick "
-    "profile, seed 0), by where each ID's gamma was fitted; the calibration "
-    "clips are 10 more unseen ones. PCA holds out no clips."))
+    "profile, seed 0, 2 CPU threads), by where each ID's gamma was fitted; "
+    "the calibration clips are 10 more unseen ones. PCA holds out no clips."))
 glue("real_cal_verdict", "cut every measured detector's false alarms"
      if all(c[2] < c[0] for c in real.values()) else
      "did not cut every measured detector's false alarms", display=False)
