@@ -198,7 +198,9 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 #   the book is built, from a seeded configuration. Every build runs every chapter, and
 #   the trained results it reuses are cached on the configuration, the data and the code,
 #   so a stale number cannot survive a change; the package has unit tests and the chapters
-#   run in CI.
+#   run in CI. A seed fixes the numbers on one machine; another (another number of CPU
+#   threads, a GPU) sums in another order, trains slightly different networks and gets
+#   numbers that differ as another seed's do ({ref}`sec-seeds`).
 # - **The data.** By default the book runs on a synthetic stand-in, and in the `quick`
 #   profile on fewer clips and epochs than the report.
 #
