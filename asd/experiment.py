@@ -219,7 +219,7 @@ class Results:
     def alarms(self, name: str, after: int, quantile: float = metrics.DECISION_QUANTILE,
                calibration: str = "training") -> np.ndarray:
         """Model ``name``'s alarms (:func:`asd.metrics.alarms`): 1 at each test clip that completes a
-        run of ``after`` flagged clips of its ID, the clips in their listed order (ID, then index)."""
+        run of ``after`` flagged clips of its ID, in the order of ``self.test.clips``."""
         return metrics.alarms(self.test.clip_ids, self.decisions(name, quantile, calibration), after)
 
     def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
