@@ -216,12 +216,6 @@ class Results:
         return metrics.decide(self.test.clip_ids, self.models[name].scores,
                               self.thresholds(name, quantile, calibration))
 
-    def alarms(self, name: str, after: int, quantile: float = metrics.DECISION_QUANTILE,
-               calibration: str = "training") -> np.ndarray:
-        """Model ``name``'s alarms (:func:`asd.metrics.alarms`): 1 at each test clip that completes a
-        run of ``after`` flagged clips of its ID, in the order of ``self.test.clips``."""
-        return metrics.alarms(self.test.clip_ids, self.decisions(name, quantile, calibration), after)
-
     def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
                       models: list[str] | None = None) -> list[dict]:
         """Precision, recall, F1 and false-alarm rate of the decisions of ``models`` (default all), per ID."""
@@ -262,16 +256,17 @@ class Results:
     def clip_report(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
                     alarm_after: int | None = None) -> dict:
         """Per model, the thresholds per ID and each test clip's score and decision (in the order of
-        ``self.test.clips``), its alarm with ``alarm_after`` (:meth:`alarms`), and the AUC/pAUC rows
-        when the clips are labelled: what ``asd score --out`` writes for monitoring scripts."""
-        report = {name: {"thresholds": self.thresholds(name, quantile, calibration),
-                         "scores": model.scores.tolist(),
-                         "decisions": self.decisions(name, quantile, calibration).tolist(),
-                         "rows": model.rows}
-                  for name, model in self.models.items()}
-        if alarm_after is not None:
-            for name, entry in report.items():
-                entry["alarms"] = self.alarms(name, alarm_after, quantile, calibration).tolist()
+        ``self.test.clips``), with ``alarm_after`` its alarm (:func:`asd.metrics.alarms` of those
+        decisions), and the AUC/pAUC rows when the clips are labelled: what ``asd score --out``
+        writes for monitoring scripts."""
+        report = {}
+        for name, model in self.models.items():
+            limits = self.thresholds(name, quantile, calibration)
+            decisions = metrics.decide(self.test.clip_ids, model.scores, limits)
+            report[name] = {"thresholds": limits, "scores": model.scores.tolist(),
+                            "decisions": decisions.tolist(), "rows": model.rows}
+            if alarm_after is not None:
+                report[name]["alarms"] = metrics.alarms(self.test.clip_ids, decisions, alarm_after).tolist()
         return report
 
     def _thresholds_or_none(self, name: str, quantile: float, calibration: str) -> dict[str, float] | None:
