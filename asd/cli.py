@@ -46,7 +46,8 @@ EXAMPLES = {
             "asd run --data ~/plant --machine press --models pca sequential --save-models models"],
     "score": ["asd score models/sequential.pt --clips ~/plant/incoming --scores-dir today",
               "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week",
-              "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row"],
+              "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row",
+              "asd score models/sequential.pt --clips today --alarm-after 3 --alarm-state runs.json"],
     "arrange": ["asd arrange ~/rec/press-ok --out ~/plant --machine press --id 00",
                 "asd arrange ~/rec/press-new --out ~/plant --machine press --id 00 --split test --label unlabelled"],
     "download": ["asd download ~/dcase                    # dev_data/slider: IDs 00, 02, 04, 06",
@@ -173,6 +174,10 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the clips, and per detector its thresholds and each clip's score and decision, "
                         "as JSON")
     _decision_arguments(c)
+    c.add_argument("--alarm-state", type=Path, default=None, metavar="FILE",
+                   help="with --alarm-after: carry runs of flagged clips over from the last call that wrote FILE "
+                        "(none if it does not exist yet) and write where this call's runs end, so that a run "
+                        "spanning two calls raises its alarm; the clips must come after those counted there")
     c.add_argument("--id", type=_machine_id, default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
                         "(a recorder's own file names)")
@@ -457,7 +462,10 @@ def _score(args: argparse.Namespace) -> None:
     from asd.experiment import check_calibration_clips, load_model, saved_results, score_clips
 
     _checked_quantile(args.decision_quantile)
-    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True))
+    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True),
+                     alarm_state=(args.alarm_state, False))
+    if args.alarm_state and args.alarm_after is None:
+        raise UsageError("--alarm-state FILE needs --alarm-after N: the run of flagged clips that raises an alarm")
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     twin = next((name for name, n in Counter(s["name"] for s in saved).items() if n > 1), None)
@@ -467,6 +475,7 @@ def _score(args: argparse.Namespace) -> None:
                          "score them one at a time")
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)
+    state = _alarm_state(args.alarm_state, args.alarm_after, clips, [s["name"] for s in saved])
     _warn_shared(calibration_clips, clips, "clips to score")
     if calibration_clips:
         _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips], unique_ids(clips))
@@ -485,18 +494,81 @@ def _score(args: argparse.Namespace) -> None:
               f"IDs {' '.join(results.unique_ids)} | device: {results.device}")
         if results.evaluable:
             print(results.table())
-        print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after))
+        runs = {detector["name"]: _carried(state, detector["name"])}
+        print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after, alarm_runs=runs))
         if args.scores_dir:
             _write_scores(results, args, calibration)
         if args.figures:
-            _save_figures(_timelines(results, args, calibration), args.figures,
+            _save_figures(_timelines(results, args, calibration, runs), args.figures,
                           f"{detector['name']} trained on {results.data}")
         if args.out:
-            entries = results.clip_report(args.decision_quantile, calibration, args.alarm_after)
+            entries = results.clip_report(args.decision_quantile, calibration, args.alarm_after, runs)
             report += [{"model": name, "file": str(detector["path"]), "trained_on": results.data, **entry}
                        for name, entry in entries.items()]
+        if state is not None:
+            _advance(state, results, args.decision_quantile, calibration)
     if args.out:
         _write_report(args.out, clips, report, args.decision_quantile, calibration, args.alarm_after)
+    if state is not None:
+        _write_alarm_state(args.alarm_state, state)
+
+
+def _alarm_state(path: Path | None, after: int, clips, names: list[str]) -> dict | None:
+    """``asd score --alarm-state``: per detector and ID, the run of flagged clips the last call
+    ended on and its last clip (nothing yet where ``path`` does not exist), checked before any
+    work: the same ``--alarm-after``, and every clip after the last one counted for its ID."""
+    import json
+
+    if path is None:
+        return None
+    if not path.exists():
+        return {"alarm_after": after, "detectors": {}}
+    try:
+        state = json.loads(path.read_text())
+        valid = (isinstance(state.get("alarm_after"), int) and isinstance(state.get("detectors"), dict)
+                 and all(type(e.get("run")) is int and e["run"] >= 0 and isinstance(e.get("last_clip"), str)
+                         for per_id in state["detectors"].values() for e in per_id.values()))
+    except (ValueError, AttributeError):  # not JSON, or not the nesting written below
+        valid = False
+    if not valid:
+        raise UsageError(f"--alarm-state {path}: not an alarm state written by asd score (remove it to start anew)")
+    if state["alarm_after"] != after:
+        raise UsageError(f"--alarm-state {path} counts runs for --alarm-after {state['alarm_after']}, not {after}: "
+                         "give that, or a new state file")
+    for name in names:
+        for mid, entry in state["detectors"].get(name, {}).items():
+            early = min((c.path.name for c in clips if c.machine_id == mid), default=None)
+            if early is not None and early <= entry["last_clip"]:
+                raise UsageError(f"{early}: {name} counted ID {mid}'s clips up to {entry['last_clip']} in "
+                                 f"--alarm-state {path}; score only later clips, or start a new state file")
+    return state
+
+
+def _carried(state: dict | None, name: str) -> dict[str, int]:
+    """The runs of flagged clips per ID that detector ``name`` carries over from the state."""
+    return {mid: entry["run"] for mid, entry in (state or {"detectors": {}})["detectors"].get(name, {}).items()}
+
+
+def _advance(state: dict, results, quantile: float, calibration: str) -> None:
+    """Each model's runs of flagged clips and last clip per ID, once ``results`` are counted."""
+    from asd.metrics import decide, open_runs
+
+    ids = results.test.clip_ids
+    last = {c.machine_id: c.path.name for c in results.test.clips}  # clips in order: each ID's last
+    for name, model in results.models.items():
+        decisions = decide(ids, model.scores, results.thresholds(name, quantile, calibration))
+        runs = open_runs(ids, decisions, _carried(state, name))
+        state["detectors"].setdefault(name, {}).update(
+            {mid: {"run": runs[mid], "last_clip": clip} for mid, clip in last.items()})
+
+
+def _write_alarm_state(path: Path, state: dict) -> None:
+    import json
+
+    from asd.utils import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(state, indent=2, sort_keys=True).encode())
+    print(f"runs of flagged clips written to {path}: the next asd score --alarm-state {path} carries them on")
 
 
 def _write_report(path: Path, clips, detectors: list[dict], quantile: float, calibration: str,
@@ -527,9 +599,10 @@ def _save_figures(figures: dict, folder: Path, data: str) -> None:
         print(f"figure written to {folder / stem}.png")
 
 
-def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
+def _timelines(results, args: argparse.Namespace, calibration: str,
+               alarm_runs: dict[str, dict[str, int]] | None = None) -> dict:
     """Each model's test scores, clip by clip in order, against its thresholds (and its alarms,
-    with ``--alarm-after``)."""
+    with ``--alarm-after``, counted on from ``alarm_runs[model]``)."""
     from asd.data import DataError
     from asd.plots import score_timeline
 
@@ -540,7 +613,8 @@ def _timelines(results, args: argparse.Namespace, calibration: str) -> dict:
         except DataError:  # said with the thresholds: nothing to draw the scores against
             continue
         drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits,
-                                                            alarm_after=args.alarm_after)
+                                                            alarm_after=args.alarm_after,
+                                                            alarm_runs=(alarm_runs or {}).get(name))
     return drawn
 
 
@@ -587,10 +661,10 @@ def _count(n: int, noun: str) -> str:
 
 
 def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict: bool = True,
-             alarm_after: int | None = None) -> str:
+             alarm_after: int | None = None, alarm_runs: dict[str, dict[str, int]] | None = None) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
     then the ``shown`` highest-scoring flagged clips and, with ``alarm_after``, the alarms per ID
-    (:func:`asd.metrics.alarms`). A model without thresholds is an error if ``strict`` (decisions
+    (:func:`asd.metrics.alarms`, counted on from ``alarm_runs[model]``). A model without thresholds is an error if ``strict`` (decisions
     were asked for), else a line saying why."""
     import numpy as np
 
@@ -622,10 +696,13 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             named = ", ".join(f"{results.test.clips[i].path.name} ({scores[i]:.4g})" for i in top[:shown])
             lines.append(f"  {'':<11} highest: {named}{more}")
         if alarm_after is not None:
-            raised = alarms(ids, flagged, alarm_after)
+            runs = (alarm_runs or {}).get(name, {})
+            raised = alarms(ids, flagged, alarm_after, runs)
             cells = [_alarm_cell(mid, [results.test.clips[i].path.name for i in np.flatnonzero(raised & (ids == mid))])
                      for mid in results.unique_ids]
-            lines.append(f"  {'':<11} alarms ({alarm_after} flagged in a row): " + "   ".join(cells))
+            carried = ", ".join(f"ID {mid}: {runs[mid]}" for mid in results.unique_ids if runs.get(mid))
+            lines.append(f"  {'':<11} alarms ({alarm_after} flagged in a row"
+                         f"{f'; flagged before these: {carried}' if carried else ''}): " + "   ".join(cells))
     return "\n".join(lines)
 
 

@@ -254,10 +254,10 @@ class Results:
         }
 
     def clip_report(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
-                    alarm_after: int | None = None) -> dict:
+                    alarm_after: int | None = None, alarm_runs: dict[str, dict[str, int]] | None = None) -> dict:
         """Per model, the thresholds per ID and each test clip's score and decision (in the order of
         ``self.test.clips``), with ``alarm_after`` its alarm (:func:`asd.metrics.alarms` of those
-        decisions), and the AUC/pAUC rows when the clips are labelled: what ``asd score --out``
+        decisions, counted on from ``alarm_runs[model]``), and the AUC/pAUC rows when the clips are labelled: what ``asd score --out``
         writes for monitoring scripts."""
         report = {}
         for name, model in self.models.items():
@@ -266,7 +266,8 @@ class Results:
             report[name] = {"thresholds": limits, "scores": model.scores.tolist(),
                             "decisions": decisions.tolist(), "rows": model.rows}
             if alarm_after is not None:
-                report[name]["alarms"] = metrics.alarms(self.test.clip_ids, decisions, alarm_after).tolist()
+                runs = (alarm_runs or {}).get(name)
+                report[name]["alarms"] = metrics.alarms(self.test.clip_ids, decisions, alarm_after, runs).tolist()
         return report
 
     def _thresholds_or_none(self, name: str, quantile: float, calibration: str) -> dict[str, float] | None:

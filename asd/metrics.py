@@ -170,21 +170,37 @@ def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.
     return np.array([int(s > limits[mid]) for mid, s in zip(ids, scores)], dtype=np.int64)
 
 
-def alarms(ids: np.ndarray, decisions: np.ndarray, after: int) -> np.ndarray:
+def alarms(ids: np.ndarray, decisions: np.ndarray, after: int, runs: Mapping[str, int] | None = None) -> np.ndarray:
     """1 at each clip that completes a run of ``after`` flagged clips of its ID, else 0: one alarm
     per run of flagged clips at least ``after`` long, however long it lasts. The clips are taken
     in the order given (time order: the release's index order); ``after=1`` raises one alarm at
-    the first clip of every run."""
-    ids, decisions = np.asarray(ids), np.asarray(decisions)
-    _columns(ids=ids, decisions=decisions)
+    the first clip of every run. ``runs``: each ID's flagged clips in a row just before these
+    (:func:`open_runs` of the clips scored before), so that a run may span two batches of clips."""
     if after < 1:
         raise ValueError(f"after must be at least 1, got {after}")
-    out = np.zeros(len(ids), dtype=np.int64)
-    run: dict[str, int] = {}
+    return (_run_lengths(ids, decisions, runs)[0] == after).astype(np.int64)
+
+
+def open_runs(ids: np.ndarray, decisions: np.ndarray, runs: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Each ID's flagged clips in a row at the end of ``decisions`` (0 where its last clip was not
+    flagged), counted on from ``runs`` as in :func:`alarms`: what the next batch of clips starts
+    from. An ID of ``runs`` without clips here keeps its run."""
+    return _run_lengths(ids, decisions, runs)[1]
+
+
+def _run_lengths(ids: np.ndarray, decisions: np.ndarray,
+                 runs: Mapping[str, int] | None) -> tuple[np.ndarray, dict[str, int]]:
+    """At each clip, the flagged clips of its ID in a row up to it; and each ID's run after the last."""
+    ids, decisions = np.asarray(ids), np.asarray(decisions)
+    _columns(ids=ids, decisions=decisions)
+    run = dict(runs or {})
+    bad = {mid: n for mid, n in run.items() if isinstance(n, bool) or not isinstance(n, int) or n < 0}
+    if bad:
+        raise ValueError(f"runs must be counts of clips (0 or more), got {bad}")
+    lengths = np.zeros(len(ids), dtype=np.int64)
     for i, (mid, flagged) in enumerate(zip(ids.tolist(), decisions.tolist())):
-        run[mid] = run.get(mid, 0) + 1 if flagged else 0
-        out[i] = run[mid] == after
-    return out
+        run[mid] = lengths[i] = run.get(mid, 0) + 1 if flagged else 0
+    return lengths, run
 
 
 def alarm_rates(false_alarms: float, recall: float, after: int) -> tuple[float, float]:

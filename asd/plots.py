@@ -542,11 +542,13 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
 
 
 def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, limits: Mapping[str, float],
-                   shown_names: int = 12, alarm_after: int | None = None) -> Figure:
+                   shown_names: int = 12, alarm_after: int | None = None,
+                   alarm_runs: Mapping[str, int] | None = None) -> Figure:
     """Scored clips in their order (a recorder's time order), one panel per machine ID: each clip's
     score, the ID's decision threshold (dashed) and the clips above it, flagged, in the anomalous
     colour; with ``alarm_after``, a vertical line at each clip that raises an alarm
-    (:func:`asd.metrics.alarms`). A panel of at most ``shown_names`` clips names them on its axis."""
+    (:func:`asd.metrics.alarms`, counted on from ``alarm_runs``: each ID's flagged clips in a row
+    before these). A panel of at most ``shown_names`` clips names them on its axis."""
     ids, scores = np.asarray(ids), np.asarray(scores, dtype=float)
     if not len(scores):
         raise ValueError("no scores to plot")
@@ -563,7 +565,7 @@ def score_timeline(names: Sequence[str], ids: np.ndarray, scores: np.ndarray, li
         ax.axhline(limits[mid], color="black", ls="--", lw=1.0, label="threshold")
         title = f"ID {mid}: {int(flagged.sum())} of {len(mine)} flagged"
         if alarm_after is not None:
-            raised = np.flatnonzero(metrics.alarms(ids[mine], flagged, alarm_after))
+            raised = np.flatnonzero(metrics.alarms(ids[mine], flagged, alarm_after, alarm_runs))
             for k, at in enumerate(raised):
                 ax.axvline(at, color=ANOMALOUS, lw=1.2, alpha=0.6, zorder=0,
                            label=f"alarm ({alarm_after} flagged in a row)" if k == 0 else None)

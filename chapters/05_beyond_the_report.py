@@ -834,14 +834,17 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # this book; `--figures` draws the training curves, to check that the loss settled), and
 # `asd score` flags each day's recordings, with thresholds set from normal recordings of other
 # days that the detector never trained on (`--calibration-clips`, as the previous section
-# advises), `--out` writing every clip's score and decision as JSON for a monitoring script:
+# advises), `--out` writing every clip's score and decision as JSON for a monitoring script,
+# and `--alarm-after 3` raising an alarm on three flagged clips in a row, counted on across
+# days by `--alarm-state` (a run that began in yesterday's last clips goes on today):
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00
 # asd run --data ~/plant --machine press --profile full --models sequential \
 #     --save-models models --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 \
-#     --calibration-clips ~/recorder/quiet-week --out today.json
+#     --calibration-clips ~/recorder/quiet-week --out today.json \
+#     --alarm-after 3 --alarm-state runs.json
 # ```
 #
 # ## What to take away

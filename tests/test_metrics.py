@@ -422,6 +422,26 @@ def test_alarms_are_raised_once_per_run_of_flagged_clips_of_an_id():
         metrics.alarms(ids, flags[1:], 2)
 
 
+def test_runs_carried_over_raise_the_alarms_of_the_clips_scored_together():
+    rng = np.random.default_rng(0)
+    ids = rng.choice(["00", "02"], 60)
+    flags = (rng.random(60) < 0.6).astype(int)
+    for after in (1, 2, 3):
+        whole = metrics.alarms(ids, flags, after)
+        for cut in (1, 17, 30, 59):  # the same clips scored in two batches, the runs carried over
+            runs = metrics.open_runs(ids[:cut], flags[:cut])
+            parts = np.r_[metrics.alarms(ids[:cut], flags[:cut], after),
+                          metrics.alarms(ids[cut:], flags[cut:], after, runs)]
+            assert parts.tolist() == whole.tolist()
+    # by hand: ID 00 ends 0 1 1, ID 02 ends 1; an ID without clips keeps its run
+    assert metrics.open_runs(["00", "02", "00", "00"], [0, 1, 1, 1], {"02": 4, "04": 2}) == {
+        "00": 2, "02": 5, "04": 2}
+    assert metrics.alarms(["00", "00"], [1, 1], 3, {"00": 1}).tolist() == [0, 1]
+    assert metrics.alarms(["00"], [1], 3, {"00": 3}).tolist() == [0]  # its run raised its alarm before
+    with pytest.raises(ValueError, match="counts of clips"):
+        metrics.open_runs(["00"], [1], {"00": -1})
+
+
 @pytest.mark.parametrize("after", [1, 2, 3])
 def test_alarm_rates_match_alarms_on_simulated_independent_clips(after):
     rng = np.random.default_rng(after)

@@ -467,3 +467,9 @@ def test_score_timeline_marks_each_alarm_with_a_line_at_its_clip() -> None:
     assert "alarm (2 flagged in a row)" in [t.get_text() for t in fig.legends[0].get_texts()]
     fig = plots.score_timeline([f"c{k}" for k in range(10)], ids, scores, {"00": 2.0}, alarm_after=5)
     assert fig.axes[0].get_title() == "ID 00: 7 of 10 flagged, 0 alarms"
+    # a run carried over from clips scored before: a run of two completes a run of three
+    for runs, want in ((None, [5]), ({"00": 1}, [1, 5])):
+        fig = plots.score_timeline([f"c{k}" for k in range(9)], ids[1:], scores[1:], {"00": 2.0}, alarm_after=3,
+                                   alarm_runs=runs)
+        assert [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_xdata()[0] == line.get_xdata()[1]] \
+            == want

@@ -247,6 +247,49 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
     assert Path(named).parent == test and "_id_06_" in Path(named).name
 
 
+def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_next(unlisted, tmp_path, capsys):
+    assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir", str(tmp_path)],
+                capsys)[0] == 0
+    clips = sorted(str(p) for p in (unlisted / "slider" / "test").glob("id_0[13]_*.wav"))
+    pca = str(tmp_path / "m" / "pca.pt")
+    # a low quantile flags most clips: long runs of flagged clips to cut in two
+    score = ["score", pca, "--quiet", "--alarm-after", "3", "--decision-quantile", "0.02"]
+
+    def scored(batch: list[str], out: str, *more: str) -> dict:
+        assert main([*score, "--clips", *batch, "--out", str(tmp_path / out), *more]) == 0
+        return json.loads((tmp_path / out).read_text())["detectors"][0]
+
+    whole = scored(clips, "whole.json")
+    state = tmp_path / "runs.json"
+    cut = 4  # ID 01's 5th clip
+    assert whole["decisions"][cut - 2 : cut + 1] == [1, 1, 1], "no run across the cut to carry over"
+    first = scored(clips[:cut], "first.json", "--alarm-state", str(state))
+    written = json.loads(state.read_text())
+    assert written["alarm_after"] == 3 and written["detectors"]["pca"]["01"] == {
+        "run": metrics.open_runs(["01"] * cut, first["decisions"])["01"], "last_clip": Path(clips[cut - 1]).name}
+    capsys.readouterr()
+    second = scored(clips[cut:], "second.json", "--alarm-state", str(state))
+    # the two calls raise the alarms of the one call over all clips, in the same places
+    assert first["decisions"] + second["decisions"] == whole["decisions"]
+    assert first["alarms"] + second["alarms"] == whole["alarms"] and sum(whole["alarms"]) > 0
+    carried = written["detectors"]["pca"]["01"]["run"]
+    assert f"flagged before these: ID 01: {carried})" in capsys.readouterr().out
+    assert json.loads(state.read_text())["detectors"]["pca"]["03"]["last_clip"] == Path(clips[-1]).name
+    # refused before any work: clips counted already, another run length, no --alarm-after, not a state
+    (tmp_path / "junk.json").write_text('{"alarm_after": 3, "detectors": {"pca": {"01": {"run": "x"}}}}')
+    for args, message in ([[*score, "--clips", clips[-1], "--alarm-state", str(state)],
+                           f"{Path(clips[-1]).name}: pca counted ID 03's clips up to {Path(clips[-1]).name}"],
+                          [[*score[:-4], "--alarm-after", "2", "--clips", clips[-1], "--alarm-state", str(state)],
+                           "counts runs for --alarm-after 3, not 2"],
+                          [["score", pca, "--clips", clips[-1], "--alarm-state", str(state)],
+                           "--alarm-state FILE needs --alarm-after N"],
+                          [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "junk.json")],
+                           "not an alarm state written by asd score"]):
+        assert main(args) == 2
+        out, err = capsys.readouterr()
+        assert message in err and len(err.strip().splitlines()) == 1 and out == ""
+
+
 def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, capsys, figure_headers):
     assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir",
                  str(tmp_path / "ran")], capsys)[0] == 0
