@@ -1,4 +1,5 @@
-"""Command line: ``asd synth``, ``asd run``, ``asd score``, ``asd arrange``, ``asd download``, ``asd bench``.
+"""Command line: ``asd synth``, ``asd run``, ``asd score``, ``asd cut``, ``asd arrange``, ``asd download``,
+``asd bench``.
 
 Bad input (a :class:`asd.data.DataError`, a failed download, a bad argument) ends with a one-line
 ``asd: error: ...`` message and exit code 2. Anything else is a bug and keeps its traceback.
@@ -18,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 from asd import __version__
-from asd.config import (CALIBRATIONS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES, Config,
-                        get_config, home)
+from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES,
+                        Config, get_config, home)
 from asd.download import MACHINES
 
 
@@ -48,6 +49,8 @@ EXAMPLES = {
               "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week",
               "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row",
               "asd score models/sequential.pt --clips today --alarm-after 3 --alarm-state runs.json"],
+    "cut": ["asd cut ~/rec/press-long --out ~/rec/press-clips   # 10-s clips, as the release's",
+            "asd cut ~/rec/today --out ~/rec/today-clips --seconds 5   # as long as 5-s training clips"],
     "arrange": ["asd arrange ~/rec/press-ok --out ~/plant --machine press --id 00",
                 "asd arrange ~/rec/press-new --out ~/plant --machine press --id 00 --split test --label unlabelled"],
     "download": ["asd download ~/dcase                    # dev_data/slider: IDs 00, 02, 04, 06",
@@ -104,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_synth_parser, _run_parser, _score_parser, _arrange_parser, _download_parser, _bench_parser):
+    for add in (_synth_parser, _run_parser, _score_parser, _cut_parser, _arrange_parser, _download_parser,
+                _bench_parser):
         add(sub)
     return p
 
@@ -183,6 +187,18 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                         "(a recorder's own file names)")
     c.add_argument("--device", default=None, help=DEVICE_HELP)
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cut_parser(sub: argparse._SubParsersAction) -> None:
+    """``asd cut PATH... --out DIR``: long recordings into clips of the training clips' length."""
+    c = _command(sub, "cut", "cut long recordings into clips as long as the training clips (a clip's score is "
+                             "its mean: minutes average a short fault away)")
+    c.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
+    c.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the clips, DIR/<recording>_<start>s.wav (the start in seconds)")
+    c.add_argument("--seconds", type=_at_least(1), default=CLIP_SECONDS,
+                   help=f"each clip's length (default {CLIP_SECONDS}, the release's clips); a final piece under "
+                        "half of it is dropped")
 
 
 def _arrange_parser(sub: argparse._SubParsersAction) -> None:
@@ -713,6 +729,25 @@ def _alarm_cell(mid: str, raised_at: list[str]) -> str:
     return f"ID {mid}: {len(raised_at)} ({'first ' if len(raised_at) > 1 else ''}{raised_at[0]})"
 
 
+def _cut(args: argparse.Namespace) -> None:
+    from asd.data import cut
+
+    _checked_outputs(out=(args.out, True))
+    done = cut(args.sources, args.out, args.seconds)
+    if done.made:
+        first, last = done.made[0].name, done.made[-1].name
+        print(f"{_count(len(done.made), 'clip')} of {args.seconds} s written to {args.out}: "
+              f"{first}{'' if first == last else f' ... {last}'}")
+    if done.kept:
+        print(f"{_count(done.kept, 'clip')} there already: kept")
+    if done.short:
+        more = f" and {len(done.short) - 1} more" if len(done.short) > 1 else ""
+        print(f"final piece under {args.seconds / 2:g} s dropped from {done.short[0]}{more}")
+    out = shlex.quote(str(args.out))
+    print(f"next: asd arrange {out} --out DATA --machine NAME --id NN (to train on them or keep them), "
+          f"or asd score MODEL --clips {out} --id NN")
+
+
 def _arrange(args: argparse.Namespace) -> None:
     from asd.data import arrange
 
@@ -840,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if (cache := home()).exists() and not cache.is_dir():  # the caches go there
             raise UsageError(f"ASD_HOME {cache}: a file, not a folder")
-        commands = {"synth": _synth, "run": _run, "score": _score, "arrange": _arrange, "download": _download,
+        commands = {"synth": _synth, "run": _run, "score": _score, "cut": _cut, "arrange": _arrange, "download": _download,
                     "bench": _bench}
         with _stdout_may_close():
             commands[args.command](args)

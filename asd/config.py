@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 PROFILES = ("quick", "full")
+CLIP_SECONDS = 10  # the release's clips (and the stand-in's): what `asd cut` cuts recordings into
 
 # setting name -> (environment variable, default); :func:`setting` resolves them.
 ENVIRONMENT = {
@@ -134,7 +135,7 @@ class SynthConfig:
 
     dev: SplitCounts
     eval: SplitCounts
-    duration_s: float = 10.0
+    duration_s: float = float(CLIP_SECONDS)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SynthConfig":

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asd.config import CLIP_SECONDS
 from asd.utils import atomic_write_bytes
 
 SPLITS = ("train", "test")
@@ -231,6 +232,64 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         made.append((target, source))
     missing = [p for p in entries if p.is_symlink() and not p.exists()]
     return Arranged(made, len(files) - len(todo) - len(relinked), relinked, missing)
+
+
+# samples read as stored, so that a piece holds the recording's own values (24-bit read as int32)
+_STORED = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
+
+
+@dataclass
+class Cut:
+    """What :func:`cut` did."""
+
+    made: list[Path]  # the pieces written, in order
+    kept: int  # pieces there already (an earlier cut of the same recording)
+    short: list[Path]  # recordings whose final piece was too short to keep
+
+
+def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
+    """Cut long recordings into clips of ``seconds``: ``out/<stem>_<start>s.wav`` (``press_000130s.wav``
+    holds seconds 130-140 of ``press.wav``), each with the recording's sample rate, channels and
+    sample format, so that a clip's score, the mean over all of it, is not the mean of minutes.
+    A final piece shorter than half a clip is dropped: it would score as a shorter clip. A
+    piece already in ``out`` is kept, so new recordings can be added by cutting again."""
+    if seconds < 1:
+        raise DataError(f"seconds must be at least 1, got {seconds}")
+    files = wav_files(sources)
+    inside = [p for p in files if _where(p.parent) == _where(out)]
+    if inside:
+        raise DataError(f"{inside[0]}: already in {out}, the folder the pieces go to; cut into another folder")
+    infos = {}
+    for path in files:
+        with _reading(path):
+            infos[path] = sf.info(path)
+    stems = Counter(p.stem for p in files)
+    twin = next((stem for stem, n in stems.items() if n > 1), None)
+    if twin is not None:
+        where = ", ".join(str(p) for p in files if p.stem == twin)
+        raise DataError(f"two recordings named {twin} ({where}): their pieces would have the same names; "
+                        "cut one folder at a time")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    made, kept, short = [], 0, []
+    for path, info in infos.items():
+        step = seconds * info.samplerate
+        starts = range(0, info.frames, step)
+        if not starts or info.frames - starts[-1] < step / 2:
+            short.append(path)
+            starts = starts[:-1]
+        for start in starts:
+            target = Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
+            if target.exists():
+                kept += 1
+                continue
+            with _reading(path):
+                y, _ = sf.read(path, start=start, stop=start + step, dtype=_STORED.get(info.subtype, "float64"),
+                               always_2d=True)
+            part = target.with_name(f".{target.name}.part")
+            sf.write(part, y, info.samplerate, subtype=info.subtype, format="WAV")
+            part.replace(target)
+            made.append(target)
+    return Cut(made, kept, short)
 
 
 def _where(path: Path | str) -> str:
@@ -469,6 +528,29 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except Exception as err:
         raise DataError(f"{path}: cannot read audio ({err})") from None
+
+
+def seconds(clips: list[Clip]) -> np.ndarray:
+    """Each clip's length in seconds, from its header (read in microseconds a clip)."""
+    lengths = []
+    for clip in clips:
+        with _reading(clip.path):
+            lengths.append(sf.info(clip.path).duration)
+    return np.array(lengths, dtype=float)
+
+
+def unlike_lengths(clips: list[Clip], usual: float, what: str) -> str | None:
+    """A warning, or None: which of ``clips`` (``what`` they are) last under half or over twice
+    ``usual`` seconds, the training clips' length. A clip's score is its mean over all of it: a
+    short fault in a long clip is averaged away, and a short clip scores mostly its padded edges."""
+    lengths = seconds(clips)
+    odd = np.flatnonzero((lengths < usual / 2) | (lengths > usual * 2))
+    if not len(odd):
+        return None
+    first = odd[np.argmax(np.abs(np.log(lengths[odd] / usual)))]
+    return (f"{len(odd)} of {len(clips)} {what} are not about {usual:.3g} s long, as the training clips are "
+            f"(median), e.g. {clips[first].path.name} ({lengths[first]:.3g} s): a clip's score is its mean over all of it; "
+            f"cut recordings into clips of {usual:.3g} s (asd cut --seconds {max(1, round(usual))})")
 
 
 def readable(path: Path) -> None:

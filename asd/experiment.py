@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, list_clips,
-                      read_ground_truth, select_ids, unevaluable, unique_ids, unlabelled_files)
+                      read_ground_truth, seconds, select_ids, unevaluable, unique_ids, unlabelled_files,
+                      unlike_lengths)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
@@ -148,6 +149,7 @@ class Results:
     standardiser: Standardiser | None = None  # fitted on the training frames
     calibration_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))  # per calibration clip
     synthetic: dict | None = None  # the stand-in's generator record (synth.read_marker); None for other data
+    clip_seconds: float | None = None  # the training clips' median length (None: a detector saved without it)
 
     @property
     def id_index(self) -> dict[str, int]:
@@ -296,12 +298,18 @@ class Results:
         thresholds can be fitted to them (``calibration="calibration"``): clips the detectors have
         never seen, as many as one records, for every detector (PCA included)."""
         check_calibration_clips(clips, self.machine, list(self.id_index))
+        self.warn_lengths(clips, "calibration clips")
         device = torch.device(self.device)
         fs = self.standardiser.transform(extract(clips, self.cfg.feature, home() / "features", progress,
                                                  f"{self.machine} calibration", device))
         for model in self.models.values():
             model.calibration_scores = _scored(model, self.cfg, self.id_index, fs, device)
         self.calibration_ids = fs.clip_ids
+
+    def warn_lengths(self, clips: list[Clip], what: str) -> None:
+        """Warn if some of ``clips`` are far shorter or longer than the training clips."""
+        if self.clip_seconds is not None and (message := unlike_lengths(clips, self.clip_seconds, what)):
+            warnings.warn(message, stacklevel=2)
 
     def save_model(self, name: str, path: Path) -> None:
         """Detector ``name`` as one file, to score new clips of this machine later without training
@@ -315,7 +323,7 @@ class Results:
                 "weights": model.weights, "train_ids": self.train_ids.tolist(),
                 "train_scores": torch.from_numpy(model.train_scores), "held_out": torch.from_numpy(model.held_out),
                 "calibration_ids": self.calibration_ids.tolist(),
-                "calibration_scores": torch.from_numpy(model.calibration_scores),
+                "calibration_scores": torch.from_numpy(model.calibration_scores), "clip_seconds": self.clip_seconds,
                 "git_commit": _git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         buffer = io.BytesIO()
         torch.save(blob, buffer)
@@ -366,7 +374,8 @@ def saved_results(saved: dict, clips: list[Clip], device: str | None = None) -> 
     none = FrameSet(np.zeros((0, cfg.feature.n_mels), np.float32), np.zeros(1, np.int64), [])
     return Results(cfg, machine, saved["data"], str(resolve_device(device)), none, np.array(saved["train_ids"]),
                    unique_ids(clips), models={name: model}, standardiser=std,
-                   calibration_ids=np.array(saved["calibration_ids"], dtype=str))
+                   calibration_ids=np.array(saved["calibration_ids"], dtype=str),
+                   clip_seconds=saved.get("clip_seconds"))  # files saved before it was recorded lack it
 
 
 def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progress: bool = True) -> Results:
@@ -380,6 +389,7 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     computing them again.
     """
     results = saved_results(saved, clips, device)
+    results.warn_lengths(clips, "clips to score")
     (name, model), dev = next(iter(results.models.items())), torch.device(results.device)
     frames = extract(clips, results.cfg.feature, home() / "features", progress, f"{results.machine} clips", dev)
     results.test = results.standardiser.transform(frames)
@@ -676,10 +686,14 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     if "idclf" in models and len(sel.ids) < 2:  # before any features are extracted
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {sel.ids[0]} "
                         "only (leave it out of the models)")
+    usual = float(np.median(seconds(sel.train)))
+    for clips, what in ((sel.train, "training clips"), (sel.test, "test clips")):
+        if message := unlike_lengths(clips, usual, what):
+            warnings.warn(message, stacklevel=2)
     prep = extract_selection(cfg, sel, progress=progress, device=dev)
     results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
-                      standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)))
+                      standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)), clip_seconds=usual)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
     trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from asd import cli
-from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, list_clips, load_wav, parse_name,
-                      unevaluable, unique_ids, wav_files)
+from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, list_clips, load_wav, parse_name,
+                      unevaluable, unique_ids, unlike_lengths, wav_files)
 
 SR = 16000
 
@@ -474,3 +474,56 @@ def test_load_wav_refuses_silent_and_non_finite_audio(tmp_path, signal, message)
     sf.write(path, signal.astype(np.float32), SR, subtype="FLOAT")
     with pytest.raises(DataError, match=message):
         load_wav(path)
+
+
+@pytest.mark.parametrize("subtype, dtype", [("PCM_16", "int16"), ("PCM_24", "int32"), ("FLOAT", "float32")])
+def test_cut_splits_a_recording_into_clips_that_hold_its_own_samples(tmp_path, subtype, dtype):
+    rng = np.random.default_rng(0)
+    (tmp_path / "rec").mkdir()
+    y = 0.5 * rng.uniform(-1, 1, (int(23.5 * 8000), 2))  # 23.5 s, 2 channels, at 8 kHz
+    sf.write(tmp_path / "rec" / "press.wav", y, 8000, subtype=subtype)
+    done = cut([tmp_path / "rec"], tmp_path / "clips", seconds=5)
+    # 5-s pieces from 0, 5, 10, 15 s; the last, 3.5 s, over half a clip: kept
+    assert [p.name for p in done.made] == [f"press_0000{s:02d}s.wav" for s in (0, 5, 10, 15, 20)]
+    original = sf.read(tmp_path / "rec" / "press.wav", dtype=dtype)[0]
+    pieces = [sf.read(p, dtype=dtype)[0] for p in done.made]
+    assert np.array_equal(np.concatenate(pieces), original)
+    assert [len(p) for p in pieces] == [40000] * 4 + [28000]
+    info = sf.info(done.made[0])
+    assert (info.samplerate, info.channels, info.subtype) == (8000, 2, subtype)
+    assert done.kept == 0 and done.short == []
+    # 10-s pieces: the last, 3.5 s, under half a clip, is dropped; cut again, the pieces there are kept
+    done = cut([tmp_path / "rec" / "press.wav"], tmp_path / "ten")
+    assert [p.name for p in done.made] == ["press_000000s.wav", "press_000010s.wav"]
+    assert done.short == [tmp_path / "rec" / "press.wav"]
+    sf.write(tmp_path / "rec" / "later.wav", y[:80000], 8000, subtype=subtype)
+    again = cut([tmp_path / "rec"], tmp_path / "ten")
+    assert [p.name for p in again.made] == ["later_000000s.wav"] and again.kept == 2
+    assert not list((tmp_path / "ten").glob(".*"))  # no part files left behind
+
+
+def test_cut_refuses_what_it_cannot_cut_well(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "press.wav", _tone(2.0, SR), SR)
+    with pytest.raises(DataError, match=r"two recordings named press \("):
+        cut([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    with pytest.raises(DataError, match="already in .*the folder the pieces go to"):
+        cut([tmp_path / "a"], tmp_path / "a")
+    with pytest.raises(DataError, match="at least 1"):
+        cut([tmp_path / "a"], tmp_path / "out", seconds=0)
+    (tmp_path / "a" / "broken.wav").write_text("not audio")
+    with pytest.raises(DataError, match="broken.wav: cannot read audio"):
+        cut([tmp_path / "a"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing cut before every recording was read
+
+
+def test_unlike_lengths_names_the_clips_far_from_the_training_length(tmp_path):
+    for name, seconds in (("id_00_00000000.wav", 10), ("id_00_00000001.wav", 9), ("id_00_00000002.wav", 30),
+                          ("id_00_00000003.wav", 0.5)):
+        sf.write(tmp_path / name, _tone(seconds, SR), SR)
+    clips = clips_at([tmp_path])
+    assert unlike_lengths(clips[:2], 10.0, "test clips") is None  # within a factor 2
+    message = unlike_lengths(clips, 10.0, "test clips")
+    assert message.startswith("2 of 4 test clips are not about 10 s long")
+    assert "e.g. id_00_00000003.wav (0.5 s)" in message and "asd cut --seconds 10" in message  # the farthest

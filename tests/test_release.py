@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,41 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
         assert main(args) == 2
         out, err = capsys.readouterr()
         assert message in err and len(err.strip().splitlines()) == 1 and out == ""
+
+
+def test_a_long_recording_cut_into_clips_scores_as_the_clips_it_was_made_of(unlisted, tmp_path, capsys):
+    assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir", str(tmp_path / "ran")],
+                capsys)[0] == 0
+    clips = sorted((unlisted / "slider" / "test").glob("id_03_*.wav"))
+    (tmp_path / "rec").mkdir()
+    long = tmp_path / "rec" / "press-0800.wav"
+    sf.write(long, np.concatenate([sf.read(c, dtype="int16")[0] for c in clips]), 16000, subtype="PCM_16")
+    pca = str(tmp_path / "m" / "pca.pt")
+    # scored whole: a clip far longer than the training clips is named in a warning
+    with pytest.warns(UserWarning, match=r"1 of 1 clips to score are not about 1 s long.* press-0800.wav \(6 s\)"):
+        assert main(["score", pca, "--clips", str(long), "--id", "03", "--quiet"]) == 0
+    assert main(["cut", str(tmp_path / "rec"), "--out", str(tmp_path / "cut"), "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(clips)} clips of 1 s written to {tmp_path / 'cut'}: press-0800_000000s.wav ... " in out
+    assert f"asd score MODEL --clips {tmp_path / 'cut'} --id NN" in out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["score", pca, "--clips", str(tmp_path / "cut"), "--id", "03", "--quiet",
+                     "--scores-dir", str(tmp_path / "scored")]) == 0
+    assert not [w for w in caught if "long, as the training clips are" in str(w.message)]
+    ran = (tmp_path / "ran" / "pca" / "anomaly_score_slider_id_03.csv").read_text().splitlines()
+    scored = (tmp_path / "scored" / "pca" / "anomaly_score_slider_id_03.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in ran] == [c.name for c in clips]
+    assert [line.split(",")[1] for line in scored] == [line.split(",")[1] for line in ran]
+
+
+def test_run_warns_of_clips_far_from_the_training_clips_length(make_dataset, tmp_path, capsys):
+    root = make_dataset(tmp_path / "d", ids=("00",), n_train=6, n_test_normal=3, n_test_anomaly=3)
+    long = root / "slider" / "test" / "anomaly_id_00_00000001.wav"
+    sf.write(long, np.tile(sf.read(long, dtype="int16")[0], 3), 16000, subtype="PCM_16")
+    with pytest.warns(UserWarning, match=r"1 of 6 test clips are not about 1 s long.* anomaly_id_00_00000001.wav "
+                                         r"\(3 s\)"):
+        assert _run(["--data", str(root), "--models", "pca"], capsys)[0] == 0
 
 
 def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, capsys, figure_headers):
