@@ -680,8 +680,8 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
              alarm_after: int | None = None, alarm_runs: dict[str, dict[str, int]] | None = None) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
     then the ``shown`` highest-scoring flagged clips and, with ``alarm_after``, the alarms per ID
-    (:func:`asd.metrics.alarms`, counted on from ``alarm_runs[model]``). A model without thresholds is an error if ``strict`` (decisions
-    were asked for), else a line saying why."""
+    (:func:`asd.metrics.alarms`, counted on from ``alarm_runs[model]``). A model without thresholds
+    is an error if ``strict`` (decisions were asked for), else a line saying why."""
     import numpy as np
 
     from asd.data import DataError
@@ -875,8 +875,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if (cache := home()).exists() and not cache.is_dir():  # the caches go there
             raise UsageError(f"ASD_HOME {cache}: a file, not a folder")
-        commands = {"synth": _synth, "run": _run, "score": _score, "cut": _cut, "arrange": _arrange, "download": _download,
-                    "bench": _bench}
+        commands = {"synth": _synth, "run": _run, "score": _score, "cut": _cut, "arrange": _arrange,
+                    "download": _download, "bench": _bench}
         with _stdout_may_close():
             commands[args.command](args)
     except (DataError, DownloadError, UsageError) as err:

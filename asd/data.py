@@ -549,8 +549,8 @@ def unlike_lengths(clips: list[Clip], usual: float, what: str) -> str | None:
         return None
     first = odd[np.argmax(np.abs(np.log(lengths[odd] / usual)))]
     return (f"{len(odd)} of {len(clips)} {what} are not about {usual:.3g} s long, as the training clips are "
-            f"(median), e.g. {clips[first].path.name} ({lengths[first]:.3g} s): a clip's score is its mean over all of it; "
-            f"cut recordings into clips of {usual:.3g} s (asd cut --seconds {max(1, round(usual))})")
+            f"(median), e.g. {clips[first].path.name} ({lengths[first]:.3g} s): a clip's score is its mean over "
+            f"all of it; cut recordings into clips of {usual:.3g} s (asd cut --seconds {max(1, round(usual))})")
 
 
 def readable(path: Path) -> None:

@@ -259,8 +259,8 @@ class Results:
                     alarm_after: int | None = None, alarm_runs: dict[str, dict[str, int]] | None = None) -> dict:
         """Per model, the thresholds per ID and each test clip's score and decision (in the order of
         ``self.test.clips``), with ``alarm_after`` its alarm (:func:`asd.metrics.alarms` of those
-        decisions, counted on from ``alarm_runs[model]``), and the AUC/pAUC rows when the clips are labelled: what ``asd score --out``
-        writes for monitoring scripts."""
+        decisions, counted on from ``alarm_runs[model]``), and the AUC/pAUC rows when the clips are
+        labelled: what ``asd score --out`` writes for monitoring scripts."""
         report = {}
         for name, model in self.models.items():
             limits = self.thresholds(name, quantile, calibration)

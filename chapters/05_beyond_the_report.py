@@ -45,10 +45,14 @@ if importlib.util.find_spec("asd") is None:
 
 # %% tags=["remove-output"]
 # %matplotlib inline
+import shutil
+import warnings
 from dataclasses import replace
 from pprint import pprint
+from textwrap import fill
 
 import numpy as np
+import soundfile as sf
 from IPython.display import display
 from myst_nb import glue
 
@@ -56,7 +60,7 @@ import asd
 import asd.book
 from asd import detectors, experiment, metrics, models, plots, synth
 from asd.config import NETWORKS, home
-from asd.data import UNLABELLED
+from asd.data import UNLABELLED, clips_at, cut, load_wav
 from asd.tables import Table, TextTable
 
 cfg, src = asd.book.setup()
@@ -827,6 +831,66 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # The scores equal those of the run that trained it (largest relative difference
 # {glue:text}`later_gap`), and so do the thresholds: they are fitted to the saved training
 # scores, not to the new clips, whose labels a monitoring system does not know.
+#
+# A recorder may write one long file an hour rather than ten-second clips, but a clip gets one
+# score, the mean over all of its vectors. Below, the ID's first
+# {glue:text}`n_long_normal` normal clips and then the first faulty clip that
+# {glue:text}`best_report` flags on its own are joined into one
+# {glue:text}`long_seconds`-second recording, scored whole, and then cut back into clips of the
+# training clips' length by `asd.data.cut` (`asd cut`):
+
+# %% tags=["hide-input"]
+caught = np.flatnonzero(faulty & (flags == 1))
+assert len(caught), "no faulty clip of this ID flagged: nothing to hide"
+joined = [*np.flatnonzero(~faulty)[:15], caught[0]]  # 15 normal, 1 faulty
+long_dir = home() / "long"
+shutil.rmtree(long_dir, ignore_errors=True)  # another build's data
+recording = long_dir / "recording" / "press.wav"
+recording.parent.mkdir(parents=True)
+signal = np.concatenate([load_wav(arriving[k].path) for k in joined])
+sf.write(recording, signal, cfg.feature.sample_rate, subtype="FLOAT")
+saved = experiment.load_model(model_file)
+with warnings.catch_warnings(record=True) as said:
+    warnings.simplefilter("always")
+    whole = experiment.score_clips(saved, clips_at([recording], later_id),
+                                   progress=False)
+for warning in said:
+    print(fill(f"asd: warning: {warning.message}", 79))
+pieces = cut([recording], long_dir / "clips").made
+cut_scores = experiment.score_clips(saved, clips_at(pieces, later_id),
+                                    progress=False).models[best_report].scores
+assert np.allclose(cut_scores, later_scores[joined], rtol=1e-5)
+whole_score = float(whole.models[best_report].scores[0])
+normal_part = cut_scores[:-1]
+duration = f"{sf.info(recording).duration:.0f}"
+
+
+def decision(score):
+    return "anomalous" if score > limits[later_id] else "normal"
+
+
+rows = [[f"the whole recording ({duration} s)", f"{whole_score:.3f}",
+         decision(whole_score)],
+        [f"its {len(normal_part)} normal clips (mean)",
+         f"{normal_part.mean():.3f}",
+         f"{np.sum(normal_part > limits[later_id])} anomalous"],
+        [f"its faulty clip ({pieces[-1].name})", f"{cut_scores[-1]:.3f}",
+         decision(cut_scores[-1])]]
+display(TextTable(["scored", "score", "decision"], rows,
+                  f"{best_report}, ID {later_id} ({src.label}): one recording "
+                  "scored whole, then cut into clips; threshold "
+                  f"{limits[later_id]:.3f}"))
+glue("n_long_normal", str(len(normal_part)), display=False)
+glue("long_seconds", duration, display=False)
+glue("n_long_clips", str(len(pieces)), display=False)
+
+# %% [markdown]
+# Scored whole, the recording gets about the mean of its clips' scores: the faulty clip is one
+# part in {glue:text}`n_long_clips`, and the longer the recording, the closer its score comes
+# to the normal clips', whatever the fault. Whether a whole recording crosses the threshold
+# then says more about its length than about the machine. Cut, the faulty clip scores as it
+# did alone: the clips hold the recording's own samples. `asd run` and `asd score` warn, as
+# above, about clips under half or over twice the training clips' length.
 #
 # On a plant the same steps run from the command line: `asd arrange` links a recorder's own
 # files into the release layout under release names, `asd run --save-models` trains on them
