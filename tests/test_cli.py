@@ -458,3 +458,24 @@ def test_run_alarm_after_prints_the_alarms_its_decision_files_give(root, tmp_pat
         raised = metrics.alarms(np.full(len(flags), mid), np.array(flags, int), 2)
         first = f" ({'first ' * int(raised.sum() > 1)}{names[np.argmax(raised)]})" if raised.any() else ""
         assert f"ID {mid}: {raised.sum()}{first}" in line.split("in a row): ")[1].split("   ")
+
+
+def test_cut_prints_what_it_cut_kept_and_dropped_and_its_clips_arrange(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    (tmp_path / "rec").mkdir()
+    sf.write(tmp_path / "rec" / "press-0800.wav", 0.1 * rng.standard_normal(int(3.2 * 16000)), 16000)
+    cut = ["cut", str(tmp_path / "rec"), "--out", str(tmp_path / "clips"), "--seconds", "1"]
+    assert main(cut) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"3 clips of 1 s written to {tmp_path / 'clips'}: press-0800_000000s.wav ... press-0800_000002s.wav"
+    assert out[1] == f"final piece under 0.5 s dropped from {tmp_path / 'rec' / 'press-0800.wav'}"
+    assert main(cut) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "3 clips there already: kept"
+    # the printed next step arranges the clips, in time order, under release names
+    hint = out[-1].split("next: ")[1].split(" (to train")[0]
+    command = [{"DATA": str(tmp_path / "data"), "NAME": "press", "NN": "00"}.get(a, a) for a in shlex.split(hint)]
+    assert main(command[1:]) == 0
+    names = (tmp_path / "data" / "press" / "train_names.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in names] == [f"normal_id_00_{i:08d}.wav" for i in range(3)]
+    assert [os.path.basename(line.split(",")[1]) for line in names] == [
+        f"press-0800_00000{i}s.wav" for i in range(3)]

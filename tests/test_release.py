@@ -278,6 +278,7 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
     assert json.loads(state.read_text())["detectors"]["pca"]["03"]["last_clip"] == Path(clips[-1]).name
     # refused before any work: clips counted already, another run length, no --alarm-after, not a state
     (tmp_path / "junk.json").write_text('{"alarm_after": 3, "detectors": {"pca": {"01": {"run": "x"}}}}')
+    (tmp_path / "text.json").write_text("not JSON")
     for args, message in ([[*score, "--clips", clips[-1], "--alarm-state", str(state)],
                            f"{Path(clips[-1]).name}: pca counted ID 03's clips up to {Path(clips[-1]).name}"],
                           [[*score[:-4], "--alarm-after", "2", "--clips", clips[-1], "--alarm-state", str(state)],
@@ -285,7 +286,9 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
                           [["score", pca, "--clips", clips[-1], "--alarm-state", str(state)],
                            "--alarm-state FILE needs --alarm-after N"],
                           [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "junk.json")],
-                           "not an alarm state written by asd score"]):
+                           "not an alarm state written by asd score"],
+                          [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "text.json")],
+                           "text.json: not an alarm state written by asd score"]):
         assert main(args) == 2
         out, err = capsys.readouterr()
         assert message in err and len(err.strip().splitlines()) == 1 and out == ""
