@@ -501,9 +501,9 @@ def _score(args: argparse.Namespace) -> None:
             check_calibration_clips(calibration_clips, unscored.machine, list(unscored.id_index))
         else:
             unscored.thresholds(detector["name"], args.decision_quantile, calibration)
-    report = []
+    report, extracted = [], {}  # the clips' frames, computed once for detectors of the same features
     for detector in saved:
-        results = score_clips(detector, clips, device, progress=not args.quiet)
+        results = score_clips(detector, clips, device, progress=not args.quiet, extracted=extracted)
         if calibration_clips:
             results.calibrate(calibration_clips, progress=not args.quiet)
         print(f"{detector['path']} ({detector['name']}, trained on {results.data}) | {_count(len(clips), 'clip')}, "

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from asd import metrics, synth, tables, utils
-from asd.config import CALIBRATIONS, Config, home, setting
+from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, list_clips,
                       read_ground_truth, seconds, select_ids, unevaluable, unique_ids, unlabelled_files,
                       unlike_lengths)
@@ -378,21 +378,25 @@ def saved_results(saved: dict, clips: list[Clip], device: str | None = None) -> 
                    clip_seconds=saved.get("clip_seconds"))  # files saved before it was recorded lack it
 
 
-def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progress: bool = True) -> Results:
+def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progress: bool = True,
+                extracted: dict[FeatureConfig, FrameSet] | None = None) -> Results:
     """``clips`` scored by a detector trained once and saved (``saved``: :func:`load_model`'s).
 
     Their log-mel frames are standardised with the detector's training statistics; its thresholds
     (:meth:`Results.thresholds`) come from its training clips' scores, so :meth:`Results.decisions`
     flags clips as at training time. AUC/pAUC rows too where ``clips`` can be evaluated.
-    ``Results.data`` names the data the detector was trained on. The clips' log-mel frames are
-    cached under ``$ASD_HOME/features``, so other detectors score the same clips without
-    computing them again.
+    ``Results.data`` names the data the detector was trained on. The frames are not cached on
+    disk, as a monitoring system scores each clip once (cached, every clip scored would stay,
+    160 kB a ten-second clip): several detectors scoring the same ``clips`` share one dict as
+    ``extracted`` (frames by feature config, filled here) to compute them once.
     """
     results = saved_results(saved, clips, device)
     results.warn_lengths(clips, "clips to score")
     (name, model), dev = next(iter(results.models.items())), torch.device(results.device)
-    frames = extract(clips, results.cfg.feature, home() / "features", progress, f"{results.machine} clips", dev)
-    results.test = results.standardiser.transform(frames)
+    feature, extracted = results.cfg.feature, {} if extracted is None else extracted
+    if feature not in extracted:
+        extracted[feature] = extract(clips, feature, None, progress, f"{results.machine} clips", dev)
+    results.test = results.standardiser.transform(extracted[feature])
     start = time.perf_counter()
     model.scores = _scored(model, results.cfg, results.id_index, results.test, dev)
     model.seconds = time.perf_counter() - start

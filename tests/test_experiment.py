@@ -303,6 +303,25 @@ def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dat
         res.thresholds("sequential", calibration="test")
 
 
+def test_scored_clips_leave_no_frames_on_disk_and_detectors_can_share_them(root, cfg, tmp_path, monkeypatch,
+                                                                          _private_asd_home):
+    res = run(cfg, root, ["pca", "sequential"], device="cpu", progress=False)
+    for name in res.models:
+        res.save_model(name, tmp_path / f"{name}.pt")
+    cached = set((_private_asd_home / "features").glob("*"))
+    clips = list_clips(root, "slider", "test")
+    alone = {name: score_clips(load_model(tmp_path / f"{name}.pt"), clips, "cpu", False).models[name].scores
+             for name in res.models}
+    assert set((_private_asd_home / "features").glob("*")) == cached  # nothing written for the scored clips
+    calls = []
+    monkeypatch.setattr(asd.experiment, "extract", lambda *a, **k: calls.append(1) or extract(*a, **k))
+    shared = {}
+    for name in res.models:
+        scored = score_clips(load_model(tmp_path / f"{name}.pt"), clips, "cpu", False, extracted=shared)
+        np.testing.assert_array_equal(scored.models[name].scores, alone[name])
+    assert len(calls) == 1 and list(shared) == [cfg.feature]
+
+
 @pytest.mark.parametrize("name,per_id", [("sequential", False), ("pca", True), ("idclf", False)])
 def test_a_saved_detector_scores_clips_as_its_run_did_without_training(root, cfg, tmp_path, name, per_id,
                                                                        monkeypatch):
