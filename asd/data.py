@@ -269,15 +269,21 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
         where = ", ".join(str(p) for p in files if p.stem == twin)
         raise DataError(f"two recordings named {twin} ({where}): their pieces would have the same names; "
                         "cut one folder at a time")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    made, kept, short = [], 0, []
+    plan, short = {}, []
     for path, info in infos.items():
         step = seconds * info.samplerate
-        starts = range(0, info.frames, step)
-        if not starts or info.frames - starts[-1] < step / 2:
+        plan[path] = range(0, info.frames, step)
+        if not plan[path] or info.frames - plan[path][-1] < step / 2:
             short.append(path)
-            starts = starts[:-1]
-        for start in starts:
+            plan[path] = plan[path][:-1]
+    if not any(plan.values()):
+        raise DataError(f"{files[0]}{' and the others' if len(files) > 1 else ''}: shorter than half a clip of "
+                        f"{seconds} s: nothing to cut")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    made, kept = [], 0
+    for path, info in infos.items():
+        step = plan[path].step
+        for start in plan[path]:
             target = Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
             if target.exists():
                 kept += 1

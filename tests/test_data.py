@@ -512,6 +512,8 @@ def test_cut_refuses_what_it_cannot_cut_well(tmp_path):
         cut([tmp_path / "a"], tmp_path / "a")
     with pytest.raises(DataError, match="at least 1"):
         cut([tmp_path / "a"], tmp_path / "out", seconds=0)
+    with pytest.raises(DataError, match=r"press.wav: shorter than half a clip of 5 s: nothing to cut"):
+        cut([tmp_path / "a"], tmp_path / "out", seconds=5)
     (tmp_path / "a" / "broken.wav").write_text("not audio")
     with pytest.raises(DataError, match="broken.wav: cannot read audio"):
         cut([tmp_path / "a"], tmp_path / "out")
