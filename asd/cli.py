@@ -475,7 +475,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def _score(args: argparse.Namespace) -> None:
     from asd.data import clips_at, unique_ids
-    from asd.experiment import check_calibration_clips, load_model, saved_results, score_clips
+    from asd.experiment import check_calibration_clips, load_model, saved_results
 
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True),
@@ -491,16 +491,27 @@ def _score(args: argparse.Namespace) -> None:
                          "score them one at a time")
     device = _checked_device(args.device)
     clips = clips_at(args.clips, machine_id=args.id)
-    state = _alarm_state(args.alarm_state, args.alarm_after, clips, [s["name"] for s in saved])
-    _warn_shared(calibration_clips, clips, "clips to score")
-    if calibration_clips:
-        _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips], unique_ids(clips))
-    for detector in saved:  # every detector can score these clips and set its thresholds: checked before any work
-        unscored = saved_results(detector, clips, device)
+    with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
+        state = _alarm_state(args.alarm_state, args.alarm_after, clips, [s["name"] for s in saved])
+        _warn_shared(calibration_clips, clips, "clips to score")
         if calibration_clips:
-            check_calibration_clips(calibration_clips, unscored.machine, list(unscored.id_index))
-        else:
-            unscored.thresholds(detector["name"], args.decision_quantile, calibration)
+            _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips],
+                                   unique_ids(clips))
+        for detector in saved:  # every detector can score these clips and set its thresholds: checked before work
+            unscored = saved_results(detector, clips, device)
+            if calibration_clips:
+                check_calibration_clips(calibration_clips, unscored.machine, list(unscored.id_index))
+            else:
+                unscored.thresholds(detector["name"], args.decision_quantile, calibration)
+        _score_each(args, saved, clips, device, calibration, calibration_clips, state)
+
+
+def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str, calibration: str,
+                calibration_clips, state: dict | None) -> None:
+    """``asd score``'s work, once every input is checked: each detector scores the clips and says
+    what it flags; the files asked for are written, and the alarm state advanced."""
+    from asd.experiment import score_clips
+
     report, extracted = [], {}  # the clips' frames, computed once for detectors of the same features
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet, extracted=extracted)
@@ -527,6 +538,17 @@ def _score(args: argparse.Namespace) -> None:
         _write_report(args.out, clips, report, args.decision_quantile, calibration, args.alarm_after)
     if state is not None:
         _write_alarm_state(args.alarm_state, state)
+
+
+def _state_lock(path: Path | None):
+    """A lock held while a call reads, advances and writes the alarm state at ``path`` (none without one)."""
+    from contextlib import nullcontext
+
+    from asd.utils import exclusive
+
+    if path is None:
+        return nullcontext()
+    return exclusive(path.with_name(f".{path.name}.lock"), f"another asd score is using {path}: waiting for it")
 
 
 def _alarm_state(path: Path | None, after: int, clips, names: list[str]) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from asd import metrics
 from asd.cli import main
+from asd.utils import exclusive
 from asd.data import DataError, find_ground_truth, list_clips, read_ground_truth, select_ids
 
 MODELS = ["sequential", "pca"]
@@ -292,6 +294,17 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
         assert main(args) == 2
         out, err = capsys.readouterr()
         assert message in err and len(err.strip().splitlines()) == 1 and out == ""
+    # a call on a state file that another call is using waits for it, then reads what it wrote
+    fresh, codes = tmp_path / "fresh.json", []
+    with exclusive(tmp_path / ".fresh.json.lock", "held by the test"):
+        waiting = threading.Thread(target=lambda: codes.append(
+            main([*score, "--clips", clips[0], "--alarm-state", str(fresh)])))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and not fresh.exists()
+    waiting.join()
+    assert codes == [0] and fresh.exists()
+    assert f"another asd score is using {fresh}: waiting for it" in capsys.readouterr().err
 
 
 def test_a_long_recording_cut_into_clips_scores_as_the_clips_it_was_made_of(unlisted, tmp_path, capsys):
