@@ -869,12 +869,13 @@ def decision(score):
     return "anomalous" if score > limits[later_id] else "normal"
 
 
-rows = [[f"the whole recording ({duration} s)", f"{whole_score:.3f}",
+rows = [[f"whole recording ({duration} s)", f"{whole_score:.3f}",
          decision(whole_score)],
-        [f"its {len(normal_part)} normal clips (mean)",
+        [f"{len(normal_part)} normal clips (mean)",
          f"{normal_part.mean():.3f}",
-         f"{np.sum(normal_part > limits[later_id])} anomalous"],
-        [f"its faulty clip ({pieces[-1].name})", f"{cut_scores[-1]:.3f}",
+         f"{np.sum(normal_part > limits[later_id])} of {len(normal_part)} "
+         "anomalous"],
+        [f"faulty clip ({pieces[-1].name})", f"{cut_scores[-1]:.3f}",
          decision(cut_scores[-1])]]
 display(TextTable(["scored", "score", "decision"], rows,
                   f"{best_report}, ID {later_id} ({src.label}): one recording "
