@@ -592,7 +592,7 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
     """
     if not panels:
         raise ValueError("no panels to plot")
-    groups = (("normal (one recording: its held-out half)", NORMAL), ("anomalous", ANOMALOUS),
+    groups = (("normal (test clips; one-recording probe: its held-out half)", NORMAL), ("anomalous", ANOMALOUS),
               ("normal, other recordings", NORMAL_LIGHT))
     fig, axes = _grid(len(panels), ncols=2, panel=(4.2, 3.2), sharey=True)
     for ax, (title, shift) in zip(axes, panels.items()):

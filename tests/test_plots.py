@@ -414,7 +414,7 @@ def test_own_id_bars_draw_one_bar_per_id_and_measured_group() -> None:
     _render(fig)
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.patches]
     assert [len(ax.patches) for ax in axes] == [4, 6, 4]
-    normal = "normal (one recording: its held-out half)"
+    normal = "normal (test clips; one-recording probe: its held-out half)"
     assert [[p.get_label() for p in ax.containers] for ax in axes] == [
         [normal, "anomalous"], [normal, "anomalous", "normal, other recordings"], [normal, "anomalous"]]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [normal, "anomalous", "normal, other recordings"]
