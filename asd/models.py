@@ -35,12 +35,15 @@ def _block(n_in: int, n_out: int, batchnorm: bool, dropout: float = 0.0, **bn_kw
 
 
 class VAE(nn.Module):
-    """640-400-400-(20, 20)-20-400-400-640 variational autoencoder (the PyTorch VAE example's shape).
+    """640-400-400-(20, 20)-20-400-400-640 variational autoencoder (the
+    PyTorch VAE example's shape).
 
-    Training loss: summed squared reconstruction error plus ``kl_weight`` times the KL divergence
-    of the approximate posterior from N(0, I). At evaluation the decoder reads the posterior mean,
-    so the anomaly score (mean squared error) is deterministic. ``dropout`` acts only after the
-    first encoder block and the first decoder block, as in the report's layer table.
+    Training loss: summed squared reconstruction error plus ``kl_weight``
+    times the KL divergence of the approximate posterior from N(0, I). At
+    evaluation the decoder reads the posterior mean, so the anomaly score
+    (mean squared error) is deterministic. ``dropout`` acts only after the
+    first encoder block and the first decoder block, as in the report's
+    layer table.
     """
 
     def __init__(self, dim: int, hidden: int, latent: int, kl_weight: float,
@@ -51,14 +54,19 @@ class VAE(nn.Module):
                                      *_block(hidden, hidden, batchnorm))
         self.mu = nn.Linear(hidden, latent)
         self.logvar = nn.Linear(hidden, latent)
-        self.decoder = nn.Sequential(*_block(latent, hidden, batchnorm, dropout),
-                                     *_block(hidden, hidden, batchnorm),
-                                     nn.Linear(hidden, dim))
+        self.decoder = nn.Sequential(
+            *_block(latent, hidden, batchnorm, dropout),
+            *_block(hidden, hidden, batchnorm),
+            nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The reconstruction, and the posterior's mean and log-variance."""
         h = self.encoder(x)
         mu, logvar = self.mu(h), self.logvar(h)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        if self.training:  # one sample of the posterior
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        else:
+            z = mu
         return self.decoder(z), mu, logvar
 
     def loss(self, x: torch.Tensor, id_labels: torch.Tensor) -> torch.Tensor:
@@ -71,17 +79,19 @@ class VAE(nn.Module):
 
 
 class Autoencoder(nn.Module):
-    """The DCASE 2020 baseline: Dense-BatchNorm-ReLU blocks around an 8-d bottleneck, then Dense.
+    """The DCASE 2020 baseline: Dense-BatchNorm-ReLU blocks around an 8-d
+    bottleneck, then Dense.
 
-    Keras defaults are kept: Glorot-uniform weights, zero biases, BatchNorm momentum 0.99
-    (PyTorch ``momentum=0.01``) and epsilon 1e-3. Loss and score: mean squared error.
+    Keras defaults are kept: Glorot-uniform weights, zero biases, BatchNorm
+    momentum 0.99 (PyTorch ``momentum=0.01``) and epsilon 1e-3. Loss and
+    score: mean squared error.
     """
 
     def __init__(self, dim: int, hidden: int = 128, bottleneck: int = 8):
         super().__init__()
-        widths = [dim, hidden, hidden, hidden, hidden, bottleneck, hidden, hidden, hidden, hidden]
-        layers = [m for a, b in zip(widths, widths[1:])
-                  for m in _block(a, b, batchnorm=True, momentum=0.01, eps=1e-3)]
+        widths = [dim, *[hidden] * 4, bottleneck, *[hidden] * 4]
+        layers = [m for a, b in zip(widths, widths[1:]) for m in
+                  _block(a, b, batchnorm=True, momentum=0.01, eps=1e-3)]
         self.net = nn.Sequential(*layers, nn.Linear(hidden, dim))
         for m in self.modules():
             if isinstance(m, nn.Linear):

@@ -413,10 +413,12 @@ def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]
     return fig
 
 
-def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np.ndarray],
+def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray,
+               scores: Mapping[str, np.ndarray],
                max_fpr: float = 0.1) -> Figure:
-    """ROC curves, one row per machine ID and one line per model: the whole curve (left, the pAUC
-    range shaded) and that range enlarged (right), where pAUC is decided."""
+    """ROC curves, one row per machine ID and one line per model: the whole
+    curve (left, the pAUC range shaded) and that range enlarged (right),
+    where pAUC is decided."""
     y_true, clip_ids = np.asarray(y_true), np.asarray(clip_ids)
     if not scores:
         raise ValueError("no scores to plot")
@@ -426,18 +428,24 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[str, np
     axes = fig.subplots(len(unique_ids), 2, squeeze=False, sharey=True)
     for (whole, zoom), mid in zip(axes, unique_ids):
         sel = clip_ids == mid
-        whole.axvspan(0, max_fpr, color="0.9", label=f"FPR \u2264 {max_fpr:g} (pAUC)")
-        curves = {name: roc_curve(y_true[sel], np.asarray(s)[sel])[:2] for name, s in scores.items()}
+        whole.axvspan(0, max_fpr, color="0.9",
+                      label=f"FPR \u2264 {max_fpr:g} (pAUC)")
+        curves = {name: roc_curve(y_true[sel], np.asarray(s)[sel])[:2]
+                  for name, s in scores.items()}
         for ax, right in ((whole, 1.0), (zoom, max_fpr)):
-            ax.plot([0, right], [0, right], color="0.6", lw=0.8, ls=":", label="chance")
+            ax.plot([0, right], [0, right], color="0.6", lw=0.8, ls=":",
+                    label="chance")
             for name, (fpr, tpr) in curves.items():
-                ax.plot(fpr, tpr, color=colours[name], lw=1.2, label=metrics.label(name))
+                ax.plot(fpr, tpr, color=colours[name], lw=1.2,
+                        label=metrics.label(name))
             ax.set_xlim(0, right)
-            ax.set_xticks(np.linspace(0, right, 3))  # few, short tick labels: the two panels' end labels do not meet
+            # few, short tick labels: the two panels' end labels do not meet
+            ax.set_xticks(np.linspace(0, right, 3))
             ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.set_ylim(0, 1.01)
         whole.set_title(f"ID {mid}", fontsize=10)
-        zoom.set_title(f"ID {mid}: FPR \u2264 {max_fpr:g} enlarged", fontsize=10)
+        zoom.set_title(f"ID {mid}: FPR \u2264 {max_fpr:g} enlarged",
+                       fontsize=10)
         whole.set_ylabel("true-positive rate")
     for ax in axes[-1]:
         ax.set_xlabel("false-positive rate")

@@ -143,6 +143,19 @@ def test_code_a_reader_sees_fits_the_page(script: Path) -> None:
     assert not wide, f"{_rel(script)}: lines wider than {CODE_WIDTH} characters:\n" + "\n".join(wide)
 
 
+def test_package_code_the_book_includes_fits_the_page() -> None:
+    """Each ``{literalinclude} ../asd/<module>.py`` with ``:pyobject: NAME`` shows lines that fit
+    the book's code blocks, as the chapters' own code does."""
+    included = [(m.group(1), m.group(2)) for script in SCRIPTS for m in re.finditer(
+        r"literalinclude\} \.\./asd/(\w+)\.py\n(?:# :.*\n)*?# :pyobject: (\w+)", script.read_text())]
+    assert included, "no package code included: the pattern went stale"
+    wide = [f"asd.{module}.{name}: {line.strip()[:60]}... ({len(line)} characters)"
+            for module, name in included
+            for line in inspect.getsource(getattr(importlib.import_module(f"asd.{module}"), name)).splitlines()
+            if len(line) > CODE_WIDTH]
+    assert not wide, f"lines wider than {CODE_WIDTH} characters:\n" + "\n".join(wide)
+
+
 def test_no_py_chapter_without_notebook() -> None:
     orphans = [_rel(p) for p in SCRIPTS if not p.with_suffix(".ipynb").exists()]
     assert not orphans, (

@@ -303,8 +303,8 @@ def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dat
         res.thresholds("sequential", calibration="test")
 
 
-def test_scored_clips_leave_no_frames_on_disk_and_detectors_can_share_them(root, cfg, tmp_path, monkeypatch,
-                                                                          _private_asd_home):
+def test_scored_clips_leave_no_frames_on_disk_and_detectors_can_share_them(
+        root, cfg, tmp_path, monkeypatch, _private_asd_home):
     res = run(cfg, root, ["pca", "sequential"], device="cpu", progress=False)
     for name in res.models:
         res.save_model(name, tmp_path / f"{name}.pt")
