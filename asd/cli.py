@@ -152,7 +152,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     r.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw the training curves (DIR/training.png), each model's test scores against its "
-                        "thresholds (DIR/<model>_<machine>.png) and, for labelled test clips, ROC curves, "
+                        "thresholds (DIR/<model>_<machine>.png), the 2 highest-scoring flagged clips' log-mel "
+                        "and vector scores over time (DIR/<model>_<machine>_flagged.png: when and in which "
+                        "bands the model was surprised) and, for labelled test clips, ROC curves, "
                         "score histograms and AUC bars (DIR/roc.png, scores.png, auc.png); on the synthetic "
                         "stand-in also the AUC per fault type and severity (DIR/faults.png)")
     r.add_argument("--save-models", type=Path, default=None, metavar="DIR",
@@ -172,8 +174,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
                    help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
     c.add_argument("--figures", type=Path, default=None, metavar="DIR",
-                   help="draw each model's scores, clip by clip in order, against the thresholds: "
-                        "DIR/<model>_<machine>.png")
+                   help="draw each model's scores, clip by clip in order, against the thresholds "
+                        "(DIR/<model>_<machine>.png), and the 2 highest-scoring flagged clips' log-mel and "
+                        "vector scores over time (DIR/<model>_<machine>_flagged.png)")
     c.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="write the clips, and per detector its thresholds and each clip's score and decision, "
                         "as JSON")
@@ -653,7 +656,31 @@ def _timelines(results, args: argparse.Namespace, calibration: str,
         drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits,
                                                             alarm_after=args.alarm_after,
                                                             alarm_runs=(alarm_runs or {}).get(name))
+        if (flagged := _flagged_clips(results, name, limits)) is not None:
+            drawn[f"{name}_{results.machine}_flagged"] = flagged
     return drawn
+
+
+def _flagged_clips(results, name: str, limits: dict[str, float], shown: int = 2):
+    """Model ``name``'s ``shown`` highest-scoring flagged clips, each as its standardised log-mel
+    above its vectors' scores over time (:func:`asd.plots.errors_over_time`): when in the clip, and
+    in which bands, the detector was surprised; None when it flags no clip."""
+    import numpy as np
+
+    from asd.metrics import decide
+    from asd.plots import errors_over_time
+
+    scores, ids = results.models[name].scores, results.test.clip_ids
+    flags = decide(ids, scores, limits)
+    top = [i for i in np.argsort(-scores, kind="stable") if flags[i]][:shown]
+    if not top:
+        return None
+    feature = results.cfg.feature
+    panels = {f"{results.test.clips[i].path.name} ({scores[i]:.4g})":
+              (results.test.subset([i]).frames, results.vector_scores(name, i)) for i in top}
+    return errors_over_time(panels, feature.hop_length / feature.sample_rate, feature.n_frames,
+                            feature.sample_rate, thresholds=[limits[ids[i]] for i in top],
+                            ylabel="vector score (-log p(own ID))" if name == "idclf" else "vector error (MSE)")
 
 
 def _draw_run(results, args: argparse.Namespace, calibration: str) -> None:

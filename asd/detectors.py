@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 from asd.config import DETECTORS, Config
 from asd.features import FrameSet, Standardiser, clip_means, gather_vectors
 from asd.models import build
-from asd.train import History, Queued, fit_steps, fit_together, score
+from asd.train import History, Queued, fit_steps, fit_together, score, vector_scores
 
 
 class Detector(Protocol):
@@ -28,6 +28,8 @@ class Detector(Protocol):
     def fit(self, train: FrameSet, progress: bool = True) -> History: ...
 
     def score(self, test: FrameSet) -> np.ndarray: ...
+
+    def vector_scores(self, test: FrameSet) -> tuple[np.ndarray, np.ndarray]: ...
 
     def state(self) -> dict[str, torch.Tensor]: ...
 
@@ -54,6 +56,11 @@ class NetworkDetector:
     def score(self, test: FrameSet) -> np.ndarray:
         return score(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
                      precision=self.cfg.precision)
+
+    def vector_scores(self, test: FrameSet) -> tuple[np.ndarray, np.ndarray]:
+        """Each vector's score, in time order, and its clip: where in a clip the network is surprised."""
+        return vector_scores(self.model, test, self.cfg.feature.n_frames, self.id_index, self.device,
+                             precision=self.cfg.precision)
 
     def state(self) -> dict[str, torch.Tensor]:
         """The trained weights and buffers, on the CPU."""
@@ -82,6 +89,10 @@ class IDClassifierDetector(NetworkDetector):
     def score(self, test: FrameSet) -> np.ndarray:
         self._check_known(test)
         return super().score(test)
+
+    def vector_scores(self, test: FrameSet) -> tuple[np.ndarray, np.ndarray]:
+        self._check_known(test)
+        return super().vector_scores(test)
 
     def _check_known(self, fs: FrameSet) -> None:
         unknown = sorted(set(fs.clip_ids.tolist()) - set(self.id_index))
@@ -151,7 +162,11 @@ class PCADetector:
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.mean, self.components = state["mean"].numpy(), state["components"].numpy()
 
-    def score(self, test: FrameSet, batch_size: int = 65536) -> np.ndarray:
+    def score(self, test: FrameSet) -> np.ndarray:
+        return clip_means(*self.vector_scores(test), len(test))
+
+    def vector_scores(self, test: FrameSet, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """Each vector's squared distance from the subspace, in time order, and its clip."""
         components = self._fitted()
         starts, clip_of = test.vector_starts(self.n_frames)
         errors = np.zeros(len(starts))
@@ -159,7 +174,7 @@ class PCADetector:
             x = gather_vectors(test.frames, starts[b : b + batch_size], self.n_frames) - self.mean
             residual = x - (x @ components.T) @ components
             errors[b : b + batch_size] = (residual**2).mean(axis=1)
-        return clip_means(errors, clip_of, len(test))
+        return errors, clip_of
 
 
 

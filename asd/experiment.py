@@ -218,6 +218,13 @@ class Results:
         return metrics.decide(self.test.clip_ids, self.models[name].scores,
                               self.thresholds(name, quantile, calibration))
 
+    def vector_scores(self, name: str, index: int) -> np.ndarray:
+        """Model ``name``'s score of each vector of test clip ``index``, in time order: where in the
+        clip the detector is surprised (their mean is the clip's score)."""
+        model, clip = self.models[name], self.test.subset([index])
+        group = "all" if "all" in model.weights else clip.clips[0].machine_id
+        return model.detector(self.cfg, self.id_index, torch.device(self.device), group).vector_scores(clip)[0]
+
     def decision_rows(self, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training",
                       models: list[str] | None = None) -> list[dict]:
         """Precision, recall, F1 and false-alarm rate of the decisions of ``models`` (default all), per ID."""

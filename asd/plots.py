@@ -620,10 +620,12 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
 
 
 def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s: float, n_frames: int,
-                     sample_rate: int | None = None) -> Figure:
+                     sample_rate: int | None = None, thresholds: Sequence[float] | None = None,
+                     ylabel: str = "vector error (MSE)") -> Figure:
     """Where a network is surprised: each clip's standardised log-mel (top) above its vectors'
     reconstruction errors over time (bottom), one column per clip, errors on one shared scale;
-    with ``sample_rate``, mel bands labelled by their centre frequencies (:func:`mel_ticks`).
+    with ``sample_rate``, mel bands labelled by their centre frequencies (:func:`mel_ticks`);
+    with ``thresholds`` (one per clip), the decision threshold its mean is held against.
 
     ``panels`` maps a title to ``(frames, errors)``: ``(T, n_mels)`` frames and the ``T - n_frames + 1``
     vector errors; a vector's error is drawn at its centre frame.
@@ -632,7 +634,7 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         raise ValueError("no clips to plot")
     fig = _figure(4.6 * len(panels), 4.6)
     axes = fig.subplots(2, len(panels), squeeze=False, sharex="col", height_ratios=(3, 2))
-    top = max(float(np.max(e)) for _, e in panels.values())
+    top = max([float(np.max(e)) for _, e in panels.values()] + list(thresholds or []))
     for k, (title, (frames, errors)) in enumerate(panels.items()):
         image = axes[0, k].imshow(frames.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-4, vmax=4,
                                   extent=(0, len(frames) * hop_s, 0, frames.shape[1]), interpolation="nearest")
@@ -640,13 +642,15 @@ def errors_over_time(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], hop_s:
         centres = (np.arange(len(errors)) + n_frames / 2) * hop_s
         axes[1, k].plot(centres, errors, color="#000000", lw=0.8)
         axes[1, k].axhline(float(np.mean(errors)), color=ANOMALOUS, ls="--", lw=1.2, label="clip score (mean)")
+        if thresholds is not None:
+            axes[1, k].axhline(thresholds[k], color="black", ls=":", lw=1.2, label="threshold")
         axes[1, k].set_ylim(0, 1.05 * top)
         axes[1, k].set_xlabel("time (s)")
     fig.colorbar(image, ax=list(axes[0]), label="standardised\nlog-mel (sd)", shrink=0.9, ticks=range(-4, 5, 2))
     axes[0, 0].set_ylabel("mel band" if sample_rate is None else "mel band (centre)")
     for k, ax in enumerate(axes[0] if sample_rate is not None else ()):
         mel_ticks(ax, frames.shape[1], sample_rate, labels=k == 0)
-    axes[1, 0].set_ylabel("vector error (MSE)")
+    axes[1, 0].set_ylabel(ylabel)
     _legend_below(fig, axes[1:, :1])
     return fig
 

@@ -456,9 +456,16 @@ def score(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int
     """Anomaly score of every clip: the mean of its vectors' scores (e.g. reconstruction MSE); none for no clips."""
     if not len(fs):
         return np.zeros(0)
+    return clip_means(*vector_scores(model, fs, n_frames, id_index, device, batch_size, precision), len(fs))
+
+
+def vector_scores(model: nn.Module, fs: FrameSet, n_frames: int, id_index: dict[str, int], device: torch.device,
+                  batch_size: int = 8192, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """Every stacked vector's score (e.g. its reconstruction MSE), clip by clip in time order, and
+    the clip each belongs to."""
     data = DeviceVectors.build(fs, n_frames, id_index, device)
     model.to(device).eval()
     with torch.no_grad(), autocast(device, precision):
         parts = [model.score(*data.batch(torch.arange(b, min(b + batch_size, len(data)), device=device))).double()
                  for b in range(0, len(data), batch_size)]
-    return clip_means(torch.cat(parts).cpu().numpy(), data.clip_of.cpu().numpy(), len(fs))
+    return torch.cat(parts).cpu().numpy(), data.clip_of.cpu().numpy()

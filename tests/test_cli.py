@@ -113,9 +113,15 @@ def test_run_on_the_stand_in_draws_the_auc_per_fault(tmp_path, capsys, figure_he
 def test_run_draws_what_it_learnt_and_how_its_scores_fall(root, tmp_path, capsys, figure_headers):
     figures = tmp_path / "figures"
     assert main(["run", "--data", str(root), "--models", "pca", "sequential", "--epochs", "2", "--quiet",
-                 "--device", "cpu", "--figures", str(figures)]) == 0
+                 "--device", "cpu", "--figures", str(figures), "--scores-dir", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     drawn = {"training", "pca_slider", "sequential_slider", "roc", "scores", "auc"}
+    # a model that flags test clips also draws the highest-scoring ones' errors over time
+    flagging = {m for m in ("pca", "sequential") if any(
+        line.endswith(",1") for f in (tmp_path / "s" / m).glob("decision_result_*.csv")
+        for line in f.read_text().splitlines())}
+    assert flagging, "no model flags a clip: nothing tests the flagged clips' figure"
+    drawn |= {f"{m}_slider_flagged" for m in flagging}
     assert {p.stem for p in figures.iterdir()} == drawn
     assert all((figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for stem in drawn)
     assert out.count("figure written to") == len(drawn)

@@ -19,7 +19,7 @@ from asd.data import UNLABELLED, DataError, clips_at, list_clips
 from asd.detectors import NetworkDetector, PCADetector
 from asd.experiment import (extract_selection, load_model, prepare, run, run_model, run_together, score_clips,
                             select_clips)
-from asd.features import extract
+from asd.features import extract, stack
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +301,21 @@ def test_held_out_calibration_uses_the_validation_clips_of_each_network(make_dat
             res.thresholds("pca", calibration="held-out")
     with pytest.raises(ValueError, match="calibration must be one of"):
         res.thresholds("sequential", calibration="test")
+
+
+@pytest.mark.parametrize("name,per_id", [("pca", False), ("sequential", True), ("idclf", False)])
+def test_vector_scores_say_when_in_a_clip_a_detector_is_surprised(root, cfg, name, per_id):
+    res = run(cfg, root, [name], device="cpu", progress=False, per_id=per_id)
+    for i in (0, len(res.test) - 1):  # clips of two IDs: with per-ID training, each by its ID's network
+        errors = res.vector_scores(name, i)
+        assert len(errors) == res.test.vector_counts(cfg.feature.n_frames)[i]
+        assert errors.mean() == pytest.approx(res.models[name].scores[i], rel=1e-5)
+        if name == "sequential":  # in time order: the network's error on each stacked vector, by hand
+            net = res.models[name].detector(cfg, res.id_index, group=res.test.clips[i].machine_id).model
+            x = torch.from_numpy(stack(res.test.subset([i]).frames, cfg.feature.n_frames))
+            with torch.no_grad():
+                by_hand = ((net(x) - x) ** 2).mean(dim=1).numpy()
+            np.testing.assert_allclose(errors, by_hand, rtol=1e-5)
 
 
 def test_scored_clips_leave_no_frames_on_disk_and_detectors_can_share_them(

@@ -404,6 +404,11 @@ def test_errors_over_time_draws_frames_errors_and_the_clip_score():
     assert error_axes[0].get_ylim()[1] >= 3 * 0.9  # one shared error scale
     with pytest.raises(ValueError):
         plots.errors_over_time({}, 0.032, 5)
+    # each clip's threshold, dotted, on a scale that shows it, and another name for the score
+    fig = plots.errors_over_time(panels, hop_s=0.032, n_frames=5, thresholds=[0.5, 5.0], ylabel="vector score")
+    error_axes = [ax for ax in fig.axes if ax.get_xlabel() == "time (s)"]
+    assert [ax.get_lines()[2].get_ydata()[0] for ax in error_axes] == [0.5, 5.0]
+    assert error_axes[0].get_ylim()[1] >= 5.0 and error_axes[0].get_ylabel() == "vector score"
 
 
 def test_own_id_bars_draw_one_bar_per_id_and_measured_group() -> None:

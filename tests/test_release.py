@@ -356,8 +356,11 @@ def test_score_takes_a_recorders_own_file_names_with_id(unlisted, tmp_path, caps
     assert "ID 03: " in capsys.readouterr().out
     assert (tmp_path / "fig" / "pca_slider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the figure file says which detector, trained on what
-    assert list(figure_headers) == ["pca_slider"] and figure_headers["pca_slider"].startswith("pca trained on real")
-    assert str(unlisted) in figure_headers["pca_slider"], figure_headers
+    flagged = "1" in [line.split(",")[1] for line in
+                      (tmp_path / "own" / "pca" / "decision_result_slider_id_03.csv").read_text().splitlines()]
+    assert list(figure_headers) == ["pca_slider", *["pca_slider_flagged"] * flagged]
+    for header in figure_headers.values():
+        assert header.startswith("pca trained on real") and str(unlisted) in header, figure_headers
     own = (tmp_path / "own" / "pca" / "anomaly_score_slider_id_03.csv").read_text().splitlines()
     ran = dict(line.split(",") for line in (tmp_path / "ran" / "pca" / "anomaly_score_slider_id_03.csv")
                .read_text().splitlines())
