@@ -812,8 +812,9 @@ glue("stream_caught", str(int(np.sum(flags[faulty]))), display=False)
 #
 # It flags {glue:text}`stream_false` of the {glue:text}`n_stream_normal` normal clips and
 # {glue:text}`stream_caught` of the {glue:text}`n_stream_faulty` faulty ones
-# ({numref}`fig-stream`; `asd score --figures DIR` draws the same figure). The first clips as a
-# table:
+# ({numref}`fig-stream`; `asd score --figures DIR` draws the same figure, and the two
+# highest-scoring flagged clips' errors over time, as {numref}`fig-errors` does for two test
+# clips). The first clips as a table:
 
 # %% tags=["hide-input"]
 first = [k for label in (False, True)
