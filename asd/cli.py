@@ -665,14 +665,11 @@ def _flagged_clips(results, name: str, limits: dict[str, float], shown: int = 2)
     """Model ``name``'s ``shown`` highest-scoring flagged clips, each as its standardised log-mel
     above its vectors' scores over time (:func:`asd.plots.errors_over_time`): when in the clip, and
     in which bands, the detector was surprised; None when it flags no clip."""
-    import numpy as np
-
     from asd.metrics import decide
     from asd.plots import errors_over_time
 
     scores, ids = results.models[name].scores, results.test.clip_ids
-    flags = decide(ids, scores, limits)
-    top = [i for i in np.argsort(-scores, kind="stable") if flags[i]][:shown]
+    top = _highest_flagged(scores, decide(ids, scores, limits))[:shown]
     if not top:
         return None
     feature = results.cfg.feature
@@ -755,7 +752,7 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
                  for mid in results.unique_ids]
         lines.append(f"  {name:<11} " + "   ".join(cells))
-        top = sorted(np.flatnonzero(flagged), key=lambda i: -scores[i])
+        top = _highest_flagged(scores, flagged)
         if top:
             more = f" and {len(top) - shown} more" if len(top) > shown else ""
             named = ", ".join(f"{results.test.clips[i].path.name} ({scores[i]:.4g})" for i in top[:shown])
@@ -769,6 +766,13 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             lines.append(f"  {'':<11} alarms ({alarm_after} flagged in a row"
                          f"{f'; flagged before these: {carried}' if carried else ''}): " + "   ".join(cells))
     return "\n".join(lines)
+
+
+def _highest_flagged(scores, flagged) -> list[int]:
+    """The indices of the flagged clips, highest score first."""
+    import numpy as np
+
+    return sorted(np.flatnonzero(flagged).tolist(), key=lambda i: -scores[i])
 
 
 def _alarm_cell(mid: str, raised_at: list[str]) -> str:

@@ -536,7 +536,7 @@ def _reading(path: Path) -> Iterator[None]:
         raise DataError(f"{path}: cannot read audio ({err})") from None
 
 
-def seconds(clips: list[Clip]) -> np.ndarray:
+def durations(clips: list[Clip]) -> np.ndarray:
     """Each clip's length in seconds, from its header (read in microseconds a clip)."""
     lengths = []
     for clip in clips:
@@ -549,7 +549,7 @@ def unlike_lengths(clips: list[Clip], usual: float, what: str) -> str | None:
     """A warning, or None: which of ``clips`` (``what`` they are) last under half or over twice
     ``usual`` seconds, the training clips' length. A clip's score is its mean over all of it: a
     short fault in a long clip is averaged away, and a short clip scores mostly its padded edges."""
-    lengths = seconds(clips)
+    lengths = durations(clips)
     odd = np.flatnonzero((lengths < usual / 2) | (lengths > usual * 2))
     if not len(odd):
         return None

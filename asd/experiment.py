@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, list_clips,
-                      read_ground_truth, seconds, select_ids, unevaluable, unique_ids, unlabelled_files,
+                      read_ground_truth, durations, select_ids, unevaluable, unique_ids, unlabelled_files,
                       unlike_lengths)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
@@ -697,7 +697,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     if "idclf" in models and len(sel.ids) < 2:  # before any features are extracted
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {sel.ids[0]} "
                         "only (leave it out of the models)")
-    usual = float(np.median(seconds(sel.train)))
+    usual = float(np.median(durations(sel.train)))
     for clips, what in ((sel.train, "training clips"), (sel.test, "test clips")):
         if message := unlike_lengths(clips, usual, what):
             warnings.warn(message, stacklevel=2)
