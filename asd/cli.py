@@ -557,8 +557,11 @@ def _state_lock(path: Path | None):
 def _alarm_state(path: Path | None, after: int, clips, names: list[str]) -> dict | None:
     """``asd score --alarm-state``: per detector and ID, the run of flagged clips the last call
     ended on and its last clip (nothing yet where ``path`` does not exist), checked before any
-    work: the same ``--alarm-after``, and every clip after the last one counted for its ID."""
+    work: the same ``--alarm-after``, and every clip after the last one counted for its ID (in
+    :func:`asd.data.name_order`, the order clips are scored in)."""
     import json
+
+    from asd.data import name_order
 
     if path is None:
         return None
@@ -578,8 +581,8 @@ def _alarm_state(path: Path | None, after: int, clips, names: list[str]) -> dict
                          "give that, or a new state file")
     for name in names:
         for mid, entry in state["detectors"].get(name, {}).items():
-            early = min((c.path.name for c in clips if c.machine_id == mid), default=None)
-            if early is not None and early <= entry["last_clip"]:
+            early = min((c.path.name for c in clips if c.machine_id == mid), key=name_order, default=None)
+            if early is not None and name_order(early) <= name_order(entry["last_clip"]):
                 raise UsageError(f"{early}: {name} counted ID {mid}'s clips up to {entry['last_clip']} in "
                                  f"--alarm-state {path}; score only later clips, or start a new state file")
     return state

@@ -69,6 +69,15 @@ def _named_id(name: str) -> str | None:
     return match.group(2) if (match := NAME_RE.match(name)) else None
 
 
+def name_order(path: Path | str) -> tuple:
+    """The key that sorts file names as people read them, numbers by value: ``rec9.wav`` before
+    ``rec10.wav`` (a recorder's count). Names whose numbers have equal widths (the release's,
+    time stamps) keep the plain order."""
+    text = str(path)
+    parts = re.split(r"(\d+)", text)  # text, number, text, ...: like parts compared with like
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), text
+
+
 def in_order(clips: list[Clip]) -> list[Clip]:
     """``clips`` sorted by ID, label and index, the order every listing of clips gives; clips named
     without their label (``id_01_00000000.wav``) by ID and index alone, so that nothing written in
@@ -105,8 +114,9 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
 
 
 def _folder_wavs(folder: Path) -> list[Path]:
-    """The ``*.wav`` files of ``folder`` (``*.WAV`` too), sorted; a link to a missing file is a :class:`DataError`."""
-    found = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav")
+    """The ``*.wav`` files of ``folder`` (``*.WAV`` too) in :func:`name_order`; a link to a missing
+    file is a :class:`DataError`."""
+    found = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".wav"), key=name_order)
     broken = [p for p in found if not p.exists()]
     if broken:
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
@@ -133,7 +143,7 @@ def _layout_hint(root: Path, machine: str, split: str) -> str:
 
 def wav_files(paths: list[Path]) -> list[Path]:
     """The WAV files of ``paths`` (files, or folders: their own ``*.wav``, ``*.WAV`` as recorders
-    name them), sorted, each once."""
+    name them), in :func:`name_order`, each once."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -145,7 +155,7 @@ def wav_files(paths: list[Path]) -> list[Path]:
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
-    return sorted(dict.fromkeys(files))
+    return sorted(dict.fromkeys(files), key=name_order)
 
 
 @dataclass
@@ -384,8 +394,8 @@ def clips_at(paths: list[Path], machine_id: str | None = None, id_option: str | 
     """The test clips of ``paths``, WAV files or folders of them (a folder's own ``*.wav``), sorted as
     :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
     :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
-    With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in name
-    order (a recorder's own names), and a release name of another ID is an error; a name error
+    With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in
+    :func:`name_order` (a recorder's own names), and a release name of another ID is an error; a name error
     points to ``id_option``, the command's way to give ``machine_id``, if it has one."""
     files = wav_files(paths)
     twin = next((name for name, n in Counter(p.name for p in files).items() if n > 1), None)

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from asd import cli
-from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, list_clips, load_wav, parse_name,
-                      unevaluable, unique_ids, unlike_lengths, wav_files)
+from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, list_clips, load_wav, name_order,
+                      parse_name, unevaluable, unique_ids, unlike_lengths, wav_files)
 
 SR = 16000
 
@@ -160,6 +160,22 @@ def test_clips_at_takes_a_recorders_own_names_as_one_machines_clips(tmp_path):
     _touch_wavs(tmp_path / "rec", ["normal_id_02_00000000.wav"])
     with pytest.raises(DataError, match="normal_id_02_00000000.wav: named for ID 02, not 00"):
         clips_at([tmp_path / "rec"], machine_id="00")
+
+
+def test_a_recorders_count_is_read_as_numbers(tmp_path):
+    # rec10 after rec9: the order clips are scored in, numbered in and their alarms raised in
+    _touch_wavs(tmp_path / "rec", ["rec10.wav", "rec9.wav", "rec1.wav", "rec09b.wav"])
+    clips = clips_at([tmp_path / "rec"], machine_id="00")
+    assert [(c.path.name, c.index) for c in clips] == [
+        ("rec1.wav", 0), ("rec9.wav", 1), ("rec09b.wav", 2), ("rec10.wav", 3)]
+    made = arrange([tmp_path / "rec"], tmp_path / "data", "press", "00", split="test", label="unlabelled").made
+    assert [(new.name, old.name) for new, old in made] == [
+        ("id_00_00000000.wav", "rec1.wav"), ("id_00_00000001.wav", "rec9.wav"),
+        ("id_00_00000002.wav", "rec09b.wav"), ("id_00_00000003.wav", "rec10.wav")]
+    # numbers of equal width (the release's names, time stamps) keep the plain order
+    release = [f"{label}_id_{mid}_{i:08d}.wav" for label in ("anomaly", "normal") for mid in ("00", "02")
+               for i in (0, 9, 10, 123)] + ["2026-11-27_0700.wav", "2026-11-27_0800.wav", "2026-12-01_0000.wav"]
+    assert sorted(release, key=name_order) == sorted(release)
 
 
 def test_list_clips_missing_folder(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import shutil
 import threading
 import warnings
 from pathlib import Path
@@ -305,6 +306,16 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
     waiting.join()
     assert codes == [0] and fresh.exists()
     assert f"another asd score is using {fresh}: waiting for it" in capsys.readouterr().err
+    # a recorder's count: rec10.wav comes after rec9.wav, not before it
+    (tmp_path / "rec").mkdir()
+    for name, clip in (("rec9.wav", clips[0]), ("rec10.wav", clips[1])):
+        shutil.copy(clip, tmp_path / "rec" / name)
+    counted = ["--id", "01", "--alarm-state", str(tmp_path / "counted.json")]
+    assert main([*score, *counted, "--clips", str(tmp_path / "rec" / "rec9.wav")]) == 0
+    assert main([*score, *counted, "--clips", str(tmp_path / "rec" / "rec10.wav")]) == 0
+    capsys.readouterr()
+    assert main([*score, *counted, "--clips", str(tmp_path / "rec" / "rec9.wav")]) == 2
+    assert "rec9.wav: pca counted ID 01's clips up to rec10.wav" in capsys.readouterr().err
 
 
 def test_a_long_recording_cut_into_clips_scores_as_the_clips_it_was_made_of(unlisted, tmp_path, capsys):
