@@ -364,6 +364,10 @@ def load_model(path: Path) -> dict:
         raise DataError(f"{path}: not a detector file written by asd ({type(err).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not a detector file of this asd version (format {MODEL_FORMAT})")
+    if "clip_seconds" not in blob:  # saved before asd recorded the training clips' length
+        warnings.warn(f"{path}: saved without its training clips' length, by an earlier asd: the lengths of the "
+                      "clips it scores are not checked (save it again with asd run --save-models to check them)",
+                      stacklevel=2)
     return {**blob, "path": path}
 
 

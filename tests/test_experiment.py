@@ -377,6 +377,14 @@ def test_a_saved_detector_refuses_what_it_cannot_score(root, cfg, make_dataset, 
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="other.pt: not a detector file of this asd version"):
         load_model(tmp_path / "other.pt")
+    # a file saved before the training clips' length was recorded: scored, with a warning that says so
+    older = {k: v for k, v in torch.load(tmp_path / "pca.pt", weights_only=True).items() if k != "clip_seconds"}
+    torch.save(older, tmp_path / "older.pt")
+    with pytest.warns(UserWarning, match="older.pt: saved without its training clips' length.* not checked"):
+        saved = load_model(tmp_path / "older.pt")
+    clips = list_clips(root, "slider", "test")
+    assert score_clips(saved, clips, "cpu", False).models["pca"].scores == pytest.approx(
+        score_clips(load_model(tmp_path / "pca.pt"), clips, "cpu", False).models["pca"].scores)
 
 
 def test_calibration_clips_set_every_detectors_thresholds(root, cfg, make_dataset, tmp_path):
