@@ -595,13 +595,11 @@ def _carried(state: dict | None, name: str) -> dict[str, int]:
 
 def _advance(state: dict, results, quantile: float, calibration: str) -> None:
     """Each model's runs of flagged clips and last clip per ID, once ``results`` are counted."""
-    from asd.metrics import decide, open_runs
+    from asd.metrics import open_runs
 
-    ids = results.test.clip_ids
     last = {c.machine_id: c.path.name for c in results.test.clips}  # clips in order: each ID's last
-    for name, model in results.models.items():
-        decisions = decide(ids, model.scores, results.thresholds(name, quantile, calibration))
-        runs = open_runs(ids, decisions, _carried(state, name))
+    for name in results.models:
+        runs = open_runs(results.test.clip_ids, results.decisions(name, quantile, calibration), _carried(state, name))
         state["detectors"].setdefault(name, {}).update(
             {mid: {"run": runs[mid], "last_clip": clip} for mid, clip in last.items()})
 
