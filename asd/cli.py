@@ -185,6 +185,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --alarm-after: carry runs of flagged clips over from the last call that wrote FILE "
                         "(none if it does not exist yet) and write where this call's runs end, so that a run "
                         "spanning two calls raises its alarm; the clips must come after those counted there")
+    c.add_argument("--new-only", action="store_true",
+                   help="with --alarm-state: score only the clips after the last one counted there for their ID, "
+                        "so that a job run every hour can give a recorder's growing folder")
     c.add_argument("--id", type=_machine_id, default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
                         "(a recorder's own file names)")
@@ -485,6 +488,8 @@ def _score(args: argparse.Namespace) -> None:
                      alarm_state=(args.alarm_state, False))
     if args.alarm_state and args.alarm_after is None:
         raise UsageError("--alarm-state FILE needs --alarm-after N: the run of flagged clips that raises an alarm")
+    if args.new_only and not args.alarm_state:
+        raise UsageError("--new-only needs --alarm-state FILE: the clips counted already are those it names")
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     twin = next((name for name, n in Counter(s["name"] for s in saved).items() if n > 1), None)
@@ -493,9 +498,14 @@ def _score(args: argparse.Namespace) -> None:
         raise UsageError(f"two {twin} detectors ({files}): their score files would have the same names; "
                          "score them one at a time")
     device = _checked_device(args.device)
-    clips = clips_at(args.clips, machine_id=args.id)
+    clips, names = clips_at(args.clips, machine_id=args.id), [s["name"] for s in saved]
     with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
-        state = _alarm_state(args.alarm_state, args.alarm_after, clips, [s["name"] for s in saved])
+        state = _alarm_state(args.alarm_state, args.alarm_after)
+        if args.new_only:
+            if not (clips := _new_clips(clips, state, names)):
+                print(f"no clips after those counted in {args.alarm_state}: nothing to score")
+                return
+        _check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
         if calibration_clips:
             _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips],
@@ -554,14 +564,11 @@ def _state_lock(path: Path | None):
     return exclusive(path.with_name(f".{path.name}.lock"), f"another asd score is using {path}: waiting for it")
 
 
-def _alarm_state(path: Path | None, after: int, clips, names: list[str]) -> dict | None:
+def _alarm_state(path: Path | None, after: int) -> dict | None:
     """``asd score --alarm-state``: per detector and ID, the run of flagged clips the last call
-    ended on and its last clip (nothing yet where ``path`` does not exist), checked before any
-    work: the same ``--alarm-after``, and every clip after the last one counted for its ID (in
-    :func:`asd.data.name_order`, the order clips are scored in)."""
+    ended on and its last clip (nothing yet where ``path`` does not exist), checked to be counted
+    for the same ``--alarm-after``."""
     import json
-
-    from asd.data import name_order
 
     if path is None:
         return None
@@ -579,13 +586,41 @@ def _alarm_state(path: Path | None, after: int, clips, names: list[str]) -> dict
     if state["alarm_after"] != after:
         raise UsageError(f"--alarm-state {path} counts runs for --alarm-after {state['alarm_after']}, not {after}: "
                          "give that, or a new state file")
+    return state
+
+
+def _last_counted(state: dict, names: list[str]) -> dict[str, tuple[str, str]]:
+    """Per ID, the latest clip that one of the detectors ``names`` counted in ``state`` (in
+    :func:`asd.data.name_order`, the order clips are scored in), and that detector."""
+    from asd.data import name_order
+
+    last: dict[str, tuple[str, str]] = {}
     for name in names:
         for mid, entry in state["detectors"].get(name, {}).items():
-            early = min((c.path.name for c in clips if c.machine_id == mid), key=name_order, default=None)
-            if early is not None and name_order(early) <= name_order(entry["last_clip"]):
-                raise UsageError(f"{early}: {name} counted ID {mid}'s clips up to {entry['last_clip']} in "
-                                 f"--alarm-state {path}; score only later clips, or start a new state file")
-    return state
+            if mid not in last or name_order(entry["last_clip"]) > name_order(last[mid][0]):
+                last[mid] = entry["last_clip"], name
+    return last
+
+
+def _new_clips(clips, state: dict, names: list[str]) -> list:
+    """``asd score --new-only``: the clips after the last one counted in ``state`` for their ID."""
+    from asd.data import name_order
+
+    last = _last_counted(state, names)
+    return [c for c in clips if c.machine_id not in last
+            or name_order(c.path.name) > name_order(last[c.machine_id][0])]
+
+
+def _check_after_counted(state: dict | None, clips, names: list[str], path: Path | None) -> None:
+    """Every clip after the last one counted in ``state`` for its ID, checked before any work:
+    counted twice, a clip would lengthen a run of flagged clips."""
+    from asd.data import name_order
+
+    for mid, (clip, name) in _last_counted(state or {"detectors": {}}, names).items():
+        early = min((c.path.name for c in clips if c.machine_id == mid), key=name_order, default=None)
+        if early is not None and name_order(early) <= name_order(clip):
+            raise UsageError(f"{early}: {name} counted ID {mid}'s clips up to {clip} in --alarm-state {path}; "
+                             "score only later clips (--new-only picks them), or start a new state file")
 
 
 def _carried(state: dict | None, name: str) -> dict[str, int]:

@@ -902,7 +902,9 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # days that the detector never trained on (`--calibration-clips`, as the previous section
 # advises), `--out` writing every clip's score and decision as JSON for a monitoring script,
 # and `--alarm-after 3` raising an alarm on three flagged clips in a row, counted on across
-# days by `--alarm-state` (a run that began in yesterday's last clips goes on today):
+# days by `--alarm-state` (a run that began in yesterday's last clips goes on today).
+# Run every hour on the recorder's growing folder, `--new-only` scores just the clips that
+# came after those the state has counted:
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00
@@ -910,7 +912,7 @@ glue("n_long_clips", str(len(pieces)), display=False)
 #     --save-models models --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 \
 #     --calibration-clips ~/recorder/quiet-week --out today.json \
-#     --alarm-after 3 --alarm-state runs.json
+#     --alarm-after 3 --alarm-state runs.json --new-only
 # ```
 #
 # ## What to take away

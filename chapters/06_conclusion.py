@@ -269,8 +269,8 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 # - **Alarms over several clips.** Ten-second clips around the clock are 8,640 a day; even a
 #   calibrated 1% is dozens of false alarms. Alarm on several consecutive flagged clips
 #   (`--alarm-after N`, {ref}`sec-decisions`; `--alarm-state FILE` counts a run on from one
-#   `asd score` call to the next), and choose the quantile from the false alarms you can
-#   afford (`--decision-quantile`).
+#   `asd score` call to the next, and `--new-only` scores only the clips recorded since),
+#   and choose the quantile from the false alarms you can afford (`--decision-quantile`).
 
 # %% [markdown]
 # ## Exercises

@@ -279,6 +279,13 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
     carried = written["detectors"]["pca"]["01"]["run"]
     assert f"flagged before these: ID 01: {carried})" in capsys.readouterr().out
     assert json.loads(state.read_text())["detectors"]["pca"]["03"]["last_clip"] == Path(clips[-1]).name
+    # --new-only: given every clip, a job scores those after the ones counted, as the second call did
+    again = tmp_path / "again.json"
+    scored(clips[:cut], "first-again.json", "--alarm-state", str(again))
+    assert scored(clips, "new.json", "--alarm-state", str(again), "--new-only") == second
+    capsys.readouterr()
+    assert main([*score, "--clips", *clips, "--alarm-state", str(again), "--new-only"]) == 0
+    assert capsys.readouterr().out == f"no clips after those counted in {again}: nothing to score\n"
     # refused before any work: clips counted already, another run length, no --alarm-after, not a state
     (tmp_path / "junk.json").write_text('{"alarm_after": 3, "detectors": {"pca": {"01": {"run": "x"}}}}')
     (tmp_path / "text.json").write_text("not JSON")
@@ -288,6 +295,7 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
                            "counts runs for --alarm-after 3, not 2"],
                           [["score", pca, "--clips", clips[-1], "--alarm-state", str(state)],
                            "--alarm-state FILE needs --alarm-after N"],
+                          [[*score, "--clips", clips[-1], "--new-only"], "--new-only needs --alarm-state FILE"],
                           [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "junk.json")],
                            "not an alarm state written by asd score"],
                           [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "text.json")],
