@@ -903,8 +903,8 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # advises), `--out` writing every clip's score and decision as JSON for a monitoring script,
 # and `--alarm-after 3` raising an alarm on three flagged clips in a row, counted on across
 # days by `--alarm-state` (a run that began in yesterday's last clips goes on today).
-# Run every hour on the recorder's growing folder, `--new-only` scores just the clips that
-# came after those the state has counted:
+# For a job run every hour on the recorder's growing folder, `--new-only` scores just the
+# clips that came after those the state has counted:
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00
