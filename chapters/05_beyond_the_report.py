@@ -191,20 +191,26 @@ glue("pca_rule", f"the leading {spec} components" if isinstance(spec, int)
 pca_k = {w["components"].shape[0]
          for w in results.models["pca"].weights.values()}
 glue("pca_k", " to ".join(str(k) for k in sorted(pca_k)), display=False)
+beaten_by = (
+    "none of the report's networks" if not above_pca else
+    f"all {len(NETWORKS)} of the report's networks"
+    if len(above_pca) == len(NETWORKS) else
+    f"{len(above_pca)} of the report's {len(NETWORKS)} networks "
+    f"({' and '.join(above_pca)})")
 glue("pca_verdict", f"PCA's average AUC ({pca_auc:.3f}) is beaten by "
-     + ("none of the report's networks" if not above_pca else
-        f"all {len(NETWORKS)} of the report's networks"
-        if len(above_pca) == len(NETWORKS) else
-        f"{' and '.join(above_pca)} only, of the report's networks")
-     + (f", by {margin:.3f} at most: with one seed each, too little to "
-        "rank them (chapter 4 measures how far a seed moves a network)"
-        if 0 < margin < 0.02 else ""),
+     + beaten_by
+     + (f", by {margin:.3f}{' at most' if len(above_pca) > 1 else ''}: "
+        "with one seed each, too little to rank them (chapter 4 measures "
+        "how far a seed moves a network)" if 0 < margin < 0.02 else ""),
      display=False)
 task = {m: table[m]["AVG"][0] - best_auc for m in ("idnn", "idclf")}
-glue("task_verdict", "; ".join(
-    f"{m} {'beats' if d > 0 else 'trails'} the best report network "
-    f"({best_report}) by {abs(d):.3f} average AUC" for m, d in task.items()),
-    display=False)
+verbs = {m: "trails" if d > 0 else "beats" for m, d in task.items()}
+same = len(set(verbs.values())) == 1
+glue("task_verdict", f"the best report network ({best_report}) "
+     + (f"{verbs['idnn']} " if same else "")
+     + " and ".join(f"{'' if same else verbs[m] + ' '}{m} by {abs(d):.3f}"
+                    for m, d in task.items()) + " average AUC",
+     display=False)
 report_avg = {m: cells["AVG"][0]
               for m, cells in metrics.reference_table().items()}
 regularised = max(report_avg[f"report {m}"] for m in ("batchnorm", "dropout"))
