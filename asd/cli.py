@@ -48,7 +48,9 @@ EXAMPLES = {
     "score": ["asd score models/sequential.pt --clips ~/plant/incoming --scores-dir today",
               "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week",
               "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row",
-              "asd score models/sequential.pt --clips today --alarm-after 3 --alarm-state runs.json"],
+              "asd score models/sequential.pt --clips today --alarm-after 3 --alarm-state runs.json",
+              "asd score models/pca.pt --clips ~/rec/press --id 00 --alarm-after 3 --alarm-state runs.json "
+              "--new-only --fail-on-alarm   # hourly: exit status 1 on an alarm"],
     "cut": ["asd cut ~/rec/press-long --out ~/rec/press-clips   # 10-s clips, as the release's",
             "asd cut ~/rec/today --out ~/rec/today-clips --seconds 5   # as long as 5-s training clips"],
     "arrange": ["asd arrange ~/rec/press-ok --out ~/plant --machine press --id 00",
@@ -188,6 +190,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--new-only", action="store_true",
                    help="with --alarm-state: score only the clips after the last one counted there for their ID, "
                         "so that a job run every hour can give a recorder's growing folder")
+    c.add_argument("--fail-on-alarm", action="store_true",
+                   help="with --alarm-after: exit with status 1 when this call raises an alarm, so that the job "
+                        "that runs it can tell someone (errors exit with 2)")
     c.add_argument("--id", type=_machine_id, default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
                         "(a recorder's own file names)")
@@ -479,7 +484,8 @@ def _run(args: argparse.Namespace) -> None:
         _draw_run(results, args, calibration)
 
 
-def _score(args: argparse.Namespace) -> None:
+def _score(args: argparse.Namespace) -> int:
+    """``asd score``; its exit status: 1 where ``--fail-on-alarm`` and an alarm was raised, else 0."""
     from asd.data import clips_at, unique_ids
     from asd.experiment import check_calibration_clips, load_model, saved_results
 
@@ -490,6 +496,8 @@ def _score(args: argparse.Namespace) -> None:
         raise UsageError("--alarm-state FILE needs --alarm-after N: the run of flagged clips that raises an alarm")
     if args.new_only and not args.alarm_state:
         raise UsageError("--new-only needs --alarm-state FILE: the clips counted already are those it names")
+    if args.fail_on_alarm and args.alarm_after is None:
+        raise UsageError("--fail-on-alarm needs --alarm-after N: the run of flagged clips that raises an alarm")
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     twin = next((name for name, n in Counter(s["name"] for s in saved).items() if n > 1), None)
@@ -504,7 +512,7 @@ def _score(args: argparse.Namespace) -> None:
         if args.new_only:
             if not (clips := _new_clips(clips, state, names)):
                 print(f"no clips after those counted in {args.alarm_state}: nothing to score")
-                return
+                return 0
         _check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
         if calibration_clips:
@@ -516,16 +524,22 @@ def _score(args: argparse.Namespace) -> None:
                 check_calibration_clips(calibration_clips, unscored.machine, list(unscored.id_index))
             else:
                 unscored.thresholds(detector["name"], args.decision_quantile, calibration)
-        _score_each(args, saved, clips, device, calibration, calibration_clips, state)
+        raised = _score_each(args, saved, clips, device, calibration, calibration_clips, state)
+    if args.fail_on_alarm and raised:
+        print(f"asd: {_count(raised, 'alarm')} raised: exit status 1 (--fail-on-alarm)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str, calibration: str,
-                calibration_clips, state: dict | None) -> None:
+                calibration_clips, state: dict | None) -> int:
     """``asd score``'s work, once every input is checked: each detector scores the clips and says
-    what it flags; the files asked for are written, and the alarm state advanced."""
+    what it flags; the files asked for are written, and the alarm state advanced. Returns how
+    many alarms the detectors raised (none without ``--alarm-after``)."""
     from asd.experiment import score_clips
+    from asd.metrics import alarms
 
-    report, extracted = [], {}  # the clips' frames, computed once for detectors of the same features
+    report, extracted, raised = [], {}, 0  # the clips' frames, computed once for detectors of the same features
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet, extracted=extracted)
         if calibration_clips:
@@ -547,10 +561,15 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
                        for name, entry in entries.items()]
         if state is not None:
             _advance(state, results, args.decision_quantile, calibration)
+        if args.alarm_after is not None:
+            name = detector["name"]
+            raised += int(alarms(results.test.clip_ids, results.decisions(name, args.decision_quantile, calibration),
+                                 args.alarm_after, runs[name]).sum())
     if args.out:
         _write_report(args.out, clips, report, args.decision_quantile, calibration, args.alarm_after)
     if state is not None:
         _write_alarm_state(args.alarm_state, state)
+    return raised
 
 
 def _state_lock(path: Path | None):
@@ -967,8 +986,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"synth": _synth, "run": _run, "score": _score, "cut": _cut, "arrange": _arrange,
                     "download": _download, "bench": _bench}
         with _stdout_may_close():
-            commands[args.command](args)
+            status = commands[args.command](args) or 0  # asd score --fail-on-alarm may return 1
     except (DataError, DownloadError, UsageError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return status

@@ -910,7 +910,8 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # and `--alarm-after 3` raising an alarm on three flagged clips in a row, counted on across
 # days by `--alarm-state` (a run that began in yesterday's last clips goes on today).
 # For a job run every hour on the recorder's growing folder, `--new-only` scores just the
-# clips that came after those the state has counted:
+# clips that came after those the state has counted, and `--fail-on-alarm` makes a call that
+# raises an alarm exit with status 1, for the job to tell someone:
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00
@@ -918,7 +919,7 @@ glue("n_long_clips", str(len(pieces)), display=False)
 #     --save-models models --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 \
 #     --calibration-clips ~/recorder/quiet-week --out today.json \
-#     --alarm-after 3 --alarm-state runs.json --new-only
+#     --alarm-after 3 --alarm-state runs.json --new-only --fail-on-alarm
 # ```
 #
 # ## What to take away

@@ -279,6 +279,12 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
     carried = written["detectors"]["pca"]["01"]["run"]
     assert f"flagged before these: ID 01: {carried})" in capsys.readouterr().out
     assert json.loads(state.read_text())["detectors"]["pca"]["03"]["last_clip"] == Path(clips[-1]).name
+    # --fail-on-alarm: exit status 1 where the call raises an alarm, 0 where it raises none
+    n_alarms = sum(whole["alarms"])
+    capsys.readouterr()
+    assert main([*score, "--clips", *clips, "--fail-on-alarm"]) == 1
+    assert f"asd: {n_alarms} alarm{'s' if n_alarms > 1 else ''} raised: exit status 1" in capsys.readouterr().err
+    assert main([*score, "--clips", clips[0], "--fail-on-alarm"]) == 0  # one clip: no run of 3
     # --new-only: given every clip, a job scores those after the ones counted, as the second call did
     again = tmp_path / "again.json"
     scored(clips[:cut], "first-again.json", "--alarm-state", str(again))
@@ -296,6 +302,8 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
                           [["score", pca, "--clips", clips[-1], "--alarm-state", str(state)],
                            "--alarm-state FILE needs --alarm-after N"],
                           [[*score, "--clips", clips[-1], "--new-only"], "--new-only needs --alarm-state FILE"],
+                          [["score", pca, "--clips", clips[-1], "--fail-on-alarm"],
+                           "--fail-on-alarm needs --alarm-after N"],
                           [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "junk.json")],
                            "not an alarm state written by asd score"],
                           [[*score, "--clips", clips[-1], "--alarm-state", str(tmp_path / "text.json")],
