@@ -50,7 +50,7 @@ EXAMPLES = {
               "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row",
               "asd score models/sequential.pt --clips today --alarm-after 3 --alarm-state runs.json",
               "asd score models/pca.pt --clips ~/rec/press --id 00 --alarm-after 3 --alarm-state runs.json "
-              "--new-only --fail-on-alarm   # hourly: exit status 1 on an alarm"],
+              "--new-only --fail-on-alarm   # an hourly job"],
     "cut": ["asd cut ~/rec/press-long --out ~/rec/press-clips   # 10-s clips, as the release's",
             "asd cut ~/rec/today --out ~/rec/today-clips --seconds 5   # as long as 5-s training clips"],
     "arrange": ["asd arrange ~/rec/press-ok --out ~/plant --machine press --id 00",
@@ -189,7 +189,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                         "spanning two calls raises its alarm; the clips must come after those counted there")
     c.add_argument("--new-only", action="store_true",
                    help="with --alarm-state: score only the clips after the last one counted there for their ID, "
-                        "so that a job run every hour can give a recorder's growing folder")
+                        "so that a job run every hour can score a recorder's growing folder")
     c.add_argument("--fail-on-alarm", action="store_true",
                    help="with --alarm-after: exit with status 1 when this call raises an alarm, so that the job "
                         "that runs it can tell someone (errors exit with 2)")
