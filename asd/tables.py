@@ -59,8 +59,10 @@ TABLE_CSS = (".asd-results { font-size: 0.9em; }"
              " .asd-results tbody th { text-align: left; }"
              " .asd-results tbody th small { white-space: normal; font-weight: normal; }"
              " figure.asd-table { margin: 0 0 1em; }"
+             # the text's own colour, muted by opacity: the theme's muted caption colour is light in
+             # its dark mode, where it still draws a cell's output dark on a light box
              " figure.asd-table figcaption { text-align: center; font-size: 0.9em; margin-bottom: 0.3em;"
-             " color: var(--pst-color-text-muted, #555); }")
+             " color: inherit; opacity: 0.8; }")
 
 
 def html_table(head: str, body: str, caption: str = "") -> str:
