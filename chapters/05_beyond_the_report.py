@@ -900,25 +900,28 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # did alone: the clips hold the recording's own samples. `asd run` and `asd score` warn, as
 # above, about clips under half or over twice the training clips' length.
 #
-# On a plant the same steps run from the command line: `asd arrange` links a recorder's own
-# files into the release layout under release names, `asd run --save-models` trains on them
+# On a plant the same steps run from the command line. `asd arrange` links a recorder's own
+# files into the release layout under release names; `asd run --save-models` trains on them
 # (`--profile full` for the report's epochs, as the default `quick` profile is for building
-# this book; `--figures` draws the training curves, to check that the loss settled), and
-# `asd score` flags each day's recordings, with thresholds set from normal recordings of other
-# days that the detector never trained on (`--calibration-clips`, as the previous section
-# advises), `--out` writing every clip's score and decision as JSON for a monitoring script,
-# and `--alarm-after 3` raising an alarm on three flagged clips in a row, counted on across
-# days by `--alarm-state` (a run that began in yesterday's last clips goes on today).
+# this book; `--figures` draws the training curves, to check that the loss settled) and, with
+# `--calibration-clips`, saves with each detector the scores of normal recordings of other
+# days that it never trained on, which set its thresholds, as the previous section advises.
+# `asd score` then flags the new recordings (`--calibration calibration`: those thresholds),
+# `--out` writes every clip's score and decision as JSON for a monitoring script, and
+# `--alarm-after 3` raises an alarm on three flagged clips in a row, counted on from one call
+# to the next by `--alarm-state` (a run that began in yesterday's last clips goes on today).
 # For a job run every hour on the recorder's growing folder, `--new-only` scores just the
 # clips that came after those the state has counted, and `--fail-on-alarm` makes a call that
 # raises an alarm exit with status 1, for the job to tell someone:
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00
+# asd arrange ~/recorder/quiet-week --out ~/quiet --machine press --id 00 \
+#     --split test --label normal
 # asd run --data ~/plant --machine press --profile full --models sequential \
-#     --save-models models --figures figures
+#     --calibration-clips ~/quiet/press/test --save-models models --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 \
-#     --calibration-clips ~/recorder/quiet-week --out today.json \
+#     --calibration calibration --out today.json \
 #     --alarm-after 3 --alarm-state runs.json --new-only --fail-on-alarm
 # ```
 #
