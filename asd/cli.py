@@ -877,8 +877,11 @@ def _arrange(args: argparse.Namespace) -> None:
     run = f"asd run --data {shlex.quote(str(args.out))} --machine {args.machine}"
     if args.split == "train":
         print(f"train on them: {run} --save-models DIR")
-    else:
-        print(f"score them: {run} --scores-dir DIR")
+        return
+    if args.label == "normal":  # normal recordings apart from the training ones: what thresholds are best set on
+        print(f"set a detector's thresholds from them: asd run --data TRAINING --machine {args.machine} "
+              f"--calibration-clips {shlex.quote(str(folder))} --save-models DIR")
+    print(f"score them: {run} --scores-dir DIR")
 
 
 def _download(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ import asd
 from asd import metrics, synth
 from asd.cli import EXAMPLES, _parser, main
 from asd.config import NETWORKS, SplitCounts, SynthConfig
+from asd.experiment import load_model
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +435,7 @@ def test_a_detector_saved_without_enough_clips_for_thresholds_is_saved_all_the_s
 
 def test_arrange_prints_the_run_that_reads_what_it_arranged(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("new", 2)):
+    for split, n in (("train", 6), ("new", 2), ("quiet", 3)):
         (tmp_path / "rec" / split).mkdir(parents=True)
         for i in range(n):
             sf.write(tmp_path / "rec" / split / f"take {i}.wav", 0.1 * rng.standard_normal(16000), 16000)
@@ -452,6 +453,16 @@ def test_arrange_prints_the_run_that_reads_what_it_arranged(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     written = (tmp_path / "scores" / "pca" / "anomaly_score_press_id_00.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in written) == ["id_00_00000000.wav", "id_00_00000001.wav"]
+    # normal recordings arranged as test clips: the run that sets thresholds from them, too
+    assert main(["arrange", "--out", str(tmp_path / "quiet"), "--machine", "press", "--id", "00",
+                 str(tmp_path / "rec" / "quiet"), "--split", "test", "--label", "normal"]) == 0
+    hint = capsys.readouterr().out.splitlines()[-2]
+    assert hint.startswith("set a detector's thresholds from them: ")
+    command = [{"TRAINING": str(data), "DIR": str(tmp_path / "m")}.get(a, a)
+               for a in shlex.split(hint.split(": ", 1)[1])]
+    assert main([*command[1:], "--models", "pca", "--quiet", "--device", "cpu"]) == 0
+    assert "the ID's calibration clips' scores" in capsys.readouterr().out
+    assert load_model(tmp_path / "m" / "pca.pt")["calibration_scores"].shape == (3,)
 
 
 def test_run_alarm_after_prints_the_alarms_its_decision_files_give(root, tmp_path, capsys):
