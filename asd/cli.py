@@ -510,7 +510,9 @@ def _score(args: argparse.Namespace) -> int:
     with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
         state = _alarm_state(args.alarm_state, args.alarm_after)
         if args.new_only:
-            if not (clips := _new_clips(clips, state, names)):
+            new = _new_clips(clips, state, names)
+            _warn_written_after(args.alarm_state, [c for c in clips if c not in new])
+            if not (clips := new):
                 print(f"no clips after those counted in {args.alarm_state}: nothing to score")
                 return 0
         _check_after_counted(state, clips, names, args.alarm_state)
@@ -628,6 +630,20 @@ def _new_clips(clips, state: dict, names: list[str]) -> list:
     last = _last_counted(state, names)
     return [c for c in clips if c.machine_id not in last
             or name_order(c.path.name) > name_order(last[c.machine_id][0])]
+
+
+def _warn_written_after(path: Path, left_out: list) -> None:
+    """Warn about clips that ``--new-only`` leaves out as counted already but that were written
+    after the state file: a recorder that started its count anew (``rec1.wav`` again) would
+    otherwise go unheard, call after call."""
+    if not path.exists():
+        return
+    since = path.stat().st_mtime
+    late = [c.path for c in left_out if c.path.stat().st_mtime > since]
+    if late:
+        more = f" and {len(late) - 1} more" if len(late) > 1 else ""
+        warnings.warn(f"{late[0]}{more}: written after {path}, yet not after the clips counted there, so left out "
+                      "by --new-only; a recorder that started its count anew? start a new state file")
 
 
 def _check_after_counted(state: dict | None, clips, names: list[str], path: Path | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 import shutil
 import threading
 import warnings
@@ -291,6 +292,14 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
     assert scored(clips, "new.json", "--alarm-state", str(again), "--new-only") == second
     capsys.readouterr()
     assert main([*score, "--clips", *clips, "--alarm-state", str(again), "--new-only"]) == 0
+    assert capsys.readouterr().out == f"no clips after those counted in {again}: nothing to score\n"
+    # a clip named before those counted but written after them (a recorder counting anew) is named
+    (tmp_path / "restarted").mkdir()
+    shutil.copy(clips[0], tmp_path / "restarted" / Path(clips[0]).name)
+    later = again.stat().st_mtime + 60
+    os.utime(tmp_path / "restarted" / Path(clips[0]).name, (later, later))
+    with pytest.warns(UserWarning, match=f"{Path(clips[0]).name}: written after {again}, yet not after the clips"):
+        assert main([*score, "--clips", str(tmp_path / "restarted"), "--alarm-state", str(again), "--new-only"]) == 0
     assert capsys.readouterr().out == f"no clips after those counted in {again}: nothing to score\n"
     # refused before any work: clips counted already, another run length, no --alarm-after, not a state
     (tmp_path / "junk.json").write_text('{"alarm_after": 3, "detectors": {"pca": {"01": {"run": "x"}}}}')
