@@ -839,6 +839,8 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # {glue:text}`later_gap`), and so do the thresholds: they are fitted to the saved training
 # scores, not to the new clips, whose labels a monitoring system does not know.
 #
+# ### Long recordings
+#
 # A recorder may write one long file an hour rather than ten-second clips, but a clip gets one
 # score, the mean over all of its vectors. Below, the ID's first
 # {glue:text}`n_long_normal` normal clips and then the first faulty clip that
@@ -900,7 +902,9 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # did alone: the clips hold the recording's own samples. `asd run` and `asd score` warn, as
 # above, about clips under half or over twice the training clips' length.
 #
-# On a plant the same steps run from the command line. `asd arrange` links a recorder's own
+# ### On a plant
+#
+# The same steps run from the command line. `asd arrange` links a recorder's own
 # files into the release layout under release names; `asd run --save-models` trains on them
 # (`--profile full` for the report's epochs, as the default `quick` profile is for building
 # this book; `--figures` draws the training curves, to check that the loss settled) and, with
