@@ -674,7 +674,8 @@ display(TextTable(["clips in a row", "false alarms a day",
 # markedly, and they stayed above nominal ([the README's decisions section](https://github.com/asd-book/anomalous-sound-detection#scoring-recordings-without-labels-decisions)).
 #
 # What the numbers point to is fitting the thresholds to normal recordings made apart from the
-# training clips, such as a plant records in its first days of monitoring.
+# training clips, such as a plant records in its first days of monitoring:
+# {term}`calibration clips`.
 # `results.calibrate(clips)` scores such clips with every detector, PCA included, and
 # `calibration="calibration"` fits each ID's gamma to their scores (`asd run --calibration-clips
 # PATH`). Neither the stand-in nor the DCASE release has such recordings, so here the first
