@@ -511,10 +511,14 @@ def _score(args: argparse.Namespace) -> int:
         state = _alarm_state(args.alarm_state, args.alarm_after)
         if args.new_only:
             new = _new_clips(clips, state, names)
-            _warn_written_after(args.alarm_state, [c for c in clips if c not in new])
-            if not (clips := new):
+            left_out = [c for c in clips if c not in new]
+            _warn_written_after(args.alarm_state, left_out)
+            if not new:
                 print(f"no clips after those counted in {args.alarm_state}: nothing to score")
                 return 0
+            if left_out:
+                print(f"{_count(len(left_out), 'clip')} counted already in {args.alarm_state}: left out")
+            clips = new
         _check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
         if calibration_clips:

@@ -290,6 +290,7 @@ def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_ne
     again = tmp_path / "again.json"
     scored(clips[:cut], "first-again.json", "--alarm-state", str(again))
     assert scored(clips, "new.json", "--alarm-state", str(again), "--new-only") == second
+    assert f"{cut} clips counted already in {again}: left out" in capsys.readouterr().out
     capsys.readouterr()
     assert main([*score, "--clips", *clips, "--alarm-state", str(again), "--new-only"]) == 0
     assert capsys.readouterr().out == f"no clips after those counted in {again}: nothing to score\n"
