@@ -543,7 +543,6 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
     what it flags; the files asked for are written, and the alarm state advanced. Returns how
     many alarms the detectors raised (none without ``--alarm-after``)."""
     from asd.experiment import score_clips
-    from asd.metrics import alarms
 
     report, extracted, raised = [], {}, 0  # the clips' frames, computed once for detectors of the same features
     for detector in saved:
@@ -569,8 +568,7 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
             _advance(state, results, args.decision_quantile, calibration)
         if args.alarm_after is not None:
             name = detector["name"]
-            raised += int(alarms(results.test.clip_ids, results.decisions(name, args.decision_quantile, calibration),
-                                 args.alarm_after, runs[name]).sum())
+            raised += int(results.alarms(name, args.alarm_after, args.decision_quantile, calibration, runs[name]).sum())
     if args.out:
         _write_report(args.out, clips, report, args.decision_quantile, calibration, args.alarm_after)
     if state is not None:
@@ -731,20 +729,21 @@ def _timelines(results, args: argparse.Namespace, calibration: str,
         drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits,
                                                             alarm_after=args.alarm_after,
                                                             alarm_runs=(alarm_runs or {}).get(name))
-        if (flagged := _flagged_clips(results, name, limits)) is not None:
+        flagged = _flagged_clips(results, name, limits, results.decisions(name, args.decision_quantile, calibration))
+        if flagged is not None:
             drawn[f"{name}_{results.machine}_flagged"] = flagged
     return drawn
 
 
-def _flagged_clips(results, name: str, limits: dict[str, float], shown: int = 2):
-    """Model ``name``'s ``shown`` highest-scoring flagged clips, each as its standardised log-mel
-    above its vectors' scores over time (:func:`asd.plots.errors_over_time`): when in the clip, and
-    in which bands, the detector was surprised; None when it flags no clip."""
-    from asd.metrics import decide
+def _flagged_clips(results, name: str, limits: dict[str, float], decisions, shown: int = 2):
+    """Model ``name``'s ``shown`` highest-scoring flagged clips (``decisions``, against ``limits``),
+    each as its standardised log-mel above its vectors' scores over time
+    (:func:`asd.plots.errors_over_time`): when in the clip, and in which bands, the detector was
+    surprised; None when it flags no clip."""
     from asd.plots import errors_over_time
 
     scores, ids = results.models[name].scores, results.test.clip_ids
-    top = _highest_flagged(scores, decide(ids, scores, limits))[:shown]
+    top = _highest_flagged(scores, decisions)[:shown]
     if not top:
         return None
     feature = results.cfg.feature
@@ -801,12 +800,11 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
              alarm_after: int | None = None, alarm_runs: dict[str, dict[str, int]] | None = None) -> str:
     """Per model and ID, the decision threshold and how many test clips it flags as anomalous;
     then the ``shown`` highest-scoring flagged clips and, with ``alarm_after``, the alarms per ID
-    (:func:`asd.metrics.alarms`, counted on from ``alarm_runs[model]``). A model without thresholds
+    (:meth:`asd.experiment.Results.alarms`, counted on from ``alarm_runs[model]``). A model without thresholds
     is an error if ``strict`` (decisions were asked for), else a line saying why."""
     import numpy as np
 
     from asd.data import DataError
-    from asd.metrics import alarms, decide
 
     ids = results.test.clip_ids
     rule = f"the {quantile} quantile of a gamma fit to the ID's {calibration} clips' scores"
@@ -823,7 +821,7 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
         if not len(ids):
             lines.append(f"  {name:<11} " + "   ".join(f"ID {mid}: {limits[mid]:.4g}" for mid in results.unique_ids))
             continue
-        flagged = decide(ids, scores, limits)
+        flagged = results.decisions(name, quantile, calibration)
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
                  for mid in results.unique_ids]
         lines.append(f"  {name:<11} " + "   ".join(cells))
@@ -834,7 +832,7 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             lines.append(f"  {'':<11} highest: {named}{more}")
         if alarm_after is not None:
             runs = (alarm_runs or {}).get(name, {})
-            raised = alarms(ids, flagged, alarm_after, runs)
+            raised = results.alarms(name, alarm_after, quantile, calibration, runs)
             cells = [_alarm_cell(mid, [results.test.clips[i].path.name for i in np.flatnonzero(raised & (ids == mid))])
                      for mid in results.unique_ids]
             carried = ", ".join(f"ID {mid}: {runs[mid]}" for mid in results.unique_ids if runs.get(mid))

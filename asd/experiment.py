@@ -15,6 +15,7 @@ import platform
 import subprocess
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -218,6 +219,12 @@ class Results:
         return metrics.decide(self.test.clip_ids, self.models[name].scores,
                               self.thresholds(name, quantile, calibration))
 
+    def alarms(self, name: str, after: int, quantile: float = metrics.DECISION_QUANTILE,
+               calibration: str = "training", runs: Mapping[str, int] | None = None) -> np.ndarray:
+        """Model ``name``'s alarm per test clip: 1 where ``after`` of its ID's clips in a row are
+        flagged (:func:`asd.metrics.alarms` of :meth:`decisions`), the runs counted on from ``runs``."""
+        return metrics.alarms(self.test.clip_ids, self.decisions(name, quantile, calibration), after, runs)
+
     def vector_scores(self, name: str, index: int) -> np.ndarray:
         """Model ``name``'s score of each vector of test clip ``index``, in time order: where in the
         clip the detector is surprised (their mean is the clip's score)."""
@@ -270,13 +277,12 @@ class Results:
         labelled: what ``asd score --out`` writes for monitoring scripts."""
         report = {}
         for name, model in self.models.items():
-            limits = self.thresholds(name, quantile, calibration)
-            decisions = metrics.decide(self.test.clip_ids, model.scores, limits)
-            report[name] = {"thresholds": limits, "scores": model.scores.tolist(),
-                            "decisions": decisions.tolist(), "rows": model.rows}
+            report[name] = {"thresholds": self.thresholds(name, quantile, calibration),
+                            "scores": model.scores.tolist(),
+                            "decisions": self.decisions(name, quantile, calibration).tolist(), "rows": model.rows}
             if alarm_after is not None:
                 runs = (alarm_runs or {}).get(name)
-                report[name]["alarms"] = metrics.alarms(self.test.clip_ids, decisions, alarm_after, runs).tolist()
+                report[name]["alarms"] = self.alarms(name, alarm_after, quantile, calibration, runs).tolist()
         return report
 
     def _thresholds_or_none(self, name: str, quantile: float, calibration: str) -> dict[str, float] | None:

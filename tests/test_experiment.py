@@ -250,6 +250,9 @@ def test_training_clips_are_scored_by_the_trained_model_and_set_the_thresholds(r
             limits = res.thresholds(name)
             assert limits == {mid: decision_threshold(m.train_scores[res.train_ids == mid]) for mid in ("00", "02")}
             assert res.decisions(name).tolist() == [int(s > limits[i]) for i, s in zip(res.test.clip_ids, m.scores)]
+            d, ids = res.decisions(name), res.test.clip_ids  # one flagged clip raises: each run's first
+            assert res.alarms(name, 1).tolist() == [
+                int(d[i] == 1 and (i == 0 or ids[i - 1] != ids[i] or d[i - 1] == 0)) for i in range(len(d))]
         cached = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, per_id=per_id)
         for name, m in res.models.items():
             np.testing.assert_array_equal(cached.models[name].train_scores, m.train_scores)
