@@ -645,7 +645,8 @@ def _warn_written_after(path: Path, left_out: list) -> None:
     if late:
         more = f" and {len(late) - 1} more" if len(late) > 1 else ""
         warnings.warn(f"{late[0]}{more}: written after {path}, yet not after the clips counted there, so left out "
-                      "by --new-only; a recorder that started its count anew? start a new state file")
+                      "by --new-only: clips copied again, or a recorder that started its count anew (then start a "
+                      "new state file)?")
 
 
 def _check_after_counted(state: dict | None, clips, names: list[str], path: Path | None) -> None:
