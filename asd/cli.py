@@ -510,8 +510,7 @@ def _score(args: argparse.Namespace) -> int:
     with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
         state = _alarm_state(args.alarm_state, args.alarm_after)
         if args.new_only:
-            new = _new_clips(clips, state, names)
-            left_out = [c for c in clips if c not in new]
+            new, left_out = _new_clips(clips, state, names)
             _warn_written_after(args.alarm_state, left_out)
             if not new:
                 print(f"no clips after those counted in {args.alarm_state}: nothing to score")
@@ -625,13 +624,16 @@ def _last_counted(state: dict, names: list[str]) -> dict[str, tuple[str, str]]:
     return last
 
 
-def _new_clips(clips, state: dict, names: list[str]) -> list:
-    """``asd score --new-only``: the clips after the last one counted in ``state`` for their ID."""
+def _new_clips(clips, state: dict, names: list[str]) -> tuple[list, list]:
+    """``asd score --new-only``: the clips after the last one counted in ``state`` for their ID,
+    and the others (counted already)."""
     from asd.data import name_order
 
-    last = _last_counted(state, names)
-    return [c for c in clips if c.machine_id not in last
-            or name_order(c.path.name) > name_order(last[c.machine_id][0])]
+    last = {mid: name_order(clip) for mid, (clip, _) in _last_counted(state, names).items()}
+    new, counted = [], []
+    for c in clips:
+        (new if c.machine_id not in last or name_order(c.path.name) > last[c.machine_id] else counted).append(c)
+    return new, counted
 
 
 def _warn_written_after(path: Path, left_out: list) -> None:

@@ -395,8 +395,8 @@ def clips_at(paths: list[Path], machine_id: str | None = None, id_option: str | 
     :func:`list_clips`. Names as in the release: unlabelled (``id_00_00000000.wav``, label
     :data:`UNLABELLED`) or labelled (``normal_id_00_00000000.wav``); the ID is the machine's.
     With ``machine_id``, a clip of any other name is that machine's, unlabelled, numbered in
-    :func:`name_order` (a recorder's own names), and a release name of another ID is an error; a name error
-    points to ``id_option``, the command's way to give ``machine_id``, if it has one."""
+    :func:`name_order` (a recorder's own names), and a release name of another ID is an error; a
+    name error points to ``id_option``, the command's way to give ``machine_id``, if it has one."""
     files = wav_files(paths)
     twin = next((name for name, n in Counter(p.name for p in files).items() if n > 1), None)
     if twin is not None:  # score and decision files name each clip by its file name
