@@ -840,6 +840,42 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # {glue:text}`later_gap`), and so do the thresholds: they are fitted to the saved training
 # scores, not to the new clips, whose labels a monitoring system does not know.
 #
+# A monitoring job scores the clips in batches, one call an hour, say. A run of flagged clips
+# that spans two calls raises its alarm only if the second call knows how the first one ended:
+# `asd.metrics.open_runs` returns each ID's run of flagged clips at the end of a batch, and
+# `asd.metrics.alarms(..., runs=)` counts on from it (`asd score --alarm-state FILE` keeps
+# them in a file between calls). Here the stream above is cut into two calls just before its
+# first alarm, inside a run of flagged clips:
+
+# %%
+k = 3  # an alarm on three flagged clips in a row
+ids = later.test.clip_ids
+whole = metrics.alarms(ids, flags, k)  # one call over the whole stream
+cut_at = int(np.flatnonzero(whole)[0])  # the clip that raises its first alarm
+one, two = slice(0, cut_at), slice(cut_at, None)  # the two calls' clips
+first_call = metrics.alarms(ids[one], flags[one], k)
+runs = metrics.open_runs(ids[one], flags[one])  # where the first call ends
+calls = {
+    "one call over the stream": whole,
+    "two calls, the second on its own": np.concatenate(
+        [first_call, metrics.alarms(ids[two], flags[two], k)]),
+    "two calls, the first's runs carried on": np.concatenate(
+        [first_call, metrics.alarms(ids[two], flags[two], k, runs=runs)]),
+}
+rows = [[how, str(int(raised.sum())),
+         names[np.flatnonzero(raised)[0]] if raised.any() else "none"]
+        for how, raised in calls.items()]
+display(TextTable(["scored in", "alarms", "first alarm at"], rows,
+                  f"{best_report}, ID {later_id} ({src.label}): alarms on "
+                  f"{k} flagged clips in a row; the second call starts at "
+                  f"{names[cut_at]}, after a run of {runs[later_id]} flagged "
+                  "clips."))
+assert np.array_equal(calls["two calls, the first's runs carried on"], whole)
+
+# %% [markdown]
+# Carried on, the two calls raise the alarms of one call, clip for clip (the cell checks it);
+# on its own, the second call starts counting afresh and its first alarm comes later, or never.
+#
 # ### Long recordings
 #
 # A recorder may write one long file an hour rather than ten-second clips, but a clip gets one
