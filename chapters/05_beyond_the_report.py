@@ -856,25 +856,26 @@ one, two = slice(0, cut_at), slice(cut_at, None)  # the two calls' clips
 first_call = metrics.alarms(ids[one], flags[one], k)
 runs = metrics.open_runs(ids[one], flags[one])  # where the first call ends
 calls = {
-    "one call over the stream": whole,
-    "two calls, the second on its own": np.concatenate(
+    "one call": whole,
+    "two calls, no state": np.concatenate(
         [first_call, metrics.alarms(ids[two], flags[two], k)]),
-    "two calls, the first's runs carried on": np.concatenate(
+    "two calls, runs carried on": np.concatenate(
         [first_call, metrics.alarms(ids[two], flags[two], k, runs=runs)]),
 }
 rows = [[how, str(int(raised.sum())),
          names[np.flatnonzero(raised)[0]] if raised.any() else "none"]
         for how, raised in calls.items()]
-display(TextTable(["scored in", "alarms", "first alarm at"], rows,
+display(TextTable(["scored as", "alarms", "first alarm at"], rows,
                   f"{best_report}, ID {later_id} ({src.label}): alarms on "
                   f"{k} flagged clips in a row; the second call starts at "
                   f"{names[cut_at]}, after a run of {runs[later_id]} flagged "
                   "clips."))
-assert np.array_equal(calls["two calls, the first's runs carried on"], whole)
+assert np.array_equal(calls["two calls, runs carried on"], whole)
 
 # %% [markdown]
-# Carried on, the two calls raise the alarms of one call, clip for clip (the cell checks it);
-# on its own, the second call starts counting afresh and its first alarm comes later, or never.
+# With the runs carried on, the two calls raise the alarms of one call, clip for clip (the cell
+# checks it); without them, the second call starts counting afresh and its first alarm comes
+# later, or never.
 #
 # ### Long recordings
 #
