@@ -518,7 +518,8 @@ def _score(args: argparse.Namespace) -> int:
             if left_out:
                 print(f"{_count(len(left_out), 'clip')} counted already in {args.alarm_state}: left out")
             clips = new
-        _check_after_counted(state, clips, names, args.alarm_state)
+        else:  # --new-only picks the clips after those counted; others are checked to be so
+            _check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
         if calibration_clips:
             _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips],
