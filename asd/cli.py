@@ -40,7 +40,8 @@ DEVICE_HELP = "auto (CUDA if available, else the CPU), cpu or cuda (default: $AS
 # Shown at the end of each command's --help (tests parse every line, so none goes stale).
 EXAMPLES = {
     "synth": ["asd synth ~/asd-data                   # quick profile: dev_data/ and eval_data/",
-              "asd synth ~/asd-data --profile full    # the real release's clip counts"],
+              "asd synth ~/asd-data --profile full    # the real release's clip counts",
+              "asd synth ~/asd-loud --seed 1 --hall-db 6   # other clips, in a hall 6 dB louder"],
     "run": ["asd run --data ~/asd-data/dev_data     # the report's four networks: AUC/pAUC per ID",
             "asd run --data ~/dcase --ids all --models pca idnn idclf sequential",
             "asd run --data ~/dcase/eval_data --scores-dir scores    # the challenge's CSV files",
@@ -121,6 +122,10 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
     s.add_argument("--profile", choices=PROFILES, default=None, help=SYNTH_PROFILE_HELP)
     s.add_argument("--seed", type=_at_least(0), default=0, help="the stand-in's seed (default 0, the book's)")
+    s.add_argument("--hall-db", type=float, default=0.0, metavar="DB",
+                   help="record the same clips in a hall DB louder (negative: quieter; at most 20): the "
+                        "background rises, the machines and faults stay, to test detectors trained in "
+                        "the usual hall (default 0)")
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -357,8 +362,12 @@ def _synth(args: argparse.Namespace) -> None:
     _checked_profile(args.profile)
     _checked_outputs(positional=(args.out, True))
     cfg = get_config(args.profile, seed=args.seed)
-    root = synth.generate(args.out, cfg.synth, seed=args.seed)
-    print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}) in {root}")
+    try:
+        root = synth.generate(args.out, cfg.synth, seed=args.seed, hall_db=args.hall_db)
+    except ValueError as err:
+        raise UsageError(f"--hall-db: {err}") from None
+    hall = f", hall {args.hall_db:+g} dB" if args.hall_db else ""
+    print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}{hall}) in {root}")
     print(f"next: asd run --data {root}   (the eval set: asd run --data {root / 'eval_data'})")
 
 

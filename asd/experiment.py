@@ -53,13 +53,15 @@ def is_release(root: Path) -> bool:
 
 def describe_data(root: Path, profile: str | None = None) -> str:
     """What the data at ``root`` is, for every table, record and saved detector made from it: the
-    synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed),
+    synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed, and
+    its hall where louder than the usual),
     the real DCASE 2020 data (a release's ``dev_data``/``eval_data`` or their parent) or other
     real recordings; ``profile`` is added when given. A relative ``root`` is made absolute: the
     label outlives the working folder (a saved detector's, say)."""
     root = Path(root).absolute()
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
-        what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}"
+        hall = f", hall {made['hall_db']:+g} dB" if made.get("hall_db") else ""
+        what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}{hall}"
     else:
         what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"
     return f"{what}; {profile} profile)" if profile else f"{what})"

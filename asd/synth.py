@@ -53,6 +53,8 @@ LEVEL_SD_DB = REAL_LEVEL_SD_DB  # each clip's level around its ID's level_dbfs
 # A fault raises the level by at most MAX_RISE_DB x severity^3 (severity uniform: median 0.75 dB,
 # a quarter of the faults under 0.1 dB, a tenth over 4.4 dB).
 MAX_RISE_DB = 6.0
+# A louder hall (generate's hall_db) within this many dB: at +20 dB the loudest clips peak near -7 dBFS.
+MAX_HALL_DB = 20.0
 
 # Background noise floor (dB at Hz), fitted to the real slider id_00 training clips.
 FLOOR_HZ = (0, 70, 164, 257, 351, 444, 538, 631, 725, 818, 912, 1006, 1107, 1220, 1343, 1479, 1629,
@@ -388,12 +390,14 @@ def fault_severity(machine_id: str, seed: int) -> float:
 
 
 def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: float = 10.0,
-                sample_rate: int = 16000) -> np.ndarray:
+                sample_rate: int = 16000, hall_db: float = 0.0) -> np.ndarray:
     """One clip of slider ``machine_id`` (float32 mono in [-1, 1]), ``anomaly`` None for normal.
 
     The machine, the background and the fault draw from separate streams of ``seed``: a faulty
     clip keeps the hall noise and distant events (and, unless the belt is loose, the motion) of
-    its normal twin; the drive's tones in the background move with the fault.
+    its normal twin; the drive's tones in the background move with the fault. ``hall_db`` makes
+    the background (the hall and the drive's tones) that much louder at the same recording gain:
+    the same clip, recorded in a louder hall.
     """
     if machine_id not in RAILS:
         raise ValueError(f"unknown machine ID {machine_id!r}; choose one of {', '.join(RAILS)}")
@@ -426,6 +430,7 @@ def render_clip(machine_id: str, anomaly: str | None, seed: int, duration_s: flo
     power = np.mean(normal ** 2)
     if anomaly is not None:
         machine *= _cap_gain(background, machine, power * 10 ** (MAX_RISE_DB * severity ** 3 / 10))
+    background *= 10 ** (hall_db / 20)  # a louder hall, at the gain the usual hall's normal sound set
     y = (background + machine) * 10 ** ((rail.level_dbfs + back.normal(0, LEVEL_SD_DB)) / 20) / np.sqrt(power)
     if not np.all(np.isfinite(y)):  # np.clip keeps NaN, and a WAV file would hold it as full scale
         raise RuntimeError(f"ID {machine_id} {anomaly or 'normal'} clip of seed {seed}: samples are not finite")
@@ -499,16 +504,18 @@ def ground_truth_lines(clips: list[ClipPlan]) -> list[str]:
     return [MACHINE, *rows] if rows else []
 
 
-def _write(clip: ClipPlan, duration_s: float, sample_rate: int = 16000) -> None:
+def _write(clip: ClipPlan, duration_s: float, hall_db: float = 0.0, sample_rate: int = 16000) -> None:
     """Render ``clip`` and write it as 16-bit PCM WAV (via a temporary file, then renamed)."""
-    y = render_clip(clip.machine_id, clip.anomaly, clip.seed, duration_s, sample_rate)
+    y = render_clip(clip.machine_id, clip.anomaly, clip.seed, duration_s, sample_rate, hall_db)
     tmp = clip.path.with_name(f".{clip.path.name}.tmp")
     sf.write(tmp, y, sample_rate, subtype="PCM_16", format="WAV")
     os.replace(tmp, clip.path)
 
 
-def _marker(synth: SynthConfig, seed: int) -> dict:
-    return json.loads(json.dumps({"version": VERSION, "seed": seed, "synth": asdict(synth)}))
+def _marker(synth: SynthConfig, seed: int, hall_db: float = 0.0) -> dict:
+    # a louder hall is recorded only where there is one: the usual hall's marker stays as it was
+    hall = {"hall_db": float(hall_db)} if hall_db else {}
+    return json.loads(json.dumps({"version": VERSION, "seed": seed, "synth": asdict(synth), **hall}))
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -562,21 +569,24 @@ def fault_groups(found: Sequence[tuple[str, float] | None], bands: int = 3) -> d
             "by severity": [f and f"severity {edges[band(f[1])]:.2f}-{edges[band(f[1]) + 1]:.2f}" for f in found]}
 
 
-def _is_complete(root: Path, synth: SynthConfig, seed: int) -> bool:
+def _is_complete(root: Path, synth: SynthConfig, seed: int, hall_db: float) -> bool:
     try:
-        return json.loads((root / MARKER).read_text()) == _marker(synth, seed)
+        return json.loads((root / MARKER).read_text()) == _marker(synth, seed, hall_db)
     except (OSError, ValueError):
         return False
 
 
 def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = True,
-             workers: int | None = None) -> Path:
+             workers: int | None = None, hall_db: float = 0.0) -> Path:
     """Write the synthetic dataset (DCASE layout) under ``root`` unless it is already there.
 
     ``root/dev_data`` and ``root/eval_data`` as in the release, and the eval test set's labels in
     ``root/eval_data_list.csv`` (beside the eval root, where :func:`asd.data.find_ground_truth` looks).
 
-    ``root/.complete`` (written last) records the config and seed; with a matching marker this
+    ``hall_db`` renders every clip in a hall that much louder (:func:`render_clip`): the same
+    clips, machines and faults, with only the background raised.
+
+    ``root/.complete`` (written last) records the config, seed and hall; with a matching marker this
     returns at once, with another one the old clips are removed first. ``workers`` processes
     render the clips (default: one per CPU). Processes writing the same ``root`` at once take
     turns (:func:`lock_path`): the second finds the first's data complete. Raises DataError
@@ -584,10 +594,12 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
     overwritten).
     """
     root = Path(root)
-    if _is_complete(root, synth, seed):
+    if not abs(hall_db) <= MAX_HALL_DB:  # NaN too
+        raise ValueError(f"the hall can be at most {MAX_HALL_DB:g} dB louder or quieter, got {hall_db:g} dB")
+    if _is_complete(root, synth, seed, hall_db):
         return root
     with exclusive(lock_path(root), f"another process is writing {root}: waiting for it"):
-        return _generate(root, synth, seed, progress, workers)
+        return _generate(root, synth, seed, progress, workers, hall_db)
 
 
 def lock_path(root: Path) -> Path:
@@ -597,9 +609,10 @@ def lock_path(root: Path) -> Path:
     return home() / "locks" / f"synth-{key}.lock"
 
 
-def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers: int | None) -> Path:
+def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers: int | None,
+              hall_db: float) -> Path:
     """:func:`generate`'s work, under its lock: another process may have finished it meanwhile."""
-    if _is_complete(root, synth, seed):
+    if _is_complete(root, synth, seed, hall_db):
         return root
     ours = (root / MARKER).exists() or (root / STARTED).exists()
     written = (root / "dev_data" / MACHINE, root / "eval_data" / MACHINE, root / GROUND_TRUTH)
@@ -616,21 +629,23 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
     clips = plan(root, synth, seed)
     for folder in {clip.path.parent for clip in clips}:
         folder.mkdir(parents=True, exist_ok=True)
-    write = partial(_write, duration_s=synth.duration_s)
+    write = partial(_write, duration_s=synth.duration_s, hall_db=hall_db)
     with ProcessPoolExecutor(workers) as pool:
         done = map(write, clips) if workers == 1 else pool.map(write, clips, chunksize=8)
         for _ in tqdm(done, total=len(clips), disable=not progress, desc="synthetic slider clips"):
             pass
     atomic_write_bytes(root / GROUND_TRUTH, ("\n".join(ground_truth_lines(clips)) + "\n").encode())
-    atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed), indent=2).encode())
+    atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed, hall_db), indent=2).encode())
     (root / STARTED).unlink()
     return root
 
 
-def ensure(cfg: Config, root: Path | None = None, progress: bool = True) -> Path:
-    """Root of the synthetic data of ``cfg``, generated if needed.
+def ensure(cfg: Config, root: Path | None = None, progress: bool = True, hall_db: float = 0.0) -> Path:
+    """Root of the synthetic data of ``cfg`` (in a hall ``hall_db`` louder), generated if needed.
 
-    The default root is ``home() / f"synth-{cfg.profile}-seed{cfg.seed}"``.
+    The default root is ``home() / f"synth-{cfg.profile}-seed{cfg.seed}"``, with ``-hall+6dB``
+    (say) added for a louder hall.
     """
-    root = Path(root) if root is not None else home() / f"synth-{cfg.profile}-seed{cfg.seed}"
-    return generate(root, cfg.synth, cfg.seed, progress)
+    hall = f"-hall{hall_db:+g}dB" if hall_db else ""
+    root = Path(root) if root is not None else home() / f"synth-{cfg.profile}-seed{cfg.seed}{hall}"
+    return generate(root, cfg.synth, cfg.seed, progress, hall_db=hall_db)

@@ -394,6 +394,25 @@ def test_synth_output_is_accepted_by_run(tmp_path, capsys, monkeypatch):
     assert "data: synthetic slider stand-in at" in out.out
 
 
+def test_synth_in_a_louder_hall(tmp_path, capsys, monkeypatch):
+    """`asd synth --hall-db 6` writes the same clips in a louder hall and says so; out of range, one line."""
+    from asd import config
+
+    tiny = SynthConfig(dev=SplitCounts(("00",), (1,), (1,), (1,)), eval=SplitCounts(("01",), (1,), (1,), (1,)),
+                       duration_s=1.0)
+    monkeypatch.setattr(config, "QUICK_SYNTH", tiny)
+    assert main(["synth", str(tmp_path / "usual"), "--profile", "quick"]) == 0
+    assert main(["synth", str(tmp_path / "loud"), "--profile", "quick", "--hall-db", "6"]) == 0
+    assert "(quick profile, seed 0, hall +6 dB) in" in capsys.readouterr().out
+    assert synth.read_marker(tmp_path / "loud")["hall_db"] == 6.0
+    name = "dev_data/slider/test/anomaly_id_00_00000000.wav"
+    level = {hall: 10 * np.log10(np.mean(sf.read(tmp_path / hall / name)[0] ** 2)) for hall in ("usual", "loud")}
+    assert 0 < level["loud"] - level["usual"] < 6
+    assert main(["synth", str(tmp_path / "bad"), "--profile", "quick", "--hall-db", "25"]) == 2
+    assert _error_line(capsys) == "asd: error: --hall-db: the hall can be at most 20 dB louder or quieter, got 25 dB"
+    assert not (tmp_path / "bad").exists()
+
+
 def test_download_rejects_an_unknown_machine(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["download", str(tmp_path), "--machine", "blender"])

@@ -17,6 +17,7 @@ from asd import synth, utils
 from asd.config import Config, SplitCounts, SynthConfig
 from asd.data import GROUND_TRUTH, DataError, list_clips, read_ground_truth
 from asd.detectors import id_shift, one_recording_shift
+from asd.experiment import describe_data
 from asd.features import extract
 from asd.metrics import REAL_MIMII_OWN_ID
 
@@ -270,11 +271,47 @@ def test_read_marker_names_the_root_and_its_two_sets_only(tmp_path: Path) -> Non
     assert synth.read_marker(root / "mine") is None
 
 
+def test_a_louder_hall_raises_only_the_background() -> None:
+    """The same clip in a louder hall: the usual hall's clip plus that much more of one background,
+    the same for every level (the machine, its fault and the recording gain stay)."""
+    clip = ("02", "no_grease", 11, 1.0)
+    usual = synth.render_clip(*clip)
+    assert np.array_equal(synth.render_clip(*clip, hall_db=0.0), usual)
+    added = {db: synth.render_clip(*clip, hall_db=db) - usual for db in (3.0, 12.0)}
+    per_gain = {db: extra / (10 ** (db / 20) - 1) for db, extra in added.items()}  # the background itself
+    np.testing.assert_allclose(per_gain[3.0], per_gain[12.0], atol=1e-6)
+    rise = {db: _level_db(usual + extra) - _level_db(usual) for db, extra in added.items()}
+    assert 0 < rise[3.0] < 3.0 < rise[12.0] < 12.0  # louder, by less than the hall: the machine stays
+
+
+def test_generate_records_a_louder_hall_and_renders_in_it(tmp_path: Path) -> None:
+    usual = synth.generate(tmp_path / "usual", TINY, seed=3, progress=False)
+    loud = synth.generate(tmp_path / "loud", TINY, seed=3, progress=False, hall_db=6.0)
+    assert "hall_db" not in synth.read_marker(usual)  # the usual hall's record is as it always was
+    assert synth.read_marker(loud)["hall_db"] == 6.0
+    assert describe_data(loud).endswith(", seed 3, hall +6 dB)")
+    assert wav_names(loud) == wav_names(usual)
+    for clip in synth.plan(loud, TINY, seed=3)[::3]:
+        stored, _ = sf.read(clip.path, dtype="float32")
+        rendered = synth.render_clip(clip.machine_id, clip.anomaly, clip.seed, TINY.duration_s, hall_db=6.0)
+        np.testing.assert_allclose(stored, rendered, atol=1.5 / 2 ** 15)
+    stamps = {p: p.stat().st_mtime_ns for p in loud.rglob("*.wav")}
+    synth.generate(loud, TINY, seed=3, progress=False, hall_db=6.0)  # complete: nothing rewritten
+    assert {p: p.stat().st_mtime_ns for p in loud.rglob("*.wav")} == stamps
+    synth.generate(loud, TINY, seed=3, progress=False)  # the usual hall: rendered again
+    assert "hall_db" not in synth.read_marker(loud)
+    for db in (20.5, -21.0, float("nan")):
+        with pytest.raises(ValueError, match="at most 20 dB"):
+            synth.generate(tmp_path / "bad", TINY, hall_db=db)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_ensure_uses_the_profile_and_seed_folder() -> None:
     cfg = Config(profile="quick", seed=5, synth=TINY)
     root = synth.ensure(cfg, progress=False)
     assert root.name == "synth-quick-seed5" and (root / synth.MARKER).is_file()
     assert (root / "dev_data" / "slider" / "train").is_dir() and (root / "eval_data" / "slider").is_dir()
+    assert synth.ensure(cfg, progress=False, hall_db=6.0).name == "synth-quick-seed5-hall+6dB"
 
 
 def _log_mel(y: np.ndarray) -> np.ndarray:
