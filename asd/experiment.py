@@ -321,6 +321,31 @@ class Results:
             model.calibration_scores = _scored(model, self.cfg, self.id_index, fs, device)
         self.calibration_ids = fs.clip_ids
 
+    def rescored(self, clips: list[Clip], progress: bool = True,
+                 extracted: dict[FeatureConfig, FrameSet] | None = None) -> "Results":
+        """The same trained detectors scoring other ``clips`` of their machine IDs, without training:
+        a copy whose test set is ``clips``, with each detector's scores and, where the clips can be
+        evaluated, its AUC/pAUC rows. The thresholds stay those of the training (or calibration)
+        clips; the copy knows no faults (``synthetic`` None), as ``clips`` may come from other data.
+
+        The frames are not cached on disk, as a monitoring system scores each clip once (cached,
+        every clip scored would stay, 160 kB a ten-second clip): calls on the same ``clips`` share
+        one dict as ``extracted`` (frames by feature config, filled here) to compute them once.
+        """
+        _check_trained_on(clips, self.machine, list(self.id_index), "the detectors were")
+        self.warn_lengths(clips, "clips to score")
+        feature, device = self.cfg.feature, torch.device(self.device)
+        extracted = {} if extracted is None else extracted
+        if feature not in extracted:
+            extracted[feature] = extract(clips, feature, None, progress, f"{self.machine} clips", device)
+        test, models = self.standardiser.transform(extracted[feature]), {}
+        for name, model in self.models.items():
+            start = time.perf_counter()
+            scores = _scored(model, self.cfg, self.id_index, test, device)
+            models[name] = replace(model, scores=scores, seconds=time.perf_counter() - start,
+                                   rows=_rows(name, self.cfg, self.machine, test, scores))
+        return replace(self, test=test, unique_ids=unique_ids(clips), models=models, synthetic=None)
+
     def warn_lengths(self, clips: list[Clip], what: str) -> None:
         """Warn if some of ``clips`` are far shorter or longer than the training clips."""
         if self.clip_seconds is not None and (message := unlike_lengths(clips, self.clip_seconds, what)):
@@ -404,23 +429,10 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     Their log-mel frames are standardised with the detector's training statistics; its thresholds
     (:meth:`Results.thresholds`) come from its training clips' scores, so :meth:`Results.decisions`
     flags clips as at training time. AUC/pAUC rows too where ``clips`` can be evaluated.
-    ``Results.data`` names the data the detector was trained on. The frames are not cached on
-    disk, as a monitoring system scores each clip once (cached, every clip scored would stay,
-    160 kB a ten-second clip): several detectors scoring the same ``clips`` share one dict as
-    ``extracted`` (frames by feature config, filled here) to compute them once.
+    ``Results.data`` names the data the detector was trained on. ``extracted`` as in
+    :meth:`Results.rescored`: several detectors scoring the same ``clips`` compute their frames once.
     """
-    results = saved_results(saved, clips, device)
-    results.warn_lengths(clips, "clips to score")
-    (name, model), dev = next(iter(results.models.items())), torch.device(results.device)
-    feature, extracted = results.cfg.feature, {} if extracted is None else extracted
-    if feature not in extracted:
-        extracted[feature] = extract(clips, feature, None, progress, f"{results.machine} clips", dev)
-    results.test = results.standardiser.transform(extracted[feature])
-    start = time.perf_counter()
-    model.scores = _scored(model, results.cfg, results.id_index, results.test, dev)
-    model.seconds = time.perf_counter() - start
-    model.rows = _rows(name, results.cfg, results.machine, results.test, model.scores)
-    return results
+    return saved_results(saved, clips, device).rescored(clips, progress, extracted)
 
 
 def check_calibration_clips(clips: list[Clip], machine: str, ids: list[str]) -> None:

@@ -419,6 +419,33 @@ def test_calibration_clips_set_every_detectors_thresholds(root, cfg, make_datase
         res.calibrate(list_clips(third, "slider", "train"), progress=False)
 
 
+def test_a_run_rescores_other_clips_with_every_detector_without_training(tmp_path, cfg, monkeypatch):
+    """A run's detectors score the same clips recorded in a louder hall: new scores and AUC rows, the
+    training thresholds kept, no faults claimed for clips of other data, the run itself unchanged."""
+    small = SynthConfig(dev=SplitCounts(("00", "02"), (6, 6), (4, 4), (4, 4)),
+                        eval=SplitCounts(("01",), (1,), (1,), (1,)), duration_s=1.0)
+    usual = synth.generate(tmp_path / "usual", small, seed=0, progress=False, workers=1) / "dev_data"
+    loud = synth.generate(tmp_path / "loud", small, seed=0, progress=False, workers=1, hall_db=12.0) / "dev_data"
+    res = run(cfg, usual, ["pca", "sequential"], device="cpu", progress=False)
+    before = {name: m.scores.copy() for name, m in res.models.items()}
+    monkeypatch.setattr(NetworkDetector, "fit_steps", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(PCADetector, "fit", lambda *a, **k: pytest.fail("trained again"))
+    same = res.rescored(res.test.clips, progress=False)
+    louder = res.rescored(list_clips(loud, "slider", "test"), progress=False)
+    for name, model in res.models.items():
+        np.testing.assert_allclose(same.models[name].scores, model.scores, rtol=1e-5)
+        np.testing.assert_array_equal(model.scores, before[name])
+        assert same.models[name].rows == model.rows
+        assert louder.thresholds(name, 0.8) == res.thresholds(name, 0.8)
+        assert np.all(louder.models[name].scores != model.scores)
+        assert louder.models[name].rows == metrics.per_id(name, "slider", louder.test.clip_ids, louder.test.y_true,
+                                                          louder.models[name].scores, cfg.max_fpr)
+    assert res.synthetic is not None and louder.synthetic is None
+    assert [c.path.parent for c in louder.test.clips] == [loud / "slider" / "test"] * 16
+    with pytest.raises(DataError, match=r"the detectors were trained on slider ID\(s\) 00, 02, not on 04"):
+        res.rescored([replace(louder.test.clips[0], machine_id="04")], progress=False)
+
+
 def test_training_clips_alone_train_detectors_to_save(make_dataset, tmp_path, cfg):
     """A plant's normal recordings and no test clips yet: train, set thresholds, save, score later."""
     root = make_dataset(tmp_path / "plant", ids=("00", "02"), n_train=8, seconds=1.0, test_ids=())
