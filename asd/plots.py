@@ -378,6 +378,15 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     return fig
 
 
+def _note(text: str) -> Figure:
+    """A figure that says ``text`` instead of plotting: what a build's data cannot show."""
+    fig = _figure(COLUMN_IN, 1.2)
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    return fig
+
+
 def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]]],
                empty: str = "fault types are known only for the synthetic stand-in") -> Figure:
     """AUC per group of anomalous clips, one panel per grouping (fault type, severity), bars per model.
@@ -388,11 +397,7 @@ def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]
     know its faults, as :meth:`asd.experiment.Results.auc_by_fault` refuses).
     """
     if not panels:
-        fig = _figure(COLUMN_IN, 1.2)
-        ax = fig.subplots()
-        ax.axis("off")
-        ax.text(0.5, 0.5, empty, ha="center", va="center", wrap=True, fontsize=10)
-        return fig
+        return _note(empty)
     models = list(dict.fromkeys(m for tab in panels.values() for m in tab))
     colours = _model_colours(models)
     width = 0.8 / len(models)
@@ -704,4 +709,48 @@ def record_spans(records: Mapping[str, Mapping]) -> Figure:
                      f"wall clock {record['wall_seconds']:.0f} s (dashed)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     axes[-1].set_xlabel("seconds since the run began")
+    return fig
+
+
+def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
+               decided: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]], nominal: float,
+               empty: str = "only the synthetic stand-in can record its clips again in a louder hall") -> Figure:
+    """Detectors trained in the usual hall scoring clips recorded in louder ones (``levels``, dB
+    louder): each detector's average AUC (top left), and the share of normal clips it flags (top
+    right, dotted: the ``nominal`` share) and of anomalous clips (bottom left; the legend beside
+    it), with thresholds from its training
+    clips (solid, ``decided["training"]``) and from normal clips of each hall (dashed,
+    ``decided["calibration"]``): ``{calibration: {model: {"false_alarms" | "recall": per level}}}``.
+    Without ``auc``, the figure says ``empty`` instead (real data, which cannot be recorded again)."""
+    if not auc:
+        return _note(empty)
+    styles = {"training": ("-", "thresholds: training clips"),
+              "calibration": ("--", "thresholds: the hall's normal clips")}
+    if unknown := set(decided) - set(styles):
+        raise ValueError(f"unknown calibrations {sorted(unknown)}; use {', '.join(styles)}")
+    colours = _model_colours(list(auc))
+    fig, grid = _grid(4, ncols=2, panel=(3.45, 2.4))
+    axes, legend_ax = grid[:3], grid[3]  # three panels, and the legend in the fourth place
+    for name, values in auc.items():
+        axes[0].plot(levels, values, "o-", color=colours[name], ms=3, label=metrics.label(name))
+    axes[0].axhline(CHANCE, color="0.5", lw=1, ls=":")
+    axes[0].set_title("average AUC", fontsize=10)
+    for ax, key, label in ((axes[1], "false_alarms", "normal clips flagged"),
+                           (axes[2], "recall", "anomalous clips flagged")):
+        for calibration, by_model in decided.items():
+            for name, values in by_model.items():
+                ax.plot(levels, values[key], styles[calibration][0], color=colours[name], lw=1.2)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_yticks(np.linspace(0, 1, 5))
+        ax.set_title(label, fontsize=10)
+    axes[1].axhline(nominal, color="0.5", lw=1, ls=":")
+    for calibration in decided:  # the line styles' legend entries, in a grey no detector has
+        axes[2].plot([], [], styles[calibration][0], color="0.55", lw=1.2, label=styles[calibration][1])
+    for ax in axes:
+        ax.set_xticks(list(levels))
+        ax.set_xlabel("hall louder by (dB)")
+        ax.grid(alpha=0.3)
+    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+    legend_ax.axis("off")
+    legend_ax.legend(handles.values(), handles.keys(), frameon=False, loc="center")
     return fig

@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from asd.config import Config, SynthConfig, home
+from asd.config import Config, SplitCounts, SynthConfig, home
 from asd.data import GROUND_TRUTH, Clip, DataError
 from asd.utils import atomic_write_bytes, exclusive
 
@@ -567,6 +567,23 @@ def fault_groups(found: Sequence[tuple[str, float] | None], bands: int = 3) -> d
     band = lambda s: int(np.digitize(s, edges[1:-1]))  # noqa: E731
     return {"by fault type": [f and f[0] for f in found],
             "by severity": [f and f"severity {edges[band(f[1])]:.2f}-{edges[band(f[1]) + 1]:.2f}" for f in found]}
+
+
+def dev_only(synth: SynthConfig, ids: Sequence[str], max_train: int | None = None) -> SynthConfig:
+    """``synth`` with the development set's ``ids`` only, each with at most ``max_train`` training
+    clips, and no eval set: the same clips, fewer of them to write (each clip is seeded by its set,
+    ID, split, label and index, never by the counts)."""
+    dev = synth.dev
+    unknown = [mid for mid in ids if mid not in dev.ids]
+    if unknown or not ids:
+        raise ValueError(f"ID(s) {', '.join(unknown) or 'none'} given; the development set has {', '.join(dev.ids)}")
+    if max_train is not None and max_train < 0:
+        raise ValueError(f"max_train must be >= 0, got {max_train}")
+    at = [dev.ids.index(mid) for mid in ids]
+    train = tuple(min(dev.train[i], max_train if max_train is not None else dev.train[i]) for i in at)
+    counts = SplitCounts(tuple(ids), train, tuple(dev.test_normal[i] for i in at),
+                         tuple(dev.test_anomaly[i] for i in at))
+    return replace(synth, dev=counts, eval=SplitCounts((), (), (), ()))
 
 
 def _is_complete(root: Path, synth: SynthConfig, seed: int, hall_db: float) -> bool:

@@ -265,7 +265,9 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 #   the features see it.
 # - **Every operating state.** A detector knows only the normal it heard: a new speed, load or
 #   product on the machine sounds new to it. Record each state the machine runs in, and expect
-#   alarms when the plant changes.
+#   alarms when the plant changes: a few decibels more background can multiply a network's
+#   false alarms ({ref}`sec-hall` measures it on the stand-in). After a change around the
+#   machine, record normal clips again and refit the thresholds to them (`--calibration-clips`).
 # - **Alarms over several clips.** Ten-second clips around the clock are 8,640 a day; even a
 #   calibrated 1% is dozens of false alarms. Alarm on several consecutive flagged clips
 #   (`--alarm-after N`, {ref}`sec-decisions`; `--alarm-state FILE` counts a run on from one

@@ -478,3 +478,29 @@ def test_score_timeline_marks_each_alarm_with_a_line_at_its_clip() -> None:
                                    alarm_runs=runs)
         assert [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_xdata()[0] == line.get_xdata()[1]] \
             == want
+
+
+def test_hall_shift_draws_each_detector_per_hall_solid_and_dashed_thresholds() -> None:
+    levels = [0.0, 6.0, 12.0]
+    auc = {"pca": [0.9, 0.88, 0.85], "sequential": [0.9, 0.8, 0.6]}
+    decided = {how: {name: {"false_alarms": [0.1 * k, 0.2 * k, 0.3 * k], "recall": [0.9, 0.8 / k, 0.7 / k]}
+                     for name in auc}
+               for how, k in (("training", 2), ("calibration", 1))}
+    fig = plots.hall_shift(levels, auc, decided, nominal=0.1)
+    _render(fig)
+    auc_ax, alarm_ax, recall_ax, legend_ax = fig.axes
+    drawn = {line.get_label(): line for line in auc_ax.lines}
+    assert drawn[metrics.label("sequential")].get_ydata().tolist() == auc["sequential"]
+    for ax, key in ((alarm_ax, "false_alarms"), (recall_ax, "recall")):
+        data = [line for line in ax.lines if len(line.get_xdata()) == len(levels)]
+        assert [(line.get_linestyle(), line.get_ydata().tolist()) for line in data] == [
+            ("-" if how == "training" else "--", decided[how][name][key]) for how in decided for name in auc]
+        assert all(line.get_xdata().tolist() == levels for line in data)
+    assert [line.get_ydata()[0] for line in alarm_ax.lines if line.get_linestyle() == ":"] == [0.1]  # nominal
+    assert not legend_ax.axison  # the fourth place holds the legend only
+    legend = [t.get_text() for t in legend_ax.get_legend().get_texts()]
+    assert legend == [metrics.label("pca"), metrics.label("sequential"), "thresholds: training clips",
+                      "thresholds: the hall's normal clips"]
+    assert "louder hall" in plots.hall_shift(levels, {}, {}, 0.1).axes[0].texts[0].get_text()
+    with pytest.raises(ValueError, match="unknown calibrations"):
+        plots.hall_shift(levels, auc, {"held-out": decided["training"]}, 0.1)

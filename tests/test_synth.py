@@ -306,6 +306,26 @@ def test_generate_records_a_louder_hall_and_renders_in_it(tmp_path: Path) -> Non
     assert not (tmp_path / "bad").exists()
 
 
+def test_dev_only_writes_the_same_clips_of_fewer_ids_and_training_clips(tmp_path: Path) -> None:
+    full = SynthConfig(dev=SplitCounts(("00", "02", "04"), (3, 1, 4), (1, 2, 1), (2, 1, 1)),
+                       eval=TINY.eval, duration_s=1.0)
+    small = synth.dev_only(full, ["04", "00"], max_train=2)
+    assert small.dev == SplitCounts(("04", "00"), (2, 2), (1, 1), (1, 2)) and small.eval.ids == ()
+    seeds = {c.path.relative_to(tmp_path): c.seed for c in synth.plan(tmp_path, full)}
+    kept = {c.path.relative_to(tmp_path): c.seed for c in synth.plan(tmp_path, small)}
+    assert {p.name for p in kept} == {"normal_id_04_00000000.wav", "normal_id_04_00000001.wav",
+                                      "normal_id_00_00000000.wav", "normal_id_00_00000001.wav",
+                                      "anomaly_id_04_00000000.wav", "anomaly_id_00_00000000.wav",
+                                      "anomaly_id_00_00000001.wav"}
+    assert all(seeds[path] == seed for path, seed in kept.items())  # the same clips
+    root = synth.generate(tmp_path / "data", small, progress=False, workers=1)
+    assert wav_names(root) == {p.as_posix() for p in kept}
+    assert synth.dev_only(full, ["02"]).dev.train == (1,)  # no cap: all of them
+    for ids, cap in ((["06"], None), ([], None), (["00"], -1)):
+        with pytest.raises(ValueError):
+            synth.dev_only(full, ids, cap)
+
+
 def test_ensure_uses_the_profile_and_seed_folder() -> None:
     cfg = Config(profile="quick", seed=5, synth=TINY)
     root = synth.ensure(cfg, progress=False)
