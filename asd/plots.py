@@ -718,10 +718,10 @@ def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
     """Detectors trained in the usual hall scoring clips recorded in louder ones (``levels``, dB
     louder): each detector's average AUC (top left), and the share of normal clips it flags (top
     right, dotted: the ``nominal`` share) and of anomalous clips (bottom left; the legend beside
-    it), with thresholds from its training
-    clips (solid, ``decided["training"]``) and from normal clips of each hall (dashed,
-    ``decided["calibration"]``): ``{calibration: {model: {"false_alarms" | "recall": per level}}}``.
-    Without ``auc``, the figure says ``empty`` instead (real data, which cannot be recorded again)."""
+    it), with thresholds from its training clips (solid, ``decided["training"]``) and from
+    normal clips of each hall (dashed, ``decided["calibration"]``): ``{calibration: {model:
+    {"false_alarms" | "recall": per level}}}``. Without ``auc``, the figure says ``empty``
+    instead (real data, which cannot be recorded again)."""
     if not auc:
         return _note(empty)
     styles = {"training": ("-", "thresholds: training clips"),

@@ -576,12 +576,12 @@ def dev_only(synth: SynthConfig, ids: Sequence[str], max_train: int | None = Non
     dev = synth.dev
     unknown = [mid for mid in ids if mid not in dev.ids]
     if unknown or not ids:
-        raise ValueError(f"ID(s) {', '.join(unknown) or 'none'} given; the development set has {', '.join(dev.ids)}")
+        raise ValueError(f"no ID {' or '.join(unknown) or 'given'}: the development set has {', '.join(dev.ids)}")
     if max_train is not None and max_train < 0:
         raise ValueError(f"max_train must be >= 0, got {max_train}")
     at = [dev.ids.index(mid) for mid in ids]
-    train = tuple(min(dev.train[i], max_train if max_train is not None else dev.train[i]) for i in at)
-    counts = SplitCounts(tuple(ids), train, tuple(dev.test_normal[i] for i in at),
+    cap = max(dev.train) if max_train is None else max_train
+    counts = SplitCounts(tuple(ids), tuple(min(dev.train[i], cap) for i in at), tuple(dev.test_normal[i] for i in at),
                          tuple(dev.test_anomaly[i] for i in at))
     return replace(synth, dev=counts, eval=SplitCounts((), (), (), ()))
 

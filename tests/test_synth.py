@@ -321,8 +321,9 @@ def test_dev_only_writes_the_same_clips_of_fewer_ids_and_training_clips(tmp_path
     root = synth.generate(tmp_path / "data", small, progress=False, workers=1)
     assert wav_names(root) == {p.as_posix() for p in kept}
     assert synth.dev_only(full, ["02"]).dev.train == (1,)  # no cap: all of them
-    for ids, cap in ((["06"], None), ([], None), (["00"], -1)):
-        with pytest.raises(ValueError):
+    for ids, cap, said in ((["06", "00"], None, "no ID 06: the development set has 00, 02, 04"),
+                           ([], None, "no ID given"), (["00"], -1, "max_train must be >= 0")):
+        with pytest.raises(ValueError, match=said):
             synth.dev_only(full, ids, cap)
 
 
