@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -586,6 +587,14 @@ def dev_only(synth: SynthConfig, ids: Sequence[str], max_train: int | None = Non
     return replace(synth, dev=counts, eval=SplitCounts((), (), (), ()))
 
 
+def _made(record: dict, version: bool = False) -> str:
+    """A generator record (:func:`read_marker`) in words: its seed, size, hall (and version)."""
+    db = record.get("hall_db")
+    hall = f"a hall {abs(db):g} dB {'louder' if db > 0 else 'quieter'}" if db else "the usual hall"
+    made_by = f", generator v{record.get('version')}" if version else ""
+    return f"seed {record['seed']} ({sum(record['synth']['dev']['train'])} training clips in dev_data, {hall}{made_by})"
+
+
 def _is_complete(root: Path, synth: SynthConfig, seed: int, hall_db: float) -> bool:
     try:
         return json.loads((root / MARKER).read_text()) == _marker(synth, seed, hall_db)
@@ -638,6 +647,11 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
         raise DataError(f"{root} already holds data the generator did not write ({foreign[0]}): "
                         "choose an empty folder for the synthetic stand-in")
     if ours:
+        if old := read_marker(root):  # a complete stand-in of another seed, size, hall or version: say so
+            new = _marker(synth, seed, hall_db)
+            versions = old.get("version") != new["version"]
+            warnings.warn(f"{root} holds the stand-in of {_made(old, versions)}: writing that of "
+                          f"{_made(new, versions)} in its place", stacklevel=3)
         (root / MARKER).unlink(missing_ok=True)
         for folder in ("dev_data", "eval_data"):
             shutil.rmtree(root / folder / MACHINE, ignore_errors=True)

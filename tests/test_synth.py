@@ -216,8 +216,16 @@ def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) 
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.wav")} == stamps
 
     smaller = SynthConfig(dev=SplitCounts(("00",), (1,), (1,), (1,)), eval=TINY.eval, duration_s=1.0)
-    synth.generate(tmp_path, smaller, seed=0, progress=False)
+    said = (r"holds the stand-in of seed 0 \(3 training clips in dev_data, the usual hall\): writing that of "
+            r"seed 0 \(1 training clips in dev_data, the usual hall\) in its place")
+    with pytest.warns(UserWarning, match=said):
+        synth.generate(tmp_path, smaller, seed=0, progress=False)
     assert wav_names(root) == expected_names(smaller)  # stale clips of the old config are gone
+    record = json.loads((root / synth.MARKER).read_text())
+    (root / synth.MARKER).write_text(json.dumps({**record, "version": synth.VERSION - 1}))  # an older generator's
+    with pytest.warns(UserWarning, match=f"usual hall, generator v{synth.VERSION - 1}\\): writing that of "
+                                         f"seed 0 .*usual hall, generator v{synth.VERSION}\\)"):
+        synth.generate(tmp_path, smaller, seed=0, progress=False)
 
 
 @pytest.mark.skipif(utils.fcntl is None, reason="locks need fcntl")
@@ -298,7 +306,8 @@ def test_generate_records_a_louder_hall_and_renders_in_it(tmp_path: Path) -> Non
     stamps = {p: p.stat().st_mtime_ns for p in loud.rglob("*.wav")}
     synth.generate(loud, TINY, seed=3, progress=False, hall_db=6.0)  # complete: nothing rewritten
     assert {p: p.stat().st_mtime_ns for p in loud.rglob("*.wav")} == stamps
-    synth.generate(loud, TINY, seed=3, progress=False)  # the usual hall: rendered again
+    with pytest.warns(UserWarning, match=r"seed 3 \(3 training clips in dev_data, a hall 6 dB louder\): writing that"):
+        synth.generate(loud, TINY, seed=3, progress=False)  # the usual hall: rendered again
     assert "hall_db" not in synth.read_marker(loud)
     for db in (20.5, -21.0, float("nan")):
         with pytest.raises(ValueError, match="at most 20 dB"):
