@@ -194,7 +194,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                         "spanning two calls raises its alarm; the clips must come after those counted there")
     c.add_argument("--new-only", action="store_true",
                    help="with --alarm-state: score only the clips after the last one counted there for their ID, "
-                        "so that a job run every hour can score a recorder's growing folder")
+                        "so that a job run every hour can score a recorder's growing folder (the newest clip "
+                        "of an ID, if not readable or shorter than the training clips, waits for the next call: "
+                        "the recorder may be writing it)")
     c.add_argument("--fail-on-alarm", action="store_true",
                    help="with --alarm-after: exit with status 1 when this call raises an alarm, so that the job "
                         "that runs it can tell someone (errors exit with 2)")
@@ -521,8 +523,12 @@ def _score(args: argparse.Namespace) -> int:
         if args.new_only:
             new, left_out = _new_clips(clips, state, names)
             _warn_written_after(args.alarm_state, left_out)
+            usual = max((s["clip_seconds"] for s in saved if s.get("clip_seconds")), default=None)
+            new, held = _held_back(new, usual)
+            for line in held:
+                print(line)
             if not new:
-                print(f"no clips after those counted in {args.alarm_state}: nothing to score")
+                print(f"no {'other ' if held else ''}clips after those counted in {args.alarm_state}: nothing to score")
                 return 0
             if left_out:
                 print(f"{_count(len(left_out), 'clip')} counted already in {args.alarm_state}: left out")
@@ -644,6 +650,22 @@ def _new_clips(clips, state: dict, names: list[str]) -> tuple[list, list]:
     for c in clips:
         (new if c.machine_id not in last or name_order(c.path.name) > last[c.machine_id] else counted).append(c)
     return new, counted
+
+
+def _held_back(clips, usual: float | None) -> tuple[list, list[str]]:
+    """``asd score --new-only``: ``clips`` without the newest of each ID where it may still be being
+    recorded (:func:`asd.data.unfinished`; ``usual``: the training clips' length), and a line for
+    each clip held back. Not counted, it comes first in the next call."""
+    from asd.data import name_order, unfinished
+
+    newest = {}
+    for c in clips:
+        if c.machine_id not in newest or name_order(c.path.name) > name_order(newest[c.machine_id].path.name):
+            newest[c.machine_id] = c
+    held = {c.path: f"{c.path.name}: the newest clip of ID {c.machine_id} {why}: left for the next call, as it may "
+                    "still be being recorded"
+            for c in newest.values() if (why := unfinished(c.path, usual))}
+    return [c for c in clips if c.path not in held], list(held.values())
 
 
 def _warn_written_after(path: Path, left_out: list) -> None:

@@ -555,6 +555,21 @@ def durations(clips: list[Clip]) -> np.ndarray:
     return np.array(lengths, dtype=float)
 
 
+def unfinished(path: Path, usual: float | None) -> str | None:
+    """Why the clip at ``path`` may still be being recorded, or None: its audio cannot be read yet,
+    it holds none, or it falls short of ``usual`` seconds (the training clips' length, where known)
+    by more than a twentieth: a recorder writes its newest file as it goes."""
+    try:
+        seconds = sf.info(path).duration
+    except Exception as err:  # soundfile raises several types for a file with no complete header yet
+        return f"cannot be read yet ({err})"
+    if seconds == 0:
+        return "holds no audio yet"
+    if usual and seconds < 0.95 * usual:
+        return f"is {seconds:.3g} s long, the training clips {usual:.3g} s"
+    return None
+
+
 def unlike_lengths(clips: list[Clip], usual: float, what: str) -> str | None:
     """A warning, or None: which of ``clips`` (``what`` they are) last under half or over twice
     ``usual`` seconds, the training clips' length. A clip's score is its mean over all of it: a
@@ -563,7 +578,8 @@ def unlike_lengths(clips: list[Clip], usual: float, what: str) -> str | None:
     odd = np.flatnonzero((lengths < usual / 2) | (lengths > usual * 2))
     if not len(odd):
         return None
-    first = odd[np.argmax(np.abs(np.log(lengths[odd] / usual)))]
+    with np.errstate(divide="ignore"):  # an empty clip: the farthest from the usual length of all
+        first = odd[np.argmax(np.abs(np.log(lengths[odd] / usual)))]
     return (f"{len(odd)} of {len(clips)} {what} are not about {usual:.3g} s long, as the training clips are "
             f"(median), e.g. {clips[first].path.name} ({lengths[first]:.3g} s): a clip's score is its mean over "
             f"all of it; cut recordings into clips of {usual:.3g} s (asd cut --seconds {max(1, round(usual))})")

@@ -954,8 +954,10 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # `--alarm-after 3` raises an alarm on three flagged clips in a row, counted on from one call
 # to the next by `--alarm-state` (a run that began in yesterday's last clips goes on today).
 # For a job run every hour on the recorder's growing folder, `--new-only` scores just the
-# clips that came after those the state has counted, and `--fail-on-alarm` makes a call that
-# raises an alarm exit with status 1, for the job to tell someone:
+# clips that came after those the state has counted (leaving the newest for the next call
+# where it is shorter than the training clips or not readable yet: the recorder may still be
+# writing it), and `--fail-on-alarm` makes a call that raises an alarm exit with status 1, for
+# the job to tell someone:
 #
 # ```bash
 # asd arrange ~/recorder/press --out ~/plant --machine press --id 00

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -515,3 +516,38 @@ def test_cut_prints_what_it_cut_kept_and_dropped_and_its_clips_arrange(tmp_path,
     assert [line.split(",")[0] for line in names] == [f"normal_id_00_{i:08d}.wav" for i in range(3)]
     assert [os.path.basename(line.split(",")[1]) for line in names] == [
         f"press-0800_00000{i}s.wav" for i in range(3)]
+
+
+def test_new_only_leaves_a_clip_still_being_recorded_for_the_next_call(root, tmp_path, capsys):
+    """An hourly job may find the recorder writing its newest file: no audio yet, no header yet or
+    a part of a clip. That clip is neither scored nor counted, so that the next call scores it
+    whole; a short clip that is not the newest is scored, as any clip."""
+    assert main(["run", "--data", str(root), "--models", "pca", "--quiet", "--save-models", str(tmp_path / "m")]) == 0
+    whole = sorted((root / "slider" / "test").glob("normal_id_00_*.wav"))[:3]
+    recorder, state = tmp_path / "recorder", tmp_path / "runs.json"
+    recorder.mkdir()
+    for i, clip in enumerate(whole[:2]):
+        shutil.copy(clip, recorder / f"rec{i}.wav")
+    written = whole[2].read_bytes()
+    score = ["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(recorder), "--id", "00", "--quiet",
+             "--alarm-after", "2", "--alarm-state", str(state), "--new-only"]
+    capsys.readouterr()
+    part_seconds = (len(written) // 3 - 44) / 2 / 16000  # a third of the samples (16-bit mono, 44-byte header)
+    for part, why in ((written[:30], "cannot be read yet"), (written[:44], "holds no audio yet"),
+                      (written[: len(written) // 3], f"is {part_seconds:.3g} s long, the training clips 1 s")):
+        (recorder / "rec2.wav").write_bytes(part)
+        assert main(score) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"rec2.wav: the newest clip of ID 00 {why}")
+        assert "left for the next call, as it may still be being recorded" in out
+        assert json.loads(state.read_text())["detectors"]["pca"]["00"]["last_clip"] == "rec1.wav"
+        assert "| 2 clips, IDs 00" in out or "no other clips after those counted" in out
+    (recorder / "rec2.wav").write_bytes(written)  # the recorder has finished it
+    assert main(score) == 0
+    assert "| 1 clip, IDs 00" in capsys.readouterr().out
+    assert json.loads(state.read_text())["detectors"]["pca"]["00"]["last_clip"] == "rec2.wav"
+    (recorder / "rec3.wav").write_bytes(written[: len(written) // 3])  # a short clip, then a whole one after it
+    shutil.copy(whole[0], recorder / "rec4.wav")
+    with pytest.warns(UserWarning, match="rec3.wav"):
+        assert main(score) == 0
+    assert "| 2 clips, IDs 00" in capsys.readouterr().out
