@@ -1138,7 +1138,7 @@ if mean_frame:  # the detector the hall hurt most, trained again in the loudest
     regained = (again_auc - lost_auc) / (usual_auc - lost_auc)
     retrain_text = (
         f"Trained again on the training clips of data seed {cfg.seed} "
-        f"recorded in the {loud}-louder hall, {most} ranks that hall's test "
+        f"recorded in the hall {loud} louder, {most} ranks that hall's test "
         f"clips at an average AUC of {again_auc:.3f}, against "
         f"{lost_auc:.3f} when it was trained in the usual hall and "
         f"{usual_auc:.3f} in the usual hall itself: " + (
