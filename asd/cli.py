@@ -368,8 +368,7 @@ def _synth(args: argparse.Namespace) -> None:
         root = synth.generate(args.out, cfg.synth, seed=args.seed, hall_db=args.hall_db)
     except ValueError as err:
         raise UsageError(f"--hall-db: {err}") from None
-    hall = f", hall {args.hall_db:+g} dB" if args.hall_db else ""
-    print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}{hall}) in {root}")
+    print(f"synthetic slider data ({cfg.profile} profile, seed {args.seed}{synth.hall_note(args.hall_db)}) in {root}")
     print(f"next: asd run --data {root}   (the eval set: asd run --data {root / 'eval_data'})")
 
 

@@ -60,7 +60,7 @@ def describe_data(root: Path, profile: str | None = None) -> str:
     label outlives the working folder (a saved detector's, say)."""
     root = Path(root).absolute()
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
-        hall = f", hall {made['hall_db']:+g} dB" if made.get("hall_db") else ""
+        hall = synth.hall_note(made.get("hall_db"))
         what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}{hall}"
     else:
         what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"

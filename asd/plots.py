@@ -53,9 +53,14 @@ def _figure(width: float, height: float) -> Figure:
 def _legend_below(fig: Figure, axes, ncol: int | None = None) -> None:
     """One legend under the figure for every labelled artist of ``axes`` (each label once), so that
     it covers no data and the panels keep the column's width; ``ncol`` default: one row."""
-    handles = {h.get_label(): h for ax in np.ravel(axes) for h in ax.get_legend_handles_labels()[0]}
+    handles = _handles(axes)
     fig.legend(handles.values(), handles.keys(), frameon=False, loc="outside lower center",
                ncol=ncol or len(handles))
+
+
+def _handles(axes) -> dict:
+    """Every labelled artist of ``axes``, each label once, for one legend of them all."""
+    return {h.get_label(): h for ax in np.ravel(axes) for h in ax.get_legend_handles_labels()[0]}
 
 
 def _grid(n: int, ncols: int | None = None, panel: tuple[float, float] = (4.0, 3.0),
@@ -750,7 +755,7 @@ def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
         ax.set_xticks(list(levels))
         ax.set_xlabel("hall louder by (dB)")
         ax.grid(alpha=0.3)
-    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+    handles = _handles(axes)
     legend_ax.axis("off")
     legend_ax.legend(handles.values(), handles.keys(), frameon=False, loc="center")
     return fig

@@ -587,6 +587,12 @@ def dev_only(synth: SynthConfig, ids: Sequence[str], max_train: int | None = Non
     return replace(synth, dev=counts, eval=SplitCounts((), (), (), ()))
 
 
+def hall_note(hall_db: float | None) -> str:
+    """What a description of the stand-in adds for its hall: ``", hall +6 dB"``, or nothing for the
+    usual hall."""
+    return f", hall {hall_db:+g} dB" if hall_db else ""
+
+
 def _made(record: dict, version: bool = False) -> str:
     """A generator record (:func:`read_marker`) in words: its seed, size, hall (and version)."""
     db = record.get("hall_db")
