@@ -45,7 +45,8 @@ EXAMPLES = {
     "run": ["asd run --data ~/asd-data/dev_data     # the report's four networks: AUC/pAUC per ID",
             "asd run --data ~/dcase --ids all --models pca idnn idclf sequential",
             "asd run --data ~/dcase/eval_data --scores-dir scores    # the challenge's CSV files",
-            "asd run --data ~/plant --machine press --models pca sequential --save-models models"],
+            "asd run --data ~/plant --machine press --models pca sequential --save-models models",
+            "asd run --data ~/asd-data/dev_data --models pca --max-train 10   # 10 training clips per ID"],
     "score": ["asd score models/sequential.pt --clips ~/plant/incoming --scores-dir today",
               "asd score models/pca.pt models/sequential.pt --clips new --calibration-clips quiet-week",
               "asd score models/sequential.pt --clips ~/plant/incoming --alarm-after 3   # 3 flagged in a row",
@@ -156,6 +157,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=_at_least(0), default=0,
                    help="seeds the weights, the validation split and the batch order (default 0)")
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
+    r.add_argument("--max-train", type=_at_least(1), default=None, metavar="N",
+                   help="train on the first N training clips of each ID (by number, as recorded) and test on "
+                        "all the test clips: how many normal clips a detector needs")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     r.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw the training curves (DIR/training.png), each model's test scores against its "
@@ -437,7 +441,7 @@ def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> No
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root, list_clips, select_ids, unevaluable, unique_ids
+    from asd.data import dataset_root, first_per_id, list_clips, select_ids, unevaluable, unique_ids
     from asd.experiment import run
 
     root = dataset_root(args.data, args.machine)
@@ -450,6 +454,8 @@ def _run(args: argparse.Namespace) -> None:
         warnings.warn(f"--concurrent trains on a CUDA device only: on {device} the networks train one after another")
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
     train = list_clips(root, args.machine, "train")
+    if args.max_train is not None:
+        train = first_per_id(train, args.max_train)
     if args.ids is None:  # said before the training, which can take hours
         found = unique_ids(train)
         for mid in sorted(set(found) - set(select_ids(found, None, cfg.report_ids.get(args.machine)))):
@@ -459,11 +465,15 @@ def _run(args: argparse.Namespace) -> None:
     _checked_threshold_clips(args, cfg, calibration, calibration_clips, train)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
-                  ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None)
+                  ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None,
+                  max_train=args.max_train)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)
     print(f"data: {results.data} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
+    if args.max_train is not None:
+        counts = Counter(results.train_ids.tolist())
+        print("training clips (--max-train): " + ", ".join(f"ID {mid} {counts[mid]}" for mid in results.unique_ids))
     if results.evaluable:
         print(results.table())
         if _decisions_asked(args, calibration_clips) and not args.scores_dir:  # shown (with --scores-dir: below)

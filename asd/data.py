@@ -498,6 +498,14 @@ def unique_ids(clips: list[Clip]) -> list[str]:
     return sorted({c.machine_id for c in clips})
 
 
+def first_per_id(clips: list[Clip], n: int) -> list[Clip]:
+    """The first ``n`` clips of each machine ID by their number (as recorded), in the order given."""
+    if n < 1:
+        raise ValueError(f"at least 1 clip per ID, not {n}")
+    first = {mid: set(sorted(c.index for c in clips if c.machine_id == mid)[:n]) for mid in unique_ids(clips)}
+    return [c for c in clips if c.index in first[c.machine_id]]
+
+
 def select_ids(found: list[str], requested: list[str] | None, report: tuple[str, ...] | None) -> list[str]:
     """The machine IDs to use out of ``found``.
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
-from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, list_clips,
+from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, list_clips,
                       read_ground_truth, durations, select_ids, unevaluable, unique_ids, unlabelled_files,
                       unlike_lengths)
 from asd.detectors import Detector, make
@@ -248,6 +248,7 @@ class Results:
             "machine": self.machine,
             "ids": self.unique_ids,
             "ids_left_out": self.left_out,
+            "train_clips": {str(mid): int(n) for mid, n in zip(*np.unique(self.train_ids, return_counts=True))},
             "data": self.data,
             "synthetic": self.synthetic,  # None: not the synthetic stand-in
             "profile": self.cfg.profile,
@@ -517,10 +518,13 @@ class Selection:
 
 
 def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
-                 ground_truth: Path | None = None, require_labels: bool = True) -> Selection:
+                 ground_truth: Path | None = None, require_labels: bool = True,
+                 max_train: int | None = None) -> Selection:
     """The train and test clips of ``root/machine`` that :func:`prepare` uses, checked.
 
     ``ids`` as in :func:`asd.data.select_ids`: default the report's IDs of the machine (those found).
+    ``max_train`` keeps the first that many training clips of each ID, in the order they were
+    recorded (their numbers): a smaller training set, tested on the same test clips.
     Unlabelled test clips (the eval set as released) take their labels from ``ground_truth``, by
     default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a
@@ -539,6 +543,8 @@ def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[
     found = sorted(set(unique_ids(all_train)) | set(tested))
     used = select_ids(found, ids, cfg.report_ids.get(machine))
     train_clips = [c for c in all_train if c.machine_id in used]
+    if max_train is not None:
+        train_clips = first_per_id(train_clips, max_train)
     test_ids = [mid for mid in used if mid in tested]  # labels are checked for the IDs used only
     test_clips = list_clips(root, machine, "test", test_ids, labels, not require_labels) if test_ids else []
     _check_test_clips(folder, train_clips, test_clips, require_labels)
@@ -566,10 +572,11 @@ def extract_selection(cfg: Config, sel: Selection, cache_dir: Path | None = None
 
 def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
             cache_dir: Path | None = None, progress: bool = True, device: torch.device | None = None,
-            ground_truth: Path | None = None, require_labels: bool = True) -> Prepared:
+            ground_truth: Path | None = None, require_labels: bool = True,
+            max_train: int | None = None) -> Prepared:
     """Log-mel frames of ``root/machine``'s train and test clips, standardised with training
     statistics: :func:`select_clips`, then :func:`extract_selection`."""
-    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels)
+    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels, max_train)
     return extract_selection(cfg, sel, cache_dir, progress, device)
 
 
@@ -704,9 +711,10 @@ def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], prog
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
         data_label: str | None = None, cache: bool = True, concurrent: bool = False,
-        ground_truth: Path | None = None, require_labels: bool = True) -> Results:
+        ground_truth: Path | None = None, require_labels: bool = True, max_train: int | None = None) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results
-    (``require_labels`` as in :func:`prepare`: false scores test clips that cannot be evaluated).
+    (``require_labels`` as in :func:`prepare`: false scores test clips that cannot be evaluated;
+    ``max_train`` as in :func:`select_clips`: the first that many training clips of each ID).
 
     ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each, so that
     small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
@@ -717,7 +725,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
         raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
     start = time.perf_counter()
     dev = resolve_device(device)
-    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels)
+    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels, max_train)
     if "idclf" in models and len(sel.ids) < 2:  # before any features are extracted
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {sel.ids[0]} "
                         "only (leave it out of the models)")

@@ -759,3 +759,39 @@ def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
     legend_ax.axis("off")
     legend_ax.legend(handles.values(), handles.keys(), frameon=False, loc="center")
     return fig
+
+
+def learning_curve(sizes: Sequence[int], auc: Mapping[str, Sequence[float]],
+                   decided: Mapping[str, Mapping[str, Sequence[float]]], nominal: float) -> Figure:
+    """Detectors trained on the first ``sizes`` training clips of each ID and tested on the same
+    test clips: each detector's average AUC (left), and the share of normal (middle; dotted: the
+    ``nominal`` share) and of anomalous test clips (right) it flags with thresholds from its
+    training clips, ``decided``: ``{model: {"false_alarms" | "recall": per size}}``; clips per ID
+    on a log axis. The AUC axis spans at least 0.1, so that gaps far below that stay small."""
+    if unknown := set(auc) ^ set(decided):
+        raise ValueError(f"detectors {sorted(unknown)} lack either an AUC or their decisions")
+    colours = _model_colours(list(auc))
+    fig, axes = _grid(3, panel=(2.3, 2.5), sharex=True)
+    for name, values in auc.items():
+        style = {"color": colours[name], "ms": 3, "label": metrics.label(name)}
+        axes[0].plot(sizes, values, "o-", **style)
+        for ax, key in ((axes[1], "false_alarms"), (axes[2], "recall")):
+            ax.plot(sizes, decided[name][key], "o-", **style)
+    low, high = np.min(list(auc.values())), np.max(list(auc.values()))
+    middle, half = (low + high) / 2, max(high - low, 0.1) / 2 * 1.1  # small gaps not blown up
+    axes[0].set_ylim(middle - half, middle + half)
+    axes[1].axhline(nominal, color="0.5", lw=1, ls=":")
+    for ax, title in zip(axes, ("average AUC", "normal clips flagged", "anomalous clips flagged")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xscale("log")
+        ax.set_xticks(list(sizes))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.minorticks_off()
+        ax.set_xlabel("training clips per ID")
+        ax.grid(alpha=0.3)
+    for ax in axes[1:]:
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_yticks(np.linspace(0, 1, 5))
+    _legend_below(fig, axes)
+    return fig

@@ -259,7 +259,8 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 #   clips each; train on as many normal clips as you can, and keep dozens more, recorded on
 #   other days, to set and check the thresholds (`--calibration-clips`): a threshold fitted to
 #   the training clips flagged far more than its nominal 10% of new normal clips on real
-#   audio ({ref}`sec-decisions`).
+#   audio ({ref}`sec-decisions`). {ref}`sec-how-many` measures what fewer clips cost the
+#   ranking and the thresholds; measure your own machines' curve with `asd run --max-train N`.
 # - **Faults below 8 kHz.** `asd` resamples every clip to 16 kHz, the DCASE data's rate
 #   (`cfg.feature.sample_rate`): a sound above 8 kHz (a bearing's whine, say) is gone before
 #   the features see it.

@@ -101,6 +101,17 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
     assert "clips flagged anomalous (score above the 0.9 quantile" in out and "ID 02: " in out
 
 
+def test_run_max_train_says_how_many_clips_each_id_trained_on(root, tmp_path, capsys):
+    out = tmp_path / "few.json"
+    assert main(["run", "--data", str(root), "--models", "pca", "--max-train", "3", "--quiet", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    assert "training clips (--max-train): ID 00 3, ID 02 3" in capsys.readouterr().out
+    assert json.loads(out.read_text())["train_clips"] == {"00": 3, "02": 3}
+    with pytest.raises(SystemExit):
+        main(["run", "--data", str(root), "--max-train", "0"])
+    assert "--max-train" in capsys.readouterr().err
+
+
 def test_run_on_the_stand_in_draws_the_auc_per_fault(tmp_path, capsys, figure_headers):
     small = SynthConfig(dev=SplitCounts(("00", "02"), (3, 3), (3, 3), (6, 6)),
                         eval=SplitCounts(("01",), (1,), (1,), (1,)), duration_s=1.0)

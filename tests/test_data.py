@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from asd import cli
-from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, list_clips, load_wav, name_order,
+from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, first_per_id, list_clips, load_wav,
+                      name_order,
                       parse_name, unevaluable, unique_ids, unlike_lengths, wav_files)
 
 SR = 16000
@@ -82,6 +83,20 @@ def test_list_clips_sorted_by_id_label_index(tmp_path):
     assert all(c.path.parent == tmp_path / "slider" / "test" for c in clips)
     assert [c.label for c in clips] == [0, 0, 1, 0, 0, 1]
     assert unique_ids(clips) == ["00", "02"]
+
+
+def test_first_per_id_keeps_each_ids_lowest_numbers_in_the_order_given(tmp_path):
+    for name in ("normal_id_00_00000003.wav", "normal_id_00_00000001.wav", "normal_id_02_00000007.wav",
+                 "normal_id_00_00000002.wav", "normal_id_02_00000004.wav"):
+        (tmp_path / name).touch()
+    clips = clips_at([tmp_path])  # 00: 1, 2, 3; 02: 4, 7
+    shuffled = [clips[i] for i in (3, 0, 2, 4, 1)]
+    kept = [(c.machine_id, c.index) for c in first_per_id(shuffled, 2)]
+    assert kept == [("02", 4), ("00", 1), ("02", 7), ("00", 2)]  # the order given, 00's third left out
+    assert [c.index for c in first_per_id(clips, 1)] == [1, 4]
+    assert first_per_id(clips, 99) == clips
+    with pytest.raises(ValueError, match="at least 1 clip per ID, not 0"):
+        first_per_id(clips, 0)
 
 
 def test_list_clips_filters_by_ids(make_dataset, tmp_path):

@@ -70,6 +70,23 @@ def test_select_clips_checks_the_clips_before_extract_selection_reads_them(root,
     assert len(prep.test.clip_ids) == len(sel.test)
 
 
+def test_max_train_trains_on_each_ids_first_clips_and_tests_on_all(root, cfg):
+    sel = select_clips(cfg, root, max_train=3)
+    assert sel.train == [c for c in list_clips(root, "slider", "train") if c.index < 3]
+    assert sel.test == list_clips(root, "slider", "test")
+    few = run(cfg, root, ["pca"], progress=False, max_train=3)
+    every = run(cfg, root, ["pca"], progress=False)
+    assert few.to_dict()["train_clips"] == {"00": 3, "02": 3}
+    assert every.to_dict()["train_clips"] == {"00": 8, "02": 8}
+    assert few.test.clips == every.test.clips  # the same test clips, scored by another fit
+    assert not np.array_equal(few.models["pca"].scores, every.models["pca"].scores)
+    # the standardiser learnt the first clips' statistics only
+    assert np.allclose(few.standardiser.mean, prepare(cfg, root, max_train=3, progress=False).standardiser.mean)
+    assert not np.allclose(few.standardiser.mean, every.standardiser.mean)
+    with pytest.raises(ValueError, match="at least 1 clip per ID"):
+        select_clips(cfg, root, max_train=0)
+
+
 def test_run_rows_match_sklearn_on_scores(root, cfg, tmp_path):
     res = run(cfg, root, ["sequential", "baseline"], device="cpu", progress=False)
     assert list(res.models) == ["sequential", "baseline"]

@@ -504,3 +504,26 @@ def test_hall_shift_draws_each_detector_per_hall_solid_and_dashed_thresholds() -
     assert "louder hall" in plots.hall_shift(levels, {}, {}, 0.1).axes[0].texts[0].get_text()
     with pytest.raises(ValueError, match="unknown calibrations"):
         plots.hall_shift(levels, auc, {"held-out": decided["training"]}, 0.1)
+
+
+def test_learning_curve_draws_each_detector_against_clips_per_id_on_a_log_axis() -> None:
+    sizes = [5, 10, 20, 60]
+    auc = {"pca": [0.9, 0.93, 0.94, 0.94], "sequential": [0.85, 0.9, 0.95, 0.96]}
+    decided = {name: {"false_alarms": [0.9, 0.6, 0.4, 0.3], "recall": [1.0, 0.97, 0.95, 0.9 + k / 100]}
+               for k, name in enumerate(auc)}
+    fig = plots.learning_curve(sizes, auc, decided, nominal=0.1)
+    _render(fig)
+    auc_ax, alarm_ax, recall_ax = fig.axes
+    for ax, values in ((auc_ax, auc), (alarm_ax, {n: d["false_alarms"] for n, d in decided.items()}),
+                       (recall_ax, {n: d["recall"] for n, d in decided.items()})):
+        drawn = {line.get_label(): line for line in ax.lines if len(line.get_xdata()) == len(sizes)}
+        assert {label: line.get_ydata().tolist() for label, line in drawn.items()} == {
+            metrics.label(name): v for name, v in values.items()}
+        assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "20", "60"]
+    assert [line.get_ydata()[0] for line in alarm_ax.lines if line.get_linestyle() == ":"] == [0.1]
+    low, high = auc_ax.get_ylim()
+    assert high - low >= 0.1 and low <= 0.85 and high >= 0.96
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [metrics.label("pca"), metrics.label("sequential")]
+    with pytest.raises(ValueError, match="lack either"):
+        plots.learning_curve(sizes, auc, {"pca": decided["pca"]}, 0.1)
