@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby, islice
 from pathlib import Path
 
 import numpy as np
@@ -502,8 +503,9 @@ def first_per_id(clips: list[Clip], n: int) -> list[Clip]:
     """The first ``n`` clips of each machine ID by their number (as recorded), in the order given."""
     if n < 1:
         raise ValueError(f"at least 1 clip per ID, not {n}")
-    first = {mid: set(sorted(c.index for c in clips if c.machine_id == mid)[:n]) for mid in unique_ids(clips)}
-    return [c for c in clips if c.index in first[c.machine_id]]
+    ranked = sorted(clips, key=lambda c: (c.machine_id, c.index, c.path.name))
+    kept = {id(c) for _, same_id in groupby(ranked, key=lambda c: c.machine_id) for c in islice(same_id, n)}
+    return [c for c in clips if id(c) in kept]
 
 
 def select_ids(found: list[str], requested: list[str] | None, report: tuple[str, ...] | None) -> list[str]:

@@ -94,6 +94,10 @@ def test_first_per_id_keeps_each_ids_lowest_numbers_in_the_order_given(tmp_path)
     kept = [(c.machine_id, c.index) for c in first_per_id(shuffled, 2)]
     assert kept == [("02", 4), ("00", 1), ("02", 7), ("00", 2)]  # the order given, 00's third left out
     assert [c.index for c in first_per_id(clips, 1)] == [1, 4]
+    (tmp_path / "anomaly_id_00_00000001.wav").touch()  # a number twice: n clips all the same
+    assert sorted(c.path.name for c in first_per_id(clips_at([tmp_path]), 2)) == [
+        "anomaly_id_00_00000001.wav", "normal_id_00_00000001.wav", "normal_id_02_00000004.wav",
+        "normal_id_02_00000007.wav"]
     assert first_per_id(clips, 99) == clips
     with pytest.raises(ValueError, match="at least 1 clip per ID, not 0"):
         first_per_id(clips, 0)
