@@ -21,6 +21,7 @@
 # - how to test a method's assumption (does a fault move a clip off its machine ID?) before trusting it
 # - why all methods must be compared in one run on the same data
 # - how to turn scores into decisions and alarms, and what a louder hall does to both
+# - how many normal clips a detector needs: to rank clips, and to set its thresholds
 # ```
 #
 # The report's best network averages AUC {glue:text}`report_best_auc` and pAUC
