@@ -158,8 +158,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    help="seeds the weights, the validation split and the batch order (default 0)")
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--max-train", type=_at_least(1), default=None, metavar="N",
-                   help="train on the first N training clips of each ID (by number, as recorded) and test on "
-                        "all the test clips: how many normal clips a detector needs")
+                   help="train on the first N training clips of each ID by number (asd arrange numbers a "
+                        "recorder's files in name order: the first recorded) and test on all the test clips: "
+                        "how many normal clips a detector needs")
     r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     r.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw the training curves (DIR/training.png), each model's test scores against its "

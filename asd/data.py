@@ -500,7 +500,8 @@ def unique_ids(clips: list[Clip]) -> list[str]:
 
 
 def first_per_id(clips: list[Clip], n: int) -> list[Clip]:
-    """The first ``n`` clips of each machine ID by their number (as recorded), in the order given."""
+    """The first ``n`` clips of each machine ID by their number, in the order given (the first
+    recorded, where clips are numbered as recorded, as :func:`arrange` numbers a recorder's files)."""
     if n < 1:
         raise ValueError(f"at least 1 clip per ID, not {n}")
     ranked = sorted(clips, key=lambda c: (c.machine_id, c.index, c.path.name))

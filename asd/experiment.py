@@ -523,8 +523,8 @@ def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[
     """The train and test clips of ``root/machine`` that :func:`prepare` uses, checked.
 
     ``ids`` as in :func:`asd.data.select_ids`: default the report's IDs of the machine (those found).
-    ``max_train`` keeps the first that many training clips of each ID, in the order they were
-    recorded (their numbers): a smaller training set, tested on the same test clips.
+    ``max_train`` keeps the first that many training clips of each ID by number
+    (:func:`asd.data.first_per_id`): a smaller training set, tested on the same test clips.
     Unlabelled test clips (the eval set as released) take their labels from ``ground_truth``, by
     default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a

@@ -1160,9 +1160,9 @@ glue("hall_retrain", retrain_text, display=False)
 #
 # A new machine comes with no recordings, and every week spent recording normal clips is a
 # week it runs unwatched. How many does a detector need? Below, {glue:text}`lc_models` are
-# trained on the first {glue:text}`lc_sizes` training clips of each ID, in the order they were
-# recorded (`experiment.run(..., max_train=n)`; `asd run --max-train N`), and each is tested on
-# the same test clips as above. An ID with fewer clips than `n` keeps all of its own. The
+# trained on the first {glue:text}`lc_sizes` training clips of each ID by number (the first
+# recorded, where clips are numbered as they are recorded; `experiment.run(..., max_train=n)`,
+# `asd run --max-train N`), and each is tested on the same test clips as above. An ID with fewer clips than `n` keeps all of its own. The
 # recipe stays as it is: the same epochs, so a smaller set also means fewer weight updates.
 
 # %% tags=["hide-input", "remove-output"]
