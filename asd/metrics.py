@@ -36,6 +36,15 @@ REAL_MIMII_OWN_ID = {"00": (0.98, 0.00), "02": (1.00, 0.01), "04": (0.98, 0.63),
 # calibration clips 50-59.
 REAL_CALIBRATION_CLIPS, REAL_CALIBRATION_QUANTILE = 15, 0.9
 REAL_CALIBRATION_ALARMS = {"pca": (14, None, 6), "sequential": (6, 2, 2), "baseline": (9, 6, 5)}
+# The same 15 unseen clips (2026-12-07, commit b90464b, same settings; the README's "How many
+# training clips the thresholds need"): detectors trained on the first n of clips 0-59 (asd run
+# --max-train n) with seeds 0, 1 and 2, thresholds from their training clips; normal clips flagged
+# per seed, by n.
+REAL_CURVE_ALARMS = {
+    "pca": {5: (15, 15, 15), 10: (15, 15, 15), 20: (15, 15, 15), 40: (14, 14, 14), 60: (12, 12, 12)},
+    "sequential": {5: (2, 12, 1), 10: (9, 9, 6), 20: (9, 13, 9), 40: (6, 10, 7), 60: (6, 5, 6)},
+    "baseline": {5: (0, 11, 0), 10: (12, 11, 9), 20: (9, 12, 9), 40: (7, 9, 7), 60: (7, 7, 6)},
+}
 # ID-classification systems on the slider dev set (average AUC over the IDs, as published).
 ID_CLASSIFIERS_AUC = {"Primus et al. 2020": 0.98, "STgram-MFN (Liu et al. 2022)": 0.996}
 

@@ -502,6 +502,24 @@ def test_a_detector_saved_from_real_recordings_flags_a_real_slider_fault(real_di
     assert scored.decisions("pca").tolist()[1] == 1
 
 
+def test_pca_fitted_to_the_first_real_clips_flags_the_unseen_ones_as_the_book_quotes(real_dir, tmp_path):
+    """The PCA row of metrics.REAL_CURVE_ALARMS, measured again (PCA trains no weights: no seed)."""
+    paths = sorted(real_dir.glob("*.wav"))
+    if len(paths) < 75:
+        pytest.skip(f"{real_dir}: 75 real clips expected, {len(paths)} found")
+    train = tmp_path / "plant" / "slider" / "train"
+    train.mkdir(parents=True)
+    for path in paths[:60]:
+        (train / path.name).symlink_to(path)
+    unseen = clips_at(paths[60:75])
+    flagged = {}
+    for n in metrics.REAL_CURVE_ALARMS["pca"]:
+        res = run(get_config("quick"), tmp_path / "plant", ["pca"], device="cpu", progress=False,
+                  require_labels=False, max_train=n)
+        flagged[n] = int(res.rescored(unseen, progress=False).decisions("pca").sum())
+    assert flagged == {n: counts[0] for n, counts in metrics.REAL_CURVE_ALARMS["pca"].items()}
+
+
 def test_auc_by_fault_groups_the_stand_ins_anomalies_and_refuses_other_data(root, cfg, tmp_path):
     small = SynthConfig(dev=SplitCounts(("00", "02"), (4, 4), (4, 4), (9, 9)),
                         eval=SplitCounts(("01",), (1,), (1,), (1,)), duration_s=1.0)

@@ -393,6 +393,18 @@ def test_the_real_calibration_reference_is_the_readmes_table():
             in " ".join(readme.split()))
 
 
+def test_the_real_curve_reference_is_the_readmes_table():
+    """The chapter's real-audio learning curve and the README's table of it say the same."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    names = {"PCA": "pca", "sequential": "sequential", "baseline VAE": "baseline"}
+    sizes = (5, 10, 20, 40, 60)
+    rows = {}
+    for line in readme.split("| detector | 5 | 10 | 20 | 40 | 60 |")[1].splitlines()[2:5]:  # below the |---|
+        name, *cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[names[name]] = {n: tuple(int(k) for k in cell.split(", ")) for n, cell in zip(sizes, cells)}
+    assert rows == metrics.REAL_CURVE_ALARMS
+
+
 def test_normal_above_ranks_each_anomaly_among_its_ids_normal_clips():
     y, ids = np.array([0, 0, 0, 0, 1, 1, 0, 0, 1]), np.array(["00"] * 6 + ["02"] * 3)
     s = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 9.0, 50.0, 60.0, 0.5])
