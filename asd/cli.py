@@ -473,8 +473,7 @@ def _run(args: argparse.Namespace) -> None:
     print(f"data: {results.data} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
     if args.max_train is not None:
-        counts = Counter(results.train_ids.tolist())
-        print("training clips (--max-train): " + ", ".join(f"ID {mid} {counts[mid]}" for mid in results.unique_ids))
+        print("training clips (--max-train): " + ", ".join(f"ID {mid} {n}" for mid, n in results.train_clips.items()))
     if results.evaluable:
         print(results.table())
         if _decisions_asked(args, calibration_clips) and not args.scores_dir:  # shown (with --scores-dir: below)

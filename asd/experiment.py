@@ -160,6 +160,11 @@ class Results:
         return numbered(sorted(set(self.train_ids.tolist())))
 
     @property
+    def train_clips(self) -> dict[str, int]:
+        """The number of training clips of each machine ID."""
+        return {str(mid): int(n) for mid, n in zip(*np.unique(self.train_ids, return_counts=True))}
+
+    @property
     def rows(self) -> list[dict]:
         """AUC/pAUC rows per model and ID; none where the test clips cannot be evaluated."""
         return [r for m in self.models.values() for r in m.rows]
@@ -248,7 +253,7 @@ class Results:
             "machine": self.machine,
             "ids": self.unique_ids,
             "ids_left_out": self.left_out,
-            "train_clips": {str(mid): int(n) for mid, n in zip(*np.unique(self.train_ids, return_counts=True))},
+            "train_clips": self.train_clips,
             "data": self.data,
             "synthetic": self.synthetic,  # None: not the synthetic stand-in
             "profile": self.cfg.profile,
