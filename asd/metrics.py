@@ -243,6 +243,14 @@ def decision_rows(model: str, ids: np.ndarray, y_true: np.ndarray, decisions: np
     return rows
 
 
+def decision_means(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """``{model: {"precision" | "recall" | "f1" | "false_alarms": mean over the IDs}}`` from
+    :func:`decision_rows`' rows, as :func:`table` averages the AUC rows."""
+    keys = ("precision", "recall", "f1", "false_alarms")
+    models = dict.fromkeys(r["model"] for r in rows)
+    return {m: {k: float(np.mean([r[k] for r in rows if r["model"] == m])) for k in keys} for m in models}
+
+
 def table(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     """``{model: {id: (auc, pauc), ..., "AVG": (mean auc, mean pauc)}}`` from result rows."""
     out: dict[str, dict[str, tuple[float, float]]] = {}

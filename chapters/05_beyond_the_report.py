@@ -521,9 +521,7 @@ quantile = asd.config.DECISION_QUANTILE
 decided = results.decision_rows(quantile)
 by_model = {name: [r for r in decided if r["model"] == name]
             for name in results.models}
-mean = {name: {k: float(np.mean([r[k] for r in rows]))
-               for k in ("precision", "recall", "f1", "false_alarms")}
-        for name, rows in by_model.items()}
+mean = metrics.decision_means(decided)  # over the IDs
 model = results.models[best_report]
 glue("fig_decisions", plots.decision_histograms(
     results.train_ids, model.train_scores, clip_ids, y_true, model.scores,
@@ -1011,11 +1009,11 @@ for db in halls if src.synthetic else ():  # real data: no louder hall
     for name, model in heard.models.items():
         hall_auc[name].append(np.mean([r["auc"] for r in model.rows]))
     for how, by_model in hall_decided.items():
-        rows = heard.decision_rows(quantile, calibration=how)
+        means = metrics.decision_means(
+            heard.decision_rows(quantile, calibration=how))
         for name, got in by_model.items():
             for key, values in got.items():
-                values.append(np.mean([r[key] for r in rows
-                                       if r["model"] == name]))
+                values.append(means[name][key])
     mean_frame[db] = heard.test.frames.mean(axis=0)
     loudest = chosen.test  # the last hall's test clips, for the section's end
 glue("hall_seed", str(hall_seed), display=False)
@@ -1176,7 +1174,8 @@ lc_ratio = {name: [] for name in lc_models}  # normal test / training scores
 for n in sizes:  # every clip at the end: the run above, from the cache
     fewer = experiment.run(cfg, src.dev, lc_models, progress=False,
                            data_label=src.label, max_train=n)
-    rows = fewer.decision_rows(quantile)  # thresholds: the training clips
+    # thresholds from the training clips, averages over the IDs
+    means = metrics.decision_means(fewer.decision_rows(quantile))
     for name in lc_models:
         model = fewer.models[name]
         lc_auc[name].append(np.mean([r["auc"] for r in model.rows]))
@@ -1185,8 +1184,7 @@ for n in sizes:  # every clip at the end: the run above, from the cache
         lc_ratio[name].append(np.median(normal)
                               / np.median(model.train_scores))
         for key, values in lc_decided[name].items():
-            values.append(np.mean([r[key] for r in rows
-                                   if r["model"] == name]))
+            values.append(means[name][key])
 glue("lc_models", ", ".join(lc_models[:-1]) + f" and {lc_models[-1]}",
      display=False)
 glue("lc_sizes", ", ".join(str(n) for n in sizes[:-1])

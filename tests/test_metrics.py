@@ -377,6 +377,19 @@ def test_decision_rows_match_sklearn_per_id():
     assert all(r["f1"] == 0 and r["false_alarms"] == 0 for r in nothing)
 
 
+def test_decision_means_average_each_models_rows_over_its_ids():
+    _, ids, y, s = _rows()
+    rows = (metrics.decision_rows("pca", ids, y, (s > 0.8).astype(int))
+            + metrics.decision_rows("idnn", ids, y, (s > 0.5).astype(int)))
+    means = metrics.decision_means(rows)
+    assert list(means) == ["pca", "idnn"]
+    for name, got in means.items():
+        mine = [r for r in rows if r["model"] == name]
+        assert len(mine) == 3
+        assert got == {k: pytest.approx(sum(r[k] for r in mine) / 3)
+                       for k in ("precision", "recall", "f1", "false_alarms")}
+
+
 def test_the_real_calibration_reference_is_the_readmes_table():
     """The chapter's reference and the README's table of the same measurement say the same."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
