@@ -786,8 +786,7 @@ def learning_curve(sizes: Sequence[int], auc: Mapping[str, Sequence[float]],
         ax.set_xscale("log")
         ax.set_xticks(list(sizes))
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.minorticks_off()
+        ax.minorticks_off()  # the sizes' own ticks only
         ax.set_xlabel("training clips per ID")
         ax.grid(alpha=0.3)
     for ax in axes[1:]:

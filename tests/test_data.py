@@ -11,8 +11,7 @@ import soundfile as sf
 
 from asd import cli
 from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, first_per_id, list_clips, load_wav,
-                      name_order,
-                      parse_name, unevaluable, unique_ids, unlike_lengths, wav_files)
+                      name_order, parse_name, unevaluable, unique_ids, unlike_lengths, wav_files)
 
 SR = 16000
 
