@@ -33,13 +33,19 @@ def setup(data: bool = True) -> tuple[Config, DataSource | None]:
     return cfg, src
 
 
+def measures_the_release(src: DataSource) -> bool:
+    """Whether ``src`` is the real DCASE 2020 release, the data the report's and the published
+    numbers measured: only then may a chapter draw them over its own."""
+    return not src.synthetic and is_release(src.dev)
+
+
 def caveat(src: DataSource, profile: str) -> str:
     """What the numbers made from ``src`` may be compared with, as a sentence for the chapters."""
     if src.synthetic:
         return ("These numbers show that the pipeline works and how to read its results; they are "
                 "not the report's numbers, and which method wins on them says nothing about the real "
                 "slider.")
-    if is_release(src.dev):
+    if measures_the_release(src):
         fewer = " (this quick-profile run trains for fewer epochs than the report did)" if profile == "quick" else ""
         return f"This is the data of the report's table, so its numbers can be set beside the report's{fewer}."
     return ("These are recordings of your own, not the DCASE release: compare the methods with each "

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 
-from asd import __version__
 from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES,
                         Config, get_config, home)
 from asd.download import MACHINES
@@ -87,8 +84,11 @@ def _checked_device(name: str | None) -> str:
 
 def _versions() -> str:
     """This package's version and those of the libraries that decide its numbers, for a bug report."""
-    libraries = ", ".join(f"{name} {metadata.version(name)}" for name in ("torch", "librosa", "numpy", "scikit-learn"))
-    return f"asd {__version__} (python {platform.python_version()}, {libraries})"
+    from asd.utils import versions
+
+    found = versions()
+    libraries = ", ".join(f"{name} {found[name]}" for name in found if name not in ("asd", "python"))
+    return f"asd {found['asd']} (python {found['python']}, {libraries})"
 
 
 class _Version(argparse.Action):
@@ -280,8 +280,8 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
     p.add_argument("--alarm-after", type=_at_least(1), default=None, metavar="N",
                    help="also raise an alarm where N clips of an ID in a row are flagged, one per such run (the "
-                        "clips in index order: the order recorded, where asd arrange numbered the recorder's "
-                        "time-stamped files); printed, and in asd score's --out")
+                        "clips in index order, labels aside: the order recorded, where asd arrange numbered the "
+                        "recorder's time-stamped files); printed, and in asd score's --out")
 
 
 def _calibration(args: argparse.Namespace, stored: bool = False,
@@ -638,13 +638,13 @@ def _alarm_state(path: Path | None, after: int) -> dict | None:
 
 def _last_counted(state: dict, names: list[str]) -> dict[str, tuple[str, str]]:
     """Per ID, the latest clip that one of the detectors ``names`` counted in ``state`` (in
-    :func:`asd.data.name_order`, the order clips are scored in), and that detector."""
-    from asd.data import name_order
+    recording order, :func:`asd.data.time_key`), and that detector."""
+    from asd.data import time_key
 
     last: dict[str, tuple[str, str]] = {}
     for name in names:
         for mid, entry in state["detectors"].get(name, {}).items():
-            if mid not in last or name_order(entry["last_clip"]) > name_order(last[mid][0]):
+            if mid not in last or time_key(entry["last_clip"]) > time_key(last[mid][0]):
                 last[mid] = entry["last_clip"], name
     return last
 
@@ -652,12 +652,12 @@ def _last_counted(state: dict, names: list[str]) -> dict[str, tuple[str, str]]:
 def _new_clips(clips, state: dict, names: list[str]) -> tuple[list, list]:
     """``asd score --new-only``: the clips after the last one counted in ``state`` for their ID,
     and the others (counted already)."""
-    from asd.data import name_order
+    from asd.data import time_key
 
-    last = {mid: name_order(clip) for mid, (clip, _) in _last_counted(state, names).items()}
+    last = {mid: time_key(clip) for mid, (clip, _) in _last_counted(state, names).items()}
     new, counted = [], []
     for c in clips:
-        (new if c.machine_id not in last or name_order(c.path.name) > last[c.machine_id] else counted).append(c)
+        (new if c.machine_id not in last or time_key(c.path.name) > last[c.machine_id] else counted).append(c)
     return new, counted
 
 
@@ -665,11 +665,11 @@ def _held_back(clips, usual: float | None) -> tuple[list, list[str]]:
     """``asd score --new-only``: ``clips`` without the newest of each ID where it may still be being
     recorded (:func:`asd.data.unfinished`; ``usual``: the training clips' length), and a line for
     each clip held back. Not counted, it comes first in the next call."""
-    from asd.data import name_order, unfinished
+    from asd.data import time_key, unfinished
 
     newest = {}
     for c in clips:
-        if c.machine_id not in newest or name_order(c.path.name) > name_order(newest[c.machine_id].path.name):
+        if c.machine_id not in newest or time_key(c.path.name) > time_key(newest[c.machine_id].path.name):
             newest[c.machine_id] = c
     held = {c.path: f"{c.path.name}: the newest clip of ID {c.machine_id} {why}: left for the next call, as it may "
                     "still be being recorded"
@@ -695,11 +695,11 @@ def _warn_written_after(path: Path, left_out: list) -> None:
 def _check_after_counted(state: dict | None, clips, names: list[str], path: Path | None) -> None:
     """Every clip after the last one counted in ``state`` for its ID, checked before any work:
     counted twice, a clip would lengthen a run of flagged clips."""
-    from asd.data import name_order
+    from asd.data import time_key
 
     for mid, (clip, name) in _last_counted(state or {"detectors": {}}, names).items():
-        early = min((c.path.name for c in clips if c.machine_id == mid), key=name_order, default=None)
-        if early is not None and name_order(early) <= name_order(clip):
+        early = min((c.path.name for c in clips if c.machine_id == mid), key=time_key, default=None)
+        if early is not None and time_key(early) <= time_key(clip):
             raise UsageError(f"{early}: {name} counted ID {mid}'s clips up to {clip} in --alarm-state {path}; "
                              "score only later clips (--new-only picks them), or start a new state file")
 
@@ -711,11 +711,14 @@ def _carried(state: dict | None, name: str) -> dict[str, int]:
 
 def _advance(state: dict, results, quantile: float, calibration: str) -> None:
     """Each model's runs of flagged clips and last clip per ID, once ``results`` are counted."""
+    from asd.data import time_order
     from asd.metrics import open_runs
 
-    last = {c.machine_id: c.path.name for c in results.test.clips}  # clips in order: each ID's last
+    order = time_order(results.test.clips)
+    last = {results.test.clips[i].machine_id: results.test.clips[i].path.name for i in order}  # each ID's last
     for name in results.models:
-        runs = open_runs(results.test.clip_ids, results.decisions(name, quantile, calibration), _carried(state, name))
+        decided = results.decisions(name, quantile, calibration)[order]
+        runs = open_runs(results.test.clip_ids[order], decided, _carried(state, name))
         state["detectors"].setdefault(name, {}).update(
             {mid: {"run": runs[mid], "last_clip": clip} for mid, clip in last.items()})
 
@@ -759,18 +762,19 @@ def _save_figures(figures: dict, folder: Path, data: str) -> None:
 
 def _timelines(results, args: argparse.Namespace, calibration: str,
                alarm_runs: dict[str, dict[str, int]] | None = None) -> dict:
-    """Each model's test scores, clip by clip in order, against its thresholds (and its alarms,
-    with ``--alarm-after``, counted on from ``alarm_runs[model]``)."""
-    from asd.data import DataError
+    """Each model's test scores, clip by clip in recording order, against its thresholds (and its
+    alarms, with ``--alarm-after``, counted on from ``alarm_runs[model]``)."""
+    from asd.data import DataError, time_order
     from asd.plots import score_timeline
 
-    names, drawn = [c.path.name for c in results.test.clips], {}
+    order, drawn = time_order(results.test.clips), {}
+    names, ids = [results.test.clips[i].path.name for i in order], results.test.clip_ids[order]
     for name, model in results.models.items():
         try:
             limits = results.thresholds(name, args.decision_quantile, calibration)
         except DataError:  # said with the thresholds: nothing to draw the scores against
             continue
-        drawn[f"{name}_{results.machine}"] = score_timeline(names, results.test.clip_ids, model.scores, limits,
+        drawn[f"{name}_{results.machine}"] = score_timeline(names, ids, model.scores[order], limits,
                                                             alarm_after=args.alarm_after,
                                                             alarm_runs=(alarm_runs or {}).get(name))
         flagged = _flagged_clips(results, name, limits, results.decisions(name, args.decision_quantile, calibration))
@@ -909,7 +913,7 @@ def _cut(args: argparse.Namespace) -> None:
         print(f"{_count(len(done.made), 'clip')} of {args.seconds} s written to {args.out}: "
               f"{first}{'' if first == last else f' ... {last}'}")
     if done.kept:
-        print(f"{_count(done.kept, 'clip')} there already: kept")
+        print(f"{_count(done.kept, 'clip')} there already, the same audio: kept")
     if done.short:
         more = f" and {len(done.short) - 1} more" if len(done.short) > 1 else ""
         print(f"final piece under {args.seconds / 2:g} s dropped from {done.short[0]}{more}")

@@ -79,6 +79,27 @@ def name_order(path: Path | str) -> tuple:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), text
 
 
+def time_key(name: str) -> tuple:
+    """Where the clip named ``name`` falls in its machine's recording order: the release's names by
+    number, the label aside (``asd arrange`` numbers an ID's test clips on across labels), others
+    in :func:`name_order` (a recorder's own names)."""
+    match = NAME_RE.match(name) or UNLABELLED_RE.match(name)
+    return (0, int(match.groups()[-1]), name_order(name)) if match else (1, 0, name_order(name))
+
+
+def time_order(clips: list[Clip]) -> list[int]:
+    """The positions of ``clips`` in recording order, ID by ID (:func:`time_key`): the order in which
+    flagged clips count as in a row. Where an ID's normal and anomalous clips share numbers (the
+    DCASE release numbers each label apart), they have no common order and keep the one given."""
+    order = []
+    for mid in sorted({c.machine_id for c in clips}):
+        mine = [i for i, c in enumerate(clips) if c.machine_id == mid]
+        keys = {i: time_key(clips[i].path.name) for i in mine}
+        numbers = [key[1] for key in keys.values() if key[0] == 0]
+        order += sorted(mine, key=keys.get) if len(set(numbers)) == len(numbers) else mine
+    return order
+
+
 def in_order(clips: list[Clip]) -> list[Clip]:
     """``clips`` sorted by ID, label and index, the order every listing of clips gives; clips named
     without their label (``id_01_00000000.wav``) by ID and index alone, so that nothing written in
@@ -103,7 +124,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
         hint = _layout_hint(Path(root), machine, split)
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){hint}")
     chosen = lambda name: ids is None or (mid := _named_id(name)) is None or mid in ids  # a bad name is an error
-    clips = [_clip(path, split, labels, unlabelled) for path in _folder_wavs(folder) if chosen(path.name)]
+    clips = [_clip(path, split, labels, unlabelled) for path in folder_wavs(folder) if chosen(path.name)]
     if labels is not None:
         orphans = sorted({name for name in labels if chosen(name)} - {c.path.name for c in clips})
         if orphans:
@@ -114,10 +135,12 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     return in_order(clips)
 
 
-def _folder_wavs(folder: Path) -> list[Path]:
-    """The ``*.wav`` files of ``folder`` (``*.WAV`` too) in :func:`name_order`; a link to a missing
-    file is a :class:`DataError`."""
-    found = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".wav"), key=name_order)
+def folder_wavs(folder: Path) -> list[Path]:
+    """The ``*.wav`` files of ``folder`` (``*.WAV`` too) in :func:`name_order`, hidden ones left out
+    (``._clip.wav``: the metadata macOS writes beside a file copied to a USB or network drive); a
+    link to a missing file is a :class:`DataError`."""
+    found = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith(".")),
+                   key=name_order)
     broken = [p for p in found if not p.exists()]
     if broken:
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
@@ -148,7 +171,7 @@ def wav_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = _folder_wavs(path)
+            found = folder_wavs(path)
             if not found:
                 raise DataError(f"{path}: no .wav clips")
             files += found
@@ -263,7 +286,9 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
     holds seconds 130-140 of ``press.wav``), each with the recording's sample rate, channels and
     sample format, so that a clip's score, the mean over all of it, is not the mean of minutes.
     A final piece shorter than half a clip is dropped: it would score as a shorter clip. A
-    piece already in ``out`` is kept, so new recordings can be added by cutting again."""
+    piece already in ``out`` is kept, so new recordings can be added by cutting again; one that
+    holds other audio (a recorder that named a new recording as an old one, another ``seconds``)
+    is a :class:`DataError`, found before anything is written."""
     if seconds < 1:
         raise DataError(f"seconds must be at least 1, got {seconds}")
     files = wav_files(sources)
@@ -290,23 +315,47 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
     if not any(plan.values()):
         raise DataError(f"{files[0]}{' and the others' if len(files) > 1 else ''}: shorter than half a clip of "
                         f"{seconds} s: nothing to cut")
+    pieces = {(path, start): Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
+              for path, info in infos.items() for start in plan[path]}
+    kept = {key for key, target in pieces.items() if target.exists()}
+    for path, start in sorted(kept, key=list(pieces).index):
+        _check_piece(pieces[path, start], path, infos[path], start, plan[path].step)
     Path(out).mkdir(parents=True, exist_ok=True)
-    made, kept = [], 0
-    for path, info in infos.items():
-        step = plan[path].step
-        for start in plan[path]:
-            target = Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
-            if target.exists():
-                kept += 1
-                continue
-            with _reading(path):
-                y, _ = sf.read(path, start=start, stop=start + step, dtype=_STORED.get(info.subtype, "float64"),
-                               always_2d=True)
-            part = target.with_name(f".{target.name}.part")
-            sf.write(part, y, info.samplerate, subtype=info.subtype, format="WAV")
-            part.replace(target)
-            made.append(target)
-    return Cut(made, kept, short)
+    made = []
+    for (path, start), target in pieces.items():
+        if (path, start) in kept:
+            continue
+        info = infos[path]
+        y = _piece(path, info, start, plan[path].step)
+        part = target.with_name(f".{target.name}.part")
+        sf.write(part, y, info.samplerate, subtype=info.subtype, format="WAV")
+        part.replace(target)
+        made.append(target)
+    return Cut(made, len(kept), short)
+
+
+def _piece(path: Path, info, start: int, step: int) -> np.ndarray:
+    """The samples of ``path`` from ``start`` (at most ``step`` frames), in its own sample format."""
+    with _reading(path):
+        return sf.read(path, start=start, stop=start + step, dtype=_STORED.get(info.subtype, "float64"),
+                       always_2d=True)[0]
+
+
+def _check_piece(target: Path, path: Path, info, start: int, step: int) -> None:
+    """A piece :func:`cut` finds already made is the piece of ``path`` from ``start``: same sample
+    rate, channels and length, and its first second the same samples."""
+    with _reading(target):
+        there = sf.info(target)
+    length = min(step, info.frames - start)
+    same = (there.samplerate, there.channels, there.frames) == (info.samplerate, info.channels, length)
+    if same:
+        with _reading(target):
+            head = sf.read(target, frames=info.samplerate, dtype=_STORED.get(info.subtype, "float64"),
+                           always_2d=True)[0]
+        same = np.array_equal(head, _piece(path, info, start, min(step, info.samplerate)))
+    if not same:
+        raise DataError(f"{target}: already there, but not the piece of {path} from {start / info.samplerate:g} s "
+                        "(another recording of the same name, or cut with another --seconds): cut into another folder")
 
 
 def _where(path: Path | str) -> str:
@@ -443,7 +492,7 @@ def dataset_root(root: Path, machine: str) -> Path:
 def unlabelled_files(root: Path, machine: str, split: str = "test") -> list[Path]:
     """The unlabelled clips (``id_01_00000000.wav``, as the eval test set was released) in ``root/machine/split``."""
     folder = Path(root) / machine / split
-    return [p for p in _folder_wavs(folder) if UNLABELLED_RE.match(p.name)] if folder.is_dir() else []
+    return [p for p in folder_wavs(folder) if UNLABELLED_RE.match(p.name)] if folder.is_dir() else []
 
 
 def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
@@ -451,12 +500,13 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
 
     The format of the DCASE 2020 evaluator: a line holding only a machine type starts its
     section, then one line per clip ``file,labelled file,label`` (label 0 normal, 1 anomaly),
-    e.g. ``id_01_00000000.wav,normal_id_01_00000000.wav,0``. A malformed line, a label other
-    than 0/1 or a label that contradicts the labelled name is a :class:`DataError` naming file and line.
+    e.g. ``id_01_00000000.wav,normal_id_01_00000000.wav,0``. A malformed line (a clip's name
+    alone included), a label other than 0/1 or a label that contradicts the labelled name is a
+    :class:`DataError` naming file and line.
     """
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a spreadsheet's "CSV UTF-8" starts with a BOM
     except OSError as err:
         raise DataError(f"{path}: cannot read the ground-truth list ({err.strerror})") from None
     labels: dict[str, int] = {}
@@ -465,10 +515,10 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
         fields = [f.strip() for f in line.split(",")]
         if fields == [""]:
             continue
-        if len(fields) == 1:
+        where = f"{path}:{number}"
+        if len(fields) == 1 and not fields[0].lower().endswith(".wav"):
             section = fields[0]
             continue
-        where = f"{path}:{number}"
         if section is None:
             raise DataError(f"{where}: a clip line before any machine-type line")
         if section != machine:

@@ -11,8 +11,6 @@ import csv
 import hashlib
 import io
 import json
-import platform
-import subprocess
 import time
 import warnings
 from collections.abc import Mapping
@@ -26,13 +24,13 @@ from tqdm.auto import tqdm
 
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
-from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, list_clips,
-                      read_ground_truth, durations, select_ids, unevaluable, unique_ids, unlabelled_files,
-                      unlike_lengths)
+from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, folder_wavs,
+                      list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable, unique_ids,
+                      unlabelled_files, unlike_lengths)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
-from asd.utils import PACKAGE, atomic_write_bytes, device_name, resolve_device
+from asd.utils import PACKAGE, atomic_write_bytes, device_name, git_commit, resolve_device, versions
 
 
 @dataclass(frozen=True)
@@ -229,8 +227,12 @@ class Results:
     def alarms(self, name: str, after: int, quantile: float = metrics.DECISION_QUANTILE,
                calibration: str = "training", runs: Mapping[str, int] | None = None) -> np.ndarray:
         """Model ``name``'s alarm per test clip: 1 where ``after`` of its ID's clips in a row are
-        flagged (:func:`asd.metrics.alarms` of :meth:`decisions`), the runs counted on from ``runs``."""
-        return metrics.alarms(self.test.clip_ids, self.decisions(name, quantile, calibration), after, runs)
+        flagged (:func:`asd.metrics.alarms` of :meth:`decisions`, the clips taken in recording order,
+        :func:`asd.data.time_order`), the runs counted on from ``runs``."""
+        order, raised = time_order(self.test.clips), np.zeros(len(self.test), np.int64)
+        decided = self.decisions(name, quantile, calibration)
+        raised[order] = metrics.alarms(self.test.clip_ids[order], decided[order], after, runs)
+        return raised
 
     def vector_scores(self, name: str, index: int) -> np.ndarray:
         """Model ``name``'s score of each vector of test clip ``index``, in time order: where in the
@@ -271,9 +273,8 @@ class Results:
             "decision_quantile": quantile,
             "calibration": calibration,
             "thresholds": {name: self._thresholds_or_none(name, quantile, calibration) for name in self.models},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "numpy": np.__version__},
-            "git_commit": _git_commit(),
+            "versions": versions(),
+            "git_commit": git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -370,7 +371,7 @@ class Results:
                 "train_scores": torch.from_numpy(model.train_scores), "held_out": torch.from_numpy(model.held_out),
                 "calibration_ids": self.calibration_ids.tolist(),
                 "calibration_scores": torch.from_numpy(model.calibration_scores), "clip_seconds": self.clip_seconds,
-                "git_commit": _git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         buffer = io.BytesIO()
         torch.save(blob, buffer)
         atomic_write_bytes(Path(path), buffer.getvalue())
@@ -468,15 +469,6 @@ def _scored(model: ModelResult, cfg: Config, id_index: dict[str, int], fs: Frame
     return scores
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def _test_labels(root: Path, machine: str, ground_truth: Path | None,
                  require_labels: bool) -> dict[str, int] | None:
     """The labels of unlabelled test clips (the eval set as released) from ``ground_truth`` or an
@@ -505,6 +497,9 @@ def _check_test_clips(folder: Path, train_clips: list, test_clips: list, require
     if require_labels and untested:  # else the average would quietly be over fewer IDs
         raise DataError(f"{folder}: no test clips of ID(s) {', '.join(untested)}, which have training clips: "
                         "leave them out (--ids) or add their test clips")
+    if untested and test_clips and not unevaluable(test_clips):  # only scored, yet evaluated where it can be
+        warnings.warn(f"{folder}: no test clips of ID(s) {', '.join(untested)}: the AUC table and its average "
+                      f"are over ID(s) {', '.join(unique_ids(test_clips))} alone", stacklevel=3)
     missing = sorted(set(unique_ids(test_clips)) - set(unique_ids(train_clips)))
     if missing:
         raise DataError(f"{folder.parent}: test clips of ID(s) {', '.join(missing)} have no training clips")
@@ -538,9 +533,10 @@ def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[
     """
     machine = machine or cfg.machine
     folder = Path(root) / machine / "test"
-    trained_only = not folder.is_dir()  # no test clips (yet): train only, to save the detectors
+    trained_only = not folder.is_dir() or not folder_wavs(folder)  # no test clips (yet): train only
     if trained_only and require_labels and (Path(root) / machine / "train").is_dir():
-        raise DataError(f"{folder}: folder not found (expected <root>/<machine>/test/*.wav); "
+        found = "no .wav clips" if folder.is_dir() else "folder not found"
+        raise DataError(f"{folder}: {found} (expected <root>/<machine>/test/*.wav); "
                         "to train only, save the detectors (--save-models DIR)")
     labels = _test_labels(root, machine, ground_truth, require_labels)
     all_train = list_clips(root, machine, "train")

@@ -22,7 +22,8 @@ REPORT = {
 }
 # The DCASE 2020 Task 2 baseline README (slider, dev set), all four IDs; the report used 00/02/04.
 DCASE2020_BASELINE = {"00": (0.963, 0.818), "02": (0.788, 0.629), "04": (0.946, 0.740), "06": (0.702, 0.490)}
-# The DCASE 2020 evaluator README's printed example for slider (eval set, the baseline system).
+# The DCASE 2020 evaluator README's printed example result for slider (eval set); the README does
+# not name the system that made it.
 EVALUATOR_EXAMPLE = {"01": (0.884, 0.685), "03": (0.803, 0.542), "05": (0.660, 0.496)}
 # Mean p(own machine ID), normal / abnormal, of the real MIMII slider clips in shared/data
 # (slider-mimii-0db, one normal and one abnormal recording per ID), measured by
@@ -170,10 +171,13 @@ def thresholds(ids: np.ndarray, normal_scores: np.ndarray, quantile: float = DEC
 
 
 def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.ndarray:
-    """1 (anomalous) where a clip's score exceeds its ID's threshold in ``limits``, else 0."""
+    """1 (anomalous) where a clip's score exceeds its ID's threshold in ``limits``, else 0; a score
+    that is NaN is a ValueError, not a quiet 0."""
     ids, scores = np.asarray(ids).tolist(), np.asarray(scores, dtype=float)
     if len(ids) != len(scores):
         raise ValueError(f"ids and scores differ in length ({len(ids)} and {len(scores)})")
+    if (bad := int(np.isnan(scores).sum())):
+        raise ValueError(f"{bad} of {len(scores)} scores are NaN: no decision can be made on them")
     if unknown := sorted(set(ids) - limits.keys()):
         raise ValueError(f"no threshold for ID {', '.join(map(str, unknown))} (thresholds for: {', '.join(limits)})")
     return np.array([int(s > limits[mid]) for mid, s in zip(ids, scores)], dtype=np.int64)
@@ -182,7 +186,7 @@ def decide(ids: np.ndarray, scores: np.ndarray, limits: dict[str, float]) -> np.
 def alarms(ids: np.ndarray, decisions: np.ndarray, after: int, runs: Mapping[str, int] | None = None) -> np.ndarray:
     """1 at each clip that completes a run of ``after`` flagged clips of its ID, else 0: one alarm
     per run of flagged clips at least ``after`` long, however long it lasts. The clips are taken
-    in the order given (time order: the release's index order); ``after=1`` raises one alarm at
+    in the order given (time order: :func:`asd.data.time_order`); ``after=1`` raises one alarm at
     the first clip of every run. ``runs``: each ID's flagged clips in a row just before these
     (:func:`open_runs` of the clips scored before), so that a run may span two batches of clips."""
     if after < 1:

@@ -11,9 +11,9 @@ louder and brighter and squeals; a damaged rail detunes and lengthens the end-st
 scrapes broadband at the damage on every pass; a loose belt loads the motor, makes the strokes
 irregular and slips, and rattles. Every fault also loads the drive, whose tones move and change
 level, so a faulty clip no longer sounds like its own machine (as real MIMII faults, measured in
-``tests/test_synth.py``). A fault changes the clip's loudness only as much as real faults do: the
-machine's sound is turned down until the clip is at most MAX_RISE_DB x severity^3 louder than its
-normal twin. Each fault acts on its ID's own mechanics with a severity drawn
+``tests/test_synth.py``). A fault changes the clip's loudness no more than a few decibels, as the
+real faults at hand do (REAL_FAULT_RISE_DB): the machine's sound is turned down until the clip is
+at most MAX_RISE_DB x severity^3 louder than its normal twin. Each fault acts on its ID's own mechanics with a severity drawn
 uniformly per clip, so some faults stay subtle. Every clip is rendered from its own seed, so any
 single clip can be reproduced without the rest of the dataset.
 """

@@ -5,10 +5,12 @@ import hashlib
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,29 @@ def source_hash(modules: tuple[str, ...], package: Path = PACKAGE) -> str:
     for name in modules:
         h.update((Path(package) / f"{name}.py").read_bytes())
     return h.hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    """The versions of Python, ``asd`` and the libraries that decide its numbers, for records and bug reports."""
+    from asd import __version__
+
+    libraries = {name: metadata.version(name) for name in ("torch", "librosa", "numpy", "scikit-learn")}
+    return {"python": platform.python_version(), "asd": __version__, **libraries}
+
+
+def git_commit(package: Path = PACKAGE) -> str | None:
+    """The commit of the checkout ``package`` is in (an editable install of the book's repository),
+    else None: an installed copy inside another repository (a virtual environment in a project
+    of one's own) does not take that repository's commit."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True,
+                             cwd=package, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    if out.returncode or len(lines) != 2 or Path(lines[0]).resolve() != Path(package).resolve().parent:
+        return None
+    return lines[1]
 
 
 def device_name(device: torch.device) -> str:

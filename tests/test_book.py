@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import torch
 
-from asd.book import caveat, setup
+from asd.book import caveat, measures_the_release, setup
 from asd.experiment import DataSource
 
 
 def test_the_caveat_says_what_the_numbers_may_be_compared_with(tmp_path):
     stand_in = DataSource(tmp_path / "synth" / "dev_data", None, True, "synthetic")
     assert "not the report's numbers" in caveat(stand_in, "full")
+    assert not measures_the_release(stand_in)
     (tmp_path / "dcase" / "dev_data").mkdir(parents=True)
     for root in (tmp_path / "dcase" / "dev_data", tmp_path / "dcase"):  # the set or the release root
         release = DataSource(root, None, False, "real")
         assert caveat(release, "full").endswith("can be set beside the report's.")
         assert "quick-profile run trains for fewer epochs" in caveat(release, "quick")
+        assert measures_the_release(release)
     plant = DataSource(tmp_path / "plant", None, False, "real recordings")
     assert caveat(plant, "full").startswith("These are recordings of your own")
+    assert not measures_the_release(plant)  # published slider numbers are not drawn over them
 
 
 def test_setup_seeds_everything_and_names_the_data_it_found(make_dataset, tmp_path, monkeypatch, capsys):

@@ -8,12 +8,14 @@ file that ``_toc.yml`` names to exist.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
 import re
 import subprocess
 import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import jupytext
@@ -162,6 +164,31 @@ def test_no_py_chapter_without_notebook() -> None:
         f"py:percent chapters without an .ipynb twin: {orphans}; "
         "create it with `jupytext --to ipynb <file>.py` (outputs stay empty)"
     )
+
+
+def _imported(script: Path) -> set[str]:
+    """The top-level modules ``script`` imports."""
+    found = set()
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_install_cell_installs_every_module_a_chapter_imports() -> None:
+    # Colab runs a chapter after ``pip install asd[book]`` alone: what it imports must come with that.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["book"]
+    installed = {re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0].lower() for req in wanted} | {"asd"}
+    kernel = {"ipython"}  # every Jupyter kernel has it
+    distributions = packages_distributions()
+    missing = sorted(f"{_rel(script)}: {module}" for script in SCRIPTS for module in _imported(script)
+                     if module not in sys.stdlib_module_names
+                     and not {d.lower() for d in distributions.get(module, [module])} & (installed | kernel))
+    assert not missing, "chapters import modules that pip install asd[book] does not bring:\n" + "\n".join(missing)
 
 
 def test_book_config_does_not_allow_errors() -> None:

@@ -518,7 +518,7 @@ def test_cut_prints_what_it_cut_kept_and_dropped_and_its_clips_arrange(tmp_path,
     assert out[0] == f"3 clips of 1 s written to {tmp_path / 'clips'}: press-0800_000000s.wav ... press-0800_000002s.wav"
     assert out[1] == f"final piece under 0.5 s dropped from {tmp_path / 'rec' / 'press-0800.wav'}"
     assert main(cut) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "3 clips there already: kept"
+    assert capsys.readouterr().out.splitlines()[0] == "3 clips there already, the same audio: kept"
     # the printed next step arranges the clips, in time order, under release names
     hint = out[-1].split("next: ")[1].split(" (to train")[0]
     command = [{"DATA": str(tmp_path / "data"), "NAME": "press", "NN": "00"}.get(a, a) for a in shlex.split(hint)]

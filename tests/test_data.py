@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 
 from asd import cli
-from asd.data import (UNLABELLED, DataError, arrange, clips_at, counts, cut, first_per_id, list_clips, load_wav,
-                      name_order, parse_name, unevaluable, unique_ids, unlike_lengths, wav_files)
+from asd.data import (UNLABELLED, Clip, DataError, arrange, clips_at, counts, cut, first_per_id, list_clips,
+                      load_wav, name_order, parse_name, time_order, unevaluable, unique_ids, unlike_lengths,
+                      wav_files)
 
 SR = 16000
 
@@ -499,6 +500,29 @@ def test_list_clips_reads_capital_wav_suffixes(tmp_path):
     assert (clip.label, clip.machine_id, clip.path.name) == (0, "00", "normal_id_00_00000000.WAV")
 
 
+def test_time_order_numbers_labels_together_where_they_were_numbered_together():
+    clip = lambda name, mid="00": Clip(Path(name), "test", 0, mid, 0)  # noqa: E731
+    arranged = [clip(n) for n in ("anomaly_id_00_00000002.wav", "anomaly_id_00_00000004.wav",
+                                  "normal_id_00_00000000.wav", "normal_id_00_00000001.wav",
+                                  "normal_id_00_00000003.wav")]  # as listed: label by label
+    assert time_order(arranged) == [2, 3, 0, 4, 1]
+    release = [clip(n) for n in ("anomaly_id_00_00000000.wav", "anomaly_id_00_00000001.wav",
+                                 "normal_id_00_00000000.wav")]  # numbered apart: no common order
+    assert time_order(release) == [0, 1, 2]
+    recorder = [clip("press_000010s.wav", "02"), clip("press_000000s.wav", "02"), clip("id_00_00000007.wav")]
+    assert time_order(recorder) == [2, 1, 0]  # ID by ID; a recorder's names in name order
+
+
+def test_hidden_files_a_mac_leaves_beside_clips_are_not_clips(tmp_path):
+    folder = tmp_path / "slider" / "train"
+    folder.mkdir(parents=True)
+    sf.write(folder / "normal_id_00_00000000.wav", _tone(0.2, SR), SR)
+    (folder / "._normal_id_00_00000000.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    [clip] = list_clips(tmp_path, "slider", "train")
+    assert clip.path.name == "normal_id_00_00000000.wav"
+    assert wav_files([folder]) == [folder / "normal_id_00_00000000.wav"]
+
+
 @pytest.mark.parametrize("signal, message", [
     (np.zeros(1600), r"silent \(every sample 0\)"),
     (np.r_[np.full(100, np.nan), np.ones(1500) * 0.1], "100 samples are NaN or infinite"),
@@ -552,6 +576,24 @@ def test_cut_refuses_what_it_cannot_cut_well(tmp_path):
     with pytest.raises(DataError, match="broken.wav: cannot read audio"):
         cut([tmp_path / "a"], tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing cut before every recording was read
+
+
+def test_cut_again_refuses_a_new_recording_named_as_an_old_one(tmp_path):
+    """A recorder that counts anew on each card names day 2's first recording as day 1's."""
+    for day, freq in (("day1", 440.0), ("day2", 550.0)):
+        (tmp_path / day).mkdir()
+        sf.write(tmp_path / day / "ZOOM0001.WAV", _tone(25.0, SR, freq), SR)
+        sf.write(tmp_path / day / "ZOOM0002.WAV", _tone(25.0, SR, freq), SR)
+    first = cut([tmp_path / "day1"], tmp_path / "clips")
+    assert len(first.made) == 6
+    made = {p: p.stat().st_mtime_ns for p in first.made}
+    with pytest.raises(DataError, match=r"ZOOM0001_000000s.wav: already there, but not the piece of .*day2/ZOOM0001"
+                                        r".WAV from 0 s \(another recording of the same name"):
+        cut([tmp_path / "day2"], tmp_path / "clips")
+    with pytest.raises(DataError, match=r"ZOOM0001_000000s.wav: already there, .*or cut with another --seconds"):
+        cut([tmp_path / "day1"], tmp_path / "clips", seconds=5)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "clips").iterdir()} == made  # nothing written
+    assert cut([tmp_path / "day1"], tmp_path / "clips").kept == 6  # the same recordings again: kept
 
 
 def test_unlike_lengths_names_the_clips_far_from_the_training_length(tmp_path):

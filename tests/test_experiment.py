@@ -469,6 +469,11 @@ def test_training_clips_alone_train_detectors_to_save(make_dataset, tmp_path, cf
     assert not (root / "slider" / "test").exists()
     with pytest.raises(DataError, match="test: folder not found .*to train only, save the detectors"):
         run(cfg, root, ["pca"], device="cpu", progress=False)
+    (root / "slider" / "test").mkdir()  # made before the first clip to check: the same
+    with pytest.raises(DataError, match="test: no .wav clips .*to train only, save the detectors"):
+        run(cfg, root, ["pca"], device="cpu", progress=False)
+    assert len(run(cfg, root, ["pca"], device="cpu", progress=False, require_labels=False).test) == 0
+    (root / "slider" / "test").rmdir()
     res = run(cfg, root, ["sequential", "pca"], device="cpu", progress=False, require_labels=False)
     assert len(res.test) == 0 and res.rows == [] and not res.evaluable
     assert res.write_scores(tmp_path / "scores") == []

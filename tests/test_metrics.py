@@ -359,6 +359,8 @@ def test_thresholds_are_per_id_and_decisions_compare_with_them():
         metrics.decide(np.array(["00", "04"]), np.array([1.0, 2.0]), limits)
     with pytest.raises(ValueError, match=r"differ in length \(2 and 1\)"):
         metrics.decide(np.array(["00", "02"]), np.array([1.0]), limits)
+    with pytest.raises(ValueError, match="1 of 2 scores are NaN"):  # not a quiet "normal"
+        metrics.decide(np.array(["00", "02"]), np.array([np.nan, 2.0]), limits)
 
 
 def test_decision_rows_match_sklearn_per_id():

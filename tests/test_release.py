@@ -146,6 +146,12 @@ def test_an_id_without_test_clips_is_named_not_left_out_of_the_average(make_data
     assert code == 2 and "no test clips of ID(s) 02, which have training clips" in err
     code, out, err = _run(["--data", str(root), "--ids", "00", "--models", "pca"], capsys)
     assert code == 0 and "IDs: 00" in out
+    scores = tmp_path / "scores"  # only scored, yet evaluated: the table's average is said to be over fewer IDs
+    with pytest.warns(UserWarning, match=r"no test clips of ID\(s\) 02: the AUC table and its average are over "
+                                         r"ID\(s\) 00 alone"):
+        code, out, err = _run(["--data", str(root), "--ids", "all", "--models", "pca", "--scores-dir", str(scores)],
+                              capsys)
+    assert code == 0, err
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +256,35 @@ def test_saved_detectors_evaluate_labelled_clips_as_the_run_did(release, tmp_pat
     assert code == 2 and "pca was trained on slider ID(s) 00, 02, 04, not on 06" in err
     named = err.split("leave their clips out (")[1].split(",")[0]  # one of the clips to leave out
     assert Path(named).parent == test and "_id_06_" in Path(named).name
+
+
+def test_alarms_count_labelled_clips_in_recording_order_not_label_by_label(unlisted, tmp_path, capsys):
+    """asd arrange numbers an ID's test clips on across labels: their numbers are their time order."""
+    assert _run(["--data", str(unlisted), "--save-models", str(tmp_path / "m"), "--scores-dir", str(tmp_path)],
+                capsys)[0] == 0
+    sources = sorted((unlisted / "slider" / "test").glob("id_01_*.wav"))
+    labels = ["normal", "normal", "anomaly", "normal", "anomaly", "normal"]  # recorded in this order
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    for k, (label, source) in enumerate(zip(labels, sources)):
+        shutil.copy(source, folder / f"{label}_id_01_{k:08d}.wav")
+    score = ["score", str(tmp_path / "m" / "pca.pt"), "--quiet", "--alarm-after", "3", "--decision-quantile", "0.02"]
+    assert main([*score, "--clips", str(folder), "--out", str(tmp_path / "all.json")]) == 0
+    report = json.loads((tmp_path / "all.json").read_text())
+    listed = [Path(c["file"]).name for c in report["clips"]]
+    detector = report["detectors"][0]
+    time = sorted(range(len(listed)), key=lambda i: int(listed[i][-12:-4]))  # by the number the name ends in
+    decided = np.array(detector["decisions"])
+    expected = np.zeros(len(listed), int)
+    expected[time] = metrics.alarms(["01"] * len(time), decided[time], 3)
+    assert detector["alarms"] == expected.tolist()
+    assert expected.tolist() != metrics.alarms(["01"] * len(time), decided, 3).tolist(), "label order would agree"
+    # --new-only after the first three clips recorded: the last three, though a normal name sorts after "anomaly"
+    state = tmp_path / "runs.json"
+    assert main([*score, "--clips", *(str(folder / listed[i]) for i in time[:3]), "--alarm-state", str(state)]) == 0
+    capsys.readouterr()
+    assert main([*score, "--clips", str(folder), "--alarm-state", str(state), "--new-only"]) == 0
+    assert f"3 clips counted already in {state}: left out" in capsys.readouterr().out
 
 
 def test_alarm_state_carries_runs_of_flagged_clips_from_one_score_call_to_the_next(unlisted, tmp_path, capsys):
@@ -547,6 +582,7 @@ def test_decision_quantile_out_of_range_is_a_usage_error(release, quantile, caps
     (lambda lines: lines[:1] + ["id_01_00000000.wav,anomaly_id_01_00000000.wav,0"] + lines[2:], ":2: labelled name"),
     (lambda lines: lines[1:], ":1: a clip line before any machine-type line"),
     (lambda lines: lines + [lines[1]], "listed twice"),
+    (lambda lines: lines[:1] + ["id_01_00000000.wav"] + lines[2:], r":2: expected"),  # a clip's name alone
 ])
 def test_malformed_lists_name_file_and_line(tmp_path, mutate, message):
     lines = ["slider", "id_01_00000000.wav,normal_id_01_00000000.wav,0", "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
@@ -555,6 +591,13 @@ def test_malformed_lists_name_file_and_line(tmp_path, mutate, message):
     with pytest.raises(DataError, match=message) as err:
         read_ground_truth(path, "slider")
     assert str(path) in str(err.value)
+
+
+def test_a_list_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_the_same(tmp_path):
+    lines = ["slider", "id_01_00000000.wav,normal_id_01_00000000.wav,0", "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
+    path = tmp_path / "eval_data_list.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    assert read_ground_truth(path, "slider") == {"id_01_00000000.wav": 0, "id_01_00000001.wav": 1}
 
 
 def test_lists_read_only_their_machine_and_check_clips_both_ways(release, tmp_path):

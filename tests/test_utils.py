@@ -64,3 +64,38 @@ def test_cuda_asked_for_where_there_is_none_is_an_error_not_a_fallback(monkeypat
     for asked in ("cuda", "cuda:1"):
         with pytest.raises(RuntimeError, match=f"device '{asked}' requested but CUDA is not available"):
             utils.resolve_device(asked)
+
+
+def _git(cwd, *args) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_the_commit_recorded_is_the_packages_checkout_not_a_repository_around_a_copy(tmp_path):
+    project = tmp_path / "project"  # a project of one's own, asd installed in its virtual environment
+    package = project / ".venv" / "site-packages" / "asd"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    _git(project, "init", "-q")
+    _git(project, "add", ".")
+    _git(project, "commit", "-q", "-m", "a project")
+    assert utils.git_commit(package) is None
+    checkout = tmp_path / "book" / "asd"  # the book's own repository, installed editable
+    checkout.mkdir(parents=True)
+    (checkout / "__init__.py").write_text("")
+    _git(checkout.parent, "init", "-q")
+    _git(checkout.parent, "add", ".")
+    _git(checkout.parent, "commit", "-q", "-m", "the book")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    assert utils.git_commit(checkout) == head and len(head) == 40
+    assert utils.git_commit(tmp_path / "elsewhere") is None  # no folder, no git: no commit
+
+
+def test_versions_name_the_package_and_the_libraries_behind_its_numbers():
+    import torch
+
+    import asd
+
+    found = utils.versions()
+    assert found["asd"] == asd.__version__ and found["torch"] == torch.__version__
+    assert {"python", "librosa", "numpy", "scikit-learn"} <= found.keys()
