@@ -41,14 +41,15 @@
 # (`asd.features`), and compares a normal and an anomalous clip.
 
 # %% tags=["remove-cell"]
-# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+# Colab, Binder or a fresh kernel: install the book's package, and myst-nb for glue.
 import importlib.util
 import subprocess
 import sys
 
-if importlib.util.find_spec("asd") is None:
+if not all(importlib.util.find_spec(m) for m in ("asd", "myst_nb")):
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+                           "asd[book] @ git+https://github.com/asd-book/"
+                           "anomalous-sound-detection"])
 
 # %% tags=["remove-output"]
 # %matplotlib inline
@@ -363,6 +364,10 @@ print("check passed: 640-d vectors, T - 4 of them for a clip of T frames;\n"
 # %% tags=["hide-input", "remove-output"]
 glue("n_vectors", vectors.shape[0], display=False)
 glue("n_train_vectors", n_train_vectors, display=False)
+stacked = {k: features.stack(z, k).shape for k in (3, 9)}  # exercise 1
+glue("ex_stack", f"for this clip's {z.shape[0]} frames, " + " and ".join(
+    f"{k} frames give {n:,} vectors of {d:,} numbers"
+    for k, (n, d) in stacked.items()), display=False)
 shown = vectors[:100]
 fig_vectors = plots.spectrograms(
     {f"the first {len(shown)} vectors of {normal.path.name}": shown}, hop_s,
@@ -394,14 +399,18 @@ glue("fig_vectors", fig_vectors)
 #
 # ```{admonition} Solution
 # :class: dropdown
-# `n_frames * 128` numbers; a clip of T frames gives T - n_frames + 1 vectors (`FrameSet.vector_counts`).
+# `n_frames * 128` numbers; a clip of T frames gives T - n_frames + 1 vectors
+# (`FrameSet.vector_counts`): {glue:text}`ex_stack`.
 # ```
 #
 # 2. Compute the log-mel of a clip with `pad_mode="constant"` and with `"reflect"`. Which frames differ, and by how much?
 #
 # ```{admonition} Solution
 # :class: dropdown
-# Only the first and the last frame: zero padding leaves part of their window empty (half of the
-# first frame's), so they hold less energy, about 3 dB less in the first frame; band by band
-# the difference scatters (a few bands even come out louder), and the last frame differs less.
+# Compare `features.logmel(y, dataclasses.replace(fc, pad_mode="constant"))` with
+# `features.logmel(y, fc)` frame by frame: only the first and the last frame differ. Zero
+# padding leaves part of their window empty (half of the first frame's), so the first frame
+# holds about {glue:text}`gap_total` dB less energy in all; band by band the difference
+# scatters, not all one way (the zero-padded first frame is the louder in
+# {glue:text}`gap_louder` of the STFT bins above), and the last frame differs less.
 # ```

@@ -43,14 +43,15 @@
 # DCASE 2020 baseline is the report's *Sequential*.
 
 # %% tags=["remove-cell"]
-# Colab, Binder or a fresh kernel without the book's package: install it from the repository.
+# Colab, Binder or a fresh kernel: install the book's package, and myst-nb for glue.
 import importlib.util
 import subprocess
 import sys
 
-if importlib.util.find_spec("asd") is None:
+if not all(importlib.util.find_spec(m) for m in ("asd", "myst_nb")):
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "git+https://github.com/asd-book/anomalous-sound-detection"])
+                           "asd[book] @ git+https://github.com/asd-book/"
+                           "anomalous-sound-detection"])
 
 # %% tags=["remove-output"]
 # %matplotlib inline
@@ -109,6 +110,9 @@ for net in built.values():
     edge_share.append(edge / models.n_params(net))
 # "at least": rounded down
 glue("edge_share", f"{math.floor(100 * min(edge_share))}%", display=False)
+small = replace(cfg, net=replace(cfg.net, latent=8))  # exercise 1's network
+glue("params_latent8", f"{models.n_params(models.build('baseline', small)):,}",
+     display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_shapes
@@ -261,8 +265,9 @@ print("training mode: sampled, different scores on each call:",
 # **Dropout rate.** The report's table shows where its dropout layers are, not their rate:
 # {glue:text}`dropout` here (`NetConfig.dropout`), a common choice for layers this wide.
 #
-# **Initialisation and batch-normalisation settings.** PyTorch's defaults in the two VAEs;
-# Keras's defaults in the Sequential network, which reimplements a Keras model.
+# **Initialisation and batch-normalisation settings.** PyTorch's defaults in the three VAEs
+# (Baseline, BatchNorm, Dropout); Keras's defaults in the Sequential network, which
+# reimplements a Keras model.
 #
 # **Validation.** 10% of the training clips (`FitConfig.validation_split`), drawn at random
 # with the seed, are held out and their loss is reported after every epoch. The split is made
@@ -326,7 +331,8 @@ print(f"baseline with 512 hidden units: {n_wider:,} parameters "
 #
 # ```{admonition} Solution
 # :class: dropdown
-# The two heads (400 x 8 + 8 each) and the first decoder layer (8 x 400 + 400) shrink; `asd.models.n_params` counts them.
+# {glue:text}`params_latent8` (`asd.models.n_params` counts them): the two heads
+# (400 x 8 + 8 each) and the first decoder layer (8 x 400 + 400) shrink, nothing else.
 # ```
 #
 # 2. Set `kl_weight=0` in `cfg.net`. What does the VAE become, and what would you expect of its scores?
