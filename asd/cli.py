@@ -402,18 +402,16 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
 
 
 def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration: str,
-                             calibration_clips: list | None, train: list) -> None:
+                             calibration_clips: list | None, sel) -> None:
     """Where the run must set decision thresholds (``--scores-dir``, or a calibration asked for),
-    every ID has the normal clips a gamma fit needs (:func:`asd.metrics.fit_gamma`), checked
-    before the training rather than after it."""
-    from asd.data import select_ids, unique_ids
+    every ID the run uses (``sel``, :func:`asd.experiment.select_clips`) has the normal clips a
+    gamma fit needs (:func:`asd.metrics.fit_gamma`), checked before the training rather than after it."""
     from asd.experiment import check_calibration_clips
     from asd.train import split_clips
 
     if not (args.scores_dir or _decisions_asked(args, calibration_clips)):
         return
-    found = [c.machine_id for c in train]
-    ids = select_ids(unique_ids(train), args.ids, cfg.report_ids.get(args.machine))
+    found, ids = [c.machine_id for c in sel.train], sel.ids
     if calibration == "calibration":
         check_calibration_clips(calibration_clips, args.machine, ids)
         counts = {"the calibration clips": [c.machine_id for c in calibration_clips]}
@@ -442,8 +440,8 @@ def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> No
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root, first_per_id, list_clips, select_ids, unevaluable, unique_ids
-    from asd.experiment import run
+    from asd.data import dataset_root, unevaluable
+    from asd.experiment import run, select_clips
 
     root = dataset_root(args.data, args.machine)
     if root != args.data:
@@ -454,20 +452,18 @@ def _run(args: argparse.Namespace) -> None:
     if args.concurrent and not device.startswith("cuda"):
         warnings.warn(f"--concurrent trains on a CUDA device only: on {device} the networks train one after another")
     cfg = get_config(args.profile, seed=args.seed, machine=args.machine, precision=args.precision)
-    train = list_clips(root, args.machine, "train")
-    if args.max_train is not None:
-        train = first_per_id(train, args.max_train)
-    if args.ids is None:  # said before the training, which can take hours
-        found = unique_ids(train)
-        for mid in sorted(set(found) - set(select_ids(found, None, cfg.report_ids.get(args.machine)))):
+    require_labels = args.scores_dir is None and args.save_models is None  # else scored, evaluated if they can be
+    # the clips, checked as the run will check them: said before the training, which can take hours
+    sel = select_clips(cfg, root, args.machine, args.ids, args.ground_truth, require_labels, args.max_train)
+    if args.ids is None:
+        for mid in sel.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
-    _checked_threshold_clips(args, cfg, calibration, calibration_clips, train)
+    _checked_threshold_clips(args, cfg, calibration, calibration_clips, sel)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
-                  ground_truth=args.ground_truth, require_labels=args.scores_dir is None and args.save_models is None,
-                  max_train=args.max_train)
+                  ground_truth=args.ground_truth, require_labels=require_labels, max_train=args.max_train)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)
     print(f"data: {results.data} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "

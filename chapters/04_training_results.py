@@ -665,8 +665,9 @@ else:
 # On the stand-in or other recordings, the release's references measure
 # another thing.
 apart = ("" if asd.book.measures_the_release(src) else
-         " (the real release: not comparable with the numbers above, "
-         f"{'synthetic' if src.synthetic else 'other recordings'})")
+         " (the real release: not comparable with the "
+         + ("synthetic numbers above)" if src.synthetic else
+            "numbers above, of other recordings)"))
 for mid in results.left_out:
     extra = asd.experiment.run(cfg, src.dev, networks, ids=[mid],
                                progress=False, data_label=src.label)

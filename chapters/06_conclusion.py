@@ -228,7 +228,9 @@ glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 #    hours on a laptop's CPU and minutes on a GPU ({doc}`04_training_results` shows a recorded
 #    GPU run), and the book trains them once more per seed of {ref}`sec-seeds`;
 # 3. rebuild the book: every table and figure then shows the real development set at the
-#    report's scale, beside the report's numbers, or run
+#    report's scale, beside the report's numbers (on a CPU, first lift the book's 30-minute
+#    limit per cell, `timeout: -1` under `execute:` in `_config.yml`, and `--nbmake-timeout`
+#    for `pytest --nbmake`: a full-profile training cell runs for hours there), or run
 #    `asd run --data $ASD_DATA --profile full --out results/full-<device>.json` and commit the
 #    record, which {doc}`04_training_results` then shows with its provenance;
 # 4. look at the seed spread ({ref}`sec-seeds`, `cfg.spread_seeds` runs per network) before

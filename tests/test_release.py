@@ -146,6 +146,15 @@ def test_an_id_without_test_clips_is_named_not_left_out_of_the_average(make_data
     assert code == 2 and "no test clips of ID(s) 02, which have training clips" in err
     code, out, err = _run(["--data", str(root), "--ids", "00", "--models", "pca"], capsys)
     assert code == 0 and "IDs: 00" in out
+    for path in (root / "slider" / "train").glob("*_id_00_*.wav"):  # test clips of an ID never trained on
+        path.unlink()
+    for scored in ([], ["--scores-dir", str(tmp_path / "s")]):  # the same message, whether or not only scored
+        code, out, err = _run(["--data", str(root), "--ids", "00", "--models", "pca", *scored], capsys)
+        assert code == 2 and "test clips of ID(s) 00 have no training clips" in err
+    root = make_dataset(tmp_path / "again", ids=("00", "02"), n_train=4, n_test_normal=2, n_test_anomaly=2,
+                        seconds=1.0)
+    for path in (root / "slider" / "test").glob("*_id_02_*.wav"):
+        path.unlink()
     scores = tmp_path / "scores"  # only scored, yet evaluated: the table's average is said to be over fewer IDs
     with pytest.warns(UserWarning, match=r"no test clips of ID\(s\) 02: the AUC table and its average are over "
                                          r"ID\(s\) 00 alone"):
