@@ -445,9 +445,11 @@ def _cap_gain(background: np.ndarray, machine: np.ndarray, limit: float) -> floa
     c = np.mean(background ** 2) - limit
     if a + b + c <= 0 or a == 0:  # already within the limit, or nothing to turn down
         return 1.0
+    quietest = float(np.clip(-b / (2 * a), 0.0, 1.0))  # the gain of the quietest mix, within 0..1
     if b * b < 4 * a * c:  # the power's minimum over the gain lies above the limit
-        return float(np.clip(-b / (2 * a), 0.0, 1.0))
-    return float((-b + np.sqrt(b * b - 4 * a * c)) / (2 * a))
+        return quietest
+    reached = float((-b + np.sqrt(b * b - 4 * a * c)) / (2 * a))
+    return reached if reached <= 1 else quietest  # beyond 1: only a louder machine would reach it
 
 
 class ClipPlan(NamedTuple):

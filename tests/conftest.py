@@ -28,11 +28,16 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _private_asd_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test writes caches under its own temporary ASD_HOME, never into ~/.cache."""
+    import warnings
+
+    from asd.config import ENVIRONMENT
+
     home = tmp_path_factory.mktemp("asd_home")
+    # Hermetic: the profile, device and data come from the test, not from the caller's shell.
+    for variable, _ in ENVIRONMENT.values():
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("ASD_HOME", str(home))
-    # Hermetic: the profile and device come from the test, not from the caller's shell.
-    monkeypatch.delenv("ASD_PROFILE", raising=False)
-    monkeypatch.delenv("ASD_DEVICE", raising=False)
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # asd.cli.main sets its own
     return home
 
 

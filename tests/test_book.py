@@ -24,7 +24,6 @@ def test_the_caveat_says_what_the_numbers_may_be_compared_with(tmp_path):
 
 def test_setup_seeds_everything_and_names_the_data_it_found(make_dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ASD_PROFILE", "quick")
-    monkeypatch.delenv("ASD_EVAL_DATA", raising=False)
     torch.manual_seed(123)
     cfg, src = setup(data=False)
     assert (cfg.profile, src) == ("quick", None)

@@ -7,6 +7,7 @@ folder per test (conftest).
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -197,10 +198,17 @@ def test_run_refuses_idclf_per_id_before_reading_any_data(tmp_path: Path) -> Non
 
 def test_cli_runs_new_detectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_shifted_tones(tmp_path / "data", n_train=3, n_test=2)
-    argv = ["run", "--data", str(data), "--models", *NEW, "--epochs", "2", "--quiet"]
+    argv = ["run", "--data", str(data), "--models", *NEW, "--epochs", "2", "--quiet", "--device", "cpu",
+            "--out", str(tmp_path / "r.json")]
     assert cli.main(argv) == 0
-    out = capsys.readouterr().out
-    assert all(name in out for name in NEW)
+    lines = capsys.readouterr().out.splitlines()
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    ids = sorted({r["id"] for r in rows})
+    assert sorted((r["model"], r["id"]) for r in rows) == sorted((m, i) for m in NEW for i in ids)
+    assert all(np.isfinite([r["auc"], r["pauc"]]).all() for r in rows)
+    for name in NEW:  # the printed table shows each detector's row of the JSON
+        line = next(ln for ln in lines if ln.split()[:1] == [name])
+        assert line.split()[1:1 + len(ids)] == [f"{r['auc']:.3f}/{r['pauc']:.3f}" for r in rows if r["model"] == name]
 
 
 def test_cli_rejects_idclf_per_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

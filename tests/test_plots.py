@@ -400,6 +400,8 @@ def test_errors_over_time_draws_frames_errors_and_the_clip_score():
     for ax, (_, errors) in zip(error_axes, panels.values()):
         lines = ax.get_lines()
         np.testing.assert_allclose(lines[0].get_ydata(), errors)
+        # vector i spans frames i..i+4, drawn [j, j+1) x hop each: its error sits mid its centre frame, i+2
+        np.testing.assert_allclose(lines[0].get_xdata(), (np.arange(len(errors)) + 2 + 0.5) * 0.032)
         assert lines[1].get_ydata()[0] == pytest.approx(errors.mean())  # the dashed clip score
     assert error_axes[0].get_ylim()[1] >= 3 * 0.9  # one shared error scale
     with pytest.raises(ValueError):

@@ -123,6 +123,20 @@ def test_a_fault_raises_the_level_only_as_much_as_real_faults(anomaly: str) -> N
     assert np.median(rise) < 2.0
 
 
+def test_cap_gain_turns_the_machine_down_to_the_limit_or_to_the_quietest_mix() -> None:
+    rng = np.random.default_rng(0)
+    background, machine = rng.standard_normal(4000), 2 * rng.standard_normal(4000)
+    power = lambda gain: np.mean((background + gain * machine) ** 2)  # noqa: E731
+    assert synth._cap_gain(background, machine, 1.1 * power(1.0)) == 1.0  # within the limit already
+    gain = synth._cap_gain(background, machine, 0.5 * power(1.0))
+    assert 0 < gain < 1 and power(gain) == pytest.approx(0.5 * power(1.0))
+    cancels = -0.5 * background + 0.1 * rng.standard_normal(4000)  # the mix is quietest at a gain near 1
+    gains = np.linspace(0, 1, 1001)
+    quietest = gains[np.argmin([np.mean((background + g * cancels) ** 2) for g in gains])]
+    limit = 0.5 * min(np.mean((background + g * cancels) ** 2) for g in gains)  # below every mix: unreachable
+    assert synth._cap_gain(background, cancels, limit) == pytest.approx(quietest, abs=1e-3)
+
+
 def test_a_fault_that_partly_cancels_its_background_still_renders() -> None:
     """In a few short clips of mild faults the machine and the background partly cancel, so no gain
     brings the mix down to the level cap: the quietest mix is used (once, a clip of NaN)."""
