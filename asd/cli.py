@@ -234,8 +234,9 @@ def _arrange_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--id", required=True, type=_machine_id, metavar="NN", help="the machine's ID, two digits")
     a.add_argument("--split", choices=("train", "test"), default="train",
                    help="train: normal recordings to learn from (default); test: recordings to check")
-    a.add_argument("--label", choices=("normal", "anomaly", "unlabelled"), default="normal",
-                   help="test clips only: their label, if known (default normal)")
+    a.add_argument("--label", choices=("normal", "anomaly", "unlabelled"), default=None,
+                   help="test clips: their label, if known (normal recordings set thresholds; unlabelled: "
+                        "recordings to check); needed with --split test (training clips are normal)")
     a.add_argument("--copy", action="store_true", help="copy the files instead of linking to them")
 
 
@@ -274,14 +275,16 @@ def _decision_arguments(p: argparse.ArgumentParser) -> None:
                    help="fit that gamma to the scores of all training clips (default, as the baselines), of the "
                         "clips each network held out from training (its validation clips, never fitted) or of "
                         "the --calibration-clips (default when they are given; asd score with 'calibration' "
-                        "and no clips: those scored when the detector was saved)")
+                        "and no clips: those scored when the detector was saved, its default where every "
+                        "detector was saved with them)")
     p.add_argument("--calibration-clips", nargs="+", action="extend", type=Path, default=None, metavar="PATH",
                    help="normal WAV files or folders of them, recorded apart from the training clips and named "
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
     p.add_argument("--alarm-after", type=_at_least(1), default=None, metavar="N",
                    help="also raise an alarm where N clips of an ID in a row are flagged, one per such run (the "
                         "clips in index order, labels aside: the order recorded, where asd arrange numbered the "
-                        "recorder's time-stamped files); printed, and in asd score's --out")
+                        "recorder's time-stamped files; label by label where each label is numbered apart, as in "
+                        "the DCASE release); printed, and in asd score's --out")
 
 
 def _calibration(args: argparse.Namespace, stored: bool = False,
@@ -424,6 +427,15 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
         _enough_for_thresholds(what, clip_ids, ids)
 
 
+def _warn_numbered_apart(clips: list) -> None:
+    """``--alarm-after`` on clips whose labels are numbered apart: they have no time order to count in."""
+    from asd.data import numbered_apart
+
+    if apart := numbered_apart(clips):
+        warnings.warn(f"ID(s) {', '.join(apart)}: normal and anomalous clips are numbered apart (as in the DCASE "
+                      "release), so they have no common time order: --alarm-after counts them label by label")
+
+
 def _decisions_asked(args: argparse.Namespace, calibration_clips: list | None) -> bool:
     """Whether the command line sets how clips are flagged (a calibration, a quantile of its own) or
     asks for alarms."""
@@ -466,6 +478,8 @@ def _run(args: argparse.Namespace) -> None:
                   ground_truth=args.ground_truth, require_labels=require_labels, max_train=args.max_train)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)
+    if args.alarm_after is not None:
+        _warn_numbered_apart(results.test.clips)
     print(f"data: {results.data} | machine: {args.machine} | IDs: {' '.join(results.unique_ids)} | "
           f"profile: {cfg.profile} | device: {results.device}")
     if args.max_train is not None:
@@ -493,7 +507,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
-        same = f" --calibration {calibration}" if calibration != "training" else ""  # this run's thresholds
+        same = " --calibration held-out" if calibration == "held-out" else ""  # this run's thresholds
         print(f"detectors saved to {args.save_models}/<model>.pt: score new clips with "
               f"asd score {args.save_models}/<model>.pt --clips FOLDER{same}")
     if args.figures:
@@ -516,6 +530,10 @@ def _score(args: argparse.Namespace) -> int:
         raise UsageError("--fail-on-alarm needs --alarm-after N: the run of flagged clips that raises an alarm")
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
+    if args.calibration is None and calibration_clips is None and all(len(s["calibration_ids"]) for s in saved):
+        calibration = "calibration"  # the thresholds the run that saved them fitted to normal clips kept apart
+        print("thresholds: from the calibration clips scored when the detectors were saved "
+              "(--calibration training: from their training clips)")
     twin = next((name for name, n in Counter(s["name"] for s in saved).items() if n > 1), None)
     if twin is not None:
         files = ", ".join(str(s["path"]) for s in saved if s["name"] == twin)
@@ -541,6 +559,8 @@ def _score(args: argparse.Namespace) -> int:
         else:  # --new-only picks the clips after those counted; others are checked to be so
             _check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
+        if args.alarm_after is not None:
+            _warn_numbered_apart(clips)
         if calibration_clips:
             _enough_for_thresholds("the calibration clips", [c.machine_id for c in calibration_clips],
                                    unique_ids(clips))
@@ -846,9 +866,7 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
     then the ``shown`` highest-scoring flagged clips and, with ``alarm_after``, the alarms per ID
     (:meth:`asd.experiment.Results.alarms`, counted on from ``alarm_runs[model]``). A model without thresholds
     is an error if ``strict`` (decisions were asked for), else a line saying why."""
-    import numpy as np
-
-    from asd.data import DataError
+    from asd.data import DataError, time_order
 
     ids = results.test.clip_ids
     rule = f"the {quantile} quantile of a gamma fit to the ID's {calibration} clips' scores"
@@ -867,7 +885,7 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             continue
         flagged = results.decisions(name, quantile, calibration)
         cells = [f"ID {mid}: {int(flagged[ids == mid].sum())}/{int((ids == mid).sum())} (threshold {limits[mid]:.4g})"
-                 for mid in results.unique_ids]
+                 + _normal_flagged(flagged, ids == mid, results.test.y_true) for mid in results.unique_ids]
         lines.append(f"  {name:<11} " + "   ".join(cells))
         top = _highest_flagged(scores, flagged)
         if top:
@@ -876,13 +894,20 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             lines.append(f"  {'':<11} highest: {named}{more}")
         if alarm_after is not None:
             runs = (alarm_runs or {}).get(name, {})
-            raised = results.alarms(name, alarm_after, quantile, calibration, runs)
-            cells = [_alarm_cell(mid, [results.test.clips[i].path.name for i in np.flatnonzero(raised & (ids == mid))])
+            raised, order = results.alarms(name, alarm_after, quantile, calibration, runs), time_order(results.test.clips)
+            cells = [_alarm_cell(mid, [results.test.clips[i].path.name for i in order if raised[i] and ids[i] == mid])
                      for mid in results.unique_ids]
             carried = ", ".join(f"ID {mid}: {runs[mid]}" for mid in results.unique_ids if runs.get(mid))
             lines.append(f"  {'':<11} alarms ({alarm_after} flagged in a row"
                          f"{f'; flagged before these: {carried}' if carried else ''}): " + "   ".join(cells))
     return "\n".join(lines)
+
+
+def _normal_flagged(flagged, mine, y_true) -> str:
+    """``, normal 22/50``: of an ID's test clips (``mine``), the normal ones flagged, where its clips
+    are labelled both ways: the false alarms among the flags."""
+    normal, anomalous = mine & (y_true == 0), mine & (y_true == 1)
+    return f", normal {int(flagged[normal].sum())}/{int(normal.sum())}" if normal.any() and anomalous.any() else ""
 
 
 def _highest_flagged(scores, flagged) -> list[int]:
@@ -922,7 +947,10 @@ def _arrange(args: argparse.Namespace) -> None:
     from asd.data import arrange
 
     _checked_outputs(out=(args.out, True))
-    done = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label, args.copy)
+    if args.split == "test" and args.label is None:  # a label guessed wrong cannot be taken back by arranging again
+        raise UsageError("--split test needs --label: normal (recordings known to be normal, e.g. to set "
+                         "thresholds), anomaly (known faults) or unlabelled (recordings to check)")
+    done = arrange(args.sources, args.out, args.machine, args.id, args.split, args.label or "normal", args.copy)
     folder, names = args.out / args.machine / args.split, args.out / args.machine / f"{args.split}_names.csv"
     if done.made:
         first, last = done.made[0][0].name, done.made[-1][0].name

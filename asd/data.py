@@ -91,13 +91,19 @@ def time_order(clips: list[Clip]) -> list[int]:
     """The positions of ``clips`` in recording order, ID by ID (:func:`time_key`): the order in which
     flagged clips count as in a row. Where an ID's normal and anomalous clips share numbers (the
     DCASE release numbers each label apart), they have no common order and keep the one given."""
-    order = []
+    order, apart = [], numbered_apart(clips)
     for mid in sorted({c.machine_id for c in clips}):
         mine = [i for i, c in enumerate(clips) if c.machine_id == mid]
-        keys = {i: time_key(clips[i].path.name) for i in mine}
-        numbers = [key[1] for key in keys.values() if key[0] == 0]
-        order += sorted(mine, key=keys.get) if len(set(numbers)) == len(numbers) else mine
+        order += mine if mid in apart else sorted(mine, key=lambda i: time_key(clips[i].path.name))
     return order
+
+
+def numbered_apart(clips: list[Clip]) -> list[str]:
+    """The IDs of ``clips`` whose clips share numbers (``normal_id_00_00000007.wav`` and
+    ``anomaly_id_00_00000007.wav``, as the DCASE release numbers each label apart): they have no
+    common time order."""
+    named = [(c.machine_id, key[1]) for c in clips if (key := time_key(c.path.name))[0] == 0]
+    return sorted({mid for (mid, number), n in Counter(named).items() if n > 1})
 
 
 def in_order(clips: list[Clip]) -> list[Clip]:
@@ -286,9 +292,10 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
     holds seconds 130-140 of ``press.wav``), each with the recording's sample rate, channels and
     sample format, so that a clip's score, the mean over all of it, is not the mean of minutes.
     A final piece shorter than half a clip is dropped: it would score as a shorter clip. A
-    piece already in ``out`` is kept, so new recordings can be added by cutting again; one that
-    holds other audio (a recorder that named a new recording as an old one, another ``seconds``)
-    is a :class:`DataError`, found before anything is written."""
+    piece already in ``out`` is kept, so new recordings can be added by cutting again; a final
+    piece that has grown with its recording since (a recorder still writing it) is written again
+    whole, and one that holds other audio (a recorder that named a new recording as an old one,
+    another ``seconds``) is a :class:`DataError`, found before anything is written."""
     if seconds < 1:
         raise DataError(f"seconds must be at least 1, got {seconds}")
     files = wav_files(sources)
@@ -317,9 +324,10 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
                         f"{seconds} s: nothing to cut")
     pieces = {(path, start): Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
               for path, info in infos.items() for start in plan[path]}
-    kept = {key for key, target in pieces.items() if target.exists()}
-    for path, start in sorted(kept, key=list(pieces).index):
-        _check_piece(pieces[path, start], path, infos[path], start, plan[path].step)
+    there = sorted((key for key, target in pieces.items() if target.exists()), key=list(pieces).index)
+    last = {path: max(key[1] for key in there if key[0] == path) for path, _ in there}  # each recording's last piece
+    kept = {key for key in there
+            if not _grown(pieces[key], key[0], infos[key[0]], key[1], plan[key[0]].step, key[1] == last[key[0]])}
     Path(out).mkdir(parents=True, exist_ok=True)
     made = []
     for (path, start), target in pieces.items():
@@ -341,21 +349,25 @@ def _piece(path: Path, info, start: int, step: int) -> np.ndarray:
                        always_2d=True)[0]
 
 
-def _check_piece(target: Path, path: Path, info, start: int, step: int) -> None:
-    """A piece :func:`cut` finds already made is the piece of ``path`` from ``start``: same sample
-    rate, channels and length, and its first second the same samples."""
+def _grown(target: Path, path: Path, info, start: int, step: int, last: bool) -> bool:
+    """Whether a piece :func:`cut` finds already made is the start of the piece of ``path`` from
+    ``start``, shorter than it now is (the recording grew since: True; only its ``last`` piece can),
+    or the whole of it (False): same sample rate and channels, and its first second the same
+    samples; else a :class:`DataError`."""
     with _reading(target):
         there = sf.info(target)
     length = min(step, info.frames - start)
-    same = (there.samplerate, there.channels, there.frames) == (info.samplerate, info.channels, length)
+    same = ((there.samplerate, there.channels) == (info.samplerate, info.channels)
+            and (there.frames == length or last and there.frames < length))
     if same:
+        head = min(there.frames, info.samplerate)
         with _reading(target):
-            head = sf.read(target, frames=info.samplerate, dtype=_STORED.get(info.subtype, "float64"),
-                           always_2d=True)[0]
-        same = np.array_equal(head, _piece(path, info, start, min(step, info.samplerate)))
+            first = sf.read(target, frames=head, dtype=_STORED.get(info.subtype, "float64"), always_2d=True)[0]
+        same = np.array_equal(first, _piece(path, info, start, head))
     if not same:
         raise DataError(f"{target}: already there, but not the piece of {path} from {start / info.samplerate:g} s "
                         "(another recording of the same name, or cut with another --seconds): cut into another folder")
+    return there.frames < length
 
 
 def _where(path: Path | str) -> str:
@@ -516,7 +528,7 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
         if fields == [""]:
             continue
         where = f"{path}:{number}"
-        if len(fields) == 1 and not fields[0].lower().endswith(".wav"):
+        if len(fields) == 1 and ".wav" not in fields[0].lower():  # a clip's line is never a section's
             section = fields[0]
             continue
         if section is None:

@@ -481,9 +481,12 @@ def _test_labels(root: Path, machine: str, ground_truth: Path | None,
     if ground_truth is not None:
         return read_ground_truth(ground_truth, machine)
     if require_labels:
-        raise DataError(f"{Path(root) / machine / 'test'}: {len(unlabelled)} unlabelled test clips, e.g. "
-                        f"{unlabelled[0].name} (the eval set as released): pass --ground-truth LIST, or put "
-                        f"{GROUND_TRUTH} in or beside {root}; or only score them (--scores-dir DIR)")
+        where = f"{Path(root) / machine / 'test'}: {len(unlabelled)} unlabelled test clips, e.g. {unlabelled[0].name}"
+        if is_release(Path(root)):
+            raise DataError(f"{where} (the eval set as released): pass --ground-truth LIST, or put {GROUND_TRUTH} "
+                            f"in or beside {root}; or only score them (--scores-dir DIR)")
+        raise DataError(f"{where}: score them and decide (--scores-dir DIR); for an AUC, give their labels "
+                        f"(--ground-truth LIST, as the DCASE eval set's {GROUND_TRUTH})")
     return None
 
 

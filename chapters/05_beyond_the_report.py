@@ -964,7 +964,7 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # this book; `--figures` draws the training curves, to check that the loss settled) and, with
 # `--calibration-clips`, saves with each detector the scores of normal recordings of other
 # days that it never trained on, which set its thresholds, as the previous section advises.
-# `asd score` then flags the new recordings (`--calibration calibration`: those thresholds),
+# `asd score` then flags the new recordings (with those thresholds, unless told otherwise),
 # `--out` writes every clip's score and decision as JSON for a monitoring script, and
 # `--alarm-after 3` raises an alarm on three flagged clips in a row, counted on from one call
 # to the next by `--alarm-state` (a run that began in yesterday's last clips goes on today).
@@ -981,8 +981,8 @@ glue("n_long_clips", str(len(pieces)), display=False)
 # asd run --data ~/plant --machine press --profile full --models sequential \
 #     --calibration-clips ~/quiet/press/test --save-models models --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 \
-#     --calibration calibration --out today.json \
-#     --alarm-after 3 --alarm-state runs.json --new-only --fail-on-alarm
+#     --out today.json --alarm-after 3 --alarm-state runs.json \
+#     --new-only --fail-on-alarm
 # ```
 
 # %% [markdown]

@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -101,6 +102,12 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
     out = capsys.readouterr().out
     assert next(ln for ln in out.splitlines() if ln.split()[:1] == ["model"]).split() == ["model", "00", "02", "AVG"]
     assert "clips flagged anomalous (score above the 0.9 quantile" in out and "ID 02: " in out
+    for mid in ("00", "02"):  # labelled both ways: the false alarms among the flags
+        rows = [line.split(",") for line in (tmp_path / "s" / "pca" / f"decision_result_slider_id_{mid}.csv")
+                .read_text().splitlines()]
+        flags, normal = [int(flag) for _, flag in rows], [int(flag) for name, flag in rows if name.startswith("normal_")]
+        assert re.search(rf"ID {mid}: {sum(flags)}/{len(rows)} \(threshold [^)]+\), normal {sum(normal)}/{len(normal)}",
+                         out), out
 
 
 def test_run_max_train_says_how_many_clips_each_id_trained_on(root, tmp_path, capsys):
@@ -477,6 +484,10 @@ def test_arrange_prints_the_run_that_reads_what_it_arranged(tmp_path, capsys):
     assert main([*arrange, str(tmp_path / "rec" / "train")]) == 0
     hint = capsys.readouterr().out.splitlines()[-1]
     assert hint == f"train on them: asd run --data '{data}' --machine press --save-models DIR"  # quoted: a space
+    assert main([*arrange, str(tmp_path / "rec" / "new"), "--split", "test"]) == 2  # what are they? asked, not guessed
+    assert _error_line(capsys) == ("asd: error: --split test needs --label: normal (recordings known to be normal, "
+                                   "e.g. to set thresholds), anomaly (known faults) or unlabelled (recordings to check)")
+    assert not (data / "press" / "test").exists()
     assert main([*arrange, str(tmp_path / "rec" / "new"), "--split", "test", "--label", "unlabelled"]) == 0
     hint = capsys.readouterr().out.splitlines()[-1]
     assert hint.startswith("score them: ")
@@ -499,8 +510,10 @@ def test_arrange_prints_the_run_that_reads_what_it_arranged(tmp_path, capsys):
 
 
 def test_run_alarm_after_prints_the_alarms_its_decision_files_give(root, tmp_path, capsys):
-    assert main(["run", "--data", str(root), "--models", "pca", "--quiet", "--device", "cpu",
-                 "--alarm-after", "2", "--scores-dir", str(tmp_path / "s")]) == 0
+    with pytest.warns(UserWarning, match=r"ID\(s\) 00, 02: normal and anomalous clips are numbered apart .*"
+                                         "counts them label by label"):
+        assert main(["run", "--data", str(root), "--models", "pca", "--quiet", "--device", "cpu",
+                     "--alarm-after", "2", "--scores-dir", str(tmp_path / "s")]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "alarms (2 flagged in a row):" in ln)
     for path in sorted((tmp_path / "s" / "pca").glob("decision_result_slider_id_*.csv")):
         mid = path.stem.split("_")[-1]

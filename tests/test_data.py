@@ -596,6 +596,22 @@ def test_cut_again_refuses_a_new_recording_named_as_an_old_one(tmp_path):
     assert cut([tmp_path / "day1"], tmp_path / "clips").kept == 6  # the same recordings again: kept
 
 
+def test_cut_again_writes_the_last_piece_of_a_recording_that_grew_whole(tmp_path):
+    """A recorder still writing its file: the last, short piece of the first cut grows with it."""
+    (tmp_path / "rec").mkdir()
+    y = _tone(35.0, SR)
+    sf.write(tmp_path / "rec" / "live.wav", y[: 25 * SR], SR)
+    assert [p.name for p in cut([tmp_path / "rec"], tmp_path / "clips").made][-1] == "live_000020s.wav"
+    assert sf.info(tmp_path / "clips" / "live_000020s.wav").duration == 5.0
+    sf.write(tmp_path / "rec" / "live.wav", y, SR)  # ten seconds more
+    again = cut([tmp_path / "rec"], tmp_path / "clips")
+    assert [p.name for p in again.made] == ["live_000020s.wav", "live_000030s.wav"] and again.kept == 2
+    pieces = [sf.read(tmp_path / "clips" / f"live_{s:06d}s.wav", dtype="int16")[0] for s in (0, 10, 20, 30)]
+    assert np.array_equal(np.concatenate(pieces), sf.read(tmp_path / "rec" / "live.wav", dtype="int16")[0])
+    with pytest.raises(DataError, match="live_000000s.wav: already there, .*or cut with another --seconds"):
+        cut([tmp_path / "rec"], tmp_path / "clips", seconds=20)  # a whole piece shorter than a new one
+
+
 def test_unlike_lengths_names_the_clips_far_from_the_training_length(tmp_path):
     for name, seconds in (("id_00_00000000.wav", 10), ("id_00_00000001.wav", 9), ("id_00_00000002.wav", 30),
                           ("id_00_00000003.wav", 0.5)):

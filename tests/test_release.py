@@ -171,10 +171,15 @@ def unlisted(make_dataset, tmp_path_factory) -> Path:
     return copy / "eval_data"
 
 
-def test_unlabelled_clips_without_a_list_are_a_clear_error(unlisted, capsys):
+def test_unlabelled_clips_without_a_list_are_a_clear_error(unlisted, tmp_path, capsys):
     code, out, err = _run(["--data", str(unlisted)], capsys)
-    assert code == 2 and "unlabelled test clips, e.g. id_01_00000000.wav" in err
-    assert "--ground-truth" in err and "--scores-dir" in err
+    assert code == 2 and "unlabelled test clips, e.g. id_01_00000000.wav (the eval set as released): pass " \
+                         "--ground-truth LIST" in err and "--scores-dir" in err
+    plant = tmp_path / "plant"  # a plant's clips to check: scoring them comes first
+    shutil.copytree(unlisted, plant)
+    code, out, err = _run(["--data", str(plant)], capsys)
+    assert code == 2 and "unlabelled test clips, e.g. id_01_00000000.wav: score them and decide (--scores-dir " \
+                         "DIR); for an AUC, give their labels (--ground-truth LIST" in err
 
 
 def test_unlabelled_clips_without_a_list_are_scored_and_decided_with_scores_dir(unlisted, tmp_path, capsys):
@@ -488,7 +493,7 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
                            str(tmp_path / "r.json"), "--save-models", str(tmp_path / "m"), *calibration], capsys)
     assert code == 0, err
     assert "a gamma fit to the ID's calibration clips' scores" in ran
-    assert f"asd score {tmp_path / 'm'}/<model>.pt --clips FOLDER --calibration calibration" in ran
+    assert ran.endswith(f"asd score {tmp_path / 'm'}/<model>.pt --clips FOLDER\n")  # the saved calibration: default
     blob = json.loads((tmp_path / "r.json").read_text())
     assert blob["calibration"] == "calibration" and set(blob["thresholds"]["pca"]) == {"01", "03", "05"}
     code = main(["score", *(str(tmp_path / "m" / f"{m}.pt") for m in MODELS), "--clips",
@@ -499,9 +504,16 @@ def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, m
         for path in sorted((tmp_path / "ran" / model).glob("decision_result_*.csv")):
             assert (tmp_path / "scored" / model / path.name).read_text() == path.read_text()
         assert "ID 01: " in scored and f"(threshold {blob['thresholds'][model]['01']:.4g})" in scored
+    for asked in (["--calibration", "calibration"], []):  # the calibration saved with the detector: the default
+        code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(unlisted / "slider" / "test"),
+                     "--quiet", *asked])
+        out = capsys.readouterr().out
+        assert code == 0 and f"(threshold {blob['thresholds']['pca']['03']:.4g})" in out
+        assert out.startswith("thresholds: from the calibration clips scored when the detectors were saved") == (not asked)
     code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(unlisted / "slider" / "test"), "--quiet",
-                 "--calibration", "calibration"])  # the calibration saved with the detector
-    assert code == 0 and f"(threshold {blob['thresholds']['pca']['03']:.4g})" in capsys.readouterr().out
+                 "--calibration", "training"])  # asked for: the training clips' thresholds
+    out = capsys.readouterr().out
+    assert code == 0 and f"(threshold {blob['thresholds']['pca']['03']:.4g})" not in out
     bad = [(["--calibration", "calibration"], "--calibration calibration needs --calibration-clips PATH"),
            (["--calibration", "held-out", *calibration], "drop --calibration held-out"),
            (["--calibration-clips", str(tmp_path / "nowhere")], "nowhere: no such file or folder"),
@@ -592,6 +604,7 @@ def test_decision_quantile_out_of_range_is_a_usage_error(release, quantile, caps
     (lambda lines: lines[1:], ":1: a clip line before any machine-type line"),
     (lambda lines: lines + [lines[1]], "listed twice"),
     (lambda lines: lines[:1] + ["id_01_00000000.wav"] + lines[2:], r":2: expected"),  # a clip's name alone
+    (lambda lines: lines[:1] + [lines[1].replace(",", ";")] + lines[2:], r":2: expected"),  # a spreadsheet's ;
 ])
 def test_malformed_lists_name_file_and_line(tmp_path, mutate, message):
     lines = ["slider", "id_01_00000000.wav,normal_id_01_00000000.wav,0", "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
