@@ -628,6 +628,34 @@ def durations(clips: list[Clip]) -> np.ndarray:
     return np.array(lengths, dtype=float)
 
 
+def sample_rates(clips: list[Clip]) -> np.ndarray:
+    """Each clip's sample rate as recorded, from its header (before :func:`load_wav` resamples it)."""
+    found = []
+    for clip in clips:
+        with _reading(clip.path):
+            found.append(sf.info(clip.path).samplerate)
+    return np.array(found, dtype=np.int64)
+
+
+def usual_rate(clips: list[Clip]) -> int:
+    """The sample rate most of ``clips`` were recorded at."""
+    return int(Counter(sample_rates(clips).tolist()).most_common(1)[0][0])
+
+
+def unlike_rates(clips: list[Clip], usual: int, what: str) -> str | None:
+    """A warning, or None: which of ``clips`` (``what`` they are) were recorded at another sample
+    rate than ``usual``, the training clips'. Resampled to the features' rate they still differ in
+    their top bands (a lower rate has none, a higher one is filtered), so they score differently
+    for that alone."""
+    rates = sample_rates(clips)
+    odd = np.flatnonzero(rates != usual)
+    if not len(odd):
+        return None
+    return (f"{len(odd)} of {len(clips)} {what} were not recorded at {usual} Hz, as the training clips were, e.g. "
+            f"{clips[odd[0]].path.name} ({rates[odd[0]]} Hz): resampled, they still differ in their top mel bands "
+            "and score differently for that alone; record training and new clips at one rate")
+
+
 def unfinished(path: Path, usual: float | None) -> str | None:
     """Why the clip at ``path`` may still be being recorded, or None: its audio cannot be read yet,
     it holds none, or it falls short of ``usual`` seconds (the training clips' length, where known)

@@ -26,7 +26,7 @@ from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, folder_wavs,
                       list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable, unique_ids,
-                      unlabelled_files, unlike_lengths)
+                      unlabelled_files, unlike_lengths, unlike_rates, usual_rate)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
@@ -151,6 +151,7 @@ class Results:
     calibration_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))  # per calibration clip
     synthetic: dict | None = None  # the stand-in's generator record (synth.read_marker); None for other data
     clip_seconds: float | None = None  # the training clips' median length (None: a detector saved without it)
+    clip_rate: int | None = None  # the sample rate most training clips were recorded at (None: saved without it)
 
     @property
     def id_index(self) -> dict[str, int]:
@@ -320,7 +321,7 @@ class Results:
         thresholds can be fitted to them (``calibration="calibration"``): clips the detectors have
         never seen, as many as one records, for every detector (PCA included)."""
         check_calibration_clips(clips, self.machine, list(self.id_index))
-        self.warn_lengths(clips, "calibration clips")
+        self.warn_unlike(clips, "calibration clips")
         device = torch.device(self.device)
         fs = self.standardiser.transform(extract(clips, self.cfg.feature, home() / "features", progress,
                                                  f"{self.machine} calibration", device))
@@ -340,7 +341,7 @@ class Results:
         one dict as ``extracted`` (frames by feature config, filled here) to compute them once.
         """
         _check_trained_on(clips, self.machine, list(self.id_index), "the detectors were")
-        self.warn_lengths(clips, "clips to score")
+        self.warn_unlike(clips, "clips to score")
         feature, device = self.cfg.feature, torch.device(self.device)
         extracted = {} if extracted is None else extracted
         if feature not in extracted:
@@ -353,9 +354,12 @@ class Results:
                                    rows=_rows(name, self.cfg, self.machine, test, scores))
         return replace(self, test=test, unique_ids=unique_ids(clips), models=models, synthetic=None)
 
-    def warn_lengths(self, clips: list[Clip], what: str) -> None:
-        """Warn if some of ``clips`` are far shorter or longer than the training clips."""
+    def warn_unlike(self, clips: list[Clip], what: str) -> None:
+        """Warn if some of ``clips`` are far shorter or longer than the training clips, or were
+        recorded at another sample rate."""
         if self.clip_seconds is not None and (message := unlike_lengths(clips, self.clip_seconds, what)):
+            warnings.warn(message, stacklevel=2)
+        if self.clip_rate is not None and (message := unlike_rates(clips, self.clip_rate, what)):
             warnings.warn(message, stacklevel=2)
 
     def save_model(self, name: str, path: Path) -> None:
@@ -371,6 +375,7 @@ class Results:
                 "train_scores": torch.from_numpy(model.train_scores), "held_out": torch.from_numpy(model.held_out),
                 "calibration_ids": self.calibration_ids.tolist(),
                 "calibration_scores": torch.from_numpy(model.calibration_scores), "clip_seconds": self.clip_seconds,
+                "clip_rate": self.clip_rate,
                 "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         buffer = io.BytesIO()
         torch.save(blob, buffer)
@@ -426,7 +431,7 @@ def saved_results(saved: dict, clips: list[Clip], device: str | None = None) -> 
     return Results(cfg, machine, saved["data"], str(resolve_device(device)), none, np.array(saved["train_ids"]),
                    unique_ids(clips), models={name: model}, standardiser=std,
                    calibration_ids=np.array(saved["calibration_ids"], dtype=str),
-                   clip_seconds=saved.get("clip_seconds"))  # files saved before it was recorded lack it
+                   clip_seconds=saved.get("clip_seconds"), clip_rate=saved.get("clip_rate"))  # older files lack them
 
 
 def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progress: bool = True,
@@ -733,14 +738,16 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     if "idclf" in models and len(sel.ids) < 2:  # before any features are extracted
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {sel.ids[0]} "
                         "only (leave it out of the models)")
-    usual = float(np.median(durations(sel.train)))
+    usual, rate = float(np.median(durations(sel.train))), usual_rate(sel.train)
     for clips, what in ((sel.train, "training clips"), (sel.test, "test clips")):
-        if message := unlike_lengths(clips, usual, what):
-            warnings.warn(message, stacklevel=2)
+        for message in (unlike_lengths(clips, usual, what), unlike_rates(clips, rate, what)):
+            if message:
+                warnings.warn(message, stacklevel=2)
     prep = extract_selection(cfg, sel, progress=progress, device=dev)
     results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
-                      standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)), clip_seconds=usual)
+                      standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)), clip_seconds=usual,
+                      clip_rate=rate)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
     trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}

@@ -407,6 +407,24 @@ def test_a_saved_detector_refuses_what_it_cannot_score(root, cfg, make_dataset, 
         score_clips(load_model(tmp_path / "pca.pt"), clips, "cpu", False).models["pca"].scores)
 
 
+def test_clips_recorded_at_another_rate_than_the_training_clips_are_named(make_dataset, tmp_path, cfg):
+    import soundfile as sf
+
+    root = make_dataset(tmp_path / "plant", ids=("00",), n_train=4, seconds=1.0, test_ids=())
+    res = run(cfg, root, ["pca"], device="cpu", progress=False, require_labels=False)
+    res.save_model("pca", tmp_path / "pca.pt")
+    saved = load_model(tmp_path / "pca.pt")
+    assert saved["clip_rate"] == 16000  # as the training clips were written
+    (tmp_path / "new").mkdir()
+    y, sr = sf.read(next((root / "slider" / "train").glob("*.wav")))
+    sf.write(tmp_path / "new" / "id_00_00000000.wav", y, sr)
+    sf.write(tmp_path / "new" / "id_00_00000001.wav", np.repeat(y, 3), 3 * sr)  # 48 kHz: the same sound
+    with pytest.warns(UserWarning, match="clips at 48000 Hz are resampled to 16000 Hz"), \
+         pytest.warns(UserWarning, match=r"1 of 2 clips to score were not recorded at 16000 Hz, as the training "
+                                         r"clips were, e\.g\. id_00_00000001\.wav \(48000 Hz\)"):
+        score_clips(saved, clips_at([tmp_path / "new"]), "cpu", progress=False)
+
+
 def test_calibration_clips_set_every_detectors_thresholds(root, cfg, make_dataset, tmp_path):
     from asd.metrics import thresholds
 
