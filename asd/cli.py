@@ -687,8 +687,9 @@ def _held_back(clips, usual: float | None) -> tuple[list, list[str]]:
     for c in clips:
         if c.machine_id not in newest or time_key(c.path.name) > time_key(newest[c.machine_id].path.name):
             newest[c.machine_id] = c
+    short = " (a recording's short last piece, as asd cut keeps it, is scored once a later clip comes)"
     held = {c.path: f"{c.path.name}: the newest clip of ID {c.machine_id} {why}: left for the next call, as it may "
-                    "still be being recorded"
+                    f"still be being recorded{short if why.startswith('is ') else ''}"
             for c in newest.values() if (why := unfinished(c.path, usual))}
     return [c for c in clips if c.path not in held], list(held.values())
 

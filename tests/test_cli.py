@@ -108,6 +108,15 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
         flags, normal = [int(flag) for _, flag in rows], [int(flag) for name, flag in rows if name.startswith("normal_")]
         assert re.search(rf"ID {mid}: {sum(flags)}/{len(rows)} \(threshold [^)]+\), normal {sum(normal)}/{len(normal)}",
                          out), out
+    score, flagged = {}, []  # the highest-scoring flagged clips, from the files written
+    for mid in ("00", "02"):
+        folder = tmp_path / "s" / "pca"
+        read = lambda kind: csv.reader((folder / f"{kind}_slider_id_{mid}.csv").read_text().splitlines())  # noqa: E731
+        score |= {n: float(v) for n, v in read("anomaly_score")}
+        flagged += [n for n, d in read("decision_result") if d == "1"]
+    top = sorted(flagged, key=lambda n: -score[n])
+    more = f" and {len(top) - 5} more" if len(top) > 5 else ""
+    assert f"highest: {', '.join(f'{n} ({score[n]:.4g})' for n in top[:5])}{more}\n" in out
 
 
 def test_run_max_train_says_how_many_clips_each_id_trained_on(root, tmp_path, capsys):
@@ -593,6 +602,8 @@ def test_new_only_leaves_a_clip_still_being_recorded_for_the_next_call(root, tmp
         out = capsys.readouterr().out
         assert out.startswith(f"rec2.wav: the newest clip of ID 00 {why}")
         assert "left for the next call, as it may still be being recorded" in out
+        assert ("a recording's short last piece, as asd cut keeps it, is scored once a later clip comes" in out) \
+            == why.startswith("is ")
         assert json.loads(state.read_text())["detectors"]["pca"]["00"]["last_clip"] == "rec1.wav"
         assert "| 2 clips, IDs 00" in out or "no other clips after those counted" in out
     (recorder / "rec2.wav").write_bytes(written)  # the recorder has finished it
