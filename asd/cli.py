@@ -183,6 +183,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--clips", nargs="+", action="extend", type=Path, required=True, metavar="PATH",
                    help="WAV files or folders of them, named id_NN_NNNNNNNN.wav (NN: the machine ID); labelled "
                         "names (normal_id_NN_..., anomaly_id_NN_...) add AUC/pAUC")
+    c.add_argument("--ground-truth", type=Path, default=None, metavar="LIST",
+                   help="the labels of unlabelled clips, from a list in the DCASE evaluator's format (as "
+                        "eval_data_list.csv): AUC/pAUC, as for labelled names")
     c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
                    help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
     c.add_argument("--figures", type=Path, default=None, metavar="DIR",
@@ -541,6 +544,8 @@ def _score(args: argparse.Namespace) -> int:
                          "score them one at a time")
     device = _checked_device(args.device)
     clips, names = clips_at(args.clips, machine_id=args.id), [s["name"] for s in saved]
+    if args.ground_truth is not None:
+        clips = _labelled(clips, args.ground_truth, saved[0]["machine"])
     with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
         state = _alarm_state(args.alarm_state, args.alarm_after)
         if args.new_only:
@@ -575,6 +580,23 @@ def _score(args: argparse.Namespace) -> int:
         print(f"asd: {_count(raised, 'alarm')} raised: exit status 1 (--fail-on-alarm)", file=sys.stderr)
         return 1
     return 0
+
+
+def _labelled(clips, path: Path, machine: str) -> list:
+    """``asd score --ground-truth``: the unlabelled ``clips`` with their labels from the list at
+    ``path`` (:func:`asd.data.read_ground_truth`); one the list lacks is an error."""
+    from dataclasses import replace
+
+    from asd.data import UNLABELLED, DataError, read_ground_truth
+
+    if not path.is_file():
+        raise UsageError(f"--ground-truth {path}: no such file")
+    labels = read_ground_truth(path, machine)
+    missing = [c.path.name for c in clips if c.label == UNLABELLED and c.path.name not in labels]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0]}{more}: not in the ground-truth list {path}")
+    return [replace(c, label=labels[c.path.name]) if c.label == UNLABELLED else c for c in clips]
 
 
 def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str, calibration: str,

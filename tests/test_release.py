@@ -109,6 +109,27 @@ def test_eval_set_scored_with_ground_truth_and_score_files_agree(release, tmp_pa
         assert roc_auc_score(y_true, y_score, max_fpr=0.1) == pytest.approx(row["pauc"])
 
 
+def test_asd_score_takes_the_labels_of_unlabelled_clips_from_a_ground_truth_list(release, tmp_path, capsys):
+    listing = release / "eval_data_list.csv"
+    code, out, err = _run(["--data", str(release / "eval_data"), "--models", "pca", "--out", str(tmp_path / "r.json"),
+                           "--save-models", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    ran = json.loads((tmp_path / "r.json").read_text())["rows"]
+    test = release / "eval_data" / "slider" / "test"
+    score = ["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(test), "--quiet", "--device", "cpu"]
+    assert main([*score, "--ground-truth", str(listing), "--out", str(tmp_path / "s.json")]) == 0
+    scored = json.loads((tmp_path / "s.json").read_text())["detectors"][0]["rows"]
+    assert [r["id"] for r in scored] == [r["id"] for r in ran] == ["01", "03", "05"]  # as asd run evaluated them
+    np.testing.assert_allclose([(r["auc"], r["pauc"]) for r in scored], [(r["auc"], r["pauc"]) for r in ran])
+    assert "AUC" in capsys.readouterr().out
+    (tmp_path / "few").mkdir()  # a clip the list lacks
+    shutil.copy(test / "id_01_00000000.wav", tmp_path / "few" / "id_01_00000099.wav")
+    assert main([*score[:3], str(tmp_path / "few"), "--ground-truth", str(listing)]) == 2
+    assert "id_01_00000099.wav: not in the ground-truth list" in capsys.readouterr().err
+    assert main([*score, "--ground-truth", str(tmp_path / "none.csv")]) == 2
+    assert "--ground-truth " in capsys.readouterr().err
+
+
 def test_a_ground_truth_list_for_labelled_clips_is_said_to_be_unused(release, capsys):
     listed = release / "eval_data_list.csv"
     with pytest.warns(UserWarning, match=f"{listed}: not used: the test clips' names carry their labels"):
