@@ -324,7 +324,7 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
                         f"{seconds} s: nothing to cut")
     pieces = {(path, start): Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
               for path, info in infos.items() for start in plan[path]}
-    there = sorted((key for key, target in pieces.items() if target.exists()), key=list(pieces).index)
+    there = [key for key, target in pieces.items() if target.exists()]  # in the plan's order
     last = {path: max(key[1] for key in there if key[0] == path) for path, _ in there}  # each recording's last piece
     kept = {key for key in there
             if not _grown(pieces[key], key[0], infos[key[0]], key[1], plan[key[0]].step, key[1] == last[key[0]])}
@@ -619,22 +619,23 @@ def _reading(path: Path) -> Iterator[None]:
         raise DataError(f"{path}: cannot read audio ({err})") from None
 
 
-def durations(clips: list[Clip]) -> np.ndarray:
-    """Each clip's length in seconds, from its header (read in microseconds a clip)."""
-    lengths = []
+def _headers(clips: list[Clip]) -> list:
+    """Each clip's audio header (read in microseconds a clip)."""
+    found = []
     for clip in clips:
         with _reading(clip.path):
-            lengths.append(sf.info(clip.path).duration)
-    return np.array(lengths, dtype=float)
+            found.append(sf.info(clip.path))
+    return found
+
+
+def durations(clips: list[Clip]) -> np.ndarray:
+    """Each clip's length in seconds, from its header."""
+    return np.array([header.duration for header in _headers(clips)], dtype=float)
 
 
 def sample_rates(clips: list[Clip]) -> np.ndarray:
     """Each clip's sample rate as recorded, from its header (before :func:`load_wav` resamples it)."""
-    found = []
-    for clip in clips:
-        with _reading(clip.path):
-            found.append(sf.info(clip.path).samplerate)
-    return np.array(found, dtype=np.int64)
+    return np.array([header.samplerate for header in _headers(clips)], dtype=np.int64)
 
 
 def usual_rate(clips: list[Clip]) -> int:
@@ -714,7 +715,8 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
     if sr != sample_rate:
         import librosa
 
-        # no path in the message: Python shows a repeated warning once, not once per clip
-        warnings.warn(f"clips at {sr} Hz are resampled to {sample_rate} Hz", stacklevel=2)
         y = librosa.resample(y, orig_sr=sr, target_sr=sample_rate).astype(np.float32)
+        # no path in the message: Python shows a repeated warning once, not once per clip (warned after
+        # resampling: its first call imports a resampler, which resets the record of warnings shown)
+        warnings.warn(f"clips at {sr} Hz are resampled to {sample_rate} Hz", stacklevel=2)
     return np.ascontiguousarray(y)
