@@ -52,7 +52,7 @@ def is_release(root: Path) -> bool:
 def describe_data(root: Path, profile: str | None = None) -> str:
     """What the data at ``root`` is, for every table, record and saved detector made from it: the
     synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed, and
-    its hall where louder than the usual),
+    its hall where louder than the usual; or clips linked from one, as ``asd arrange`` links them),
     the real DCASE 2020 data (a release's ``dev_data``/``eval_data`` or their parent) or other
     real recordings; ``profile`` is added when given. A relative ``root`` is made absolute: the
     label outlives the working folder (a saved detector's, say)."""
@@ -60,6 +60,11 @@ def describe_data(root: Path, profile: str | None = None) -> str:
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
         hall = synth.hall_note(made.get("hall_db"))
         what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}{hall}"
+    elif linked := synth.linked_stand_in(root):  # its clips arranged as a plant's: synthetic all the same
+        made, source = linked
+        hall = synth.hall_note(made.get("hall_db"))
+        what = (f"synthetic slider stand-in clips at {root}, linked from {source} (generator v{made['version']}, "
+                f"seed {made['seed']}{hall}")
     else:
         what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"
     return f"{what}; {profile} profile)" if profile else f"{what})"
@@ -76,7 +81,8 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
         dev = dataset_root(given, cfg.machine)
         ev = (Path(setting("eval_data")).expanduser() if setting("eval_data")
               else given / "eval_data" if dev != given and (given / "eval_data").is_dir() else None)
-        return DataSource(dev, ev, synth.read_marker(dev) is not None, describe_data(dev, cfg.profile),
+        made = synth.read_marker(dev) or synth.linked_stand_in(dev)
+        return DataSource(dev, ev, made is not None, describe_data(dev, cfg.profile),
                           describe_data(ev, cfg.profile) if ev else None)
     if setting("eval_data"):
         raise ValueError(f"ASD_EVAL_DATA is set ({setting('eval_data')}) but ASD_DATA is not: set ASD_DATA to the "

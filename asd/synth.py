@@ -533,6 +533,19 @@ def read_marker(folder: Path) -> dict | None:
     return None
 
 
+def linked_stand_in(root: Path) -> tuple[dict, Path] | None:
+    """The generator's record and the root of the synthetic data that the clips under ``root`` link
+    into (``asd arrange`` of stand-in clips links them), judged by the first linked clip; None where
+    no clip links into it."""
+    link = next((p for p in Path(root).rglob("*.wav") if p.is_symlink()), None)
+    if link is None:
+        return None
+    for folder in link.resolve().parents:  # any folder above a recording: only the generator's record counts
+        if isinstance(made := read_marker(folder), dict) and {"version", "seed"} <= made.keys():
+            return made, folder
+    return None
+
+
 def planned(clips: Sequence[Clip], record: dict) -> list[ClipPlan]:
     """The generator's plan of each of ``clips`` (its fault and seed: :func:`render_clip` renders
     it, or with ``anomaly=None`` its normal twin), from the synthetic data that ``record``

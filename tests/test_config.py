@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +75,20 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
     monkeypatch.setenv("ASD_DATA", str(root / "dev_data"))
     src = data_source(get_config("quick"))
     assert src.synthetic and f"generator v{synth.VERSION}, seed 3" in src.label
+    # its clips arranged as a plant's recordings (asd arrange links them): still synthetic
+    from asd.data import arrange
+
+    arrange([root / "dev_data" / "slider" / "train"], tmp_path / "plant", "press", "00")
+    monkeypatch.setenv("ASD_DATA", str(tmp_path / "plant"))
+    src = data_source(replace(get_config("quick"), machine="press"))
+    assert src.synthetic and src.label.startswith(f"synthetic slider stand-in clips at {tmp_path / 'plant'}, "
+                                                  f"linked from {root / 'dev_data'} (generator v{synth.VERSION}, seed 3")
+    (tmp_path / "own").mkdir()  # a recorder's own files, one level under a folder with a foreign .complete
+    (tmp_path / "own" / ".complete").write_text('{"done": true}')
+    (tmp_path / "own" / "rec").mkdir()
+    shutil.copy(next((root / "dev_data" / "slider" / "train").glob("*.wav")), tmp_path / "own" / "rec" / "a.wav")
+    arrange([tmp_path / "own" / "rec"], tmp_path / "real", "press", "00")
+    assert describe_data(tmp_path / "real").startswith("real recordings")
 
 
 @pytest.mark.parametrize(("counts", "match"), [
