@@ -604,8 +604,10 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
     """``asd score``'s work, once every input is checked: each detector scores the clips and says
     what it flags; the files asked for are written, and the alarm state advanced. Returns how
     many alarms the detectors raised (none without ``--alarm-after``)."""
-    from asd.experiment import score_clips
+    from asd.experiment import describe_clips, score_clips
 
+    scored = describe_clips(clips)
+    print(f"scored: {scored}")
     report, extracted, raised = [], {}, 0  # the clips' frames, computed once for detectors of the same features
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet, extracted=extracted)
@@ -632,7 +634,7 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
             name = detector["name"]
             raised += int(results.alarms(name, args.alarm_after, args.decision_quantile, calibration, runs[name]).sum())
     if args.out:
-        _write_report(args.out, clips, report, args.decision_quantile, calibration, args.alarm_after)
+        _write_report(args.out, clips, scored, report, args.decision_quantile, calibration, args.alarm_after)
     if state is not None:
         _write_alarm_state(args.alarm_state, state)
     return raised
@@ -771,7 +773,7 @@ def _write_alarm_state(path: Path, state: dict) -> None:
     print(f"runs of flagged clips written to {path}: the next asd score --alarm-state {path} carries them on")
 
 
-def _write_report(path: Path, clips, detectors: list[dict], quantile: float, calibration: str,
+def _write_report(path: Path, clips, data: str, detectors: list[dict], quantile: float, calibration: str,
                   alarm_after: int | None) -> None:
     import json
     from datetime import datetime, timezone
@@ -779,7 +781,7 @@ def _write_report(path: Path, clips, detectors: list[dict], quantile: float, cal
     from asd.utils import atomic_write_bytes
 
     blob = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "decision_quantile": quantile, "calibration": calibration, "alarm_after": alarm_after,
+            "decision_quantile": quantile, "calibration": calibration, "alarm_after": alarm_after, "data": data,
             "clips": [{"file": c.path.name, "path": str(c.path), "id": c.machine_id, "label": c.label_name}
                       for c in clips],
             "detectors": detectors}

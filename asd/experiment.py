@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -58,16 +59,28 @@ def describe_data(root: Path, profile: str | None = None) -> str:
     label outlives the working folder (a saved detector's, say)."""
     root = Path(root).absolute()
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
-        hall = synth.hall_note(made.get("hall_db"))
-        what = f"synthetic slider stand-in at {root} (generator v{made['version']}, seed {made['seed']}{hall}"
+        what = f"synthetic slider stand-in at {root} ({_generator(made)}"
     elif linked := synth.linked_stand_in(root):  # its clips arranged as a plant's: synthetic all the same
         made, source = linked
-        hall = synth.hall_note(made.get("hall_db"))
-        what = (f"synthetic slider stand-in clips at {root}, linked from {source} (generator v{made['version']}, "
-                f"seed {made['seed']}{hall}")
+        what = f"synthetic slider stand-in clips at {root}, linked from {source} ({_generator(made)}"
     else:
         what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"
     return f"{what}; {profile} profile)" if profile else f"{what})"
+
+
+def _generator(made: dict) -> str:
+    """The generator's version, seed and hall of a stand-in, from its record."""
+    return f"generator v{made['version']}, seed {made['seed']}{synth.hall_note(made.get('hall_db'))}"
+
+
+def describe_clips(clips: list[Clip]) -> str:
+    """What ``clips`` scored by saved detectors are, as :func:`describe_data` says of a data folder,
+    judged from the folder that holds them all (links followed) and the folders above it."""
+    folder = Path(os.path.commonpath([str(c.path.resolve().parent) for c in clips]))
+    if found := synth.stand_in_above(folder):
+        return f"synthetic slider stand-in clips at {folder} ({_generator(found[0])})"
+    release = any(above.name in ("dev_data", "eval_data") for above in (folder, *folder.parents))
+    return f"{'real DCASE 2020 data' if release else 'real recordings'} ({folder})"
 
 
 def data_source(cfg: Config, progress: bool = True) -> DataSource:

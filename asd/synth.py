@@ -538,11 +538,15 @@ def linked_stand_in(root: Path) -> tuple[dict, Path] | None:
     into (``asd arrange`` of stand-in clips links them), judged by the first linked clip; None where
     no clip links into it."""
     link = next((p for p in Path(root).rglob("*.wav") if p.is_symlink()), None)
-    if link is None:
-        return None
-    for folder in link.resolve().parents:  # any folder above a recording: only the generator's record counts
-        if isinstance(made := read_marker(folder), dict) and {"version", "seed"} <= made.keys():
-            return made, folder
+    return None if link is None else stand_in_above(link.resolve().parent)
+
+
+def stand_in_above(folder: Path) -> tuple[dict, Path] | None:
+    """The generator's record and the root of the synthetic data that ``folder`` lies in (itself or
+    a folder above it); None for any other folder."""
+    for above in (Path(folder), *Path(folder).parents):  # only the generator's record counts, not any .complete
+        if isinstance(made := read_marker(above), dict) and {"version", "seed"} <= made.keys():
+            return made, above
     return None
 
 

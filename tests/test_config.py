@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from asd.config import ENVIRONMENT, Config, FitConfig, get_config, home, setting
-from asd.experiment import data_source, describe_data
+from asd.data import clips_at, list_clips
+from asd.experiment import data_source, describe_clips, describe_data
 from asd.utils import resolve_device
 
 
@@ -89,6 +90,16 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
     shutil.copy(next((root / "dev_data" / "slider" / "train").glob("*.wav")), tmp_path / "own" / "rec" / "a.wav")
     arrange([tmp_path / "own" / "rec"], tmp_path / "real", "press", "00")
     assert describe_data(tmp_path / "real").startswith("real recordings")
+    # clips scored by saved detectors: judged from the folder that holds them and those above it
+    test = root / "dev_data" / "slider" / "test"
+    assert describe_clips(list_clips(root / "dev_data", "slider", "test")) == (
+        f"synthetic slider stand-in clips at {test} (generator v{synth.VERSION}, seed 3)")
+    assert describe_clips(clips_at([tmp_path / "own" / "rec" / "a.wav"], "00")) == (
+        f"real recordings ({tmp_path / 'own' / 'rec'})")  # a foreign .complete above does not count
+    (tmp_path / "dcase" / "eval_data" / "slider" / "test").mkdir(parents=True)
+    shutil.copy(tmp_path / "own" / "rec" / "a.wav", tmp_path / "dcase" / "eval_data" / "slider" / "test" / "b.wav")
+    assert describe_clips(clips_at([tmp_path / "dcase" / "eval_data" / "slider" / "test"], "00")).startswith(
+        "real DCASE 2020 data (")
 
 
 @pytest.mark.parametrize(("counts", "match"), [

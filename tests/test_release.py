@@ -121,7 +121,9 @@ def test_asd_score_takes_the_labels_of_unlabelled_clips_from_a_ground_truth_list
     scored = json.loads((tmp_path / "s.json").read_text())["detectors"][0]["rows"]
     assert [r["id"] for r in scored] == [r["id"] for r in ran] == ["01", "03", "05"]  # as asd run evaluated them
     np.testing.assert_allclose([(r["auc"], r["pauc"]) for r in scored], [(r["auc"], r["pauc"]) for r in ran])
-    assert "AUC" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "AUC" in out and f"scored: real DCASE 2020 data ({test})\n" in out  # what was scored, not only trained on
+    assert json.loads((tmp_path / "s.json").read_text())["data"] == f"real DCASE 2020 data ({test})"
     (tmp_path / "few").mkdir()  # a clip the list lacks
     shutil.copy(test / "id_01_00000000.wav", tmp_path / "few" / "id_01_00000099.wav")
     assert main([*score[:3], str(tmp_path / "few"), "--ground-truth", str(listing)]) == 2
