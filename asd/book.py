@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from asd.config import Config, get_config
-from asd.experiment import DataSource, data_source, is_release
+from asd.data import is_release
+from asd.experiment import DataSource, data_source
 from asd.utils import seed_everything
 
 

@@ -30,6 +30,7 @@ LABELS = ("normal", "anomaly")
 NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.(?i:wav)$")  # .WAV too, as recorders write it
 UNLABELLED_RE = re.compile(r"^id_(\d{2})_(\d+)\.(?i:wav)$")
 GROUND_TRUTH = "eval_data_list.csv"  # the 2020 evaluator's name for the eval set's labels
+RELEASE_SETS = ("dev_data", "eval_data")  # the release's development and evaluation sets, side by side
 UNLABELLED = -1  # the label of a clip whose label is not known
 
 
@@ -164,7 +165,7 @@ def _layout_hint(root: Path, machine: str, split: str) -> str:
         return f"; a split folder: try --data {root.parent.parent} --machine {root.parent.name}"
     if (root / "train").is_dir():
         return f"; a machine's folder: try --data {root.parent} --machine {root.name}"
-    sets = [root / name for name in ("dev_data", "eval_data") if (root / name / machine / split).is_dir()]
+    sets = [root / name for name in RELEASE_SETS if (root / name / machine / split).is_dir()]
     if sets:  # a release root whose dev_data/ lacks the split (eval_data/ alone, say)
         return f"; a release root: try --data {' or '.join(map(str, sets))}"
     types = sorted(d.name for d in root.iterdir() if (d / "train").is_dir()) if root.is_dir() else []
@@ -491,6 +492,13 @@ def _clip(path: Path, split: str, labels: dict[str, int] | None, unlabelled: boo
         raise DataError(f"{path}: unlabelled clip missing from the ground-truth list")
     machine_id, index = match.groups()
     return Clip(path, split, UNLABELLED if labels is None else labels[path.name], machine_id, int(index))
+
+
+def is_release(folder: Path) -> bool:
+    """Whether ``folder`` is laid out as the DCASE 2020 release: a release root (holding
+    ``dev_data/``), one of its sets, or a folder inside one."""
+    folder = Path(folder).absolute()
+    return (folder / RELEASE_SETS[0]).is_dir() or any(f.name in RELEASE_SETS for f in (folder, *folder.parents))
 
 
 def dataset_root(root: Path, machine: str) -> Path:

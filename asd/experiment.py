@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, folder_wavs,
-                      list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable, unique_ids,
+                      is_release, list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable, unique_ids,
                       unlabelled_files, unlike_lengths, unlike_rates, usual_rate)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
@@ -45,11 +45,6 @@ class DataSource:
     eval_label: str | None = None  # what the eval set is; None without one
 
 
-def is_release(root: Path) -> bool:
-    """Whether ``root`` is laid out as the DCASE 2020 release: its ``dev_data``/``eval_data`` or their parent."""
-    return root.name in ("dev_data", "eval_data") or (root / "dev_data").is_dir()
-
-
 def describe_data(root: Path, profile: str | None = None) -> str:
     """What the data at ``root`` is, for every table, record and saved detector made from it: the
     synthetic stand-in (a folder written by ``asd synth``, with its generator's version and seed, and
@@ -57,6 +52,11 @@ def describe_data(root: Path, profile: str | None = None) -> str:
     the real DCASE 2020 data (a release's ``dev_data``/``eval_data`` or their parent) or other
     real recordings; ``profile`` is added when given. A relative ``root`` is made absolute: the
     label outlives the working folder (a saved detector's, say)."""
+    return _provenance(root, profile)[1]
+
+
+def _provenance(root: Path, profile: str | None) -> tuple[bool, str]:
+    """Whether the data at ``root`` is the synthetic stand-in, and :func:`describe_data`'s label."""
     root = Path(root).absolute()
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
         what = f"synthetic slider stand-in at {root} ({_generator(made)}"
@@ -65,7 +65,7 @@ def describe_data(root: Path, profile: str | None = None) -> str:
         what = f"synthetic slider stand-in clips at {root}, linked from {source} ({_generator(made)}"
     else:
         what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"
-    return f"{what}; {profile} profile)" if profile else f"{what})"
+    return made is not None, f"{what}; {profile} profile)" if profile else f"{what})"
 
 
 def _generator(made: dict) -> str:
@@ -79,8 +79,7 @@ def describe_clips(clips: list[Clip]) -> str:
     folder = Path(os.path.commonpath([str(c.path.resolve().parent) for c in clips]))
     if found := synth.stand_in_above(folder):
         return f"synthetic slider stand-in clips at {folder} ({_generator(found[0])})"
-    release = any(above.name in ("dev_data", "eval_data") for above in (folder, *folder.parents))
-    return f"{'real DCASE 2020 data' if release else 'real recordings'} ({folder})"
+    return f"{'real DCASE 2020 data' if is_release(folder) else 'real recordings'} ({folder})"
 
 
 def data_source(cfg: Config, progress: bool = True) -> DataSource:
@@ -94,9 +93,8 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
         dev = dataset_root(given, cfg.machine)
         ev = (Path(setting("eval_data")).expanduser() if setting("eval_data")
               else given / "eval_data" if dev != given and (given / "eval_data").is_dir() else None)
-        made = synth.read_marker(dev) or synth.linked_stand_in(dev)
-        return DataSource(dev, ev, made is not None, describe_data(dev, cfg.profile),
-                          describe_data(ev, cfg.profile) if ev else None)
+        synthetic, label = _provenance(dev, cfg.profile)
+        return DataSource(dev, ev, synthetic, label, describe_data(ev, cfg.profile) if ev else None)
     if setting("eval_data"):
         raise ValueError(f"ASD_EVAL_DATA is set ({setting('eval_data')}) but ASD_DATA is not: set ASD_DATA to the "
                          "same release's development set, or unset ASD_EVAL_DATA for the synthetic stand-in")

@@ -37,7 +37,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from asd.config import Config, SplitCounts, SynthConfig, home
-from asd.data import GROUND_TRUTH, Clip, DataError
+from asd.data import GROUND_TRUTH, RELEASE_SETS, Clip, DataError
 from asd.utils import atomic_write_bytes, exclusive
 
 MACHINE = "slider"
@@ -468,18 +468,19 @@ def plan(root: Path, synth: SynthConfig, seed: int = 0) -> list[ClipPlan]:
     As in the real release, the eval test clips are unlabelled (``id_01_00000000.wav``), in an
     order shuffled per ID; :func:`ground_truth_lines` gives their labels.
     """
-    clips = []
-    for s, (folder, counts) in enumerate((("dev_data", synth.dev), ("eval_data", synth.eval))):
+    sets: list[list[ClipPlan]] = [[], []]
+    for s, (folder, counts) in enumerate(zip(RELEASE_SETS, (synth.dev, synth.eval))):
         groups = (("train", "normal", counts.train), ("test", "normal", counts.test_normal),
                   ("test", "anomaly", counts.test_anomaly))
         for g, (split, label, per_id) in enumerate(groups):
             for mid, count in zip(counts.ids, per_id):
                 where = Path(root) / folder / MACHINE / split
-                clips += [_planned(where / f"{label}_id_{mid}_{i:08d}.wav", mid, label == "anomaly",
-                                   np.random.SeedSequence(seed, spawn_key=(s, int(mid), g, i)))
-                          for i in range(count)]
-    return [*[c for c in clips if "eval_data" not in c.path.parts or c.path.parent.name == "train"],
-            *_unlabelled([c for c in clips if "eval_data" in c.path.parts and c.path.parent.name == "test"], seed)]
+                sets[s] += [_planned(where / f"{label}_id_{mid}_{i:08d}.wav", mid, label == "anomaly",
+                                     np.random.SeedSequence(seed, spawn_key=(s, int(mid), g, i)))
+                            for i in range(count)]
+    dev, ev = sets
+    return [*dev, *[c for c in ev if c.path.parent.name == "train"],
+            *_unlabelled([c for c in ev if c.path.parent.name == "test"], seed)]
 
 
 def _unlabelled(clips: list[ClipPlan], seed: int) -> list[ClipPlan]:
@@ -523,13 +524,16 @@ def _marker(synth: SynthConfig, seed: int, hall_db: float = 0.0) -> dict:
 
 def read_marker(folder: Path) -> dict | None:
     """The generator's record (version, seed, sizes) of the synthetic data at ``folder`` (a root
-    written by :func:`generate`, or its ``dev_data``/``eval_data``); None for any other data."""
+    written by :func:`generate`, or its ``dev_data``/``eval_data``, also where copied apart); None
+    for any other data, a ``.complete`` file of another program's included."""
     folder = Path(folder)
-    for candidate in (folder, folder.parent) if folder.name in ("dev_data", "eval_data") else (folder,):
+    for candidate in (folder, folder.parent) if folder.name in RELEASE_SETS else (folder,):
         try:
-            return json.loads((candidate / MARKER).read_text())
+            record = json.loads((candidate / MARKER).read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(record, dict) and {"version", "seed", "synth"} <= record.keys():
+            return record
     return None
 
 
@@ -544,8 +548,8 @@ def linked_stand_in(root: Path) -> tuple[dict, Path] | None:
 def stand_in_above(folder: Path) -> tuple[dict, Path] | None:
     """The generator's record and the root of the synthetic data that ``folder`` lies in (itself or
     a folder above it); None for any other folder."""
-    for above in (Path(folder), *Path(folder).parents):  # only the generator's record counts, not any .complete
-        if isinstance(made := read_marker(above), dict) and {"version", "seed"} <= made.keys():
+    for above in (Path(folder), *Path(folder).parents):
+        if made := read_marker(above):
             return made, above
     return None
 
@@ -637,8 +641,8 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
     ``hall_db`` renders every clip in a hall that much louder (:func:`render_clip`): the same
     clips, machines and faults, with only the background raised.
 
-    ``root/.complete`` (written last) records the config, seed and hall; with a matching marker this
-    returns at once, with another one the old clips are removed first. ``workers`` processes
+    ``root/.complete`` (written last, then copied into each set) records the config, seed and hall;
+    with a matching marker this returns at once, with another one the old clips are removed first. ``workers`` processes
     render the clips (default: one per CPU). Processes writing the same ``root`` at once take
     turns (:func:`lock_path`): the second finds the first's data complete. Raises DataError
     where ``root`` holds slider data this generator did not write (a real release is never
@@ -648,6 +652,7 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
     if not abs(hall_db) <= MAX_HALL_DB:  # NaN too
         raise ValueError(f"the hall can be at most {MAX_HALL_DB:g} dB louder or quieter, got {hall_db:g} dB")
     if _is_complete(root, synth, seed, hall_db):
+        _mark_sets(root)  # a stand-in written before the sets held the record
         return root
     with exclusive(lock_path(root), f"another process is writing {root}: waiting for it"):
         return _generate(root, synth, seed, progress, workers, hall_db)
@@ -666,7 +671,7 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
     if _is_complete(root, synth, seed, hall_db):
         return root
     ours = (root / MARKER).exists() or (root / STARTED).exists()
-    written = (root / "dev_data" / MACHINE, root / "eval_data" / MACHINE, root / GROUND_TRUTH)
+    written = (*(root / name / MACHINE for name in RELEASE_SETS), root / GROUND_TRUTH)
     foreign = [p for p in written if p.exists()]
     if foreign and not ours:
         raise DataError(f"{root} already holds data the generator did not write ({foreign[0]}): "
@@ -678,8 +683,9 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
             warnings.warn(f"{root} holds the stand-in of {_made(old, versions)}: writing that of "
                           f"{_made(new, versions)} in its place", stacklevel=3)
         (root / MARKER).unlink(missing_ok=True)
-        for folder in ("dev_data", "eval_data"):
-            shutil.rmtree(root / folder / MACHINE, ignore_errors=True)
+        for name in RELEASE_SETS:
+            (root / name / MARKER).unlink(missing_ok=True)
+            shutil.rmtree(root / name / MACHINE, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     (root / STARTED).touch()
     clips = plan(root, synth, seed)
@@ -693,7 +699,20 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
     atomic_write_bytes(root / GROUND_TRUTH, ("\n".join(ground_truth_lines(clips)) + "\n").encode())
     atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed, hall_db), indent=2).encode())
     (root / STARTED).unlink()
+    _mark_sets(root)
     return root
+
+
+def _mark_sets(root: Path) -> None:
+    """The root's record copied into its ``dev_data/`` and ``eval_data/`` where missing: a set
+    copied apart (``cp -r eval_data``) stays known as synthetic. A stand-in on read-only media
+    goes without."""
+    for name in RELEASE_SETS:
+        if (root / name).is_dir() and not (root / name / MARKER).exists():
+            try:
+                shutil.copyfile(root / MARKER, root / name / MARKER)
+            except OSError:
+                pass
 
 
 def ensure(cfg: Config, root: Path | None = None, progress: bool = True, hall_db: float = 0.0) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -15,9 +16,9 @@ import soundfile as sf
 
 from asd import synth, utils
 from asd.config import Config, SplitCounts, SynthConfig
-from asd.data import GROUND_TRUTH, DataError, list_clips, read_ground_truth
+from asd.data import GROUND_TRUTH, DataError, clips_at, list_clips, read_ground_truth
 from asd.detectors import id_shift, one_recording_shift
-from asd.experiment import describe_data
+from asd.experiment import describe_clips, describe_data
 from asd.features import extract
 from asd.metrics import REAL_MIMII_OWN_ID
 
@@ -235,6 +236,7 @@ def test_marker_makes_generate_a_noop_and_a_new_config_rebuilds(tmp_path: Path) 
     with pytest.warns(UserWarning, match=said):
         synth.generate(tmp_path, smaller, seed=0, progress=False)
     assert wav_names(root) == expected_names(smaller)  # stale clips of the old config are gone
+    assert json.loads((root / "eval_data" / synth.MARKER).read_text())["synth"]["dev"]["train"] == [1]  # the new
     record = json.loads((root / synth.MARKER).read_text())
     (root / synth.MARKER).write_text(json.dumps({**record, "version": synth.VERSION - 1}))  # an older generator's
     with pytest.warns(UserWarning, match=f"usual hall, generator v{synth.VERSION - 1}\\): writing that of "
@@ -291,6 +293,24 @@ def test_read_marker_names_the_root_and_its_two_sets_only(tmp_path: Path) -> Non
     assert synth.read_marker(root)["seed"] == 0
     (root / "mine").mkdir()  # the user's own recordings kept beside the stand-in are not synthetic
     assert synth.read_marker(root / "mine") is None
+    (root / "mine" / synth.MARKER).write_text('{"done": true}')  # another program's .complete
+    assert synth.read_marker(root / "mine") is None
+    assert describe_data(root / "mine").startswith("real recordings (")
+
+
+def test_a_set_copied_apart_stays_synthetic(tmp_path: Path) -> None:
+    """``cp -r eval_data`` elsewhere: the set carries the generator's record, so its clips are
+    never labelled real; a stand-in written before the sets held it gets it on the next call."""
+    root = synth.generate(tmp_path / "s", TINY, seed=0, progress=False)
+    record = synth.read_marker(root)
+    copy = shutil.copytree(root / "eval_data", tmp_path / "elsewhere" / "eval_data")
+    assert synth.read_marker(copy) == record
+    assert describe_data(copy).startswith(f"synthetic slider stand-in at {copy} (generator v{synth.VERSION}, seed 0")
+    assert describe_clips(clips_at([copy / "slider" / "test"], "01")).startswith("synthetic slider stand-in clips")
+    for name in ("dev_data", "eval_data"):
+        (root / name / synth.MARKER).unlink()  # as an older asd wrote it
+    synth.generate(root, TINY, seed=0, progress=False)
+    assert synth.read_marker(root / "dev_data") == record and (root / "dev_data" / synth.MARKER).is_file()
 
 
 def test_a_louder_hall_raises_only_the_background() -> None:
