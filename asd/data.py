@@ -495,10 +495,13 @@ def _clip(path: Path, split: str, labels: dict[str, int] | None, unlabelled: boo
 
 
 def is_release(folder: Path) -> bool:
-    """Whether ``folder`` is laid out as the DCASE 2020 release: a release root (holding
-    ``dev_data/``), one of its sets, or a folder inside one."""
+    """Whether ``folder`` is laid out as the DCASE 2020 release: a release root, one of its sets
+    (``dev_data``, ``eval_data``, holding ``<machine>/train`` or ``<machine>/test``), or a machine
+    or split folder in one. A plant's recordings kept under a folder of that name are not."""
     folder = Path(folder).absolute()
-    return (folder / RELEASE_SETS[0]).is_dir() or any(f.name in RELEASE_SETS for f in (folder, *folder.parents))
+    holds_machines = lambda s: any((m / split).is_dir() for m in s.iterdir() for split in SPLITS)  # noqa: E731
+    return any(s.name in RELEASE_SETS and s.is_dir() and holds_machines(s)
+               for s in (folder / RELEASE_SETS[0], folder, folder.parent, folder.parent.parent))
 
 
 def dataset_root(root: Path, machine: str) -> Path:
@@ -533,6 +536,8 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
     section = None
     for number, line in enumerate(lines, 1):
         fields = [f.strip() for f in line.split(",")]
+        while len(fields) > 1 and not fields[-1]:  # a spreadsheet pads short rows: "slider,,"
+            fields.pop()
         if fields == [""]:
             continue
         where = f"{path}:{number}"

@@ -651,8 +651,7 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
     root = Path(root)
     if not abs(hall_db) <= MAX_HALL_DB:  # NaN too
         raise ValueError(f"the hall can be at most {MAX_HALL_DB:g} dB louder or quieter, got {hall_db:g} dB")
-    if _is_complete(root, synth, seed, hall_db):
-        _mark_sets(root)  # a stand-in written before the sets held the record
+    if _is_complete(root, synth, seed, hall_db) and _sets_marked(root):
         return root
     with exclusive(lock_path(root), f"another process is writing {root}: waiting for it"):
         return _generate(root, synth, seed, progress, workers, hall_db)
@@ -669,6 +668,7 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
               hall_db: float) -> Path:
     """:func:`generate`'s work, under its lock: another process may have finished it meanwhile."""
     if _is_complete(root, synth, seed, hall_db):
+        _mark_sets(root)  # a stand-in written before the sets held the record
         return root
     ours = (root / MARKER).exists() or (root / STARTED).exists()
     written = (*(root / name / MACHINE for name in RELEASE_SETS), root / GROUND_TRUTH)
@@ -703,16 +703,29 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
     return root
 
 
+def _sets_marked(root: Path) -> bool:
+    """Whether ``root``'s ``dev_data/`` and ``eval_data/`` hold its record (:func:`_mark_sets`)."""
+    record = (root / MARKER).read_bytes()
+    return all(not (root / name).is_dir() or _read_bytes(root / name / MARKER) == record for name in RELEASE_SETS)
+
+
 def _mark_sets(root: Path) -> None:
-    """The root's record copied into its ``dev_data/`` and ``eval_data/`` where missing: a set
-    copied apart (``cp -r eval_data``) stays known as synthetic. A stand-in on read-only media
-    goes without."""
+    """The root's record copied into its ``dev_data/`` and ``eval_data/``: a set copied apart
+    (``cp -r eval_data``) stays known as synthetic. A stand-in on read-only media goes without."""
+    record = (root / MARKER).read_bytes()
     for name in RELEASE_SETS:
-        if (root / name).is_dir() and not (root / name / MARKER).exists():
+        if (root / name).is_dir() and _read_bytes(root / name / MARKER) != record:
             try:
-                shutil.copyfile(root / MARKER, root / name / MARKER)
+                atomic_write_bytes(root / name / MARKER, record)
             except OSError:
-                pass
+                return
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def ensure(cfg: Config, root: Path | None = None, progress: bool = True, hall_db: float = 0.0) -> Path:

@@ -11,7 +11,7 @@ def test_the_caveat_says_what_the_numbers_may_be_compared_with(tmp_path):
     stand_in = DataSource(tmp_path / "synth" / "dev_data", None, True, "synthetic")
     assert "not the report's numbers" in caveat(stand_in, "full")
     assert not measures_the_release(stand_in)
-    (tmp_path / "dcase" / "dev_data").mkdir(parents=True)
+    (tmp_path / "dcase" / "dev_data" / "slider" / "train").mkdir(parents=True)
     for root in (tmp_path / "dcase" / "dev_data", tmp_path / "dcase"):  # the set or the release root
         release = DataSource(root, None, False, "real")
         assert caveat(release, "full").endswith("can be set beside the report's.")

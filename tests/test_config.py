@@ -45,11 +45,11 @@ def test_the_settings_reach_their_users(monkeypatch, tmp_path):
     src = data_source(get_config("quick"))
     assert (src.dev, src.eval, src.synthetic) == (tmp_path / "dev", tmp_path / "eval", False)
     assert src.label.startswith("real recordings")
-    (tmp_path / "release" / "dev_data").mkdir(parents=True)
+    (tmp_path / "release" / "dev_data" / "slider" / "train").mkdir(parents=True)
     monkeypatch.setenv("ASD_DATA", str(tmp_path / "release"))
     assert data_source(get_config("quick")).label.startswith("real DCASE 2020 data")
     for name in ("dev_data", "eval_data"):  # a release root as asd download writes it: both sets found
-        (tmp_path / "release" / name / "slider").mkdir(parents=True)
+        (tmp_path / "release" / name / "slider").mkdir(parents=True, exist_ok=True)
     src = data_source(get_config("quick"))
     assert (src.dev, src.eval) == (tmp_path / "release" / "dev_data", tmp_path / "eval")  # ASD_EVAL_DATA wins
     monkeypatch.delenv("ASD_EVAL_DATA")
@@ -100,6 +100,10 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
     shutil.copy(tmp_path / "own" / "rec" / "a.wav", tmp_path / "dcase" / "eval_data" / "slider" / "test" / "b.wav")
     assert describe_clips(clips_at([tmp_path / "dcase" / "eval_data" / "slider" / "test"], "00")).startswith(
         "real DCASE 2020 data (")
+    (tmp_path / "backup" / "dev_data" / "plant").mkdir(parents=True)  # a plant's clips under a folder of that name
+    shutil.copy(tmp_path / "own" / "rec" / "a.wav", tmp_path / "backup" / "dev_data" / "plant" / "c.wav")
+    assert describe_clips(clips_at([tmp_path / "backup" / "dev_data" / "plant"], "00")).startswith("real recordings (")
+    assert describe_data(tmp_path / "backup" / "dev_data" / "plant").startswith("real recordings (")
 
 
 @pytest.mark.parametrize(("counts", "match"), [

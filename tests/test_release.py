@@ -638,10 +638,12 @@ def test_malformed_lists_name_file_and_line(tmp_path, mutate, message):
     assert str(path) in str(err.value)
 
 
-def test_a_list_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_the_same(tmp_path):
-    lines = ["slider", "id_01_00000000.wav,normal_id_01_00000000.wav,0", "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
+def test_a_list_saved_by_a_spreadsheet_reads_the_same(tmp_path):
+    """A byte order mark, Windows line ends, short rows padded with commas, blank rows as commas."""
+    lines = ["slider,,", "id_01_00000000.wav,normal_id_01_00000000.wav,0", ",,",
+             "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
     path = tmp_path / "eval_data_list.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig", newline="")
     assert read_ground_truth(path, "slider") == {"id_01_00000000.wav": 0, "id_01_00000001.wav": 1}
 
 
