@@ -5,7 +5,6 @@ updates, so their ratio is a fair measure of what the fast path saves.
 """
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import replace
 from functools import partial
@@ -20,7 +19,7 @@ from asd.experiment import Prepared
 from asd.features import FrameSet, extract
 from asd.models import build
 from asd.train import DeviceVectors, History, drops_last, fit, mean_loss, split_clips, trainable
-from asd.utils import device_name
+from asd.utils import device_name, versions
 
 
 def _loader(fs: FrameSet, n_frames: int, id_index: dict[str, int], batch_size: int, seed: int,
@@ -125,4 +124,5 @@ def format_training(rows: list[dict]) -> str:
 
 
 def device_info(device: torch.device) -> dict:
-    return {"device": device_name(device), "torch": torch.__version__, "python": platform.python_version()}
+    """The device's name and the versions that decide the timings (:func:`asd.utils.versions`)."""
+    return {"device": device_name(device), **versions()}

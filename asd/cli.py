@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, NETWORKS, PRECISIONS, PROFILES,
-                        Config, get_config, home)
+from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, MIN_GAMMA_SCORES, NETWORKS,
+                        PRECISIONS, PROFILES, Config, get_config, home)
 from asd.download import MACHINES
 
 
@@ -446,12 +446,12 @@ def _decisions_asked(args: argparse.Namespace, calibration_clips: list | None) -
 
 
 def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> None:
-    """A :class:`UsageError` unless ``clip_ids`` (the ID of each clip ``what`` names) hold the 3
-    normal clips per ID in ``ids`` that a gamma fit needs."""
+    """A :class:`UsageError` unless ``clip_ids`` (the ID of each clip ``what`` names) hold the
+    normal clips per ID in ``ids`` that a gamma fit needs (:data:`asd.config.MIN_GAMMA_SCORES`)."""
     for mid in ids:
-        if clip_ids.count(mid) < 3:
+        if clip_ids.count(mid) < MIN_GAMMA_SCORES:
             raise UsageError(f"ID {mid}: {what} number {clip_ids.count(mid)}; a decision threshold "
-                             "needs at least 3 normal clips per ID")
+                             f"needs at least {MIN_GAMMA_SCORES} normal clips per ID")
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -37,7 +37,10 @@ def setting(name: str, flag: str | None = None) -> str | None:
 
 
 NETWORKS = ("baseline", "batchnorm", "dropout", "sequential")  # the report's four networks
-DETECTORS = (*NETWORKS, "pca", "idnn", "idclf")  # and the detectors beyond the report
+BEYOND_NETWORKS = ("idnn", "idclf")  # the networks beyond the report
+DETECTORS = (*NETWORKS, "pca", *BEYOND_NETWORKS)
+PAD_MODES = ("reflect", "constant")  # STFT edge padding: the report's librosa, and librosa >= 0.9's default
+BACKENDS = ("torch", "librosa")  # log-mel computed in batches by torch.stft, or clip by clip by librosa
 
 
 class FrozenDict(dict):
@@ -70,6 +73,12 @@ class FeatureConfig:
     pad_mode: str = "reflect"
     # ``torch`` batches clips through ``torch.stft`` (on any device); ``librosa`` goes clip by clip.
     backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
     @property
     def dim(self) -> int:
@@ -167,6 +176,7 @@ PRECISIONS = ("fp32", "bf16")
 # anomalous when its score exceeds this quantile of a gamma distribution fitted to the scores of
 # the normal training clips. Not part of Config: it changes no trained model or score.
 DECISION_QUANTILE = 0.9
+MIN_GAMMA_SCORES = 3  # the fewest normal clips per ID whose scores a gamma is fitted to
 # Whose scores the gamma is fitted to: all training clips (the baselines' rule), only those a
 # network held out from training (its validation clips), which it has never fitted, or normal
 # calibration clips recorded apart from the training clips (``Results.calibrate``).
@@ -210,10 +220,6 @@ class Config:
         object.__setattr__(self, "report_ids", FrozenDict(self.report_ids))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.feature.pad_mode not in ("reflect", "constant"):
-            raise ValueError(f"pad_mode must be 'reflect' or 'constant', got {self.feature.pad_mode!r}")
-        if self.feature.backend not in ("librosa", "torch"):
-            raise ValueError(f"backend must be 'librosa' or 'torch', got {self.feature.backend!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -374,10 +374,7 @@ class Results:
     def warn_unlike(self, clips: list[Clip], what: str) -> None:
         """Warn if some of ``clips`` are far shorter or longer than the training clips, or were
         recorded at another sample rate."""
-        if self.clip_seconds is not None and (message := unlike_lengths(clips, self.clip_seconds, what)):
-            warnings.warn(message, stacklevel=2)
-        if self.clip_rate is not None and (message := unlike_rates(clips, self.clip_rate, what)):
-            warnings.warn(message, stacklevel=2)
+        _warn_unlike(clips, self.clip_seconds, self.clip_rate, what)
 
     def save_model(self, name: str, path: Path) -> None:
         """Detector ``name`` as one file, to score new clips of this machine later without training
@@ -456,8 +453,9 @@ def score_clips(saved: dict, clips: list[Clip], device: str | None = None, progr
     """``clips`` scored by a detector trained once and saved (``saved``: :func:`load_model`'s).
 
     Their log-mel frames are standardised with the detector's training statistics; its thresholds
-    (:meth:`Results.thresholds`) come from its training clips' scores, so :meth:`Results.decisions`
-    flags clips as at training time. AUC/pAUC rows too where ``clips`` can be evaluated.
+    (:meth:`Results.thresholds`) come from the scores saved with it (of its training clips, those it
+    held out, or calibration clips), so :meth:`Results.decisions` flags clips as at training time.
+    AUC/pAUC rows too where ``clips`` can be evaluated.
     ``Results.data`` names the data the detector was trained on. ``extracted`` as in
     :meth:`Results.rescored`: several detectors scoring the same ``clips`` compute their frames once.
     """
@@ -726,6 +724,15 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
     return {name: results[name] for name in names}
 
 
+def _warn_unlike(clips: list[Clip], seconds: float | None, rate: int | None, what: str) -> None:
+    """Warn (at the caller's caller) if some of ``clips`` are far shorter or longer than ``seconds``,
+    or were recorded at another sample rate than ``rate`` (either None: not checked)."""
+    if seconds is not None and (message := unlike_lengths(clips, seconds, what)):
+        warnings.warn(message, stacklevel=3)
+    if rate is not None and (message := unlike_rates(clips, rate, what)):
+        warnings.warn(message, stacklevel=3)
+
+
 def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], progress: bool = True,
               **kwargs) -> list[Results]:
     """:func:`run` once per training seed on the same data and features: the seed sets the weights'
@@ -757,9 +764,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
                         "only (leave it out of the models)")
     usual, rate = float(np.median(durations(sel.train))), usual_rate(sel.train)
     for clips, what in ((sel.train, "training clips"), (sel.test, "test clips")):
-        for message in (unlike_lengths(clips, usual, what), unlike_rates(clips, rate, what)):
-            if message:
-                warnings.warn(message, stacklevel=2)
+        _warn_unlike(clips, usual, rate, what)
     prep = extract_selection(cfg, sel, progress=progress, device=dev)
     results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
                       prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,

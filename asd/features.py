@@ -238,8 +238,6 @@ def extract(clips: list[Clip], cfg: FeatureConfig, cache_dir: Path | None = None
     """
     if not clips:
         raise DataError("no clips to extract features from")
-    if cfg.backend not in ("librosa", "torch"):
-        raise ValueError(f"backend must be 'librosa' or 'torch', got {cfg.backend!r}")
     path = Path(cache_dir) / f"logmel-{cache_key(clips, cfg, device)}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path) as z:

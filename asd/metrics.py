@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from asd.config import DECISION_QUANTILE
+from asd.config import DECISION_QUANTILE, MIN_GAMMA_SCORES
 
 # The course report's table (dev set, slider): AUC, pAUC per ID.
 REPORT = {
@@ -133,8 +133,8 @@ def fit_gamma(normal_scores) -> tuple[float, float, float]:
     far beyond every score, and a score of exactly 0 makes it fail. Moments never do.
     """
     x = np.asarray(normal_scores, dtype=float)
-    if x.ndim != 1 or x.size < 3:
-        raise ValueError(f"a gamma fit needs at least 3 scores, got {x.size}")
+    if x.ndim != 1 or x.size < MIN_GAMMA_SCORES:
+        raise ValueError(f"a gamma fit needs at least {MIN_GAMMA_SCORES} scores, got {x.size}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"a gamma fit needs finite scores, got {int(np.sum(~np.isfinite(x)))} NaN or infinite")
     if np.ptp(x) == 0:
@@ -153,7 +153,7 @@ def decision_threshold(normal_scores, quantile: float = DECISION_QUANTILE) -> fl
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
     x = np.asarray(normal_scores, dtype=float)
-    if x.ndim == 1 and x.size >= 3 and np.all(np.isfinite(x)) and np.ptp(x) == 0:
+    if x.ndim == 1 and x.size >= MIN_GAMMA_SCORES and np.all(np.isfinite(x)) and np.ptp(x) == 0:
         return float(x[0])
     return float(gamma.ppf(quantile, *fit_gamma(x)))
 
@@ -278,7 +278,7 @@ def label(model: str) -> str:
 
 def seed_spread(tables: list[dict[str, dict[str, tuple[float, float]]]]) -> dict[str, dict[str, tuple]]:
     """Mean and standard deviation over runs (e.g. seeds) of every cell of :func:`table` outputs:
-    ``{model: {id: ((AUC mean, AUC sd), (pAUC mean, pAUC sd))}}``, which :class:`Table` shows."""
+    ``{model: {id: ((AUC mean, AUC sd), (pAUC mean, pAUC sd))}}``, which :class:`asd.tables.Table` shows."""
     if len(tables) < 2:
         raise ValueError(f"a spread needs at least 2 runs, got {len(tables)}")
     out: dict[str, dict[str, tuple]] = {}

@@ -10,10 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asd.config import NETWORKS, Config
+from asd.config import BEYOND_NETWORKS, NETWORKS, Config
 
 REPORT_PARAMS = {"baseline": 858_280, "batchnorm": 861_480, "dropout": 861_480, "sequential": 267_928}
-BEYOND_NETWORKS = ("idnn", "idclf")
 
 
 # The report's Dropout network as its layer table lists it (torchsummary numbering; the ReLUs are

@@ -169,7 +169,7 @@ def _smooth(rng: np.random.Generator, n: int, sr: int, hz: float) -> np.ndarray:
     return np.interp(np.arange(n), np.linspace(0, n, k), rng.standard_normal(k))
 
 
-def _shaped_noise(rng: np.random.Generator, n: int, sr: int, gain_db: np.ndarray) -> np.ndarray:
+def _shaped_noise(rng: np.random.Generator, n: int, gain_db: np.ndarray) -> np.ndarray:
     """Unit-variance Gaussian noise with power spectrum ``gain_db`` (over the rfft bins)."""
     spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
     x = np.fft.irfft(spec * 10 ** (gain_db / 20), n)
@@ -238,7 +238,7 @@ def _machine(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.nda
     for c in coef[::-1]:  # Horner: sum of coef[h - 1] * z**h
         partials = (partials + c) * z
     motor = partials.imag * (np.sqrt(m.motor) + 0.05)
-    friction = _shaped_noise(rng, n, sr, _band_db(n, sr, *rail.friction_hz))
+    friction = _shaped_noise(rng, n, _band_db(n, sr, *rail.friction_hz))
     friction *= m.speed * np.exp(0.3 * _smooth(rng, n, sr, 20.0))
     strength = np.exp(0.3 * rng.standard_normal(len(m.stops)))
     impacts = _place(n, m.stops, strength, _ring(rail.modes, sr, rng))
@@ -287,7 +287,7 @@ def _scrapes(rail: Rail, m: Motion, rng: np.random.Generator, sr: int) -> np.nda
     v = m.speed[at] + 0.1
     click = _ring(((rng.uniform(2000, 3500), 0.004), (rng.uniform(4000, 6500), 0.002)), sr, rng)
     width = int(rng.uniform(0.1, 0.4) * sr)
-    scrape = _shaped_noise(rng, width, sr, _band_db(width, sr, *rail.rub_hz)) * np.hanning(width)
+    scrape = _shaped_noise(rng, width, _band_db(width, sr, *rail.rub_hz)) * np.hanning(width)
     rear = at + (0.02 * sr / v).astype(int)
     return _place(n, np.r_[at, rear], np.r_[v, 0.7 * v], click) + _place(n, at, 0.6 * v, scrape)
 
@@ -508,11 +508,12 @@ def ground_truth_lines(clips: list[ClipPlan]) -> list[str]:
     return [MACHINE, *rows] if rows else []
 
 
-def _write(clip: ClipPlan, duration_s: float, hall_db: float = 0.0, sample_rate: int = 16000) -> None:
-    """Render ``clip`` and write it as 16-bit PCM WAV (via a temporary file, then renamed)."""
-    y = render_clip(clip.machine_id, clip.anomaly, clip.seed, duration_s, sample_rate, hall_db)
+def _write(clip: ClipPlan, duration_s: float, hall_db: float = 0.0) -> None:
+    """Render ``clip`` at the release's 16 kHz and write it as 16-bit PCM WAV (via a temporary
+    file, then renamed)."""
+    y = render_clip(clip.machine_id, clip.anomaly, clip.seed, duration_s, hall_db=hall_db)
     tmp = clip.path.with_name(f".{clip.path.name}.tmp")
-    sf.write(tmp, y, sample_rate, subtype="PCM_16", format="WAV")
+    sf.write(tmp, y, 16000, subtype="PCM_16", format="WAV")
     os.replace(tmp, clip.path)
 
 

@@ -698,11 +698,10 @@ results.calibrate([results.test.clips[i] for i in calibration_idx],
 
 
 def judged_means(name: str, calibration: str) -> dict[str, float]:
-    """Mean false-alarm rate and recall over the IDs, on the judged clips."""
+    """Mean false-alarm rate, recall, ... over the IDs, on the judged clips."""
     flags = results.decisions(name, quantile, calibration)[judged]
     rows = metrics.decision_rows(name, clip_ids[judged], y_true[judged], flags)
-    return {k: float(np.mean([r[k] for r in rows]))
-            for k in ("false_alarms", "recall")}
+    return metrics.decision_means(rows)[name]
 
 
 on_judged = {name: {c: judged_means(name, c) for c in asd.config.CALIBRATIONS

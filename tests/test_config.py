@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from asd.config import ENVIRONMENT, Config, FitConfig, get_config, home, setting
+from asd.config import ENVIRONMENT, Config, FeatureConfig, FitConfig, get_config, home, setting
 from asd.data import clips_at, list_clips
 from asd.experiment import data_source, describe_clips, describe_data
 from asd.utils import resolve_device
@@ -154,3 +154,9 @@ def test_bad_values_are_refused():
     with pytest.raises(ValueError, match="pad_mode"):
         Config(feature=replace(Config().feature, pad_mode="wrap"))
     assert isinstance(home(), Path)
+
+
+@pytest.mark.parametrize(("field", "value"), [("backend", "scipy"), ("pad_mode", "zeros")])
+def test_a_feature_config_refuses_an_unknown_backend_or_padding(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be one of .*, got '{value}'"):
+        FeatureConfig(**{field: value})
