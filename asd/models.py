@@ -249,10 +249,12 @@ def dense_widths(model: nn.Module, dim: int) -> list[tuple[int, str]]:
 
 
 def summary(model: nn.Module, dim: int) -> str:
-    """A torchsummary-style table of ``model`` (layer, output shape, params) with the totals."""
-    line = "-" * 64
-    out = [line, f"{'Layer (type)':>25}  {'Output Shape':>20} {'Param #':>15}", "=" * 64]
-    for name, shape, params in summary_rows(model, dim):
-        out.append(f"{name:>25}  {str(list(shape)):>20} {params:>15,}")
-    out += ["=" * 64, f"Trainable params: {n_params(model):,}", line]
-    return "\n".join(out)
+    """A torchsummary-style table of ``model`` (layer, output shape, params) with the totals,
+    its columns as narrow as their contents (it fits a phone's screen)."""
+    rows = [(name, str(list(shape)), f"{params:,}") for name, shape, params in summary_rows(model, dim)]
+    head = ("Layer (type)", "Output Shape", "Param #")
+    w = [max(len(r[k]) for r in [head, *rows]) for k in range(3)]
+    line = lambda r: f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}"  # noqa: E731
+    rule = sum(w) + 4
+    return "\n".join(["-" * rule, line(head), "=" * rule, *map(line, rows), "=" * rule,
+                      f"Trainable params: {n_params(model):,}", "-" * rule])

@@ -115,8 +115,12 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-# Okabe-Ito's palette (colour-blind safe): detector i of asd.config.DETECTORS draws in colour i.
-MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
+# Okabe-Ito's palette (colour-blind safe), and Tol's wine: detector i of asd.config.DETECTORS
+# draws in colour i. The detectors beyond the report (PCA black, IDNN vermillion, the ID
+# classifier wine) are drawn beside any of the report's four, so none takes a hue close to one
+# of theirs (sky blue, spare, is near the baseline's blue).
+MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#000000", "#D55E00", "#882255", "#56B4E9",
+                 "#F0E442")
 
 
 def _model_colours(names: Sequence[str]) -> dict[str, str]:
@@ -383,7 +387,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     return fig
 
 
-def _note(text: str) -> Figure:
+def note(text: str) -> Figure:
     """A figure that says ``text`` instead of plotting: what a build's data cannot show."""
     fig = _figure(COLUMN_IN, 1.2)
     ax = fig.subplots()
@@ -402,7 +406,7 @@ def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]
     know its faults, as :meth:`asd.experiment.Results.auc_by_fault` refuses).
     """
     if not panels:
-        return _note(empty)
+        return note(empty)
     models = list(dict.fromkeys(m for tab in panels.values() for m in tab))
     colours = _model_colours(models)
     width = 0.8 / len(models)
@@ -728,7 +732,7 @@ def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
     {"false_alarms" | "recall": per level}}}``. Without ``auc``, the figure says ``empty``
     instead (real data, which cannot be recorded again)."""
     if not auc:
-        return _note(empty)
+        return note(empty)
     styles = {"training": ("-", "thresholds: training clips"),
               "calibration": ("--", "thresholds: the hall's normal clips")}
     if unknown := set(decided) - set(styles):

@@ -106,7 +106,7 @@ class Table:
                         tds.append(f"<td{style}>-</td>")
                         continue
                     v = cells[c][k]  # a spread shows its sd in small type under the mean
-                    text = f"{v[0]:.3f}<br><small>± {v[1]:.3f}</small>" if isinstance(v, tuple) else f"{v:.3f}"
+                    text = f"{v[0]:.3f}<br><small>±{v[1]:.3f}</small>" if isinstance(v, tuple) else f"{v:.3f}"
                     strong = len(self.cells) > 1 and _mean(cells[c][k]) == best[(c, k)]
                     tds.append(f"<td{style}>{'<b>' + text + '</b>' if strong else text}</td>")
             name = html.escape(model) + (f"<br><small>{html.escape(DESCRIPTIONS[model])}</small>"

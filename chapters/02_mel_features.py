@@ -217,7 +217,7 @@ glue("fig_log", plots.spectrograms(
 # own colour scale, {glue:text}`data`.
 # ```
 #
-# ### Normal and anomalous, side by side
+# ## Normal and anomalous, side by side
 #
 # The report's Figs 3-4 compare the log-mel spectrograms of a normal and an anomalous clip.
 # Here both are on one colour scale, so a colour means the same level in both.
@@ -246,7 +246,7 @@ glue("fig_normal_anomaly", plots.spectrograms(
 # seen one: energy where a normal clip has none, a missing or shifted pattern, an irregular
 # rhythm.
 #
-# ### The stand-in's three faults
+# ## The stand-in's three faults
 #
 # The synthetic stand-in renders every clip from a seed, and a faulty clip keeps the
 # surroundings of the normal clip with the same seed: its hall, and its strokes unless the

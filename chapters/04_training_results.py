@@ -622,9 +622,9 @@ glue("fig_fault_auc", fig_fault_auc)
 # {glue:text}`level_sd:.2f` dB among themselves. On real data the same question needs clips
 # labelled by fault, which the MIMII and DCASE releases do not publish.
 #
-# Listen to one. Below is the anomalous test clip that the best network ranks lowest among
-# the normal clips of its ID, beside its normal twin, rendered from the same seed without the
-# fault (on the stand-in only):
+# Listen to one: the anomalous test clip that the best network ranks lowest among the normal
+# clips of its ID, beside its normal twin, rendered from the same seed without the fault (on
+# the stand-in only).
 
 # %% tags=["hide-input"]
 best_net = max(networks, key=lambda m: table[m]["AVG"][0])
@@ -634,24 +634,38 @@ if results.synthetic:
     missed = results.test.clips[k]
     plan = asd.synth.planned([missed], results.synthetic)[0]
     severity = asd.synth.fault_severity(plan.machine_id, plan.seed)
-    print(f"{missed.path.name}: {plan.anomaly}, severity {severity:.2f}")
-    print(f"{best_net} scores it below {behind[k]:.0%} of ID "
-          f"{missed.machine_id}'s normal test clips")
+    twin_text = (f"{missed.path.name}, {plan.anomaly} at severity "
+                 f"{severity:.2f}: {best_net} scores it below {behind[k]:.0%} "
+                 f"of ID {missed.machine_id}'s normal test clips")
     sr = cfg.feature.sample_rate
     seconds = results.synthetic["synth"]["duration_s"]  # the data's own
     pair = {"normal twin": asd.synth.render_clip(
                 plan.machine_id, None, plan.seed, seconds, sr),
             f"{plan.anomaly} (severity {severity:.2f})":
                 asd.data.load_wav(missed.path, sr)}
-    display(plots.spectrograms(
+    fig_twin = plots.spectrograms(
         {name: features.logmel(y, cfg.feature) for name, y in pair.items()},
-        cfg.feature.hop_length / sr, ncols=2, sample_rate=sr))
+        cfg.feature.hop_length / sr, ncols=2, sample_rate=sr)
     for name, y in pair.items():
         print(f"{name}:")
         display(Audio(y, rate=sr))
 else:
-    print("The release does not say which fault an anomalous clip holds,\n"
-          "nor has it the clip's normal twin: this needs the stand-in.")
+    twin_text = "none here"
+    fig_twin = plots.note(
+        "The release does not say which fault an anomalous clip holds,\n"
+        "nor has it the clip's normal twin: this needs the stand-in.")
+glue("twin_text", twin_text, display=False)
+glue("fig_twin", fig_twin, display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_twin
+# :name: fig-twin
+# :alt: Two log-mel spectrograms side by side: the normal twin of the anomalous clip the best network ranks lowest, and that clip with its fault.
+#
+# The anomalous test clip the best network ranks lowest ({glue:text}`twin_text`), right,
+# beside its normal twin, left: the same seed rendered without the fault. Log-mel power in
+# dB, {glue:text}`data`.
+# ```
 
 # %% [markdown]
 # ## The ID the report left out

@@ -127,8 +127,9 @@ else:
 glue("faults_summary", faults_summary, display=False)
 pauc_above = sum(table[m][i][1] > table[m][i][0] for m in table for i in ids)
 n_pairs = len(table) * len(ids)
-glue("pauc_here", f"here it is higher in {pauc_above} of the {n_pairs} "
-     "network-ID pairs" if pauc_above else "so it is here, but it need not be",
+glue("pauc_here", f"on this book's development set it is higher in "
+     f"{pauc_above} of the {n_pairs} network-ID pairs" if pauc_above else
+     "so it is on this book's development set, but it need not be",
      display=False)
 # the gaps between the averages as the reference table prints them (3 decimals)
 report_avg = sorted(round(reference[f"report {m}"]["AVG"][0], 3)

@@ -204,7 +204,7 @@ def test_seed_spread_is_mean_and_sd_over_runs_and_renders() -> None:
     assert " ± " in text and text.startswith("five seeds")
     page = Table(spread)._repr_html_()
     best = max(("baseline", "sequential"), key=lambda m: spread[m]["AVG"][0][0])
-    assert f"<b>{spread[best]['AVG'][0][0]:.3f}<br><small>± {spread[best]['AVG'][0][1]:.3f}</small></b>" in page
+    assert f"<b>{spread[best]['AVG'][0][0]:.3f}<br><small>±{spread[best]['AVG'][0][1]:.3f}</small></b>" in page
     with pytest.raises(ValueError, match="at least 2 runs"):
         metrics.seed_spread(runs[:1])
 
