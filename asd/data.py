@@ -219,15 +219,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     source of the same file name, when exactly one has it: given the recordings' new place, it
     repairs the links. Training clips are normal.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if label not in (*LABELS, "unlabelled"):
-        raise DataError(f"label must be normal, anomaly or unlabelled, got {label!r}")
-    if split == "train" and label != "normal":
-        raise DataError("training clips are normal recordings: use the test split for other labels")
-    checked_id(machine_id)
-    if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
-        raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
+    _checked_arrangement(machine, machine_id, split, label)
     folder, names = Path(root) / machine / split, Path(root) / machine / f"{split}_names.csv"
     files = wav_files(sources)
     other = next(s for s in SPLITS if s != split)
@@ -246,17 +238,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     _list_unlisted_links(names, entries, listed)  # a run interrupted between a link and its line
     prefix = "" if label == "unlabelled" else f"{label}_"
     ours = re.compile(rf"{prefix}id_{machine_id}_\d+\.wav", re.IGNORECASE)  # this ID's and label's clips
-    done = {_where(o): name for name, o in listed.items()}
-    todo = []
-    for path in files:  # each recording once, however its path is spelled
-        if (name := done.get(_where(path))) is None:
-            done[_where(path)] = ""
-            todo.append(path)
-        elif name and not ours.fullmatch(name):
-            raise DataError(f"{path}: already arranged as {name} ({names}): a recording is one machine's, "
-                            "with one label")
-    for path in todo:  # a text file named .wav stops here, not at the next asd run
-        readable(path)
+    todo = _not_arranged(files, listed, ours, names)
     broken = [p for p in entries if p.is_symlink() and not p.exists() and ours.fullmatch(p.name)]
     relinked = _relink(broken, todo, listed, names, copy)
     moved = _moved_copies([p for p in entries if not p.is_symlink() and ours.fullmatch(p.name)], todo, listed, names)
@@ -273,6 +255,38 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
         made.append((target, source))
     missing = [p for p in entries if p.is_symlink() and not p.exists()]
     return Arranged(made, len(files) - len(todo) - len(relinked), relinked, missing)
+
+
+def _checked_arrangement(machine: str, machine_id: str, split: str, label: str) -> None:
+    """:func:`arrange`'s arguments checked: a split and label of the layout, normal training clips,
+    a two-digit ID and a machine type that is a folder name."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if label not in (*LABELS, "unlabelled"):
+        raise DataError(f"label must be normal, anomaly or unlabelled, got {label!r}")
+    if split == "train" and label != "normal":
+        raise DataError("training clips are normal recordings: use the test split for other labels")
+    checked_id(machine_id)
+    if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
+        raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
+
+
+def _not_arranged(files: list[Path], listed: dict[str, str], ours: re.Pattern, names: Path) -> list[Path]:
+    """The ``files`` not yet arranged (in the list ``listed``, read from ``names``), each recording
+    once however its path is spelled, checked to be readable audio; one arranged already under
+    a name that ``ours`` (this ID and label) does not match is an error."""
+    done = {_where(o): name for name, o in listed.items()}
+    todo = []
+    for path in files:
+        if (name := done.get(_where(path))) is None:
+            done[_where(path)] = ""
+            todo.append(path)
+        elif name and not ours.fullmatch(name):
+            raise DataError(f"{path}: already arranged as {name} ({names}): a recording is one machine's, "
+                            "with one label")
+    for path in todo:  # a text file named .wav stops here, not at the next asd run
+        readable(path)
+    return todo
 
 
 # samples read as stored, so that a piece holds the recording's own values (24-bit read as int32)
