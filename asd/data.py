@@ -327,22 +327,13 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
         where = ", ".join(str(p) for p in files if p.stem == twin)
         raise DataError(f"two recordings named {twin} ({where}): their pieces would have the same names; "
                         "cut one folder at a time")
-    plan, short = {}, []
-    for path, info in infos.items():
-        step = seconds * info.samplerate
-        plan[path] = range(0, info.frames, step)
-        if not plan[path] or info.frames - plan[path][-1] < step / 2:
-            short.append(path)
-            plan[path] = plan[path][:-1]
+    plan, short = _cut_plan(infos, seconds)
     if not any(plan.values()):
         raise DataError(f"{files[0]}{' and the others' if len(files) > 1 else ''}: shorter than half a clip of "
                         f"{seconds} s: nothing to cut")
     pieces = {(path, start): Path(out) / f"{path.stem}_{start // info.samplerate:06d}s.wav"
               for path, info in infos.items() for start in plan[path]}
-    there = [key for key, target in pieces.items() if target.exists()]  # in the plan's order
-    last = {path: max(key[1] for key in there if key[0] == path) for path, _ in there}  # each recording's last piece
-    kept = {key for key in there
-            if not _grown(pieces[key], key[0], infos[key[0]], key[1], plan[key[0]].step, key[1] == last[key[0]])}
+    kept = _kept_pieces(pieces, infos, plan)
     Path(out).mkdir(parents=True, exist_ok=True)
     made = []
     for (path, start), target in pieces.items():
@@ -355,6 +346,29 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
         part.replace(target)
         made.append(target)
     return Cut(made, len(kept), short)
+
+
+def _cut_plan(infos: dict, seconds: int) -> tuple[dict[Path, range], list[Path]]:
+    """Each recording's piece starts (in frames, ``seconds`` apart), and the recordings whose
+    final piece, shorter than half a clip, is dropped."""
+    plan, short = {}, []
+    for path, info in infos.items():
+        step = seconds * info.samplerate
+        plan[path] = range(0, info.frames, step)
+        if not plan[path] or info.frames - plan[path][-1] < step / 2:
+            short.append(path)
+            plan[path] = plan[path][:-1]
+    return plan, short
+
+
+def _kept_pieces(pieces: dict[tuple[Path, int], Path], infos: dict, plan: dict[Path, range]) -> set:
+    """The planned pieces (``(recording, start)``) already in the output folder that stay: all but
+    a recording's last piece where that has grown with its recording (:func:`_grown`, which
+    raises on a piece that holds other audio)."""
+    there = [key for key, target in pieces.items() if target.exists()]  # in the plan's order
+    last = {path: max(key[1] for key in there if key[0] == path) for path, _ in there}  # each recording's last piece
+    return {key for key in there
+            if not _grown(pieces[key], key[0], infos[key[0]], key[1], plan[key[0]].step, key[1] == last[key[0]])}
 
 
 def _piece(path: Path, info, start: int, step: int) -> np.ndarray:
