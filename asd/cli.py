@@ -522,15 +522,7 @@ def _score(args: argparse.Namespace) -> int:
     from asd.data import clips_at, unique_ids
     from asd.experiment import check_calibration_clips, load_model, saved_results
 
-    _checked_quantile(args.decision_quantile)
-    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True),
-                     alarm_state=(args.alarm_state, False))
-    if args.alarm_state and args.alarm_after is None:
-        raise UsageError("--alarm-state FILE needs --alarm-after N: the run of flagged clips that raises an alarm")
-    if args.new_only and not args.alarm_state:
-        raise UsageError("--new-only needs --alarm-state FILE: the clips counted already are those it names")
-    if args.fail_on_alarm and args.alarm_after is None:
-        raise UsageError("--fail-on-alarm needs --alarm-after N: the run of flagged clips that raises an alarm")
+    _checked_score(args)
     calibration, calibration_clips = _calibration(args, stored=True, machine_id=args.id)
     saved = [load_model(path) for path in args.models]
     if args.calibration is None and calibration_clips is None and all(len(s["calibration_ids"]) for s in saved):
@@ -549,18 +541,9 @@ def _score(args: argparse.Namespace) -> int:
     with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
         state = _alarm_state(args.alarm_state, args.alarm_after)
         if args.new_only:
-            new, left_out = _new_clips(clips, state, names)
-            _warn_written_after(args.alarm_state, left_out)
-            usual = max((s["clip_seconds"] for s in saved if s.get("clip_seconds")), default=None)
-            new, held = _held_back(new, usual)
-            for line in held:
-                print(line)
-            if not new:
-                print(f"no {'other ' if held else ''}clips after those counted in {args.alarm_state}: nothing to score")
+            clips = _only_new(clips, state, saved, args.alarm_state)
+            if not clips:
                 return 0
-            if left_out:
-                print(f"{_count(len(left_out), 'clip')} counted already in {args.alarm_state}: left out")
-            clips = new
         else:  # --new-only picks the clips after those counted; others are checked to be so
             _check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
@@ -580,6 +563,37 @@ def _score(args: argparse.Namespace) -> int:
         print(f"asd: {_count(raised, 'alarm')} raised: exit status 1 (--fail-on-alarm)", file=sys.stderr)
         return 1
     return 0
+
+
+def _checked_score(args: argparse.Namespace) -> None:
+    """``asd score``'s options checked before any work: the quantile, the outputs, and the alarm
+    options that need another."""
+    _checked_quantile(args.decision_quantile)
+    _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True),
+                     alarm_state=(args.alarm_state, False))
+    if args.alarm_state and args.alarm_after is None:
+        raise UsageError("--alarm-state FILE needs --alarm-after N: the run of flagged clips that raises an alarm")
+    if args.new_only and not args.alarm_state:
+        raise UsageError("--new-only needs --alarm-state FILE: the clips counted already are those it names")
+    if args.fail_on_alarm and args.alarm_after is None:
+        raise UsageError("--fail-on-alarm needs --alarm-after N: the run of flagged clips that raises an alarm")
+
+
+def _only_new(clips, state: dict, saved: list[dict], path: Path) -> list:
+    """``asd score --new-only``: the clips after those counted in the alarm ``state`` (at ``path``),
+    less those held back as still being written (:func:`_held_back`), each said; none: nothing
+    to score, also said."""
+    new, left_out = _new_clips(clips, state, [s["name"] for s in saved])
+    _warn_written_after(path, left_out)
+    usual = max((s["clip_seconds"] for s in saved if s.get("clip_seconds")), default=None)
+    new, held = _held_back(new, usual)
+    for line in held:
+        print(line)
+    if not new:
+        print(f"no {'other ' if held else ''}clips after those counted in {path}: nothing to score")
+    elif left_out:
+        print(f"{_count(len(left_out), 'clip')} counted already in {path}: left out")
+    return new
 
 
 def _labelled(clips, path: Path, machine: str) -> list:
