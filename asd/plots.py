@@ -75,6 +75,11 @@ def _grid(n: int, ncols: int | None = None, panel: tuple[float, float] = (4.0, 3
     return fig, axes[:n]
 
 
+def _offset(j: int, n: int, width: float) -> float:
+    """Where bar ``j`` of ``n`` side by side, each ``width`` wide, sits from its group's centre."""
+    return (j - (n - 1) / 2) * width
+
+
 def _spans_a_decade(values: np.ndarray) -> bool:
     """Whether positive ``values`` span at least a factor of 10 (then a log axis reads better)."""
     values = np.asarray(values, dtype=float)
@@ -156,7 +161,7 @@ def counts_bars(sets: Mapping[str, Mapping[tuple[str, str, str], int]]) -> Figur
         x = np.arange(len(ids))
         for k, (split, label) in enumerate(groups):
             heights = [counts.get((mid, split, label), 0) for mid in ids]
-            bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, heights, width,
+            bars = ax.bar(x + _offset(k, len(groups), width), heights, width,
                           label=f"{split} / {label}", color=COUNT_GROUPS.get((split, label), "0.6"))
             ax.bar_label(bars, padding=1)
         ax.set_xticks(x, [f"ID {mid}" for mid in ids])
@@ -283,7 +288,7 @@ def network_shapes(networks: Mapping[str, Sequence[tuple[int, str]]],
         for x, slot in enumerate(slots):
             bar = 0.7 / len(slot)
             for k, (width, _) in enumerate(slot):
-                xk = x + (k - (len(slot) - 1) / 2) * bar
+                xk = x + _offset(k, len(slot), bar)
                 ax.bar(xk, width, bar * 0.9, bottom=-width / 2, color="0.6" if x == 0 else colours[name])
                 ax.text(xk, width / 2 + 0.02 * top, str(width), ha="center", va="bottom", fontsize=8)
             role = "input" if x == 0 else "output" if x == len(slots) - 1 else "heads" if len(slot) > 1 else ""
@@ -359,7 +364,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     ax = fig.subplots()
     shown: list[float] = []  # every value drawn, to set the axis limits
     for j, model in enumerate(models):
-        xs = np.arange(len(columns)) + (j - (len(models) - 1) / 2) * width
+        xs = np.arange(len(columns)) + _offset(j, len(models), width)
         values = np.array([table[model].get(c, (np.nan, np.nan))[k] for c in columns])
         # Bars grow from chance (0.5), not from 0: a bar's length is what the detector adds to a coin flip.
         ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=metrics.label(model), color=colours[model])
@@ -415,7 +420,7 @@ def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]
         groups = list(dict.fromkeys(g for cells in tab.values() for g in cells))
         clips = {g: n for cells in tab.values() for g, (_, n) in cells.items()}
         for j, model in enumerate(models):
-            xs = np.arange(len(groups)) + (j - (len(models) - 1) / 2) * width
+            xs = np.arange(len(groups)) + _offset(j, len(models), width)
             values = np.array([tab.get(model, {}).get(g, (np.nan, 0))[0] for g in groups])
             ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=metrics.label(model), color=colours[model])
         ax.axhline(CHANCE, color="0.3", lw=0.8, label=f"chance ({CHANCE:g})")
@@ -623,7 +628,7 @@ def own_id_bars(panels: Mapping[str, Mapping[str, tuple[float, ...]]]) -> Figure
         shown = [k for k in range(values.shape[1]) if not np.all(np.isnan(values[:, k]))]
         width = 0.8 / len(shown)
         for j, k in enumerate(shown):
-            ax.bar(x + (j - (len(shown) - 1) / 2) * width, values[:, k], width, color=groups[k][1], label=groups[k][0])
+            ax.bar(x + _offset(j, len(shown), width), values[:, k], width, color=groups[k][1], label=groups[k][0])
         ax.set_xticks(x, [f"ID {mid}" for mid in shift])
         ax.set_ylim(0, 1.05)
         ax.set_title(title, fontsize=10)
