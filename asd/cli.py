@@ -779,27 +779,24 @@ def _advance(state: dict, results, quantile: float, calibration: str) -> None:
 
 
 def _write_alarm_state(path: Path, state: dict) -> None:
-    import json
+    from asd.utils import atomic_write_json
 
-    from asd.utils import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(state, indent=2, sort_keys=True).encode())
+    atomic_write_json(path, state, sort_keys=True)
     print(f"runs of flagged clips written to {path}: the next asd score --alarm-state {path} carries them on")
 
 
 def _write_report(path: Path, clips, data: str, detectors: list[dict], quantile: float, calibration: str,
                   alarm_after: int | None) -> None:
-    import json
     from datetime import datetime, timezone
 
-    from asd.utils import atomic_write_bytes
+    from asd.utils import atomic_write_json
 
     blob = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "decision_quantile": quantile, "calibration": calibration, "alarm_after": alarm_after, "data": data,
             "clips": [{"file": c.path.name, "path": str(c.path), "id": c.machine_id, "label": c.label_name}
                       for c in clips],
             "detectors": detectors}
-    atomic_write_bytes(path, json.dumps(blob, indent=2).encode())
+    atomic_write_json(path, blob)
     print(f"clips, thresholds, scores and decisions written to {path}")
 
 
@@ -1021,12 +1018,10 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    import json
-
     from asd import bench
     from asd.data import dataset_root
     from asd.experiment import data_source, prepare
-    from asd.utils import atomic_write_bytes, resolve_device
+    from asd.utils import atomic_write_json, resolve_device
 
     _checked_profile(args.profile)
     _checked_outputs(out=(args.out, False))
@@ -1050,7 +1045,7 @@ def _bench(args: argparse.Namespace) -> None:
           f"torch {features['torch_clips_per_s']:.1f} clips/s")
     if args.out:
         blob = {"data": str(root), **info, "precision": cfg.precision, "training": training, "features": features}
-        atomic_write_bytes(args.out, json.dumps(blob, indent=2).encode())
+        atomic_write_json(args.out, blob)
 
 
 class _PipeTolerant:

@@ -31,7 +31,8 @@ from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_t
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
-from asd.utils import PACKAGE, atomic_write_bytes, device_name, git_commit, resolve_device, versions
+from asd.utils import (PACKAGE, atomic_torch_save, atomic_write_bytes, atomic_write_json, device_name, git_commit,
+                       resolve_device, versions)
 
 
 @dataclass(frozen=True)
@@ -319,7 +320,7 @@ class Results:
             return None
 
     def save(self, path: Path, quantile: float = metrics.DECISION_QUANTILE, calibration: str = "training") -> None:
-        atomic_write_bytes(Path(path), json.dumps(self.to_dict(quantile, calibration), indent=2).encode())
+        atomic_write_json(Path(path), self.to_dict(quantile, calibration))
 
     def write_scores(self, folder: Path, quantile: float = metrics.DECISION_QUANTILE,
                      calibration: str = "training") -> list[Path]:
@@ -391,9 +392,7 @@ class Results:
                 "calibration_scores": torch.from_numpy(model.calibration_scores), "clip_seconds": self.clip_seconds,
                 "clip_rate": self.clip_rate,
                 "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        buffer = io.BytesIO()
-        torch.save(blob, buffer)
-        atomic_write_bytes(Path(path), buffer.getvalue())
+        atomic_torch_save(Path(path), blob)
 
     def _write_columns(self, folder: Path, columns: list[tuple[str, str, list[str]]]) -> list[Path]:
         paths, clip_ids = [], self.test.clip_ids
@@ -622,13 +621,11 @@ def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, p
 
 def _save_result(path: Path, res: ModelResult) -> None:
     """The result as JSON, and the trained weights beside it (``.pt``); the JSON last, as the marker."""
-    buffer = io.BytesIO()
-    torch.save(res.weights, buffer)
-    atomic_write_bytes(path.with_suffix(".pt"), buffer.getvalue())
+    atomic_torch_save(path.with_suffix(".pt"), res.weights)
     blob = {"name": res.name, "rows": res.rows, "scores": res.scores.tolist(), "seconds": res.seconds,
             "histories": {k: vars(h) for k, h in res.histories.items()}, "train_scores": res.train_scores.tolist(),
             "held_out": res.held_out.tolist()}
-    atomic_write_bytes(path, json.dumps(blob).encode())
+    atomic_write_json(path, blob, indent=None)
 
 
 def _load_result(path: Path) -> ModelResult:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from asd.config import Config, SplitCounts, SynthConfig, home
 from asd.data import GROUND_TRUTH, RELEASE_SETS, Clip, DataError
-from asd.utils import atomic_write_bytes, exclusive
+from asd.utils import atomic_write_bytes, atomic_write_json, exclusive
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
@@ -698,7 +698,7 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
         for _ in tqdm(done, total=len(clips), disable=not progress, desc="synthetic slider clips"):
             pass
     atomic_write_bytes(root / GROUND_TRUTH, ("\n".join(ground_truth_lines(clips)) + "\n").encode())
-    atomic_write_bytes(root / MARKER, json.dumps(_marker(synth, seed, hall_db), indent=2).encode())
+    atomic_write_json(root / MARKER, _marker(synth, seed, hall_db))
     (root / STARTED).unlink()
     _mark_sets(root)
     return root

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import platform
 import random
@@ -104,6 +106,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_json(path: Path, value, indent: int | None = 2, sort_keys: bool = False) -> None:
+    """``value`` as JSON at ``path``, written as :func:`atomic_write_bytes` writes."""
+    atomic_write_bytes(path, json.dumps(value, indent=indent, sort_keys=sort_keys).encode())
+
+
+def atomic_torch_save(path: Path, value) -> None:
+    """``torch.save`` of ``value`` at ``path``, written as :func:`atomic_write_bytes` writes."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 @contextmanager

@@ -185,8 +185,8 @@ print(models.summary(models.build("batchnorm", cfg), cfg.feature.dim))
 #
 # For anomaly detection, regularisation cuts both ways: a network that generalises too well
 # also rebuilds anomalies well, and its scores stop separating them. Whether BatchNorm and
-# dropout help is therefore an empirical question; {doc}`04_training_results` answers it for
-# the data at hand.
+# dropout help is therefore an empirical question; {doc}`04_training_results` measures it on
+# the data at hand, and whether repeated training runs can tell the networks apart at all.
 
 # %%
 dropout_net = models.build("dropout", cfg)

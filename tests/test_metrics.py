@@ -397,15 +397,18 @@ def test_the_real_calibration_reference_is_the_readmes_table():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     names = {"PCA": "pca", "sequential": "sequential", "baseline VAE": "baseline"}
     rows = {}
-    for line in readme.split("| calibration clips 50-59 |")[1].splitlines()[2:]:
+    train, cal = metrics.REAL_CALIBRATION_TRAIN, metrics.REAL_CALIBRATION_CAL
+    assert f"trained on the real clips 0-{train - 1}:" in " ".join(readme.split())
+    for line in readme.split(f"| calibration clips {train}-{train + cal - 1} |")[1].splitlines()[2:]:
         if not line.startswith("|"):
             break
         name, *cells = [c.strip() for c in line.strip("|").split("|")]
         rows[names[name]] = tuple(None if c.startswith("-") else int(c) for c in cells)
     assert rows == metrics.REAL_CALIBRATION_ALARMS
     nominal = (1 - metrics.REAL_CALIBRATION_QUANTILE) * metrics.REAL_CALIBRATION_CLIPS
-    assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips 60-74 (nominal {nominal:g})"
-            in " ".join(readme.split()))
+    first = train + cal
+    assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips {first}-{first + metrics.REAL_CALIBRATION_CLIPS - 1} "
+            f"(nominal {nominal:g})" in " ".join(readme.split()))
 
 
 def test_the_real_curve_reference_is_the_readmes_table():

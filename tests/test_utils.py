@@ -7,9 +7,10 @@ import sys
 import time
 
 import pytest
+import torch
 
 from asd import utils
-from asd.utils import atomic_write_bytes, exclusive
+from asd.utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -37,6 +38,16 @@ def test_a_failed_atomic_write_leaves_no_file_and_no_open_descriptor(tmp_path, m
     assert list(tmp_path.iterdir()) == []
     if opened is not None:
         assert len(os.listdir("/proc/self/fd")) == opened
+
+
+def test_json_and_torch_files_are_written_whole_and_read_back(tmp_path):
+    atomic_write_json(tmp_path / "a" / "state.json", {"b": 1, "a": [0.5, None]}, sort_keys=True)
+    assert (tmp_path / "a" / "state.json").read_text() == '{\n  "a": [\n    0.5,\n    null\n  ],\n  "b": 1\n}'
+    atomic_write_json(tmp_path / "compact.json", {"a": 1}, indent=None)
+    assert (tmp_path / "compact.json").read_text() == '{"a": 1}'
+    atomic_torch_save(tmp_path / "w.pt", {"w": torch.arange(3.0)})
+    assert torch.equal(torch.load(tmp_path / "w.pt", weights_only=True)["w"], torch.arange(3.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "compact.json", "w.pt"]  # no temporaries
 
 
 @pytest.mark.skipif(utils.fcntl is None, reason="locks need fcntl")
