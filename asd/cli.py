@@ -122,7 +122,7 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     s = _command(sub, "synth", "write the embedded synthetic slider dataset")
     s.add_argument("out", type=Path, help="folder to write dev_data/ and eval_data/ into")
     s.add_argument("--profile", choices=PROFILES, default=None, help=SYNTH_PROFILE_HELP)
-    s.add_argument("--seed", type=_at_least(0), default=0, help="the stand-in's seed (default 0, the book's)")
+    s.add_argument("--seed", type=_at_least(0, SEED_MAX), default=0, help="the stand-in's seed (default 0, the book's)")
     s.add_argument("--hall-db", type=float, default=0.0, metavar="DB",
                    help="record the same clips in a hall DB louder (negative: quieter; at most 20): the "
                         "background rises, the machines and faults stay, to test detectors trained in "
@@ -141,7 +141,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                         "decision_result_<machine>_id_<NN>.csv (1 anomalous); with it, test clips without labels "
                         "are scored, not evaluated")
     _decision_arguments(r)
-    r.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
+    r.add_argument("--machine", default="slider", type=_machine, help="the machine type's folder name (default slider)")
     r.add_argument("--ids", nargs="+", action="extend", default=None,
                    help="machine IDs, or 'all' (default: the report's IDs, e.g. slider 00 02 04)")
     r.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
@@ -154,7 +154,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--epochs", type=_at_least(1), default=None, help="override every model's epochs")
     r.add_argument("--profile", choices=PROFILES, default=None, help=PROFILE_HELP)
     r.add_argument("--device", default=None, help=DEVICE_HELP)
-    r.add_argument("--seed", type=_at_least(0), default=0,
+    r.add_argument("--seed", type=_at_least(0, SEED_MAX), default=0,
                    help="seeds the weights, the validation split and the batch order (default 0)")
     r.add_argument("--per-id", action="store_true", help="train one model per machine ID")
     r.add_argument("--max-train", type=_at_least(1), default=None, metavar="N",
@@ -233,7 +233,7 @@ def _arrange_parser(sub: argparse._SubParsersAction) -> None:
                                  "release names), so that asd run reads them")
     a.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="WAV files or folders of them")
     a.add_argument("--out", type=Path, required=True, metavar="DATA", help="the data folder (asd run --data DATA)")
-    a.add_argument("--machine", required=True, help="the machine type's folder name, e.g. press")
+    a.add_argument("--machine", required=True, type=_machine, help="the machine type's folder name, e.g. press")
     a.add_argument("--id", required=True, type=_machine_id, metavar="NN", help="the machine's ID, two digits")
     a.add_argument("--split", choices=("train", "test"), default="train",
                    help="train: normal recordings to learn from (default); test: recordings to check")
@@ -257,7 +257,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     """``asd bench``: time the training loops and feature extraction."""
     b = _command(sub, "bench", "time the plain DataLoader loop against asd.train, and feature extraction")
     b.add_argument("--data", type=Path, default=None, help="dataset folder (default: the synthetic data)")
-    b.add_argument("--machine", default="slider", help="the machine type's folder name (default slider)")
+    b.add_argument("--machine", default="slider", type=_machine,
+                   help="the machine type's folder name (default slider)")
     b.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help=f"networks to time (default: {' '.join(NETWORKS)})")
     b.add_argument("--epochs", type=_at_least(1), default=2, help="epochs each loop runs per network (default 2)")
@@ -332,12 +333,29 @@ def _machine_id(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _at_least(minimum: int):
-    """An argparse ``type``: an integer of at least ``minimum`` (argparse words the error)."""
+SEED_MAX = 2**32 - 1  # the largest seed np.random.seed (seeded with the others) takes
+
+
+def _machine(text: str) -> str:
+    """An argparse ``type``: a machine type's folder name (a trailing ``/``, as a shell completes a
+    folder's name, dropped)."""
+    from asd.data import DataError, checked_machine
+
+    try:
+        return checked_machine(text.rstrip("/") or text)
+    except DataError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _at_least(minimum: int, most: int | None = None):
+    """An argparse ``type``: an integer of at least ``minimum`` (and at most ``most``; argparse
+    words the error)."""
     def parse(text: str) -> int:
         value = int(text)  # ValueError: argparse says "invalid int value"
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {value}")
         return value
     parse.__name__ = "int"
     return parse
@@ -1097,6 +1115,23 @@ def _defaults_filled(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def _checked_home() -> None:
+    """A :class:`UsageError` unless the caches' folder (``ASD_HOME``, else the user's cache folder)
+    can be written."""
+    import tempfile
+
+    cache = home()
+    if cache.exists() and not cache.is_dir():
+        raise UsageError(f"ASD_HOME {cache}: a file, not a folder")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache):
+            pass
+    except OSError as err:
+        raise UsageError(f"{cache}: asd keeps its caches there, and cannot write there ({err.strerror}): "
+                         "set ASD_HOME to a folder you can write") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, argv = _parser(), sys.argv[1:] if argv is None else argv
     if not argv:  # a bare `asd`: the commands and where to start, not only a usage line
@@ -1108,8 +1143,8 @@ def main(argv: list[str] | None = None) -> int:
     from asd.download import DownloadError
 
     try:
-        if (cache := home()).exists() and not cache.is_dir():  # the caches go there
-            raise UsageError(f"ASD_HOME {cache}: a file, not a folder")
+        if args.command in ("synth", "run", "score", "bench"):  # the caches, locks and the stand-in go there
+            _checked_home()
         commands = {"synth": _synth, "run": _run, "score": _score, "cut": _cut, "arrange": _arrange,
                     "download": _download, "bench": _bench}
         with _stdout_may_close():

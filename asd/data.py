@@ -27,11 +27,13 @@ from asd.utils import atomic_write_bytes
 
 SPLITS = ("train", "test")
 LABELS = ("normal", "anomaly")
-NAME_RE = re.compile(r"^(normal|anomaly)_id_(\d{2})_(\d+)\.(?i:wav)$")  # .WAV too, as recorders write it
-UNLABELLED_RE = re.compile(r"^id_(\d{2})_(\d+)\.(?i:wav)$")
+NAME_RE = re.compile(r"^(normal|anomaly)_id_([0-9]{2})_([0-9]+)\.(?i:wav)$")  # .WAV too, as recorders write it
+UNLABELLED_RE = re.compile(r"^id_([0-9]{2})_([0-9]+)\.(?i:wav)$")
 GROUND_TRUTH = "eval_data_list.csv"  # the 2020 evaluator's name for the eval set's labels
 RELEASE_SETS = ("dev_data", "eval_data")  # the release's development and evaluation sets, side by side
 UNLABELLED = -1  # the label of a clip whose label is not known
+MAX_FLOAT_PEAK = 16.0  # beyond 24 dB over full scale a float WAV's samples are not audio scaled as such
+ZEROS_SECONDS = 0.25  # a run of exact zeros this long is digital silence: a recorder's noise floor never is
 
 
 class DataError(ValueError):
@@ -201,9 +203,16 @@ class Arranged:
 
 def checked_id(machine_id: str) -> str:
     """``machine_id``, checked to be two digits as in the release's names; else a :class:`DataError`."""
-    if not re.fullmatch(r"\d{2}", machine_id):
+    if not re.fullmatch(r"[0-9]{2}", machine_id):
         raise DataError(f"a machine ID is two digits (00, 01, ...), got {machine_id!r}")
     return machine_id
+
+
+def checked_machine(machine: str) -> str:
+    """``machine``, checked to be a folder name (letters, digits, ``_ - .``); else a :class:`DataError`."""
+    if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
+        raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
+    return machine
 
 
 def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, split: str = "train",
@@ -267,8 +276,7 @@ def _checked_arrangement(machine: str, machine_id: str, split: str, label: str) 
     if split == "train" and label != "normal":
         raise DataError("training clips are normal recordings: use the test split for other labels")
     checked_id(machine_id)
-    if not re.fullmatch(r"[\w.-]+", machine) or set(machine) == {"."}:
-        raise DataError(f"a machine type is a folder name (letters, digits, _ - .), got {machine!r}")
+    checked_machine(machine)
 
 
 def _not_arranged(files: list[Path], listed: dict[str, str], ours: re.Pattern, names: Path) -> list[Path]:
@@ -289,8 +297,15 @@ def _not_arranged(files: list[Path], listed: dict[str, str], ours: re.Pattern, n
     return todo
 
 
-# samples read as stored, so that a piece holds the recording's own values (24-bit read as int32)
+# samples read as stored, so that a piece holds the recording's own values (24-bit read as int32);
+# any other encoding (MP3, Vorbis, ADPCM, 8-bit, ...) is decoded to 32-bit float and written so
 _STORED = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
+
+
+def _stored(info) -> tuple[str, str]:
+    """The WAV subtype a piece of a recording with ``info`` is written in, and the dtype its samples
+    are read as."""
+    return (info.subtype, _STORED[info.subtype]) if info.subtype in _STORED else ("FLOAT", "float32")
 
 
 @dataclass
@@ -321,6 +336,9 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
     for path in files:
         with _reading(path):
             infos[path] = sf.info(path)
+        if infos[path].frames == 0 and (size := path.stat().st_size) > 4096:
+            raise DataError(f"{path}: its header says 0 samples, but the file holds {size:,} bytes: a recording "
+                            "left unfinished (power lost)? Repair its header first (sox, ffmpeg)")
     stems = Counter(p.stem for p in files)
     twin = next((stem for stem, n in stems.items() if n > 1), None)
     if twin is not None:
@@ -342,7 +360,11 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
         info = infos[path]
         y = _piece(path, info, start, plan[path].step)
         part = target.with_name(f".{target.name}.part")
-        sf.write(part, y, info.samplerate, subtype=info.subtype, format="WAV")
+        try:
+            sf.write(part, y, info.samplerate, subtype=_stored(info)[0], format="WAV")
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         part.replace(target)
         made.append(target)
     return Cut(made, len(kept), short)
@@ -374,7 +396,7 @@ def _kept_pieces(pieces: dict[tuple[Path, int], Path], infos: dict, plan: dict[P
 def _piece(path: Path, info, start: int, step: int) -> np.ndarray:
     """The samples of ``path`` from ``start`` (at most ``step`` frames), in its own sample format."""
     with _reading(path):
-        return sf.read(path, start=start, stop=start + step, dtype=_STORED.get(info.subtype, "float64"),
+        return sf.read(path, start=start, stop=start + step, dtype=_stored(info)[1],
                        always_2d=True)[0]
 
 
@@ -391,7 +413,7 @@ def _grown(target: Path, path: Path, info, start: int, step: int, last: bool) ->
     if same:
         head = min(there.frames, info.samplerate)
         with _reading(target):
-            first = sf.read(target, frames=head, dtype=_STORED.get(info.subtype, "float64"), always_2d=True)[0]
+            first = sf.read(target, frames=head, dtype=_stored(info)[1], always_2d=True)[0]
         same = np.array_equal(first, _piece(path, info, start, head))
     if not same:
         raise DataError(f"{target}: already there, but not the piece of {path} from {start / info.samplerate:g} s "
@@ -560,6 +582,8 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()  # a spreadsheet's "CSV UTF-8" starts with a BOM
     except OSError as err:
         raise DataError(f"{path}: cannot read the ground-truth list ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the ground-truth list as CSV (UTF-8)") from None
     labels: dict[str, int] = {}
     section = None
     for number, line in enumerate(lines, 1):
@@ -734,12 +758,19 @@ def readable(path: Path) -> None:
         sf.info(path)
 
 
+def _longest_zeros(y: np.ndarray) -> int:
+    """The longest run of samples of ``y`` that are exactly zero."""
+    edges = np.diff(np.concatenate([[0], (y == 0).view(np.int8), [0]]))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0))
+
+
 def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
     """A clip as float32 mono at ``sample_rate``.
 
     Multi-channel files (the 8-channel MIMII originals) keep their first channel; another
-    sample rate is resampled with a warning. Unreadable, empty or silent (constant) files and
-    NaN or infinite samples raise :class:`DataError`.
+    sample rate is resampled with a warning, and a stretch of digital silence (exact zeros) is
+    warned about. Unreadable, empty or silent (constant) files, NaN or infinite samples and
+    samples far beyond full scale raise :class:`DataError`.
     """
     with _reading(path):
         y, sr = sf.read(path, dtype="float32", always_2d=True)
@@ -753,6 +784,13 @@ def load_wav(path: Path, sample_rate: int = 16000) -> np.ndarray:
         raise DataError(f"{path}: {which}{int(np.sum(~np.isfinite(y)))} samples are NaN or infinite")
     if np.ptp(y) == 0:
         raise DataError(f"{path}: {which}silent (every sample {y[0]:g}): a disconnected microphone?")
+    if (peak := float(np.abs(y).max())) > MAX_FLOAT_PEAK:
+        raise DataError(f"{path}: {which}samples up to {peak:g}, where audio lies within -1..1: a float WAV "
+                        "written at integer scale, or a corrupted file?")
+    if (gap := _longest_zeros(y)) >= sr * ZEROS_SECONDS:
+        warnings.warn(f"{path}: {which}{gap / sr:.2f} s of digital silence (exact zeros: a dropout, or padding); "
+                      "its frames lie far below any recorded sound and sway what the detectors learn or score",
+                      stacklevel=2)
     if sr != sample_rate:
         import librosa
 

@@ -285,6 +285,7 @@ def test_bench_names_what_it_cannot_time(root, capsys):
 @pytest.mark.parametrize("args, message", [
     (["synth", "OUT", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     (["run", "--data", "DATA", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    (["run", "--data", "DATA", "--seed", str(2**32)], f"argument --seed: must be at most {2**32 - 1}, got {2**32}"),
     (["bench", "--max-clips", "0"], "argument --max-clips: must be at least 1, got 0"),
     (["run", "--data", "DATA", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     (["bench", "--epochs", "-3"], "argument --epochs: must be at least 1, got -3"),
@@ -312,6 +313,22 @@ def test_an_asd_home_that_is_a_file_is_named(root, tmp_path, capsys, monkeypatch
     monkeypatch.setenv("ASD_HOME", str(tmp_path / "cache"))
     assert main(["run", "--data", str(root), "--models", "pca", "--quiet"]) == 2
     assert _error_line(capsys) == f"asd: error: ASD_HOME {tmp_path / 'cache'}: a file, not a folder"
+    monkeypatch.setenv("ASD_HOME", str(tmp_path / "cache" / "sub"))  # under a file: no folder can be made
+    assert main(["score", str(tmp_path / "pca.pt"), "--clips", str(root)]) == 2
+    assert _error_line(capsys) == (f"asd: error: {tmp_path / 'cache' / 'sub'}: asd keeps its caches there, and cannot "
+                                   "write there (Not a directory): set ASD_HOME to a folder you can write")
+
+
+def test_a_machine_type_is_a_folder_name(root, tmp_path, capsys):
+    """As a shell completes a folder (``slider/``) it is the machine type; a path is not one (its
+    score files and figures would land in folders of their own)."""
+    assert main(["run", "--data", str(root), "--machine", "slider/", "--models", "pca", "--quiet",
+                 "--scores-dir", str(tmp_path / "sc")]) == 0
+    assert sorted(p.name for p in (tmp_path / "sc" / "pca").iterdir())[0].startswith("anomaly_score_slider_id_")
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--data", str(root), "--machine", "../slider", "--models", "pca"])
+    assert exit_.value.code == 2
+    assert "a machine type is a folder name (letters, digits, _ - .), got '../slider'" in capsys.readouterr().err
 
 
 def test_bad_device(root, capsys):

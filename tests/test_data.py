@@ -526,11 +526,26 @@ def test_hidden_files_a_mac_leaves_beside_clips_are_not_clips(tmp_path):
 @pytest.mark.parametrize("signal, message", [
     (np.zeros(1600), r"silent \(every sample 0\)"),
     (np.r_[np.full(100, np.nan), np.ones(1500) * 0.1], "100 samples are NaN or infinite"),
+    (_tone(0.1, SR) * 32767, "samples up to 16383.5, where audio lies within -1..1: a float WAV written at integer"),
+    (_tone(0.1, SR) * 1e18, "samples up to 5e\\+17, where audio lies"),
 ])
-def test_load_wav_refuses_silent_and_non_finite_audio(tmp_path, signal, message):
+def test_load_wav_refuses_silent_non_finite_and_out_of_scale_audio(tmp_path, signal, message):
     path = tmp_path / "normal_id_00_00000000.wav"
     sf.write(path, signal.astype(np.float32), SR, subtype="FLOAT")
     with pytest.raises(DataError, match=message):
+        load_wav(path)
+
+
+def test_load_wav_warns_about_digital_silence_in_a_clip(tmp_path):
+    """A dropout or zero padding: a recorder's noise floor is never exactly zero for long."""
+    y = 0.1 * np.random.default_rng(0).standard_normal(SR)
+    path = tmp_path / "normal_id_00_00000000.wav"
+    sf.write(path, np.r_[y, np.zeros(SR // 4)].astype(np.float32), SR, subtype="PCM_16")
+    with pytest.warns(UserWarning, match=r"normal_id_00_00000000.wav: 0.25 s of digital silence \(exact zeros"):
+        load_wav(path)
+    sf.write(path, np.r_[y, np.zeros(SR // 4 - 1)].astype(np.float32), SR, subtype="PCM_16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         load_wav(path)
 
 
@@ -558,6 +573,41 @@ def test_cut_splits_a_recording_into_clips_that_hold_its_own_samples(tmp_path, s
     again = cut([tmp_path / "rec"], tmp_path / "ten")
     assert [p.name for p in again.made] == ["later_000000s.wav"] and again.kept == 2
     assert not list((tmp_path / "ten").glob(".*"))  # no part files left behind
+
+
+@pytest.mark.parametrize("name, fmt, subtype", [("phone.ogg", "OGG", "VORBIS"), ("rec.wav", "WAV", "IMA_ADPCM"),
+                                                ("old.wav", "WAV", "PCM_U8")])
+def test_cut_writes_other_encodings_as_float_pieces_and_keeps_them_when_cut_again(tmp_path, name, fmt, subtype):
+    """A phone's Vorbis, a recorder's ADPCM, 8-bit PCM: decoded to float and written so, whole
+    pieces that a second cut recognises (an ADPCM piece would be padded to its block size)."""
+    if subtype not in sf.available_subtypes(fmt):
+        pytest.skip(f"this libsndfile cannot write {fmt} {subtype}")
+    (tmp_path / "rec").mkdir()
+    y = 0.3 * np.random.default_rng(0).uniform(-1, 1, 12 * 8000)  # 12 s at 8 kHz
+    sf.write(tmp_path / "rec" / name, y, 8000, format=fmt, subtype=subtype)
+    done = cut([tmp_path / "rec" / name], tmp_path / "clips", seconds=5)  # a folder's are its .wav files
+    assert [p.name for p in done.made] == [f"{Path(name).stem}_0000{s:02d}s.wav" for s in (0, 5)]
+    assert {sf.info(p).subtype for p in done.made} == {"FLOAT"}
+    decoded = sf.read(tmp_path / "rec" / name, dtype="float32")[0]
+    assert np.array_equal(np.concatenate([sf.read(p, dtype="float32")[0] for p in done.made]), decoded[:80000])
+    again = cut([tmp_path / "rec" / name], tmp_path / "clips", seconds=5)
+    assert again.made == [] and again.kept == 2
+
+
+def test_cut_refuses_a_recording_whose_header_was_never_finished(tmp_path):
+    """A recorder that lost power leaves the header's sizes at 0: the audio is there, unread."""
+    (tmp_path / "rec").mkdir()
+    path = tmp_path / "rec" / "press.wav"
+    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal(8000 * 3), 8000, subtype="PCM_16")
+    raw = bytearray(path.read_bytes())
+    data = raw.find(b"data")
+    raw[4:8] = raw[data + 4:data + 8] = bytes(4)
+    path.write_bytes(bytes(raw))
+    if sf.info(path).frames != 0:
+        pytest.skip("this libsndfile reads the samples of such a file")
+    with pytest.raises(DataError, match=r"press.wav: its header says 0 samples, but the file holds 48,044 bytes"):
+        cut([tmp_path / "rec"], tmp_path / "clips", seconds=1)
+    assert not (tmp_path / "clips").exists()
 
 
 def test_cut_refuses_what_it_cannot_cut_well(tmp_path):

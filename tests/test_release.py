@@ -647,6 +647,14 @@ def test_a_list_saved_by_a_spreadsheet_reads_the_same(tmp_path):
     assert read_ground_truth(path, "slider") == {"id_01_00000000.wav": 0, "id_01_00000001.wav": 1}
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
+def test_a_list_in_another_encoding_is_refused_in_one_line(tmp_path, encoding):
+    path = tmp_path / "eval_data_list.csv"
+    path.write_text("slider\nid_01_00000000.wav,normal_id_01_00000000.wav,0  # café\n", encoding=encoding)
+    with pytest.raises(DataError, match="eval_data_list.csv: not UTF-8 text; save the ground-truth list as CSV"):
+        read_ground_truth(path, "slider")
+
+
 def test_lists_read_only_their_machine_and_check_clips_both_ways(release, tmp_path):
     lines = (release / "eval_data_list.csv").read_text().splitlines()
     other = ["fan", "id_01_00000000.wav,anomaly_id_01_00000000.wav,1"]
