@@ -293,6 +293,9 @@ def _not_arranged(files: list[Path], listed: dict[str, str], ours: re.Pattern, n
             raise DataError(f"{path}: already arranged as {name} ({names}): a recording is one machine's, "
                             "with one label")
     for path in todo:  # a text file named .wav stops here, not at the next asd run
+        if "\n" in str(path.absolute()) or "\r" in str(path.absolute()):
+            raise DataError(f"{str(path)!r}: a line break in its path, which the names list ({names}) cannot "
+                            "hold: rename it")
         readable(path)
     return todo
 
@@ -334,8 +337,11 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
         raise DataError(f"{inside[0]}: already in {out}, the folder the pieces go to; cut into another folder")
     infos = {}
     for path in files:
-        with _reading(path):
-            infos[path] = sf.info(path)
+        with _reading(path), sf.SoundFile(path) as audio:
+            infos[path], seekable = sf.info(path), audio.seekable()
+        if not seekable:
+            raise DataError(f"{path}: its encoding ({infos[path].subtype}) cannot be read from the middle, "
+                            "so it cannot be cut: convert it to PCM WAV first")
         if infos[path].frames == 0 and (size := path.stat().st_size) > 4096:
             raise DataError(f"{path}: its header says 0 samples, but the file holds {size:,} bytes: a recording "
                             "left unfinished (power lost)? Repair its header first (sox, ffmpeg)")

@@ -620,7 +620,7 @@ glue("fig_fault_auc", fig_fault_auc)
 # clips of its ID, beside its normal twin, rendered from the same seed without the fault (on
 # the stand-in only).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 best_net = max(networks, key=lambda m: table[m]["AVG"][0])
 if results.synthetic:
     behind = metrics.normal_above(y_true, clip_ids, scores[best_net])
@@ -640,16 +640,13 @@ if results.synthetic:
     fig_twin = plots.spectrograms(
         {name: features.logmel(y, cfg.feature) for name, y in pair.items()},
         cfg.feature.hop_length / sr, ncols=2, sample_rate=sr)
-    for name, y in pair.items():
-        print(f"{name}:")
-        display(Audio(y, rate=sr))
 else:
-    twin_text = "none here"
+    twin_text, pair = "none here", {}
     fig_twin = plots.note(
         "The release does not say which fault an anomalous clip holds,\n"
         "nor has it the clip's normal twin: this needs the stand-in.")
 glue("twin_text", twin_text, display=False)
-glue("fig_twin", fig_twin, display=False)
+glue("fig_twin", fig_twin)
 
 # %% [markdown]
 # ```{glue:figure} fig_twin
@@ -660,6 +657,11 @@ glue("fig_twin", fig_twin, display=False)
 # beside its normal twin, left: the same seed rendered without the fault. Log-mel power in
 # dB, {glue:text}`data`.
 # ```
+
+# %% tags=["hide-input"]
+for name, y in pair.items():  # none without the stand-in
+    print(f"{name}:")
+    display(Audio(y, rate=sr))
 
 # %% [markdown]
 # ## The ID the report left out

@@ -610,6 +610,25 @@ def test_cut_refuses_a_recording_whose_header_was_never_finished(tmp_path):
     assert not (tmp_path / "clips").exists()
 
 
+def test_cut_refuses_an_encoding_it_cannot_read_from_the_middle(tmp_path):
+    if "GSM610" not in sf.available_subtypes("WAV"):
+        pytest.skip("this libsndfile cannot write GSM 6.10")
+    (tmp_path / "rec").mkdir()
+    sf.write(tmp_path / "rec" / "phone.wav", 0.1 * np.random.default_rng(0).standard_normal(8000 * 12), 8000,
+             subtype="GSM610")
+    with pytest.raises(DataError, match=r"phone.wav: its encoding \(GSM610\) cannot be read from the middle"):
+        cut([tmp_path / "rec"], tmp_path / "clips", seconds=5)
+    assert not (tmp_path / "clips").exists()  # refused before anything is written
+
+
+def test_arrange_refuses_a_recording_with_a_line_break_in_its_name(tmp_path):
+    (tmp_path / "rec").mkdir()
+    sf.write(tmp_path / "rec" / "two\nlines.wav", _tone(0.2, SR), SR)
+    with pytest.raises(DataError, match=r"a line break in its path, which the names list .* cannot hold: rename it"):
+        arrange([tmp_path / "rec"], tmp_path / "plant", "press", "00")
+    assert not (tmp_path / "plant").exists()
+
+
 def test_cut_refuses_what_it_cannot_cut_well(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
