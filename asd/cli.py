@@ -948,7 +948,8 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
             lines.append(f"  {'':<11} highest: {named}{more}")
         if alarm_after is not None:
             runs = (alarm_runs or {}).get(name, {})
-            raised, order = results.alarms(name, alarm_after, quantile, calibration, runs), time_order(results.test.clips)
+            raised = results.alarms(name, alarm_after, quantile, calibration, runs)
+            order = time_order(results.test.clips)
             cells = [_alarm_cell(mid, [results.test.clips[i].path.name for i in order if raised[i] and ids[i] == mid])
                      for mid in results.unique_ids]
             carried = ", ".join(f"ID {mid}: {runs[mid]}" for mid in results.unique_ids if runs.get(mid))

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from asd import metrics, synth, tables, utils
 from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, folder_wavs,
-                      is_release, list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable, unique_ids,
-                      unlabelled_files, unlike_lengths, unlike_rates, usual_rate)
+                      is_release, list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable,
+                      unique_ids, unlabelled_files, unlike_lengths, unlike_rates, usual_rate)
 from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together

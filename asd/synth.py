@@ -643,11 +643,11 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
     clips, machines and faults, with only the background raised.
 
     ``root/.complete`` (written last, then copied into each set) records the config, seed and hall;
-    with a matching marker this returns at once, with another one the old clips are removed first. ``workers`` processes
-    render the clips (default: one per CPU). Processes writing the same ``root`` at once take
-    turns (:func:`lock_path`): the second finds the first's data complete. Raises DataError
-    where ``root`` holds slider data this generator did not write (a real release is never
-    overwritten).
+    with a matching marker this returns at once, with another one the old clips are removed first.
+    ``workers`` processes render the clips (default: one per CPU). Processes writing the same
+    ``root`` at once take turns (:func:`lock_path`): the second finds the first's data complete.
+    Raises DataError where ``root`` holds slider data this generator did not write (a real
+    release is never overwritten).
     """
     root = Path(root)
     if not abs(hall_db) <= MAX_HALL_DB:  # NaN too

@@ -4,8 +4,8 @@ The fast path keeps the standardised log-mel frames on the device, shuffles vect
 there and gathers each batch of stacked vectors with one indexing operation: no Dataset, no
 per-sample collation, one host synchronisation per epoch (two with a validation split). On
 CUDA each epoch replays captured CUDA graphs, and :func:`fit_together` trains several
-networks at once from one thread, each on its own CUDA stream. The textbook ``TensorDataset`` + ``DataLoader`` loop that the benchmark
-compares against is :func:`asd.bench.fit_plain`.
+networks at once from one thread, each on its own CUDA stream. The textbook ``TensorDataset``
++ ``DataLoader`` loop that the benchmark compares against is :func:`asd.bench.fit_plain`.
 """
 from __future__ import annotations
 

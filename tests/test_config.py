@@ -82,8 +82,9 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
     arrange([root / "dev_data" / "slider" / "train"], tmp_path / "plant", "press", "00")
     monkeypatch.setenv("ASD_DATA", str(tmp_path / "plant"))
     src = data_source(replace(get_config("quick"), machine="press"))
-    assert src.synthetic and src.label.startswith(f"synthetic slider stand-in clips at {tmp_path / 'plant'}, "
-                                                  f"linked from {root / 'dev_data'} (generator v{synth.VERSION}, seed 3")
+    assert src.synthetic and src.label.startswith(
+        f"synthetic slider stand-in clips at {tmp_path / 'plant'}, linked from {root / 'dev_data'} "
+        f"(generator v{synth.VERSION}, seed 3")
     (tmp_path / "own").mkdir()  # a recorder's own files, one level under a folder with a foreign .complete
     (tmp_path / "own" / ".complete").write_text('{"done": true}')
     (tmp_path / "own" / "rec").mkdir()

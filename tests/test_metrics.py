@@ -406,9 +406,9 @@ def test_the_real_calibration_reference_is_the_readmes_table():
         rows[names[name]] = tuple(None if c.startswith("-") else int(c) for c in cells)
     assert rows == metrics.REAL_CALIBRATION_ALARMS
     nominal = (1 - metrics.REAL_CALIBRATION_QUANTILE) * metrics.REAL_CALIBRATION_CLIPS
-    first = train + cal
-    assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips {first}-{first + metrics.REAL_CALIBRATION_CLIPS - 1} "
-            f"(nominal {nominal:g})" in " ".join(readme.split()))
+    first, last = train + cal, train + cal + metrics.REAL_CALIBRATION_CLIPS - 1
+    assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips {first}-{last} (nominal {nominal:g})"
+            in " ".join(readme.split()))
 
 
 def test_the_real_curve_reference_is_the_readmes_table():
