@@ -19,6 +19,7 @@ from pathlib import Path
 from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, MIN_GAMMA_SCORES, NETWORKS,
                         PRECISIONS, PROFILES, Config, get_config, home)
 from asd.download import MACHINES
+from asd.utils import and_more
 
 
 PROFILE_HELP = ("quick: few epochs (and, in the synthetic stand-in, few clips), minutes on a laptop; full: the "
@@ -626,8 +627,7 @@ def _labelled(clips, path: Path, machine: str) -> list:
     labels = read_ground_truth(path, machine)
     missing = [c.path.name for c in clips if c.label == UNLABELLED and c.path.name not in labels]
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise DataError(f"{missing[0]}{more}: not in the ground-truth list {path}")
+        raise DataError(f"{and_more(missing)}: not in the ground-truth list {path}")
     return [replace(c, label=labels[c.path.name]) if c.label == UNLABELLED else c for c in clips]
 
 
@@ -759,8 +759,7 @@ def _warn_written_after(path: Path, left_out: list) -> None:
     since = path.stat().st_mtime
     late = [c.path for c in left_out if c.path.stat().st_mtime > since]
     if late:
-        more = f" and {len(late) - 1} more" if len(late) > 1 else ""
-        warnings.warn(f"{late[0]}{more}: written after {path}, yet not after the clips counted there, so left out "
+        warnings.warn(f"{and_more(late)}: written after {path}, yet not after the clips counted there, so left out "
                       "by --new-only: clips copied again, or a recorder that started its count anew (then start a "
                       "new state file)?")
 
@@ -943,9 +942,8 @@ def _flagged(results, quantile: float, calibration: str, shown: int = 5, strict:
         lines.append(f"  {name:<11} " + "   ".join(cells))
         top = _highest_flagged(scores, flagged)
         if top:
-            more = f" and {len(top) - shown} more" if len(top) > shown else ""
-            named = ", ".join(f"{results.test.clips[i].path.name} ({scores[i]:.4g})" for i in top[:shown])
-            lines.append(f"  {'':<11} highest: {named}{more}")
+            named = and_more([f"{results.test.clips[i].path.name} ({scores[i]:.4g})" for i in top], shown)
+            lines.append(f"  {'':<11} highest: {named}")
         if alarm_after is not None:
             runs = (alarm_runs or {}).get(name, {})
             raised = results.alarms(name, alarm_after, quantile, calibration, runs)
@@ -991,8 +989,7 @@ def _cut(args: argparse.Namespace) -> None:
     if done.kept:
         print(f"{_count(done.kept, 'clip')} there already, the same audio: kept")
     if done.short:
-        more = f" and {len(done.short) - 1} more" if len(done.short) > 1 else ""
-        print(f"final piece under {args.seconds / 2:g} s dropped from {done.short[0]}{more}")
+        print(f"final piece under {args.seconds / 2:g} s dropped from {and_more(done.short)}")
     out = shlex.quote(str(args.out))
     print(f"next: asd arrange {out} --out DATA --machine NAME --id NN (to train on them or keep them), "
           f"or asd score MODEL --clips {out} --id NN")
@@ -1016,8 +1013,7 @@ def _arrange(args: argparse.Namespace) -> None:
     if done.skipped:
         print(f"{done.skipped} already arranged: skipped")
     if done.missing:
-        more = f" and {len(done.missing) - 1} more" if len(done.missing) > 1 else ""
-        warnings.warn(f"{done.missing[0]}{more}: link to a missing file, {done.missing[0].readlink()}: give the "
+        warnings.warn(f"{and_more(done.missing)}: link to a missing file ({done.missing[0].readlink()}): give the "
                       "recordings' new folder to asd arrange to point the links there")
     run = f"asd run --data {shlex.quote(str(args.out))} --machine {args.machine}"
     if args.split == "train":

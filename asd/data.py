@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from asd.config import CLIP_SECONDS
-from asd.utils import atomic_write_bytes
+from asd.utils import and_more, atomic_write_bytes
 
 SPLITS = ("train", "test")
 LABELS = ("normal", "anomaly")
@@ -152,8 +152,7 @@ def folder_wavs(folder: Path) -> list[Path]:
                    key=name_order)
     broken = [p for p in found if not p.exists()]
     if broken:
-        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
-        raise DataError(f"{broken[0]}: link to a missing file, {broken[0].readlink()}{more}: were the "
+        raise DataError(f"{and_more(broken)}: link to a missing file ({broken[0].readlink()}): were the "
                         "recordings moved? give their new folder to asd arrange (same --out, --machine, "
                         "--id, --split): it points the links there")
     return [p for p in found if p.is_file()]

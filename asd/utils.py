@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +25,12 @@ except ImportError:  # Windows
 
 
 PACKAGE = Path(__file__).parent
+
+
+def and_more(items: Sequence[object], shown: int = 1) -> str:
+    """The first ``shown`` of ``items``, comma-separated, then how many more: ``"a.wav, b.wav and 3 more"``."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(str(item) for item in items[:shown]) + more
 
 
 def source_hash(modules: tuple[str, ...], package: Path = PACKAGE) -> str:

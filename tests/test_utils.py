@@ -1,4 +1,4 @@
-"""asd.utils: files written whole, with the permissions of any new file; a lock between processes."""
+"""asd.utils: long lists shortened in messages; files written whole, with the permissions of any new file; a lock between processes."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from asd import utils
-from asd.utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive
+from asd.utils import and_more, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive
+
+
+def test_and_more_names_the_first_items_and_counts_the_rest(tmp_path):
+    clips = [tmp_path / f"{n}.wav" for n in "abcd"]
+    assert and_more(clips[:1]) == str(clips[0])
+    assert and_more(clips) == f"{clips[0]} and 3 more"
+    assert and_more(["a", "b", "c"], shown=2) == "a, b and 1 more"
+    assert and_more(["a", "b"], shown=5) == "a, b"
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
