@@ -506,17 +506,13 @@ def _run(args: argparse.Namespace) -> None:
           f"profile: {cfg.profile} | device: {results.device}")
     if args.max_train is not None:
         print("training clips (--max-train): " + ", ".join(f"ID {mid} {n}" for mid, n in results.train_clips.items()))
+    decisions = bool(args.scores_dir or _decisions_asked(args, calibration_clips))
     if results.evaluable:
         print(results.table())
-        if _decisions_asked(args, calibration_clips) and not args.scores_dir:  # shown (with --scores-dir: below)
-            print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after))
-    else:
-        if results.test.clips:
-            print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
-        # shown for information where only the detectors were asked for (--save-models)
-        print(_flagged(results, args.decision_quantile, calibration,
-                       strict=bool(args.scores_dir or _decisions_asked(args, calibration_clips)),
-                       alarm_after=args.alarm_after))
+    elif results.test.clips:
+        print(f"the test clips cannot be evaluated ({'; '.join(unevaluable(results.test.clips))}): scores only")
+    if decisions or not results.evaluable:  # without labels, shown for information (--save-models alone)
+        print(_flagged(results, args.decision_quantile, calibration, strict=decisions, alarm_after=args.alarm_after))
     if args.out:
         results.save(args.out, args.decision_quantile, calibration)
         print(f"results written to {args.out}")
@@ -524,8 +520,6 @@ def _run(args: argparse.Namespace) -> None:
         warnings.warn(f"--scores-dir {args.scores_dir}: no test clips, no score files (the thresholds are above)")
     if args.scores_dir and results.test.clips:
         _write_scores(results, args, calibration)
-        if results.evaluable:  # the decisions written: where their lines are drawn
-            print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after))
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
