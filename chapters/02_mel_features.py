@@ -251,8 +251,8 @@ glue("fig_normal_anomaly", plots.spectrograms(
 # The synthetic stand-in renders every clip from a seed, and a faulty clip keeps the
 # surroundings of the normal clip with the same seed: its hall, and its strokes unless the
 # belt is loose. Rendered from one seed, the normal clip and its three faulty twins differ by
-# the fault alone; the seed also draws the fault's severity, from 0 (none) to 1, which
-# `asd.synth.fault_severity` reports. Each fault changes the machine's own process, as the real
+# the fault alone; the seed also draws the fault's severity, from 0 (none) up to 1
+# ({glue:text}`severity_caps`), which `asd.synth.fault_severity` reports. Each fault changes the machine's own process, as the real
 # MIMII slider faults do: a damaged rail scrapes and rings at the damage, a loose belt loads
 # the motor and makes the strokes irregular, a dry rail rubs louder and squeals, and every
 # fault loads the drive, whose steady tones (the horizontal lines) move and change level.
@@ -268,6 +268,9 @@ rendered = {name: features.logmel(synth.render_clip(machine_id, fault, seed=0),
 
 # %% tags=["hide-input", "remove-output"]
 glue("synth_version", synth.VERSION, display=False)
+caps = [f"{r.severity[1]:g} for ID {mid}" for mid, r in synth.RAILS.items()
+        if r.severity[1] < 1]
+glue("severity_caps", "; ".join(caps) or "for every ID", display=False)
 glue("fig_faults", plots.spectrograms(rendered, hop_s, ncols=2,
                                      sample_rate=fc.sample_rate))
 

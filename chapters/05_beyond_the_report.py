@@ -94,10 +94,10 @@ glue("idclf_high", f"{max(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=Fals
 # 5-frame vector and *predicts* frame 3. A normal time course is predictable from its
 # neighbours; a click, a slip or a squeal that starts in the centre frame is not.
 #
-# **{term}`Machine-ID classifier`** (`idclf`, after {cite}`primus2020anomalous`). A network trained to
+# **{term}`Machine-ID classifier`** (`idclf`, after {cite}`giri2020self`). A network trained to
 # tell the slider's IDs apart from their normal sounds, scored by how *little* probability it
 # gives a clip's own ID. The assumption: the other IDs of the same machine type act as proxy
-# outliers, so the features that distinguish one slider from another are also those a fault
+# outliers {cite}`primus2020anomalous`, so the features that distinguish one slider from another are also those a fault
 # disturbs. It needs at least two IDs, and it can only work where a fault makes a clip sound
 # less like its own machine: the section on the ID classifier below measures that.
 #

@@ -282,6 +282,26 @@ def test_glossary_states_the_package_values() -> None:
         assert phrase in text, f"chapters/glossary.md no longer says {phrase!r}"
 
 
+def test_the_introduction_states_the_release_counts() -> None:
+    # The introduction types the real release's counts: they must be the stand-in's full profile's.
+    from asd.config import get_config
+
+    cfg = get_config("full")
+    dev, ev = cfg.synth.dev, cfg.synth.eval
+    report = [dev.ids.index(mid) for mid in cfg.report_ids["slider"]]
+    train = [dev.train[i] for i in report]
+    normal = [dev.test_normal[i] for i in report]  # the same per ID, as the text says
+    anomalous = [dev.test_anomaly[i] for i in report]
+    text = " ".join((CHAPTERS / "intro.md").read_text(encoding="utf-8").split())
+    for phrase in (f"{', '.join(dev.ids[:-1])} and {dev.ids[-1]}",
+                   f"{sum(train)} normal training clips ({train[0]}, {train[1]} and {train[2]} per ID)",
+                   f"{sum(normal) + sum(anomalous)} test clips ({normal[0]} normal clips per ID "
+                   f"plus {anomalous[0]}, {anomalous[1]} and {anomalous[2]} anomalous ones)",
+                   f"IDs {', '.join(ev.ids[:-1])} and {ev.ids[-1]}, with {sum(ev.train)} training and "
+                   f"{sum(ev.test_normal) + sum(ev.test_anomaly)} test clips"):
+        assert phrase in text, f"chapters/intro.md no longer says {phrase!r}"
+
+
 def _quoted(prefix: str) -> set[str]:
     """Dotted names starting with ``prefix`` that the chapters, the glossary and the README quote
     in backticks (``asd.metrics.auc_pauc``, ``cfg.net.dropout``)."""
