@@ -2,7 +2,8 @@
 ``asd bench``.
 
 Bad input (a :class:`asd.data.DataError`, a failed download, a bad argument) ends with a one-line
-``asd: error: ...`` message and exit code 2. Anything else is a bug and keeps its traceback.
+``asd: error: ...`` message and exit status 2; Ctrl-C with ``asd: interrupted`` and 130. Anything
+else is a bug: it keeps its traceback and exits with 3, apart from the 1 of ``--fail-on-alarm``.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 import os
 import shlex
 import sys
+import traceback
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -208,7 +210,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                         "the recorder may be writing it)")
     c.add_argument("--fail-on-alarm", action="store_true",
                    help="with --alarm-after: exit with status 1 when this call raises an alarm, so that the job "
-                        "that runs it can tell someone (errors exit with 2)")
+                        "that runs it can tell someone (bad input exits with 2, a bug in asd with 3)")
     c.add_argument("--id", type=_machine_id, default=None, metavar="NN",
                    help="the machine ID of every --clips and --calibration-clips file whose name does not say it "
                         "(a recorder's own file names)")
@@ -1143,4 +1145,12 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, DownloadError, UsageError) as err:
         print(f"asd: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("asd: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug: its traceback, and a status no alarm or bad input gives
+        traceback.print_exc()
+        print(f"asd: an unexpected error, a bug in asd: please report it with the lines above and "
+              f"{_versions()}", file=sys.stderr)
+        return 3
     return status

@@ -548,12 +548,15 @@ def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[
     ``max_train`` keeps the first that many training clips of each ID by number
     (:func:`asd.data.first_per_id`): a smaller training set, tested on the same test clips.
     Unlabelled test clips (the eval set as released) take their labels from ``ground_truth``, by
-    default an ``eval_data_list.csv`` in or beside ``root``. Test clips that cannot be evaluated
+    default an ``eval_data_list.csv`` in or beside ``root``. A stand-in that :func:`asd.synth.generate`
+    left half-written is a :class:`DataError`. Test clips that cannot be evaluated
     (unlabelled without a list, or an ID without both normal and anomalous clips) are a
     :class:`DataError`, unless ``not require_labels``: then they are scored only (no AUC:
     :attr:`Results.evaluable` false), and a missing test folder means no test clips (train only).
     """
     machine = machine or cfg.machine
+    if (half := synth.unfinished(root)) is not None:
+        raise DataError(f"{half}: asd synth did not finish writing it (interrupted?): run asd synth {half} again")
     folder = Path(root) / machine / "test"
     trained_only = not folder.is_dir() or not folder_wavs(folder)  # no test clips (yet): train only
     if trained_only and require_labels and (Path(root) / machine / "train").is_dir():

@@ -22,10 +22,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -658,6 +659,13 @@ def generate(root: Path, synth: SynthConfig, seed: int = 0, progress: bool = Tru
         return _generate(root, synth, seed, progress, workers, hall_db)
 
 
+def unfinished(folder: Path) -> Path | None:
+    """The stand-in that ``folder`` is (or is a set of: ``dev_data/``, ``eval_data/``) if
+    :func:`generate` started writing it and never finished (interrupted), else None."""
+    folder = Path(folder)
+    return next((root for root in (folder, folder.parent) if (root / STARTED).exists()), None)
+
+
 def lock_path(root: Path) -> Path:
     """The lock :func:`generate` holds while it writes ``root``: under ``home()``, not in ``root``,
     which may be a folder of real data the generator refuses to touch."""
@@ -693,10 +701,14 @@ def _generate(root: Path, synth: SynthConfig, seed: int, progress: bool, workers
     for folder in {clip.path.parent for clip in clips}:
         folder.mkdir(parents=True, exist_ok=True)
     write = partial(_write, duration_s=synth.duration_s, hall_db=hall_db)
-    with ProcessPoolExecutor(workers) as pool:
-        done = map(write, clips) if workers == 1 else pool.map(write, clips, chunksize=8)
-        for _ in tqdm(done, total=len(clips), disable=not progress, desc="synthetic slider clips"):
+    bar = partial(tqdm, total=len(clips), disable=not progress, desc="synthetic slider clips")
+    if workers == 1:
+        for _ in bar(map(write, clips)):
             pass
+    else:  # Ctrl-C reaches the workers too: they ignore it, and leaving the block terminates them
+        with multiprocessing.Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+            for _ in bar(pool.imap(write, clips, chunksize=8)):
+                pass
     atomic_write_bytes(root / GROUND_TRUTH, ("\n".join(ground_truth_lines(clips)) + "\n").encode())
     atomic_write_json(root / MARKER, _marker(synth, seed, hall_db))
     (root / STARTED).unlink()

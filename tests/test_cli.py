@@ -8,8 +8,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -403,16 +405,25 @@ def test_an_option_without_a_command_is_argparse_error(capsys):
     assert err.startswith("usage: asd") and "Traceback" not in err
 
 
-def test_a_bug_keeps_its_traceback(root, monkeypatch):
-    """Only bad input becomes a one-line message; an unexpected error is a bug and propagates."""
+def test_a_bug_keeps_its_traceback_and_a_status_of_its_own(root, monkeypatch, capsys):
+    """Only bad input becomes a one-line message; an unexpected error is a bug: its traceback, and
+    status 3, which neither an alarm (1) nor bad input (2) gives; Ctrl-C is 130."""
     import asd.experiment
 
     def bug(*args, **kwargs):
         raise KeyError("a bug, not bad input")
 
     monkeypatch.setattr(asd.experiment, "run", bug)
-    with pytest.raises(KeyError, match="a bug"):
-        main(["run", "--data", str(root), "--quiet", "--device", "cpu"])
+    assert main(["run", "--data", str(root), "--quiet", "--device", "cpu"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'a bug, not bad input'" in err and "a bug in asd" in err
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(asd.experiment, "run", interrupt)
+    assert main(["run", "--data", str(root), "--quiet", "--device", "cpu"]) == 130
+    assert capsys.readouterr().err == "asd: interrupted\n"
 
 
 def test_synth_output_is_accepted_by_run(tmp_path, capsys, monkeypatch):
@@ -632,3 +643,24 @@ def test_new_only_leaves_a_clip_still_being_recorded_for_the_next_call(root, tmp
     with pytest.warns(UserWarning, match="rec3.wav"):
         assert main(score) == 0
     assert "| 2 clips, IDs 00" in capsys.readouterr().out
+
+
+def test_ctrl_c_twice_ends_asd_synth_in_one_line(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group, asd synth's workers too: pressed
+    twice while they render, the command still ends, with one line and status 130."""
+    out, env = tmp_path / "syn", {**os.environ, "ASD_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from asd.cli import main; sys.exit(main())",
+                             "synth", str(out)], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("dev_data/slider/*/*.wav")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(2):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.5)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # hung: its workers too
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode in (130, -signal.SIGINT), err  # the second press may end it as it exits: 130 to a shell
+    assert err.strip().splitlines()[-1] == "asd: interrupted" and "Traceback" not in err, err

@@ -18,7 +18,7 @@ from asd import synth, utils
 from asd.config import Config, SplitCounts, SynthConfig
 from asd.data import GROUND_TRUTH, DataError, clips_at, list_clips, read_ground_truth
 from asd.detectors import id_shift, one_recording_shift
-from asd.experiment import describe_clips, describe_data
+from asd.experiment import describe_clips, describe_data, select_clips
 from asd.features import extract
 from asd.metrics import REAL_MIMII_OWN_ID
 
@@ -283,7 +283,11 @@ def test_an_interrupted_generation_is_redone(tmp_path: Path) -> None:
     (root / synth.STARTED).touch()
     stale = next(root.rglob("*.wav"))
     stale.write_bytes(b"half")
+    for data in (root, root / "dev_data", root / "eval_data"):  # read as it is: refused, not taken for real data
+        with pytest.raises(DataError, match=rf"^{root}: asd synth did not finish writing it .* run asd synth {root} again"):
+            select_clips(Config(synth=TINY), data, require_labels=False)
     synth.generate(tmp_path, TINY, seed=0, progress=False)
+    assert select_clips(Config(synth=TINY), root / "dev_data").train
     assert sf.info(stale).frames > 0 and (root / synth.MARKER).is_file()
 
 
