@@ -182,7 +182,8 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     """``asd score MODEL... --clips PATH...``: score new clips with saved detectors."""
     c = _command(sub, "score", "score new clips with detectors saved by asd run --save-models, and flag "
                                "anomalies (no training)")
-    c.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="detector files (DIR/<model>.pt)")
+    c.add_argument("models", nargs="*", type=Path, metavar="MODEL",
+                   help="detector files (DIR/<model>.pt), or the folder DIR holding them")
     c.add_argument("--clips", nargs="+", action="extend", type=Path, required=True, metavar="PATH",
                    help="WAV files or folders of them, named id_NN_NNNNNNNN.wav (NN: the machine ID); labelled "
                         "names (normal_id_NN_..., anomaly_id_NN_...) add AUC/pAUC")
@@ -583,6 +584,12 @@ def _score(args: argparse.Namespace) -> int:
 def _checked_score(args: argparse.Namespace) -> None:
     """``asd score``'s options checked before any work: the quantile, the outputs, and the alarm
     options that need another."""
+    if not args.models:  # nargs="*", so that a detector taken in by --clips can be named
+        taken = [p for p in args.clips if p.suffix == ".pt"]
+        hint = f": {taken[0]} went to --clips; give the detectors first (asd score MODEL... --clips PATH...)" \
+            if taken else " (asd score MODEL... --clips PATH...)"
+        raise UsageError("no detector file given" + hint)
+    args.models = _detector_files(args.models)
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True),
                      alarm_state=(args.alarm_state, False))
@@ -592,6 +599,17 @@ def _checked_score(args: argparse.Namespace) -> None:
         raise UsageError("--new-only needs --alarm-state FILE: the clips counted already are those it names")
     if args.fail_on_alarm and args.alarm_after is None:
         raise UsageError("--fail-on-alarm needs --alarm-after N: the run of flagged clips that raises an alarm")
+
+
+def _detector_files(paths: list[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the detector files in it (``asd run --save-models DIR``)."""
+    files = []
+    for path in paths:
+        found = sorted(path.glob("*.pt")) if path.is_dir() else [path]
+        if not found:
+            raise UsageError(f"{path}: a folder without detector files (<model>.pt, from asd run --save-models)")
+        files += found
+    return files
 
 
 def _only_new(clips, state: dict, saved: list[dict], path: Path) -> list:

@@ -392,7 +392,7 @@ class Results:
                 "calibration_scores": torch.from_numpy(model.calibration_scores), "clip_seconds": self.clip_seconds,
                 "clip_rate": self.clip_rate,
                 "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        atomic_torch_save(Path(path), blob)
+        atomic_torch_save(Path(path), {**blob, "sha256": _digest(blob)})
 
     def _write_columns(self, folder: Path, columns: list[tuple[str, str, list[str]]]) -> list[Path]:
         paths, clip_ids = [], self.test.clip_ids
@@ -408,11 +408,39 @@ class Results:
 
 
 MODEL_FORMAT = "asd-detector-1"  # the layout of a file written by Results.save_model
+# What saved_results reads of it (clip_seconds and clip_rate aside: files saved before them score without)
+MODEL_KEYS = ("name", "machine", "data", "config", "mean", "std", "weights", "train_ids", "train_scores", "held_out",
+              "calibration_ids", "calibration_scores")
+
+
+def _digest(value) -> str:
+    """SHA-256 of a detector file's contents (dicts, lists, tensors, numbers, strings), key order aside."""
+    h = hashlib.sha256()
+
+    def walk(v) -> None:
+        if isinstance(v, dict):
+            for k in sorted(v):
+                h.update(f"<{k}>".encode())
+                walk(v[k])
+        elif isinstance(v, (list, tuple)):
+            h.update(f"[{len(v)}]".encode())
+            for item in v:
+                walk(item)
+        elif isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            raw = t.view(torch.int16) if t.dtype == torch.bfloat16 else t  # numpy has no bfloat16
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode() + raw.numpy().tobytes())
+        else:
+            h.update(repr(v).encode())
+
+    walk(value)
+    return h.hexdigest()
 
 
 def load_model(path: Path) -> dict:
     """The contents of a detector file written by :meth:`Results.save_model` (tensors only: safe to
-    load), and its ``path``."""
+    load), and its ``path``. One written by another asd version, or changed since it was written
+    (its contents no longer match their SHA-256, saved with them), is a :class:`DataError`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such detector file (write one with asd run --save-models DIR)")
@@ -422,6 +450,17 @@ def load_model(path: Path) -> dict:
         raise DataError(f"{path}: not a detector file written by asd ({type(err).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not a detector file of this asd version (format {MODEL_FORMAT})")
+    again = "save it again with asd run --save-models DIR"
+    if missing := [key for key in MODEL_KEYS if key not in blob]:
+        raise DataError(f"{path}: written by another asd version (it has no {missing[0]}): {again}")
+    if "sha256" in blob and _digest({k: v for k, v in blob.items() if k != "sha256"}) != blob["sha256"]:
+        raise DataError(f"{path}: damaged or edited since it was written (its contents do not match their "
+                        f"SHA-256): {again}")
+    try:
+        Config.from_dict(json.loads(blob["config"]))
+    except (TypeError, ValueError, KeyError) as err:  # keys added or renamed since
+        raise DataError(f"{path}: its config is not one this asd version reads ({type(err).__name__}: {err}): "
+                        f"{again}") from None
     if "clip_seconds" not in blob:  # saved before asd recorded the training clips' length
         warnings.warn(f"{path}: saved without its training clips' length, by an earlier asd: the lengths of the "
                       "clips it scores are not checked (save it again with asd run --save-models to check them)",

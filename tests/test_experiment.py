@@ -1,6 +1,7 @@
 """asd.experiment: preparation with training statistics, per-ID results, JSON, the result cache."""
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -398,13 +399,29 @@ def test_a_saved_detector_refuses_what_it_cannot_score(root, cfg, make_dataset, 
     with pytest.raises(DataError, match="other.pt: not a detector file of this asd version"):
         load_model(tmp_path / "other.pt")
     # a file saved before the training clips' length was recorded: scored, with a warning that says so
-    older = {k: v for k, v in torch.load(tmp_path / "pca.pt", weights_only=True).items() if k != "clip_seconds"}
+    blob = torch.load(tmp_path / "pca.pt", weights_only=True)
+    older = {k: v for k, v in blob.items() if k not in ("clip_seconds", "sha256")}
     torch.save(older, tmp_path / "older.pt")
     with pytest.warns(UserWarning, match="older.pt: saved without its training clips' length.* not checked"):
         saved = load_model(tmp_path / "older.pt")
     clips = list_clips(root, "slider", "test")
     assert score_clips(saved, clips, "cpu", False).models["pca"].scores == pytest.approx(
         score_clips(load_model(tmp_path / "pca.pt"), clips, "cpu", False).models["pca"].scores)
+    # another version's file, or one changed since: one line each, never a traceback or quiet NaN scores
+    again = "save it again with asd run --save-models"
+    torch.save({k: v for k, v in blob.items() if k != "calibration_ids"}, tmp_path / "v0.pt")
+    with pytest.raises(DataError, match=f"v0.pt: written by another asd version .it has no calibration_ids.: {again}"):
+        load_model(tmp_path / "v0.pt")
+    damaged = copy.deepcopy(blob)
+    damaged["weights"]["all"]["components"].view(torch.int32)[0, :16] ^= 0x7F800000  # flipped exponent bits
+    edited = {**blob, "config": blob["config"].replace('"n_mels": 128', '"n_mels": 64')}
+    foreign = {k: v for k, v in edited.items() if k != "sha256"} | {
+        "config": blob["config"].replace('"max_fpr"', '"fpr_max"')}  # a key renamed, no digest to catch it
+    for name, changed, why in (("damaged", damaged, "damaged or edited"), ("edited", edited, "damaged or edited"),
+                               ("foreign", foreign, "its config is not one this asd version reads")):
+        torch.save(changed, tmp_path / f"{name}.pt")
+        with pytest.raises(DataError, match=f"{name}.pt: {why}.*{again}"):
+            load_model(tmp_path / f"{name}.pt")
 
 
 def test_clips_recorded_at_another_rate_than_the_training_clips_are_named(make_dataset, tmp_path, cfg):

@@ -480,10 +480,12 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
                 capsys)[0] == 0
     clips = str(unlisted / "slider" / "test")
     (tmp_path / "other").mkdir()
+    (tmp_path / "empty").mkdir()
     (tmp_path / "other" / "pca.pt").write_bytes((tmp_path / "m" / "pca.pt").read_bytes())
     cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")],
               f"two pca detectors ({tmp_path / 'm' / 'pca.pt'}, {tmp_path / 'other' / 'pca.pt'}): their score files"),
              ([str(tmp_path / "m" / "nothing.pt")], "no such detector file"),
+             ([str(tmp_path / "m"), str(tmp_path / "empty")], f"{tmp_path / 'empty'}: a folder without detector files"),
              ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between"),
              # thresholds that cannot be set: refused before any detector scores a clip or prints a table
              ([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "m" / "sequential.pt"), "--calibration", "held-out"],
@@ -506,6 +508,17 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
         assert out == "" and not (tmp_path / "never").exists()
     code = main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", str(tmp_path / "nowhere"), "--quiet"])
     assert code == 2 and "nowhere: no such file or folder" in capsys.readouterr().err
+    # the detector after --clips, which takes every path it is given
+    assert main(["score", "--clips", clips, str(tmp_path / "m" / "pca.pt")]) == 2
+    assert f"{tmp_path / 'm' / 'pca.pt'} went to --clips; give the detectors first" in capsys.readouterr().err
+    # the folder --save-models wrote stands for the detectors in it
+    files = sorted(str(p) for p in (tmp_path / "m").glob("*.pt"))
+    assert len(files) > 1
+    said = []
+    for models in ([str(tmp_path / "m")], files):
+        assert main(["score", *models, "--clips", clips, "--quiet"]) == 0
+        said.append(capsys.readouterr().out)
+    assert said[0] == said[1]
 
 
 def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, make_dataset, tmp_path, capsys):
