@@ -164,7 +164,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    help="train on the first N training clips of each ID by number (asd arrange numbers a "
                         "recorder's files in name order: the first recorded) and test on all the test clips: "
                         "how many normal clips a detector needs")
-    r.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    r.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="write the results as JSON")
     r.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw the training curves (DIR/training.png), each model's test scores against its "
                         "thresholds (DIR/<model>_<machine>.png), the 2 highest-scoring flagged clips' log-mel "
@@ -196,7 +196,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                    help="draw each model's scores, clip by clip in order, against the thresholds "
                         "(DIR/<model>_<machine>.png), and the 2 highest-scoring flagged clips' log-mel and "
                         "vector scores over time (DIR/<model>_<machine>_flagged.png)")
-    c.add_argument("--out", type=Path, default=None, metavar="FILE",
+    c.add_argument("--out", type=Path, default=None, metavar="FILE.json",
                    help="write the clips, and per detector its thresholds and each clip's score and decision, "
                         "as JSON")
     _decision_arguments(c)
@@ -272,7 +272,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    help="of asd.train's loop (default fp32; the plain loop stays fp32, so under bf16 the "
                         "ratio includes what bfloat16 saves)")
     b.add_argument("--max-clips", type=_at_least(1), default=None, help="use at most this many training clips")
-    b.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
+    b.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="write the timings as JSON")
 
 
 def _decision_arguments(p: argparse.ArgumentParser) -> None:
@@ -391,6 +391,28 @@ def _checked_outputs(**paths: tuple[Path | None, bool]) -> None:
             raise UsageError(f"{flag}{path}: {parent} is not writable")
 
 
+def _checked_json_out(path: Path | None, *inputs: Path | None) -> None:
+    """``--out`` must name a ``.json`` file, none of ``inputs``: a slip of the shell (a detector's
+    or a clip's name in its place) must not overwrite what the command reads."""
+    if path is None:
+        return
+    if path.suffix.lower() != ".json":
+        raise UsageError(f"--out {path}: the results are JSON: give a file name ending in .json")
+    if any(i is not None and path.resolve() == i.resolve() for i in inputs):
+        raise UsageError(f"--out {path}: the command reads that file: give the results another name")
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, which is not a file, cannot be read as one."""
+    return "a folder, not a file (the list itself: eval_data_list.csv)" if path.is_dir() else "no such file"
+
+
+def _checked_data(path: Path) -> None:
+    """``--data`` must name a folder."""
+    if not path.is_dir():
+        raise UsageError(f"--data {path}: {'not a folder' if path.exists() else 'no such folder'}")
+
+
 def _synth(args: argparse.Namespace) -> None:
     from asd import synth
 
@@ -416,10 +438,11 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_quantile(args.decision_quantile)
     _checked_profile(args.profile)
+    _checked_json_out(args.out, args.ground_truth)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), save_models=(args.save_models, True),
                      figures=(args.figures, True))
     if args.ground_truth is not None and not args.ground_truth.is_file():
-        raise UsageError(f"--ground-truth {args.ground_truth}: no such file")
+        raise UsageError(f"--ground-truth {args.ground_truth}: {_not_a_file(args.ground_truth)}")
     calibration, calibration_clips = _calibration(args)
     if calibration_clips:
         _warn_shared(calibration_clips, list_clips(root, args.machine, "train"), "training clips")
@@ -430,11 +453,15 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
 
 
 def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration: str,
-                             calibration_clips: list | None, sel) -> None:
+                             calibration_clips: list | None, sel, device: str) -> None:
     """Where the run must set decision thresholds (``--scores-dir``, or a calibration asked for),
     every ID the run uses (``sel``, :func:`asd.experiment.select_clips`) has the normal clips a
-    gamma fit needs (:func:`asd.metrics.fit_gamma`), checked before the training rather than after it."""
+    gamma fit needs (:func:`asd.metrics.fit_gamma`), and calibration clips can be read whole,
+    checked before the training rather than after it."""
+    import torch
+
     from asd.experiment import check_calibration_clips
+    from asd.features import extract
     from asd.train import split_clips
 
     if not (args.scores_dir or _decisions_asked(args, calibration_clips)):
@@ -442,6 +469,8 @@ def _checked_threshold_clips(args: argparse.Namespace, cfg: Config, calibration:
     found, ids = [c.machine_id for c in sel.train], sel.ids
     if calibration == "calibration":
         check_calibration_clips(calibration_clips, args.machine, ids)
+        # their frames now, cached for Results.calibrate: a clip too short or holding NaN stops the run before training
+        extract(calibration_clips, cfg.feature, home() / "features", False, device=torch.device(device))
         counts = {"the calibration clips": [c.machine_id for c in calibration_clips]}
     elif calibration == "held-out":
         counts = {f"the clips {name} holds out": [found[i] for i in split_clips(
@@ -477,9 +506,10 @@ def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> No
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import dataset_root, unevaluable
+    from asd.data import DataError, dataset_root, unevaluable
     from asd.experiment import run, select_clips
 
+    _checked_data(args.data)
     root = dataset_root(args.data, args.machine)
     if root != args.data:
         print(f"asd: {args.data} is a release root: using {root} (the eval set: --data {args.data / 'eval_data'})",
@@ -497,7 +527,7 @@ def _run(args: argparse.Namespace) -> None:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
-    _checked_threshold_clips(args, cfg, calibration, calibration_clips, sel)
+    _checked_threshold_clips(args, cfg, calibration, calibration_clips, sel, device)
     results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
                   progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
                   ground_truth=args.ground_truth, require_labels=require_labels, max_train=args.max_train)
@@ -526,6 +556,11 @@ def _run(args: argparse.Namespace) -> None:
     if args.save_models:
         for name in results.models:
             results.save_model(name, args.save_models / f"{name}.pt")
+            try:  # said now, not when asd score first needs them
+                results.thresholds(name, args.decision_quantile, calibration)
+            except DataError as err:
+                warnings.warn(f"{args.save_models / f'{name}.pt'}: saved, but {err}: asd score will need "
+                              "--calibration-clips PATH (normal clips of each ID) to flag clips")
         same = " --calibration held-out" if calibration == "held-out" else ""  # this run's thresholds
         print(f"detectors saved to {args.save_models}/<model>.pt: score new clips with "
               f"asd score {args.save_models}/<model>.pt --clips FOLDER{same}")
@@ -590,6 +625,7 @@ def _checked_score(args: argparse.Namespace) -> None:
             if taken else " (asd score MODEL... --clips PATH...)"
         raise UsageError("no detector file given" + hint)
     args.models = _detector_files(args.models)
+    _checked_json_out(args.out, *args.models, args.alarm_state, args.ground_truth)
     _checked_quantile(args.decision_quantile)
     _checked_outputs(out=(args.out, False), scores_dir=(args.scores_dir, True), figures=(args.figures, True),
                      alarm_state=(args.alarm_state, False))
@@ -637,7 +673,7 @@ def _labelled(clips, path: Path, machine: str) -> list:
     from asd.data import UNLABELLED, DataError, read_ground_truth
 
     if not path.is_file():
-        raise UsageError(f"--ground-truth {path}: no such file")
+        raise UsageError(f"--ground-truth {path}: {_not_a_file(path)}")
     labels = read_ground_truth(path, machine)
     missing = [c.path.name for c in clips if c.label == UNLABELLED and c.path.name not in labels]
     if missing:
@@ -650,10 +686,13 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
     """``asd score``'s work, once every input is checked: each detector scores the clips and says
     what it flags; the files asked for are written, and the alarm state advanced. Returns how
     many alarms the detectors raised (none without ``--alarm-after``)."""
+    from asd.data import UNLABELLED, unevaluable
     from asd.experiment import describe_clips, score_clips
 
     scored = describe_clips(clips)
     print(f"scored: {scored}")
+    if any(c.label != UNLABELLED for c in clips) and (why := unevaluable(clips)):  # labels given, yet no AUC
+        print(f"no AUC/pAUC ({'; '.join(why)}): scores and decisions only")
     report, extracted, raised = [], {}, 0  # the clips' frames, computed once for detectors of the same features
     for detector in saved:
         results = score_clips(detector, clips, device, progress=not args.quiet, extracted=extracted)
@@ -1053,21 +1092,32 @@ def _bench(args: argparse.Namespace) -> None:
     from asd.utils import atomic_write_json, resolve_device
 
     _checked_profile(args.profile)
+    _checked_json_out(args.out)
     _checked_outputs(out=(args.out, False))
     cfg = get_config(args.profile, machine=args.machine, precision=args.precision)
     unknown = [m for m in args.models if m not in cfg.fit]
     if unknown:
         raise UsageError(f"asd bench times networks: {', '.join(unknown)} is not one; choose from {', '.join(cfg.fit)}")
     device = resolve_device(_checked_device(args.device))
-    root = dataset_root(args.data, args.machine) if args.data else data_source(cfg).dev
+    if args.data:
+        _checked_data(args.data)
+        root = dataset_root(args.data, args.machine)
+    else:
+        try:
+            root = data_source(cfg).dev
+        except ValueError as err:  # ASD_EVAL_DATA without ASD_DATA
+            raise UsageError(str(err)) from None
     # timing needs training clips only: test clips without labels (or none) are fine
     prep = prepare(cfg, root, args.machine, progress=False, device=device, require_labels=False)
+    if "idclf" in args.models and len(prep.unique_ids) < 2:
+        raise UsageError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {prep.unique_ids[0]} "
+                         "only (leave it out of the models)")
     if args.max_clips is not None:
         prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
     training = bench.bench_training(cfg, prep, args.models, args.epochs, device)
     features = bench.bench_features(prep.train.clips, cfg, device)
     info = bench.device_info(device)
-    print(f"data: {root} | device: {info['device']} | {len(prep.train)} training clips | "
+    print(f"data: {root} | device: {info['device']} | {_count(len(prep.train), 'training clip')} | "
           f"asd loop in {cfg.precision}, plain loop in fp32")
     print(bench.format_training(training))
     print(f"features: librosa {features['librosa_clips_per_s']:.1f} clips/s, "

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from asd import metrics, synth, tables, utils
-from asd.config import CALIBRATIONS, Config, FeatureConfig, home, setting
+from asd.config import CALIBRATIONS, ENVIRONMENT, Config, FeatureConfig, home, setting
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, folder_wavs,
                       is_release, list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable,
                       unique_ids, unlabelled_files, unlike_lengths, unlike_rates, usual_rate)
@@ -90,9 +90,9 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
     ``eval_data`` unless ``$ASD_EVAL_DATA`` says otherwise. ``$ASD_EVAL_DATA`` without ``$ASD_DATA``
     is an error: the book would treat a real eval set as part of the synthetic stand-in."""
     if setting("data"):
-        given = Path(setting("data")).expanduser()
+        given = _folder("data")
         dev = dataset_root(given, cfg.machine)
-        ev = (Path(setting("eval_data")).expanduser() if setting("eval_data")
+        ev = (_folder("eval_data") if setting("eval_data")
               else given / "eval_data" if dev != given and (given / "eval_data").is_dir() else None)
         synthetic, label = _provenance(dev, cfg.profile)
         return DataSource(dev, ev, synthetic, label, describe_data(ev, cfg.profile) if ev else None)
@@ -102,6 +102,15 @@ def data_source(cfg: Config, progress: bool = True) -> DataSource:
     root = synth.ensure(cfg, progress=progress)
     label = f"synthetic slider stand-in ({cfg.profile} profile, data seed {cfg.seed})"
     return DataSource(root / "dev_data", root / "eval_data", True, label, label)
+
+
+def _folder(name: str) -> Path:
+    """The folder a setting's environment variable names (``data``: ``$ASD_DATA``); a :class:`DataError`
+    naming the variable if it is none."""
+    path = Path(setting(name)).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{ENVIRONMENT[name][0]} {path}: {'not a folder' if path.exists() else 'no such folder'}")
+    return path
 
 
 def numbered(ids: list[str]) -> dict[str, int]:

@@ -86,13 +86,15 @@ def resolve_device(device: str | None = None) -> torch.device:
     available, else CPU."""
     from asd.config import setting
 
+    source = "" if device is not None else " (from ASD_DEVICE)"
     device = setting("device", device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        raise RuntimeError(f"device {device!r}{source} requested but CUDA is not available: ask for cpu, or auto "
+                           "(CUDA where there is a GPU)")
     if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
+        raise ValueError(f"unknown device {device!r}{source}; use auto, cpu or cuda")
     return torch.device(device)
 
 

@@ -201,7 +201,7 @@ def test_missing_folder(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["run", "--data", str(missing), "--quiet"]) == 2
     line = _error_line(capsys)
-    assert str(missing) in line and "folder not found" in line
+    assert line == f"asd: error: --data {missing}: no such folder"
 
 
 def test_unknown_model(root, capsys):
@@ -248,17 +248,18 @@ def test_bad_profile_from_the_environment(root, capsys, monkeypatch):
     ("--scores-dir", "afile", "not a folder"),
     ("--save-models", "afile/models", "is a file, not a folder"),
     ("--figures", "afile", "not a folder"),
-    ("--out", "adir", "is a folder, not a file"),
+    ("--out", "adir.json", "is a folder, not a file"),
+    ("--out", "afile", "the results are JSON: give a file name ending in .json"),  # a clip's name, say: kept
 ])
 def test_an_output_that_cannot_be_written_stops_the_run_before_it_starts(root, tmp_path, capsys, option, target,
                                                                          message):
     (tmp_path / "afile").write_text("")
-    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir.json").mkdir()
     assert main(["run", "--data", str(root), "--models", "pca", option, str(tmp_path / target), "--quiet",
                  "--device", "cpu"]) == 2
     line = _error_line(capsys)
     assert line.startswith(f"asd: error: {option} ") and message in line
-    assert not (tmp_path / "x.json").exists()
+    assert not (tmp_path / "x.json").exists() and (tmp_path / "afile").read_text() == ""
 
 
 def test_a_missing_ground_truth_list_is_an_error(root, tmp_path, capsys):
@@ -503,8 +504,9 @@ def test_repeated_list_options_add_up(root, tmp_path, capsys):
 def test_a_detector_saved_without_enough_clips_for_thresholds_is_saved_all_the_same(make_dataset, tmp_path, capsys):
     plant = make_dataset(tmp_path / "plant", ids=("00",), n_train=2, seconds=1.0, test_ids=())
     models, out = tmp_path / "m", tmp_path / "r.json"
-    assert main(["run", "--data", str(plant), "--models", "pca", "--quiet", "--save-models", str(models),
-                 "--out", str(out)]) == 0  # no decisions asked: the thresholds are only shown
+    with pytest.warns(UserWarning, match="asd score will need --calibration-clips"):
+        assert main(["run", "--data", str(plant), "--models", "pca", "--quiet", "--save-models", str(models),
+                     "--out", str(out)]) == 0  # no decisions asked: the thresholds are only shown
     printed = capsys.readouterr().out
     assert "pca: no training decision threshold for ID 00: a gamma fit needs at least 3 scores, got 2" in printed
     assert (models / "pca.pt").is_file() and json.loads(out.read_text())["thresholds"] == {"pca": None}
@@ -664,3 +666,49 @@ def test_ctrl_c_twice_ends_asd_synth_in_one_line(tmp_path):
         raise
     assert proc.returncode in (130, -signal.SIGINT), err  # the second press may end it as it exits: 130 to a shell
     assert err.strip().splitlines()[-1] == "asd: interrupted" and "Traceback" not in err, err
+
+
+def test_a_calibration_clip_too_short_stops_the_run_before_training(root, tmp_path, capsys, monkeypatch):
+    cal, rng = tmp_path / "cal", np.random.default_rng(0)
+    cal.mkdir()
+    for mid in ("00", "02"):
+        for n in range(3):
+            sf.write(cal / f"id_{mid}_{n:08d}.wav", rng.normal(0, 0.1, 16000).astype("float32"), 16000)
+    sf.write(cal / "id_00_00000003.wav", rng.normal(0, 0.1, 1600).astype("float32"), 16000)  # 0.1 s: a header fine
+    monkeypatch.setattr("asd.experiment.run", lambda *a, **k: pytest.fail("trained before the clips were read"))
+    assert main(["run", "--data", str(root), "--models", "pca", "--calibration-clips", str(cal), "--quiet",
+                 "--device", "cpu"]) == 2
+    assert "id_00_00000003.wav: 1600 samples, need at least" in _error_line(capsys)
+
+
+def test_a_detector_saved_without_thresholds_says_so_on_labelled_data_too(root, tmp_path, capsys):
+    """Two training clips per ID fit no gamma: saved all the same, with a warning where no flagged
+    clips are printed (labelled test clips), not only an error at the first asd score."""
+    with pytest.warns(UserWarning, match=r"pca.pt: saved, but pca: no training decision threshold for ID 00.*"
+                                         r"asd score will need --calibration-clips"):
+        assert main(["run", "--data", str(root), "--models", "pca", "--max-train", "2", "--quiet", "--device", "cpu",
+                     "--save-models", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "pca.pt").is_file()
+
+
+def test_paths_that_are_not_what_an_option_needs_are_named(root, tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("")
+    for args, message in ((["run", "--data", str(tmp_path / "afile")], f"--data {tmp_path / 'afile'}: not a folder"),
+                          (["run", "--data", str(tmp_path / "none")], f"--data {tmp_path / 'none'}: no such folder"),
+                          (["bench", "--data", str(tmp_path / "afile")], "--data"),
+                          (["run", "--data", str(root), "--ground-truth", str(tmp_path)], "a folder, not a file")):
+        assert main([*args, "--device", "cpu"]) == 2
+        assert message in _error_line(capsys)
+    monkeypatch.setenv("ASD_DATA", str(tmp_path / "afile"))  # the book's and asd bench's default data
+    assert main(["bench", "--device", "cpu"]) == 2
+    assert f"ASD_DATA {tmp_path / 'afile'}: not a folder" in _error_line(capsys)
+    monkeypatch.delenv("ASD_DATA")
+    monkeypatch.setenv("ASD_EVAL_DATA", str(tmp_path))
+    assert main(["bench", "--device", "cpu"]) == 2
+    assert "ASD_EVAL_DATA is set" in _error_line(capsys)
+
+
+def test_bench_refuses_idclf_on_one_id(make_dataset, tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", ids=("00",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=0.5)
+    assert main(["bench", "--data", str(data), "--models", "idclf", "--device", "cpu"]) == 2
+    assert "idclf tells machine IDs apart: it needs at least 2, the data has ID 00 only" in _error_line(capsys)

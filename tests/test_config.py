@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asd.config import ENVIRONMENT, Config, FeatureConfig, FitConfig, get_config, home, setting
-from asd.data import clips_at, list_clips
+from asd.data import DataError, clips_at, list_clips
 from asd.experiment import data_source, describe_clips, describe_data
 from asd.utils import resolve_device
 
@@ -42,6 +42,12 @@ def test_the_settings_reach_their_users(monkeypatch, tmp_path):
     assert home() == tmp_path / "xdg" / "asd"
     monkeypatch.setenv("ASD_DATA", str(tmp_path / "dev"))
     monkeypatch.setenv("ASD_EVAL_DATA", str(tmp_path / "eval"))
+    with pytest.raises(DataError, match=f"ASD_DATA {tmp_path / 'dev'}: no such folder"):  # a typo: named
+        data_source(get_config("quick"))
+    (tmp_path / "dev").mkdir()
+    with pytest.raises(DataError, match=f"ASD_EVAL_DATA {tmp_path / 'eval'}: no such folder"):
+        data_source(get_config("quick"))
+    (tmp_path / "eval").mkdir()
     src = data_source(get_config("quick"))
     assert (src.dev, src.eval, src.synthetic) == (tmp_path / "dev", tmp_path / "eval", False)
     assert src.label.startswith("real recordings")

@@ -486,6 +486,9 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
               f"two pca detectors ({tmp_path / 'm' / 'pca.pt'}, {tmp_path / 'other' / 'pca.pt'}): their score files"),
              ([str(tmp_path / "m" / "nothing.pt")], "no such detector file"),
              ([str(tmp_path / "m"), str(tmp_path / "empty")], f"{tmp_path / 'empty'}: a folder without detector files"),
+             ([str(tmp_path / "m" / "pca.pt"), "--out", str(tmp_path / "m" / "pca.pt")], "the results are JSON"),
+             ([str(tmp_path / "m" / "pca.pt"), "--alarm-after", "3", "--alarm-state", str(tmp_path / "runs.json"),
+               "--out", str(tmp_path / "runs.json")], "runs.json: the command reads that file"),
              ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between"),
              # thresholds that cannot be set: refused before any detector scores a clip or prints a table
              ([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "m" / "sequential.pt"), "--calibration", "held-out"],
@@ -519,6 +522,11 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
         assert main(["score", *models, "--clips", clips, "--quiet"]) == 0
         said.append(capsys.readouterr().out)
     assert said[0] == said[1]
+    # labelled clips that give no AUC: said why, as asd run says it
+    normal = sorted(glob.glob(f"{unlisted}/slider/train/normal_id_01_*"))[:3]
+    assert main(["score", str(tmp_path / "m" / "pca.pt"), "--clips", *normal, "--quiet"]) == 0
+    assert ("no AUC/pAUC (ID 01: 3 normal and 0 anomalous clips (AUC needs both)): scores and decisions only"
+            in capsys.readouterr().out)
 
 
 def test_calibration_clips_set_the_thresholds_of_run_and_score_alike(unlisted, make_dataset, tmp_path, capsys):

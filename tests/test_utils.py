@@ -81,8 +81,11 @@ def test_cuda_asked_for_where_there_is_none_is_an_error_not_a_fallback(monkeypat
     monkeypatch.delenv("ASD_DEVICE", raising=False)
     assert utils.resolve_device().type == "cpu"  # auto: the CPU
     for asked in ("cuda", "cuda:1"):
-        with pytest.raises(RuntimeError, match=f"device '{asked}' requested but CUDA is not available"):
+        with pytest.raises(RuntimeError, match=f"device '{asked}' requested but CUDA is not available: ask for cpu"):
             utils.resolve_device(asked)
+    monkeypatch.setenv("ASD_DEVICE", "cuda")  # where it came from, when not from the caller
+    with pytest.raises(RuntimeError, match=r"device 'cuda' \(from ASD_DEVICE\) requested"):
+        utils.resolve_device()
 
 
 def _git(cwd, *args) -> None:
