@@ -407,6 +407,11 @@ def _not_a_file(path: Path) -> str:
     return "a folder, not a file (the list itself: eval_data_list.csv)" if path.is_dir() else "no such file"
 
 
+def _spaces(values: list[str]) -> str:
+    """A hint where a list option's values were joined by commas (``--models pca,sequential``)."""
+    return ": separate the values with spaces, not commas" if any("," in v for v in values) else ""
+
+
 def _checked_data(path: Path) -> None:
     """``--data`` must name a folder."""
     if not path.is_dir():
@@ -433,7 +438,10 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
 
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
-        raise UsageError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+        raise UsageError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(DETECTORS)}"
+                         + _spaces(args.models))
+    if any("," in mid for mid in args.ids or []):
+        raise UsageError(f"--ids {' '.join(args.ids)}{_spaces(args.ids)}")
     if args.per_id and "idclf" in args.models:
         raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
     _checked_quantile(args.decision_quantile)
@@ -1097,7 +1105,8 @@ def _bench(args: argparse.Namespace) -> None:
     cfg = get_config(args.profile, machine=args.machine, precision=args.precision)
     unknown = [m for m in args.models if m not in cfg.fit]
     if unknown:
-        raise UsageError(f"asd bench times networks: {', '.join(unknown)} is not one; choose from {', '.join(cfg.fit)}")
+        raise UsageError(f"asd bench times networks: {', '.join(unknown)} is not one; choose from {', '.join(cfg.fit)}"
+                         + _spaces(args.models))
     device = resolve_device(_checked_device(args.device))
     if args.data:
         _checked_data(args.data)

@@ -712,3 +712,10 @@ def test_bench_refuses_idclf_on_one_id(make_dataset, tmp_path, capsys):
     data = make_dataset(tmp_path / "data", ids=("00",), n_train=3, n_test_normal=1, n_test_anomaly=1, seconds=0.5)
     assert main(["bench", "--data", str(data), "--models", "idclf", "--device", "cpu"]) == 2
     assert "idclf tells machine IDs apart: it needs at least 2, the data has ID 00 only" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("args", [["run", "--models", "pca,sequential"], ["run", "--ids", "00,02"],
+                                  ["bench", "--models", "baseline,sequential"]])
+def test_a_list_joined_by_commas_gets_a_hint(root, args, capsys):
+    assert main([args[0], "--data", str(root), *args[1:], "--device", "cpu"]) == 2
+    assert _error_line(capsys).endswith(": separate the values with spaces, not commas")
