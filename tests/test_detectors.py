@@ -19,9 +19,11 @@ import torch
 
 from asd import cli
 from asd.config import Config, FitConfig, get_config
-from asd.detectors import DETECTORS, halves, id_shift, level_scores, make, n_kept, one_recording_shift
+from asd.data import Clip
+from asd.detectors import (DETECTORS, PCADetector, halves, id_shift, level_scores, make, n_kept, one_recording_shift,
+                           own_id_probability)
 from asd.experiment import Prepared, prepare, run
-from asd.features import gather_vectors
+from asd.features import FrameSet, Standardiser, gather_vectors
 from asd.metrics import auc_pauc
 from asd.models import IDNN, build
 
@@ -275,3 +277,64 @@ def test_level_scores_rank_louder_clips_higher(tmp_path: Path) -> None:
     assert auc_pauc(prep.test.y_true, scores) == (1.0, 1.0)
     rise = np.median(scores[prep.test.y_true == 1]) - np.median(scores[prep.test.y_true == 0])
     assert rise == pytest.approx(20 * np.log10(1.41), abs=0.1)
+
+
+def _frames(lengths: list[int], ids: list[str], n_mels: int, seed: int = 0, shift: float = 0.0) -> FrameSet:
+    """Random frames of clips of ``lengths`` frames, one machine ID each."""
+    rng = np.random.default_rng(seed)
+    parts = [(rng.standard_normal((n, n_mels)) + shift).astype(np.float32) for n in lengths]
+    clips = [Clip(Path(f"normal_id_{mid}_{i:08d}.wav"), "test", 0, mid, i) for i, mid in enumerate(ids)]
+    return FrameSet.from_parts(parts, clips)
+
+
+def _pca(n_mels: int, components: int, max_vectors: int | None = None) -> PCADetector:
+    cfg = get_config("quick")
+    beyond = replace(cfg.beyond, pca_components=components,
+                     **({} if max_vectors is None else {"pca_max_vectors": max_vectors}))
+    return PCADetector(replace(cfg, feature=replace(cfg.feature, n_mels=n_mels, n_frames=1), beyond=beyond))
+
+
+def test_pca_scores_are_sklearns_reconstruction_error():
+    """Centred on the training mean, projected on the largest components, the mean squared residual
+    per dimension: as scikit-learn's PCA reconstructs."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    scale, offset = np.linspace(5, 0.2, 8), np.linspace(-30, 30, 8)
+    x = rng.standard_normal((400, 8)) * scale + offset
+    test = rng.standard_normal((50, 8)) * 3 + offset
+    clip = [Clip(Path("normal_id_00_00000000.wav"), "train", 0, "00", 0)]
+    det = _pca(8, 3)
+    det.fit(FrameSet.from_parts([x.astype(np.float32)], clip))
+    ref = PCA(3).fit(x)
+    want = ((test - ref.inverse_transform(ref.transform(test))) ** 2).mean(axis=1)
+    np.testing.assert_allclose(det.vector_scores(FrameSet.from_parts([test.astype(np.float32)], clip))[0], want,
+                               rtol=1e-3)
+
+
+def test_pca_subsample_is_drawn_from_every_clip():
+    clips = _frames([200, 200], ["00", "00"], 4)
+    clips = clips.with_frames(clips.frames + np.repeat([[0.0], [10.0]], 200, axis=0).astype(np.float32))
+    det = _pca(4, 2, max_vectors=100)
+    det.fit(clips)
+    assert np.all(np.abs(det.mean - 5.0) < 2.0)  # the first 100 vectors alone would centre it near 0
+
+
+def test_level_scores_by_hand_on_clips_of_unequal_length():
+    fs = _frames([3, 7], ["00", "00"], 4)
+    std = Standardiser(np.full(4, -40.0, np.float32), np.full(4, 5.0, np.float32))
+    power = (10 ** (std.inverse(fs).frames.astype(np.float64) / 10)).sum(axis=1)  # summed over bands
+    want = [10 * np.log10(power[:3].mean()), 10 * np.log10(power[3:].mean())]  # averaged over each clip's frames
+    np.testing.assert_allclose(level_scores(fs, std), want, rtol=1e-6)
+
+
+def test_the_id_probe_standardises_with_training_statistics():
+    from sklearn.linear_model import LogisticRegression
+
+    train = _frames([30, 30], ["00", "02"], 6, seed=1)
+    train = train.with_frames(train.frames + np.repeat([[0.0], [1.0]], 30, axis=0).astype(np.float32))
+    test = _frames([10, 10], ["00", "02"], 6, seed=2, shift=3.0)  # its own statistics would hide the shift
+    std = Standardiser.fit(train.frames)
+    clf = LogisticRegression(max_iter=500).fit(std.transform(train).frames, np.repeat(["00", "02"], 30))
+    p = clf.predict_proba(std.transform(test).frames)
+    np.testing.assert_allclose(own_id_probability(train, test), [p[:10, 0].mean(), p[10:, 1].mean()], rtol=1e-4)

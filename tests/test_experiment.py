@@ -573,3 +573,20 @@ def test_auc_by_fault_groups_the_stand_ins_anomalies_and_refuses_other_data(root
                                                           res.models["pca"].scores, groups)}
     with pytest.raises(DataError, match="faults of the test clips are unknown"):
         run(cfg, root, ["pca"], progress=False).auc_by_fault()
+
+
+def test_the_ground_truth_list_joins_the_features_key(make_dataset, tmp_path, cfg):
+    """Unlabelled clips labelled by two lists: two keys, or run() would reuse AUC rows computed
+    against the other list's labels."""
+    root = make_dataset(tmp_path / "d", ids=("00",), n_train=3, n_test_normal=2, n_test_anomaly=2, seconds=1.0)
+    test = root / "slider" / "test"
+    named = sorted(p.name for p in test.glob("*.wav"))
+    for i, name in enumerate(named):
+        (test / name).rename(test / f"id_00_{i:08d}.wav")
+    keys = []
+    for flip in (0, 1):
+        lines = [f"id_00_{i:08d}.wav,{('normal', 'anomaly')[(i % 2) ^ flip]}_id_00_{i:08d}.wav,{(i % 2) ^ flip}"
+                 for i in range(len(named))]
+        (tmp_path / f"list{flip}.csv").write_text("slider\n" + "\n".join(lines) + "\n")
+        keys.append(prepare(cfg, root, "slider", ground_truth=tmp_path / f"list{flip}.csv", progress=False).key)
+    assert keys[0] != keys[1]

@@ -16,7 +16,8 @@ import torch
 import asd.features
 from asd.config import FeatureConfig
 from asd.data import Clip, DataError, list_clips, load_wav
-from asd.features import FrameSet, Standardiser, extract, gather_vectors, logmel, logmel_torch, mel_basis, stack
+from asd.features import (FrameSet, Standardiser, clip_means, extract, gather_vectors, logmel, logmel_torch, mel_basis,
+                          stack)
 
 SR = 16000
 CFG = FeatureConfig()
@@ -425,3 +426,13 @@ def test_frames_are_stored_row_major_whatever_the_parts_layout():
     assert FrameSet(np.asfortranarray(fs.frames), fs.offsets, fs.clips).frames.flags.c_contiguous
     assert Standardiser.fit(fs.frames).transform(rebuilt).frames.flags.c_contiguous
 
+
+def test_logmel_torch_honours_the_power_as_librosa_does():
+    cfg = FeatureConfig(power=1.0)  # a magnitude spectrogram: every other test uses the default power 2
+    y = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    got = logmel_torch(torch.from_numpy(y)[None], cfg, torch.from_numpy(mel_basis(cfg)))[0].numpy()
+    assert np.abs(got - logmel(y, cfg)).max() < 1e-2
+
+
+def test_a_clip_score_is_the_mean_over_its_own_vectors_whatever_its_length():
+    np.testing.assert_allclose(clip_means(np.array([1.0, 1.0, 1.0, 5.0]), np.array([0, 0, 0, 1]), 2), [1.0, 5.0])

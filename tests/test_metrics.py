@@ -493,3 +493,23 @@ def test_alarm_rates_edges():
     for bad in [(1.5, 0.5, 1), (0.1, -0.1, 1), (0.1, 0.5, 0)]:
         with pytest.raises(ValueError):
             metrics.alarm_rates(*bad)
+
+
+def test_fit_gamma_by_hand_uses_the_population_variance():
+    shape, loc, scale = metrics.fit_gamma([1.0, 2.0, 3.0, 4.0])  # mean 2.5, variance 1.25: shape 5, scale 0.5
+    assert (shape, loc, scale) == pytest.approx((5.0, 0.0, 0.5))
+
+
+def test_a_score_equal_to_its_threshold_is_normal():
+    """A classifier sure of every training clip scores them alike: its threshold is that score, and
+    flagging clips at it would flag every normal clip."""
+    ids = np.array(["00"] * 5)
+    assert metrics.decide(ids, np.full(5, 0.3), metrics.thresholds(ids, np.full(5, 0.3))).tolist() == [0] * 5
+    assert metrics.decide(np.array(["00"]), np.array([2.0]), {"00": 2.0}).tolist() == [0]
+
+
+def test_rank_auc_matches_sklearn_with_unequal_class_sizes():
+    rng = np.random.default_rng(0)
+    normal, anomalous = rng.standard_normal(7), rng.standard_normal(3) + 0.5
+    want = roc_auc_score(np.r_[np.zeros(7), np.ones(3)], np.r_[normal, anomalous])
+    assert metrics._rank_auc(normal[None], anomalous[None])[0] == pytest.approx(want)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from asd.config import NETWORKS, Config
+from asd.config import NETWORKS, Config, get_config
 from asd.models import REPORT_DROPOUT_LAYERS, REPORT_PARAMS, build, dense_widths, n_params, summary, summary_rows
 
 CFG = Config()
@@ -211,3 +211,15 @@ def test_sequential_loss_is_mse_by_hand():
 def test_unknown_network():
     with pytest.raises(ValueError, match="unknown network 'resnet'"):
         build("resnet", CFG)
+
+
+def test_the_vae_samples_with_the_posterior_standard_deviation(monkeypatch):
+    """z = mu + exp(logvar / 2) * eps: with eps = 1, the decoder reads mu + sigma."""
+    torch.manual_seed(0)
+    model = build("baseline", get_config("quick")).train()
+    x = torch.randn(4, 640)
+    monkeypatch.setattr(torch, "randn_like", lambda t: torch.ones_like(t))
+    with torch.no_grad():
+        h = model.encoder(x)
+        mu, logvar = model.mu(h), model.logvar(h)
+        torch.testing.assert_close(model(x)[0], model.decoder(mu + torch.exp(0.5 * logvar)))

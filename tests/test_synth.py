@@ -284,7 +284,8 @@ def test_an_interrupted_generation_is_redone(tmp_path: Path) -> None:
     stale = next(root.rglob("*.wav"))
     stale.write_bytes(b"half")
     for data in (root, root / "dev_data", root / "eval_data"):  # read as it is: refused, not taken for real data
-        with pytest.raises(DataError, match=rf"^{root}: asd synth did not finish writing it .* run asd synth {root} again"):
+        with pytest.raises(DataError, match=rf"^{root}: asd synth did not finish writing it .* "
+                                            rf"run asd synth {root} again"):
             select_clips(Config(synth=TINY), data, require_labels=False)
     synth.generate(tmp_path, TINY, seed=0, progress=False)
     assert select_clips(Config(synth=TINY), root / "dev_data").train
@@ -495,3 +496,11 @@ def test_real_loudness_figures_are_what_is_measured(real_dir: Path, mimii_dir: P
             - _level_db(sf.read(mimii_dir / f"normal_id_{mid}_00000000.wav")[0]) for mid in synth.REAL_FAULT_RISE_DB}
     assert rise == pytest.approx(synth.REAL_FAULT_RISE_DB, abs=0.05)
     assert max(rise.values()) <= synth.MAX_RISE_DB
+
+
+def test_a_fault_of_severity_zero_renders_its_normal_twin(monkeypatch):
+    """A faulty clip keeps its twin's hall, strokes and motion: at no severity, it is the twin."""
+    monkeypatch.setattr(synth, "_severity", lambda rail, fault: 0.0 * fault.random())  # the draw still made
+    normal = synth.render_clip("00", None, 5, duration_s=1.0)
+    for anomaly in synth.ANOMALIES:
+        np.testing.assert_array_equal(synth.render_clip("00", anomaly, 5, duration_s=1.0), normal)

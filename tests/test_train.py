@@ -4,13 +4,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from asd.config import Config, FitConfig
-from asd.data import DataError
+from asd.config import Config, FitConfig, get_config
+from asd.data import Clip, DataError
 from asd.experiment import Prepared, prepare
 from asd.features import FrameSet
 from asd.models import build
@@ -352,3 +353,22 @@ def test_cublaslt_is_set_for_training_and_restored_after_on_cuda():
             assert torch.backends.cuda.preferred_blas_library() == torch._C._BlasBackend.Cublaslt
             raise RuntimeError("inside")
     assert torch.backends.cuda.preferred_blas_library() == before
+
+
+def test_each_epoch_visits_the_vectors_in_a_new_random_order(monkeypatch):
+    seen, batch = [], DeviceVectors.batch
+
+    def recorded(self, index):
+        seen.append(index.clone())
+        return batch(self, index)
+
+    monkeypatch.setattr(DeviceVectors, "batch", recorded)
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal((20, 128)).astype(np.float32) for _ in range(2)]
+    clips = [Clip(Path(f"normal_id_{mid}_00000000.wav"), "train", 0, mid, 0) for mid in ("00", "02")]
+    fit(build("sequential", get_config("quick")), FrameSet.from_parts(parts, clips),
+        FitConfig(epochs=2, batch_size=8, validation_split=0.0), 5, {"00": 0, "02": 1}, torch.device("cpu"),
+        progress=False)
+    epochs = [torch.cat(seen[:4]).tolist(), torch.cat(seen[4:]).tolist()]  # 32 vectors: 4 batches of 8 an epoch
+    assert all(sorted(e) == list(range(32)) for e in epochs)
+    assert epochs[0] != list(range(32)) and epochs[0] != epochs[1]

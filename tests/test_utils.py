@@ -1,4 +1,5 @@
-"""asd.utils: long lists shortened in messages; files written whole, with the permissions of any new file; a lock between processes."""
+"""asd.utils: long lists shortened in messages; files written whole, with the permissions of any new file;
+a lock between processes."""
 from __future__ import annotations
 
 import os
