@@ -1096,7 +1096,7 @@ def _download(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from asd import bench
     from asd.data import dataset_root
-    from asd.experiment import data_source, prepare
+    from asd.experiment import check_idclf, data_source, prepare
     from asd.utils import atomic_write_json, resolve_device
 
     _checked_profile(args.profile)
@@ -1118,9 +1118,7 @@ def _bench(args: argparse.Namespace) -> None:
             raise UsageError(str(err)) from None
     # timing needs training clips only: test clips without labels (or none) are fine
     prep = prepare(cfg, root, args.machine, progress=False, device=device, require_labels=False)
-    if "idclf" in args.models and len(prep.unique_ids) < 2:
-        raise UsageError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {prep.unique_ids[0]} "
-                         "only (leave it out of the models)")
+    check_idclf(args.models, prep.unique_ids)
     if args.max_clips is not None:
         prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
     training = bench.bench_training(cfg, prep, args.models, args.epochs, device)

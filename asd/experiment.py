@@ -789,6 +789,13 @@ def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], prog
             for s in tqdm(seeds, desc="seeds", disable=not progress)]
 
 
+def check_idclf(models: list[str], ids: list[str]) -> None:
+    """A :class:`DataError` if ``models`` hold the ID classifier and ``ids`` fewer than two IDs to tell apart."""
+    if "idclf" in models and len(ids) < 2:
+        raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {ids[0]} "
+                        "only (leave it out of the models)")
+
+
 def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, ids: list[str] | None = None,
         device: str | None = None, per_id: bool = False, progress: bool = True,
         data_label: str | None = None, cache: bool = True, concurrent: bool = False,
@@ -807,9 +814,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     start = time.perf_counter()
     dev = resolve_device(device)
     sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels, max_train)
-    if "idclf" in models and len(sel.ids) < 2:  # before any features are extracted
-        raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {sel.ids[0]} "
-                        "only (leave it out of the models)")
+    check_idclf(models, sel.ids)  # before any features are extracted
     usual, rate = float(np.median(durations(sel.train))), usual_rate(sel.train)
     for clips, what in ((sel.train, "training clips"), (sel.test, "test clips")):
         _warn_unlike(clips, usual, rate, what)
