@@ -1096,7 +1096,7 @@ def _download(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from asd import bench
     from asd.data import dataset_root
-    from asd.experiment import check_idclf, data_source, prepare
+    from asd.experiment import check_idclf, data_source, extract_selection, select_clips
     from asd.utils import atomic_write_json, resolve_device
 
     _checked_profile(args.profile)
@@ -1117,8 +1117,9 @@ def _bench(args: argparse.Namespace) -> None:
         except ValueError as err:  # ASD_EVAL_DATA without ASD_DATA
             raise UsageError(str(err)) from None
     # timing needs training clips only: test clips without labels (or none) are fine
-    prep = prepare(cfg, root, args.machine, progress=False, device=device, require_labels=False)
-    check_idclf(args.models, prep.unique_ids)
+    sel = select_clips(cfg, root, args.machine, require_labels=False)
+    check_idclf(args.models, sel.ids)  # before any features are extracted
+    prep = extract_selection(cfg, sel, progress=False, device=device)
     if args.max_clips is not None:
         prep.train = prep.train.subset(list(range(min(args.max_clips, len(prep.train)))))
     training = bench.bench_training(cfg, prep, args.models, args.epochs, device)
