@@ -6,6 +6,7 @@ updates, so their ratio is a fair measure of what the fast path saves.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
 from functools import partial
 
@@ -62,6 +63,10 @@ def fit_plain(model: nn.Module, train: FrameSet, fit_cfg: FitConfig, n_frames: i
     return hist
 
 
+# Fewer updates than this are timed mostly by start-up (the first batches, allocations): their ratio is noise.
+MIN_TIMED_STEPS = 50
+
+
 def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
                    device: torch.device, progress: bool = False) -> list[dict]:
     """Steps/s and seconds per epoch of both loops for each network, plus their ratio and final losses.
@@ -69,7 +74,7 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
     :func:`asd.train.fit` runs as it does in experiments: CUDA-graph replay on a GPU, eager on the
     CPU, in ``cfg.precision``; the plain loop is the fp32 textbook loop, so under bf16 the ratio
     includes what bfloat16 saves. Raises RuntimeError where the loops made different numbers of
-    updates.
+    updates; warns where they made fewer than :data:`MIN_TIMED_STEPS`.
     """
     rows = []
     for name in models:
@@ -85,6 +90,10 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
         if plain.steps != fast.steps:
             raise RuntimeError(f"{name}: the plain loop made {plain.steps} updates and asd.train "
                                f"{fast.steps}; their timings are not comparable")
+        if fast.steps < MIN_TIMED_STEPS:
+            warnings.warn(f"{name}: {fast.steps} updates, too few to time (start-up dominates them, and the ratio "
+                          f"is noise): give at least {MIN_TIMED_STEPS} with more --epochs or training clips",
+                          stacklevel=2)
         rows.append({
             "model": name, "batch_size": fit_cfg.batch_size, "epochs": epochs, "steps": fast.steps,
             "plain_steps_per_s": plain.steps / plain.seconds, "asd_steps_per_s": fast.steps / fast.seconds,

@@ -741,7 +741,10 @@ def _state_lock(path: Path | None):
 
     if path is None:
         return nullcontext()
-    return exclusive(path.with_name(f".{path.name}.lock"), f"another asd score is using {path}: waiting for it")
+    lock = path.with_name(f".{path.name}.lock")
+    if lock.exists() and not lock.is_file():
+        raise UsageError(f"{lock}: the lock asd score keeps beside --alarm-state {path} is not a file: remove it")
+    return exclusive(lock, f"another asd score is using {path}: waiting for it")
 
 
 def _alarm_state(path: Path | None, after: int) -> dict | None:

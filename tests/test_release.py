@@ -481,6 +481,7 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
     clips = str(unlisted / "slider" / "test")
     (tmp_path / "other").mkdir()
     (tmp_path / "empty").mkdir()
+    (tmp_path / ".st.json.lock").mkdir()  # a folder where the state's lock goes
     (tmp_path / "other" / "pca.pt").write_bytes((tmp_path / "m" / "pca.pt").read_bytes())
     cases = [([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "other" / "pca.pt")],
               f"two pca detectors ({tmp_path / 'm' / 'pca.pt'}, {tmp_path / 'other' / 'pca.pt'}): their score files"),
@@ -489,6 +490,8 @@ def test_score_refuses_bad_input_in_one_line(unlisted, tmp_path, capsys):
              ([str(tmp_path / "m" / "pca.pt"), "--out", str(tmp_path / "m" / "pca.pt")], "the results are JSON"),
              ([str(tmp_path / "m" / "pca.pt"), "--alarm-after", "3", "--alarm-state", str(tmp_path / "runs.json"),
                "--out", str(tmp_path / "runs.json")], "runs.json: the command reads that file"),
+             ([str(tmp_path / "m" / "pca.pt"), "--alarm-after", "3", "--alarm-state", str(tmp_path / "st.json")],
+              ".st.json.lock: the lock asd score keeps beside --alarm-state"),
              ([str(tmp_path / "m" / "pca.pt"), "--decision-quantile", "1.5"], "--decision-quantile must be between"),
              # thresholds that cannot be set: refused before any detector scores a clip or prints a table
              ([str(tmp_path / "m" / "pca.pt"), str(tmp_path / "m" / "sequential.pt"), "--calibration", "held-out"],
