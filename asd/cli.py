@@ -21,7 +21,7 @@ from pathlib import Path
 from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, MIN_GAMMA_SCORES, NETWORKS,
                         PRECISIONS, PROFILES, Config, get_config, home)
 from asd.download import MACHINES
-from asd.utils import and_more
+from asd.utils import and_more, not_a_folder
 
 
 PROFILE_HELP = ("quick: few epochs (and, in the synthetic stand-in, few clips), minutes on a laptop; full: the "
@@ -414,8 +414,8 @@ def _spaces(values: list[str]) -> str:
 
 def _checked_data(path: Path) -> None:
     """``--data`` must name a folder."""
-    if not path.is_dir():
-        raise UsageError(f"--data {path}: {'not a folder' if path.exists() else 'no such folder'}")
+    if why := not_a_folder(path):
+        raise UsageError(f"--data {path}: {why}")
 
 
 def _synth(args: argparse.Namespace) -> None:

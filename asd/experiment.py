@@ -32,7 +32,7 @@ from asd.detectors import Detector, make
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
 from asd.utils import (PACKAGE, atomic_torch_save, atomic_write_bytes, atomic_write_json, device_name, git_commit,
-                       resolve_device, versions)
+                       not_a_folder, resolve_device, versions)
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def _folder(name: str) -> Path:
     """The folder a setting's environment variable names (``data``: ``$ASD_DATA``); a :class:`DataError`
     naming the variable if it is none."""
     path = Path(setting(name)).expanduser()
-    if not path.is_dir():
-        raise DataError(f"{ENVIRONMENT[name][0]} {path}: {'not a folder' if path.exists() else 'no such folder'}")
+    if why := not_a_folder(path):
+        raise DataError(f"{ENVIRONMENT[name][0]} {path}: {why}")
     return path
 
 
@@ -448,7 +448,7 @@ def _digest(value) -> str:
 
 def load_model(path: Path) -> dict:
     """The contents of a detector file written by :meth:`Results.save_model` (tensors only: safe to
-    load), and its ``path``. One written by another asd version, or changed since it was written
+    load), its ``path`` and its parsed config (``cfg``). One written by another asd version, or changed since it was written
     (its contents no longer match their SHA-256, saved with them), is a :class:`DataError`."""
     path = Path(path)
     if not path.is_file():
@@ -466,7 +466,7 @@ def load_model(path: Path) -> dict:
         raise DataError(f"{path}: damaged or edited since it was written (its contents do not match their "
                         f"SHA-256): {again}")
     try:
-        Config.from_dict(json.loads(blob["config"]))
+        cfg = Config.from_dict(json.loads(blob["config"]))
     except (TypeError, ValueError, KeyError) as err:  # keys added or renamed since
         raise DataError(f"{path}: its config is not one this asd version reads ({type(err).__name__}: {err}): "
                         f"{again}") from None
@@ -474,7 +474,7 @@ def load_model(path: Path) -> dict:
         warnings.warn(f"{path}: saved without its training clips' length, by an earlier asd: the lengths of the "
                       "clips it scores are not checked (save it again with asd run --save-models to check them)",
                       stacklevel=2)
-    return {**blob, "path": path}
+    return {**blob, "path": path, "cfg": cfg}
 
 
 def saved_results(saved: dict, clips: list[Clip], device: str | None = None) -> Results:
@@ -484,7 +484,7 @@ def saved_results(saved: dict, clips: list[Clip], device: str | None = None) -> 
     trained on the clips' machine IDs."""
     name, machine = saved["name"], saved["machine"]
     _check_trained_on(clips, machine, sorted(set(saved["train_ids"])), f"{saved['path']}: {name} was")
-    cfg = Config.from_dict(json.loads(saved["config"]))
+    cfg = saved["cfg"]
     std = Standardiser(saved["mean"].numpy(), saved["std"].numpy())
     model = ModelResult(name, [], np.zeros(0), {}, 0.0, saved["weights"], saved["train_scores"].numpy(),
                         saved["held_out"].numpy(), saved["calibration_scores"].numpy())

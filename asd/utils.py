@@ -33,6 +33,11 @@ def and_more(items: Sequence[object], shown: int = 1) -> str:
     return ", ".join(str(item) for item in items[:shown]) + more
 
 
+def not_a_folder(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a folder (``"not a folder"``, ``"no such folder"``), None if it can."""
+    return None if path.is_dir() else "not a folder" if path.exists() else "no such folder"
+
+
 def source_hash(modules: tuple[str, ...], package: Path = PACKAGE) -> str:
     """Hash of the source of ``modules`` (names of ``asd`` modules, read from ``package``), for cache
     keys that must change when the code that made the cached values does."""

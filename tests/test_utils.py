@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from asd import utils
-from asd.utils import and_more, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive
+from asd.utils import and_more, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive, not_a_folder
+
+
+def test_not_a_folder_says_why_a_path_cannot_be_read_as_one(tmp_path):
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    assert not_a_folder(tmp_path) is None
+    assert not_a_folder(tmp_path / "clip.wav") == "not a folder"
+    assert not_a_folder(tmp_path / "missing") == "no such folder"
 
 
 def test_and_more_names_the_first_items_and_counts_the_rest(tmp_path):
