@@ -68,7 +68,7 @@ MIN_TIMED_STEPS = 50
 
 
 def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
-                   device: torch.device, progress: bool = False) -> list[dict]:
+                   device: torch.device) -> list[dict]:
     """Steps/s and seconds per epoch of both loops for each network, plus their ratio and final losses.
 
     :func:`asd.train.fit` runs as it does in experiments: CUDA-graph replay on a GPU, eager on the
@@ -84,7 +84,7 @@ def bench_training(cfg: Config, prep: Prepared, models: list[str], epochs: int,
             torch.manual_seed(cfg.seed)
             model = build(name, cfg, n_ids=len(prep.unique_ids))
             hist = loop(model, prep.train, fit_cfg, cfg.feature.n_frames, prep.id_index, device,
-                        seed=cfg.seed, progress=progress, desc=f"{name} {label}")
+                        seed=cfg.seed, progress=False, desc=f"{name} {label}")
             runs[label] = hist
         plain, fast = runs["plain"], runs["asd"]
         if plain.steps != fast.steps:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from asd.config import (CALIBRATIONS, CLIP_SECONDS, DECISION_QUANTILE, DETECTORS, MIN_GAMMA_SCORES, NETWORKS,
-                        PRECISIONS, PROFILES, Config, get_config, home)
+                        PRECISIONS, PROFILES, QUICK_SYNTH, Config, get_config, home)
 from asd.download import MACHINES
 from asd.utils import and_more, not_a_folder
 
@@ -32,7 +32,8 @@ BENCH_PROFILE_HELP = ("without --data, the synthetic set to time on (quick: the 
                       "data's clip counts); both time the report's batch sizes, for the epochs --epochs gives "
                       "(default: $ASD_PROFILE, else quick)")
 
-SYNTH_PROFILE_HELP = ("quick: a reduced set (at most 60 training clips per ID), minutes to train on a laptop; "
+SYNTH_PROFILE_HELP = (f"quick: a reduced set (at most {max(QUICK_SYNTH.dev.train)} training clips per ID), minutes to "
+                      "train on a laptop; "
                       "full: the real release's clip counts (default: $ASD_PROFILE, else quick)")
 DEVICE_HELP = "auto (CUDA if available, else the CPU), cpu or cuda (default: $ASD_DEVICE, else auto)"
 
@@ -1210,7 +1211,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args = _defaults_filled(parser.parse_args(argv))
+    previous = warnings.formatwarning
     warnings.formatwarning = lambda message, *_, **__: f"asd: warning: {message}\n"  # one line, no source
+    try:
+        return _dispatch(args)
+    finally:  # main may be called in-process (a notebook, the tests): leave warnings as they were
+        warnings.formatwarning = previous
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run ``args.command``; its exit status (bad input 2, interrupted 130, a bug 3)."""
     from asd.data import DataError
     from asd.download import DownloadError
 

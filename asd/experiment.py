@@ -659,14 +659,14 @@ def prepare(cfg: Config, root: Path, machine: str | None = None, ids: list[str] 
 RESULT_MODULES = ("config", "data", "features", "models", "train", "detectors", "metrics", "experiment")
 
 
-def source_hash(package: Path | None = None) -> str:
+def results_hash(package: Path | None = None) -> str:
     """Hash of the source of :data:`RESULT_MODULES` (in ``package``, default :data:`PACKAGE`), so
     cached results never outlive a change to them."""
     return utils.source_hash(RESULT_MODULES, package or PACKAGE)
 
 
 def _result_path(name: str, cfg: Config, prep: Prepared, device: torch.device, per_id: bool) -> Path:
-    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), source_hash(), torch.__version__, np.__version__]
+    parts = [name, cfg.hash(), prep.key, device.type, str(per_id), results_hash(), torch.__version__, np.__version__]
     return home() / "results" / f"{name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:20]}.json"
 
 

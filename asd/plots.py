@@ -19,7 +19,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import FormatStrFormatter, Locator, MaxNLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
-from asd import metrics
+from asd import metrics, tables
 from asd.config import DETECTORS
 from asd.data import UNLABELLED
 
@@ -294,7 +294,7 @@ def network_shapes(networks: Mapping[str, Sequence[tuple[int, str]]],
             role = "input" if x == 0 else "output" if x == len(slots) - 1 else "heads" if len(slot) > 1 else ""
             under = "\n".join(filter(None, [role, *slot[0][1].split("+")]))
             ax.text(x, -top / 2 - 0.04 * top, under, ha="center", va="top", fontsize=8)
-        ax.set_title((titles or {}).get(name, metrics.label(name)), fontsize=9)
+        ax.set_title((titles or {}).get(name, tables.label(name)), fontsize=9)
         ax.set_xlim(-0.6, len(slots) - 0.4)
         ax.set_ylim(-0.75 * top, 0.62 * top)
         ax.set_axis_off()
@@ -319,7 +319,7 @@ def training_curves(histories: Mapping[str, LossHistory], log: bool = True) -> F
                     ls="--", marker=marker)
         if log and _spans_a_decade(np.asarray([*hist.train_loss, *hist.val_loss])):
             ax.set_yscale("log")
-        ax.set_title(metrics.label(name), fontsize=10)
+        ax.set_title(tables.label(name), fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5 in a short run
         ax.legend(frameon=False)
@@ -345,8 +345,8 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
     markers (Figs 5-6).
 
     ``table`` is :func:`asd.metrics.table` output (model -> column -> (AUC, pAUC)). ``report``
-    (like :data:`asd.metrics.REPORT`) puts a black tick on each bar at the report's value for the
-    same network and column; ``baseline`` (like :data:`asd.metrics.DCASE2020_BASELINE`) draws a
+    (like :data:`asd.reference.REPORT`) puts a black tick on each bar at the report's value for the
+    same network and column; ``baseline`` (like :data:`asd.reference.DCASE2020_BASELINE`) draws a
     dashed line across each column's group. A reference's ``"AVG"`` is its mean over the table's
     IDs, drawn only where it lists them all.
     """
@@ -367,7 +367,7 @@ def score_bars(table: Mapping[str, Mapping[str, tuple[float, float]]], metric: s
         xs = np.arange(len(columns)) + _offset(j, len(models), width)
         values = np.array([table[model].get(c, (np.nan, np.nan))[k] for c in columns])
         # Bars grow from chance (0.5), not from 0: a bar's length is what the detector adds to a coin flip.
-        ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=metrics.label(model), color=colours[model])
+        ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=tables.label(model), color=colours[model])
         shown += values.tolist()
         ref = (report or {}).get(model)
         for x, column in zip(xs, columns):
@@ -422,7 +422,7 @@ def group_aucs(panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, int]]
         for j, model in enumerate(models):
             xs = np.arange(len(groups)) + _offset(j, len(models), width)
             values = np.array([tab.get(model, {}).get(g, (np.nan, 0))[0] for g in groups])
-            ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=metrics.label(model), color=colours[model])
+            ax.bar(xs, values - CHANCE, width, bottom=CHANCE, label=tables.label(model), color=colours[model])
         ax.axhline(CHANCE, color="0.3", lw=0.8, label=f"chance ({CHANCE:g})")
         ax.set_xticks(np.arange(len(groups)), [f"{g}\n({clips[g]} clips)" for g in groups])
         ax.set_ylim(min(CHANCE, np.nanmin([v for cells in tab.values() for v, _ in cells.values()])) - 0.05, 1.0)
@@ -456,7 +456,7 @@ def roc_curves(y_true: np.ndarray, clip_ids: np.ndarray,
                     label="chance")
             for name, (fpr, tpr) in curves.items():
                 ax.plot(fpr, tpr, color=colours[name], lw=1.2,
-                        label=metrics.label(name))
+                        label=tables.label(name))
             ax.set_xlim(0, right)
             # few, short tick labels: the two panels' end labels do not meet
             ax.set_xticks(np.linspace(0, right, 3))
@@ -746,7 +746,7 @@ def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
     fig, grid = _grid(4, ncols=2, panel=(3.45, 2.4))
     axes, legend_ax = grid[:3], grid[3]  # three panels, and the legend in the fourth place
     for name, values in auc.items():
-        axes[0].plot(levels, values, "o-", color=colours[name], ms=3, label=metrics.label(name))
+        axes[0].plot(levels, values, "o-", color=colours[name], ms=3, label=tables.label(name))
     axes[0].axhline(CHANCE, color="0.5", lw=1, ls=":")
     axes[0].set_title("average AUC", fontsize=10)
     for ax, key, label in ((axes[1], "false_alarms", "normal clips flagged"),
@@ -782,7 +782,7 @@ def learning_curve(sizes: Sequence[int], auc: Mapping[str, Sequence[float]],
     colours = _model_colours(list(auc))
     fig, axes = _grid(3, panel=(2.3, 2.5), sharex=True)
     for name, values in auc.items():
-        style = {"color": colours[name], "ms": 3, "label": metrics.label(name)}
+        style = {"color": colours[name], "ms": 3, "label": tables.label(name)}
         axes[0].plot(sizes, values, "o-", **style)
         for ax, key in ((axes[1], "false_alarms"), (axes[2], "recall")):
             ax.plot(sizes, decided[name][key], "o-", **style)

@@ -741,12 +741,9 @@ def _read_bytes(path: Path) -> bytes | None:
         return None
 
 
-def ensure(cfg: Config, root: Path | None = None, progress: bool = True, hall_db: float = 0.0) -> Path:
-    """Root of the synthetic data of ``cfg`` (in a hall ``hall_db`` louder), generated if needed.
-
-    The default root is ``home() / f"synth-{cfg.profile}-seed{cfg.seed}"``, with ``-hall+6dB``
-    (say) added for a louder hall.
-    """
+def ensure(cfg: Config, progress: bool = True, hall_db: float = 0.0) -> Path:
+    """Root of the synthetic data of ``cfg`` (in a hall ``hall_db`` louder), generated if needed:
+    ``home() / f"synth-{cfg.profile}-seed{cfg.seed}"``, with ``-hall+6dB`` (say) added for a louder hall."""
     hall = f"-hall{hall_db:+g}dB" if hall_db else ""
-    root = Path(root) if root is not None else home() / f"synth-{cfg.profile}-seed{cfg.seed}{hall}"
-    return generate(root, cfg.synth, cfg.seed, progress, hall_db=hall_db)
+    return generate(home() / f"synth-{cfg.profile}-seed{cfg.seed}{hall}", cfg.synth, cfg.seed, progress,
+                    hall_db=hall_db)

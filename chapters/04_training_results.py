@@ -53,7 +53,7 @@ from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 import asd
 import asd.book
-from asd import config, features, metrics, plots, records
+from asd import config, features, metrics, plots, records, reference
 from asd.tables import Table, TextTable
 
 cfg, src = asd.book.setup()
@@ -144,7 +144,7 @@ display(Table(table, f"This book: {provenance}"))
 # other above, and read these as what the real slider gave.
 
 # %%
-display(Table(metrics.reference_table(tuple(results.unique_ids)),
+display(Table(reference.reference_table(tuple(results.unique_ids)),
               "References (not computed here): the report's table and "
               "the DCASE 2020 baseline, real development set"))
 
@@ -161,11 +161,11 @@ glue("best_pauc_model", best_pauc, display=False)
 glue("best_pauc", table[best_pauc]["AVG"][1], display=False)
 avg_aucs = [cells["AVG"][0] for cells in table.values()]
 glue("spread_auc", max(avg_aucs) - min(avg_aucs), display=False)
-reference = metrics.reference_table()
+reference = reference.reference_table()
 # Reference marks only over results on the real release: on the stand-in or
 # other recordings they would measure another thing.
 marks = {} if not asd.book.measures_the_release(src) else {
-    "report": metrics.REPORT, "baseline": metrics.DCASE2020_BASELINE}
+    "report": reference.REPORT, "baseline": reference.DCASE2020_BASELINE}
 id_auc = {i: float(np.mean([table[m][i][0] for m in table])) for i in ids}
 hardest = min(id_auc, key=id_auc.get)
 glue("hardest_id", hardest, display=False)
@@ -685,9 +685,9 @@ for mid in results.left_out:
         print(f"ID {clip_id}: {n} {label} test clips")
     display(Table(metrics.table(extra.rows),
                   f"This book, ID {mid}: {src.label}"))
-published = {mid: metrics.DCASE2020_BASELINE[mid] for mid in results.left_out}
+published = {m: reference.DCASE2020_BASELINE[m] for m in results.left_out}
 display(Table(
-    metrics.table(metrics.rows_of("DCASE 2020 baseline", published)),
+    metrics.table(reference.rows_of("DCASE 2020 baseline", published)),
     "Reference (not computed here): the DCASE 2020 baseline README, "
     "real development set, one model trained on all four IDs together"
     + apart))
@@ -714,8 +714,8 @@ else:
     display(Table(metrics.table(ev.rows),
                   f"This book, evaluation set: {src.eval_label}"))
 display(Table(
-    metrics.table(metrics.rows_of("evaluator example",
-                                  metrics.EVALUATOR_EXAMPLE)),
+    metrics.table(reference.rows_of("evaluator example",
+                                  reference.EVALUATOR_EXAMPLE)),
     "Reference (not computed here): the example result for slider in the "
     "DCASE 2020 evaluator's README (the README does not name the system), "
     "real evaluation set" + apart))

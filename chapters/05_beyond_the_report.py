@@ -63,7 +63,8 @@ from myst_nb import glue
 
 import asd
 import asd.book
-from asd import detectors, experiment, metrics, models, plots, synth
+from asd import (detectors, experiment, metrics, models, plots, reference,
+                 synth)
 from asd.config import NETWORKS, home
 from asd.data import UNLABELLED, clips_at, cut, load_wav
 from asd.tables import Table, TextTable
@@ -71,12 +72,12 @@ from asd.tables import Table, TextTable
 cfg, src = asd.book.setup()
 
 # %% tags=["remove-input"]
-reference = metrics.reference_table()
-best = max(metrics.REPORT, key=lambda m: reference[f"report {m}"]["AVG"][0])
+reference = reference.reference_table()
+best = max(reference.REPORT, key=lambda m: reference[f"report {m}"]["AVG"][0])
 glue("report_best_auc", f"{reference[f'report {best}']['AVG'][0]:.3f}", display=False)
 glue("report_best_pauc", f"{reference[f'report {best}']['AVG'][1]:.3f}", display=False)
-glue("idclf_low", f"{min(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=False)
-glue("idclf_high", f"{max(metrics.ID_CLASSIFIERS_AUC.values()):g}", display=False)
+glue("idclf_low", f"{min(reference.ID_CLASSIFIERS_AUC.values()):g}", display=False)
+glue("idclf_high", f"{max(reference.ID_CLASSIFIERS_AUC.values()):g}", display=False)
 
 # %% [markdown]
 # ## Three more detectors
@@ -216,7 +217,7 @@ glue("task_verdict", f"the best report network ({best_report}) "
                     for m, d in task.items()) + " average AUC",
      display=False)
 report_avg = {m: cells["AVG"][0]
-              for m, cells in metrics.reference_table().items()}
+              for m, cells in reference.reference_table().items()}
 regularised = max(report_avg[f"report {m}"] for m in ("batchnorm", "dropout"))
 glue("report_reg_gain", regularised - report_avg["report baseline"],
      display=False)
@@ -290,7 +291,7 @@ glue("fig_hist_beyond", plots.score_histograms(
 # Reference marks only over results on the real release: on the stand-in or
 # other recordings they would measure another thing.
 marks = {} if not asd.book.measures_the_release(src) else {
-    "report": metrics.REPORT, "baseline": metrics.DCASE2020_BASELINE}
+    "report": reference.REPORT, "baseline": reference.DCASE2020_BASELINE}
 glue("fig_bars_beyond", plots.score_bars(
     table, "auc", **marks,
     title=f"AUC per machine ID, all detectors: {src.label}"))
@@ -365,13 +366,13 @@ one = detectors.one_recording_shift(prep.test)
 kinds = ("held-out half", "anomalous", "other normal recordings")
 display(own_id_table(one, kinds,
                      f"Probe trained on one recording per ID: {src.label}"))
-display(own_id_table(metrics.REAL_MIMII_OWN_ID, kinds[:2],
+display(own_id_table(reference.REAL_MIMII_OWN_ID, kinds[:2],
                      "The same on the real MIMII slider recordings "
                      "(a measured reference, not computed here)"))
 
 # %% tags=["hide-input", "remove-output"]
 glue("mean_shift", f"{np.mean(list(ratio.values())):.2f}", display=False)
-real = metrics.REAL_MIMII_OWN_ID
+real = reference.REAL_MIMII_OWN_ID
 one_shift = np.mean([a / h for h, a, _ in one.values()])
 glue("one_shift", f"{one_shift:.2f}", display=False)
 glue("one_other", f"{np.mean([o / h for h, _, o in one.values()]):.2f}",
@@ -593,9 +594,9 @@ glue("shift_verdict",
 # measured once on real audio, outside this build (asd.metrics)
 real_held = "; ".join(
     f"{name} {train} with training clips, {held} with held-out ones"
-    for name, (train, held, _) in metrics.REAL_CALIBRATION_ALARMS.items()
+    for name, (train, held, _) in reference.REAL_CALIBRATION_ALARMS.items()
     if held is not None)
-glue("real_held", f"{real_held}, of {metrics.REAL_CALIBRATION_CLIPS}",
+glue("real_held", f"{real_held}, of {reference.REAL_CALIBRATION_CLIPS}",
      display=False)
 
 # %% tags=["hide-input"]
@@ -749,9 +750,9 @@ glue("cal_verdict", "closer to" if closer else "no closer to", display=False)
 # were not measured there):
 
 # %% tags=["hide-input"]
-real = metrics.REAL_CALIBRATION_ALARMS
-n_real = metrics.REAL_CALIBRATION_CLIPS
-nominal_real = (1 - metrics.REAL_CALIBRATION_QUANTILE) * n_real
+real = reference.REAL_CALIBRATION_ALARMS
+n_real = reference.REAL_CALIBRATION_CLIPS
+nominal_real = (1 - reference.REAL_CALIBRATION_QUANTILE) * n_real
 display(TextTable(
     ["detector", "training clips", "held-out clips", "calibration clips"],
     [[name, *("-" if n is None else f"{n} of {n_real}" for n in cells)]
@@ -759,9 +760,9 @@ display(TextTable(
     f"Reference (real data, not computed in this build): normal clips "
     f"flagged among {n_real} unseen real slider clips of ID 00 (nominal "
     f"{nominal_real:g}), detectors trained on "
-    f"{metrics.REAL_CALIBRATION_TRAIN} others (quick profile, seed 0, 2 CPU "
+    f"{reference.REAL_CALIBRATION_TRAIN} others (quick profile, seed 0, 2 CPU "
     "threads), by where each ID's gamma was fitted; the calibration clips "
-    f"are {metrics.REAL_CALIBRATION_CAL} more unseen ones. PCA holds out "
+    f"are {reference.REAL_CALIBRATION_CAL} more unseen ones. PCA holds out "
     "no clips."))
 glue("real_cal_verdict", "cut every measured detector's false alarms"
      if all(c[2] < c[0] for c in real.values()) else
@@ -1316,7 +1317,7 @@ glue("lc_fewer", f"{steps_ratio:.0f}", display=False)
 # commands) and scored unseen ones, as the table says:
 
 # %% tags=["hide-input"]
-curve = metrics.REAL_CURVE_ALARMS
+curve = reference.REAL_CURVE_ALARMS
 real_sizes = list(curve["pca"])
 display(TextTable(
     ["detector", *(f"{n} clips" for n in real_sizes)],

@@ -47,7 +47,7 @@ from myst_nb import glue
 
 import asd
 import asd.book
-from asd import config, metrics
+from asd import config, metrics, reference
 from asd.tables import Table
 
 cfg, src = asd.book.setup()
@@ -67,14 +67,14 @@ runs = asd.experiment.seed_runs(cfg, src.dev, list(config.NETWORKS),
 
 # %%
 table = metrics.table(results.rows)
-reference = metrics.reference_table()
+reference = reference.reference_table()
 display(Table(table, f"This book: {src.label}, device {results.device}"))
 display(Table(reference, "References (not computed here): the report "
                          "and the DCASE 2020 baseline, real development set"))
 
 # %% tags=["hide-input"]
 ranked = sorted(table, key=lambda m: table[m]["AVG"][0], reverse=True)
-report_auc = {m: reference[f"report {m}"]["AVG"][0] for m in metrics.REPORT}
+report_auc = {m: reference[f"report {m}"]["AVG"][0] for m in reference.REPORT}
 report_ranked = sorted(report_auc, key=report_auc.get, reverse=True)
 glue("best_model", ranked[0], display=False)
 glue("best_auc", table[ranked[0]]["AVG"][0], display=False)
@@ -104,15 +104,15 @@ glue("report_best_auc", best, display=False)
 glue("report_worst_auc", worst, display=False)
 glue("report_spread", best - worst, display=False)
 glue("baseline_auc", reference["DCASE 2020 baseline"]["AVG"][0], display=False)
-published = metrics.ID_CLASSIFIERS_AUC.values()
+published = reference.ID_CLASSIFIERS_AUC.values()
 glue("idclf_low", f"{min(published):g}", display=False)
 glue("idclf_high", f"{max(published):g}", display=False)
 report_hardest = {min(cells, key=lambda i: cells[i][0])
-                  for cells in metrics.REPORT.values()}
+                  for cells in reference.REPORT.values()}
 assert len(report_hardest) == 1, "the report's hardest ID differs by network"
 glue("report_hardest_id", report_hardest.pop(), display=False)
 # in the report, pAUC < AUC everywhere
-assert all(p < a for cells in metrics.REPORT.values()
+assert all(p < a for cells in reference.REPORT.values()
            for a, p in cells.values())
 ids = [c for c in table[ranked[0]] if c != "AVG"]
 # as chapter 4: an ID's AUC averaged over the networks
@@ -141,7 +141,7 @@ glue("pauc_here", f"on this book's development set it is higher in "
      display=False)
 # the gaps between the averages as the reference table prints them (3 decimals)
 report_avg = sorted(round(reference[f"report {m}"]["AVG"][0], 3)
-                    for m in metrics.REPORT)
+                    for m in reference.REPORT)
 gaps = [b - a for a, b in zip(report_avg, report_avg[1:])]
 glue("report_gaps", f"{min(gaps):.3f} to {max(gaps):.3f}", display=False)
 

@@ -28,8 +28,6 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _private_asd_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test writes caches under its own temporary ASD_HOME, never into ~/.cache."""
-    import warnings
-
     from asd.config import ENVIRONMENT
 
     home = tmp_path_factory.mktemp("asd_home")
@@ -37,7 +35,6 @@ def _private_asd_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     for variable, _ in ENVIRONMENT.values():
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("ASD_HOME", str(home))
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # asd.cli.main sets its own
     return home
 
 

@@ -204,6 +204,14 @@ def test_missing_folder(tmp_path, capsys):
     assert line == f"asd: error: --data {missing}: no such folder"
 
 
+def test_main_leaves_the_warning_format_as_it_found_it(tmp_path):
+    import warnings
+
+    before = warnings.formatwarning
+    assert main(["run", "--data", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    assert warnings.formatwarning is before
+
+
 def test_unknown_model(root, capsys):
     assert main(["run", "--data", str(root), "--models", "sequential", "transformer", "--quiet"]) == 2
     assert "unknown model(s) transformer" in _error_line(capsys)

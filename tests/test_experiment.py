@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asd.detectors
 import asd.experiment
-from asd import metrics, synth
+from asd import metrics, reference, synth
 from asd.config import SplitCounts, SynthConfig, get_config
 from asd.data import UNLABELLED, DataError, clips_at, list_clips
 from asd.detectors import NetworkDetector, PCADetector
@@ -158,19 +158,20 @@ def test_test_ids_without_training_clips_are_refused(make_dataset, tmp_path, cfg
 
 
 def test_result_cache_keys_on_the_modules_from_audio_to_score(tmp_path, monkeypatch):
-    """Editing plots.py, tables.py or cli.py keeps the key (results reused); editing models.py changes it."""
+    """Editing plots.py, tables.py, reference.py or cli.py keeps the key (results reused); editing models.py changes it."""
     import shutil
 
     copy = tmp_path / "asd"
     shutil.copytree(Path(asd.experiment.__file__).parent, copy)
-    before = asd.experiment.source_hash(copy)
+    before = asd.experiment.results_hash(copy)
     (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a label edit\n")
     (copy / "cli.py").write_text((copy / "cli.py").read_text() + "\n# a help-text edit\n")
     (copy / "tables.py").write_text((copy / "tables.py").read_text() + "\n# a table-style edit\n")
-    assert asd.experiment.source_hash(copy) == before
+    (copy / "reference.py").write_text((copy / "reference.py").read_text() + "\n# a quoted number corrected\n")
+    assert asd.experiment.results_hash(copy) == before
     (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# a model edit\n")
-    assert asd.experiment.source_hash(copy) != before
-    assert asd.experiment.source_hash() == asd.experiment.source_hash(Path(asd.experiment.__file__).parent)
+    assert asd.experiment.results_hash(copy) != before
+    assert asd.experiment.results_hash() == asd.experiment.results_hash(Path(asd.experiment.__file__).parent)
 
 
 def test_cached_results_survive_a_plot_edit_not_a_model_edit(root, cfg, monkeypatch, tmp_path):
@@ -543,7 +544,7 @@ def test_a_detector_saved_from_real_recordings_flags_a_real_slider_fault(real_di
 
 
 def test_pca_fitted_to_the_first_real_clips_flags_the_unseen_ones_as_the_book_quotes(real_dir, tmp_path):
-    """The PCA row of metrics.REAL_CURVE_ALARMS, measured again (PCA trains no weights: no seed)."""
+    """The PCA row of reference.REAL_CURVE_ALARMS, measured again (PCA trains no weights: no seed)."""
     paths = sorted(real_dir.glob("*.wav"))
     if len(paths) < 75:
         pytest.skip(f"{real_dir}: 75 real clips expected, {len(paths)} found")
@@ -553,11 +554,11 @@ def test_pca_fitted_to_the_first_real_clips_flags_the_unseen_ones_as_the_book_qu
         (train / path.name).symlink_to(path)
     unseen = clips_at(paths[60:75])
     flagged = {}
-    for n in metrics.REAL_CURVE_ALARMS["pca"]:
+    for n in reference.REAL_CURVE_ALARMS["pca"]:
         res = run(get_config("quick"), tmp_path / "plant", ["pca"], device="cpu", progress=False,
                   require_labels=False, max_train=n)
         flagged[n] = int(res.rescored(unseen, progress=False).decisions("pca").sum())
-    assert flagged == {n: counts[0] for n, counts in metrics.REAL_CURVE_ALARMS["pca"].items()}
+    assert flagged == {n: counts[0] for n, counts in reference.REAL_CURVE_ALARMS["pca"].items()}
 
 
 def test_auc_by_fault_groups_the_stand_ins_anomalies_and_refuses_other_data(root, cfg, tmp_path):

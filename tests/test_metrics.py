@@ -8,8 +8,9 @@ import pytest
 from scipy.stats import gamma
 from sklearn.metrics import roc_auc_score
 
-from asd import metrics
-from asd.metrics import REPORT, auc_pauc, per_id, reference_table, table
+from asd import metrics, reference
+from asd.metrics import auc_pauc, per_id, table
+from asd.reference import REPORT, reference_table
 from asd.tables import Table, format_table
 
 
@@ -397,17 +398,17 @@ def test_the_real_calibration_reference_is_the_readmes_table():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     names = {"PCA": "pca", "sequential": "sequential", "baseline VAE": "baseline"}
     rows = {}
-    train, cal = metrics.REAL_CALIBRATION_TRAIN, metrics.REAL_CALIBRATION_CAL
+    train, cal = reference.REAL_CALIBRATION_TRAIN, reference.REAL_CALIBRATION_CAL
     assert f"trained on the real clips 0-{train - 1}:" in " ".join(readme.split())
     for line in readme.split(f"| calibration clips {train}-{train + cal - 1} |")[1].splitlines()[2:]:
         if not line.startswith("|"):
             break
         name, *cells = [c.strip() for c in line.strip("|").split("|")]
         rows[names[name]] = tuple(None if c.startswith("-") else int(c) for c in cells)
-    assert rows == metrics.REAL_CALIBRATION_ALARMS
-    nominal = (1 - metrics.REAL_CALIBRATION_QUANTILE) * metrics.REAL_CALIBRATION_CLIPS
-    first, last = train + cal, train + cal + metrics.REAL_CALIBRATION_CLIPS - 1
-    assert (f"among the {metrics.REAL_CALIBRATION_CLIPS} unseen clips {first}-{last} (nominal {nominal:g})"
+    assert rows == reference.REAL_CALIBRATION_ALARMS
+    nominal = (1 - reference.REAL_CALIBRATION_QUANTILE) * reference.REAL_CALIBRATION_CLIPS
+    first, last = train + cal, train + cal + reference.REAL_CALIBRATION_CLIPS - 1
+    assert (f"among the {reference.REAL_CALIBRATION_CLIPS} unseen clips {first}-{last} (nominal {nominal:g})"
             in " ".join(readme.split()))
 
 
@@ -420,7 +421,7 @@ def test_the_real_curve_reference_is_the_readmes_table():
     for line in readme.split("| detector | 5 | 10 | 20 | 40 | 60 |")[1].splitlines()[2:5]:  # below the |---|
         name, *cells = [c.strip() for c in line.strip("|").split("|")]
         rows[names[name]] = {n: tuple(int(k) for k in cell.split(", ")) for n, cell in zip(sizes, cells)}
-    assert rows == metrics.REAL_CURVE_ALARMS
+    assert rows == reference.REAL_CURVE_ALARMS
 
 
 def test_normal_above_ranks_each_anomaly_among_its_ids_normal_clips():

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from sklearn.metrics import roc_curve
 
-from asd import metrics, plots
+from asd import metrics, plots, reference, tables
 from asd.config import DETECTORS, FeatureConfig
 from asd.data import counts, list_clips
 from asd.features import mel_basis
@@ -153,7 +153,7 @@ def test_network_shapes_one_panel_per_network_one_bar_per_dense_output() -> None
     assert abs(heads[0].get_x() - heads[1].get_x()) < 0.5  # parallel heads share one slot
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "BN\ndropout" in texts and "heads" in texts and "input" in texts
-    assert [ax.get_title() for ax in fig.axes] == ["the VAE", metrics.label("sequential")]
+    assert [ax.get_title() for ax in fig.axes] == ["the VAE", tables.label("sequential")]
     with pytest.raises(ValueError):
         plots.network_shapes({})
 
@@ -178,7 +178,7 @@ def test_score_bars_with_report_ticks_and_baseline_lines(metric: str) -> None:
     y_true, ids, scores = _labelled_scores()
     rows = [r for name, s in scores.items() for r in metrics.per_id(name, "slider", ids, y_true, s)]
     tab = metrics.table(rows)
-    fig = plots.score_bars(tab, metric, report=metrics.REPORT, baseline=metrics.DCASE2020_BASELINE)
+    fig = plots.score_bars(tab, metric, report=reference.REPORT, baseline=reference.DCASE2020_BASELINE)
     _render(fig)
     ax = fig.axes[0]
     assert len(fig.axes) == 1
@@ -190,22 +190,22 @@ def test_score_bars_with_report_ticks_and_baseline_lines(metric: str) -> None:
     ticks = [line for line in ax.lines if line.get_color() == "black"]
     assert len(ticks) == 2 * 4
     avg_tick = ticks[3].get_ydata()[0]
-    assert avg_tick == pytest.approx(np.mean([v[k] for v in metrics.REPORT["baseline"].values()]))
+    assert avg_tick == pytest.approx(np.mean([v[k] for v in reference.REPORT["baseline"].values()]))
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert len(dashed) == 4  # the baseline's AVG over the table's IDs (00/02/04), not its own four
-    assert dashed[3].get_ydata()[0] == pytest.approx(np.mean([metrics.DCASE2020_BASELINE[i][k] for i in IDS]))
+    assert dashed[3].get_ydata()[0] == pytest.approx(np.mean([reference.DCASE2020_BASELINE[i][k] for i in IDS]))
     assert ax.get_ylabel() == plots.METRIC_NAMES[metric]
 
 
 def test_score_bars_average_a_reference_over_the_tables_ids_only() -> None:
     tab = {"baseline": {"00": (0.9, 0.7), "02": (0.8, 0.6), "AVG": (0.85, 0.65)},
            "pca": {"00": (0.8, 0.6), "07": (0.8, 0.6), "AVG": (0.8, 0.6)}}
-    ax = plots.score_bars(tab, report=metrics.REPORT, baseline=metrics.DCASE2020_BASELINE).axes[0]
+    ax = plots.score_bars(tab, report=reference.REPORT, baseline=reference.DCASE2020_BASELINE).axes[0]
     ticks = [line.get_ydata()[0] for line in ax.lines if line.get_color() == "black"]
     # the report's baseline on IDs 00 and 02, and no AVG tick: the table has an ID 07 the report lacks
-    assert ticks == pytest.approx([metrics.REPORT["baseline"][i][0] for i in ("00", "02")])
+    assert ticks == pytest.approx([reference.REPORT["baseline"][i][0] for i in ("00", "02")])
     dashed = [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
-    assert dashed == pytest.approx([metrics.DCASE2020_BASELINE[i][0] for i in ("00", "02")])
+    assert dashed == pytest.approx([reference.DCASE2020_BASELINE[i][0] for i in ("00", "02")])
 
 
 def test_score_bars_without_references_and_bad_metric() -> None:
@@ -492,7 +492,7 @@ def test_hall_shift_draws_each_detector_per_hall_solid_and_dashed_thresholds() -
     _render(fig)
     auc_ax, alarm_ax, recall_ax, legend_ax = fig.axes
     drawn = {line.get_label(): line for line in auc_ax.lines}
-    assert drawn[metrics.label("sequential")].get_ydata().tolist() == auc["sequential"]
+    assert drawn[tables.label("sequential")].get_ydata().tolist() == auc["sequential"]
     for ax, key in ((alarm_ax, "false_alarms"), (recall_ax, "recall")):
         data = [line for line in ax.lines if len(line.get_xdata()) == len(levels)]
         assert [(line.get_linestyle(), line.get_ydata().tolist()) for line in data] == [
@@ -501,7 +501,7 @@ def test_hall_shift_draws_each_detector_per_hall_solid_and_dashed_thresholds() -
     assert [line.get_ydata()[0] for line in alarm_ax.lines if line.get_linestyle() == ":"] == [0.1]  # nominal
     assert not legend_ax.axison  # the fourth place holds the legend only
     legend = [t.get_text() for t in legend_ax.get_legend().get_texts()]
-    assert legend == [metrics.label("pca"), metrics.label("sequential"), "thresholds: training clips",
+    assert legend == [tables.label("pca"), tables.label("sequential"), "thresholds: training clips",
                       "thresholds: the hall's normal clips"]
     assert "louder hall" in plots.hall_shift(levels, {}, {}, 0.1).axes[0].texts[0].get_text()
     with pytest.raises(ValueError, match="unknown calibrations"):
@@ -520,12 +520,12 @@ def test_learning_curve_draws_each_detector_against_clips_per_id_on_a_log_axis()
                        (recall_ax, {n: d["recall"] for n, d in decided.items()})):
         drawn = {line.get_label(): line for line in ax.lines if len(line.get_xdata()) == len(sizes)}
         assert {label: line.get_ydata().tolist() for label, line in drawn.items()} == {
-            metrics.label(name): v for name, v in values.items()}
+            tables.label(name): v for name, v in values.items()}
         assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "20", "60"]
     assert [line.get_ydata()[0] for line in alarm_ax.lines if line.get_linestyle() == ":"] == [0.1]
     low, high = auc_ax.get_ylim()
     assert high - low >= 0.1 and low <= 0.85 and high >= 0.96
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == [metrics.label("pca"), metrics.label("sequential")]
+    assert legend == [tables.label("pca"), tables.label("sequential")]
     with pytest.raises(ValueError, match="lack either"):
         plots.learning_curve(sizes, auc, {"pca": decided["pca"]}, 0.1)

@@ -20,7 +20,7 @@ from asd.data import GROUND_TRUTH, DataError, clips_at, list_clips, read_ground_
 from asd.detectors import id_shift, one_recording_shift
 from asd.experiment import describe_clips, describe_data, select_clips
 from asd.features import extract
-from asd.metrics import REAL_MIMII_OWN_ID
+from asd.reference import REAL_MIMII_OWN_ID
 
 SR = 16000
 TINY = SynthConfig(

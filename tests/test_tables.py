@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from asd.metrics import REPORT, table
+from asd.metrics import table
+from asd.reference import REPORT
 from asd.tables import Table, TextTable, format_table
 
 
