@@ -121,6 +121,20 @@ def decision_threshold(normal_scores, quantile: float = DECISION_QUANTILE) -> fl
     return float(gamma.ppf(quantile, *fit_gamma(x)))
 
 
+def small_fit_misses(n_scores: int, quantile: float = DECISION_QUANTILE, draws: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """How :func:`decision_threshold` fitted to only ``n_scores`` normal scores misses, simulated on
+    scores drawn from a gamma distribution itself (bunched far from zero, as reconstruction errors):
+    the share of ``draws`` fits whose threshold falls below the distribution's true ``quantile``, and
+    the mean share of normal scores those thresholds flag (nominal ``1 - quantile``)."""
+    from scipy.stats import gamma
+
+    truth = gamma(100.0)  # the moments fit is scale-free: only the shape matters, and little
+    rng = np.random.default_rng(seed)
+    limits = np.array([decision_threshold(truth.rvs(n_scores, random_state=rng), quantile) for _ in range(draws)])
+    return float(np.mean(limits < truth.ppf(quantile))), float(np.mean(truth.sf(limits)))
+
+
 def thresholds(ids: np.ndarray, normal_scores: np.ndarray, quantile: float = DECISION_QUANTILE) -> dict[str, float]:
     """:func:`decision_threshold` per machine ID, from the scores of that ID's normal clips."""
     ids, normal_scores = np.asarray(ids), np.asarray(normal_scores)
@@ -242,15 +256,18 @@ def seed_spread(tables: list[dict[str, dict[str, tuple[float, float]]]]) -> dict
     return out
 
 
-def paired_difference(a, b, level: float = 0.95) -> tuple[float, float, float]:
+def paired_difference(a, b, level: float = 0.95, one_run: bool = False) -> tuple[float, float, float]:
     """Mean of ``a - b`` over runs paired by seed, with its ``level`` confidence interval (Student's t):
-    ``(mean, low, high)``. An interval that excludes 0 resolves the order of the two."""
+    ``(mean, low, high)``. An interval that excludes 0 resolves the order of the two on average over runs.
+    With ``one_run``, the prediction interval of the difference one further run would give instead,
+    ``sqrt(runs + 1)`` times wider: whether a single new run keeps the order."""
     from scipy.stats import t
 
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if d.ndim != 1 or d.size < 2:
         raise ValueError(f"need at least 2 paired runs, got {d.size}")
-    half = float(t.ppf((1 + level) / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+    spread = np.sqrt(1 + 1 / d.size) if one_run else np.sqrt(1 / d.size)
+    half = float(t.ppf((1 + level) / 2, d.size - 1) * d.std(ddof=1) * spread)
     return float(d.mean()), float(d.mean()) - half, float(d.mean()) + half
 
 

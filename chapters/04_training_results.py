@@ -161,7 +161,6 @@ glue("best_pauc_model", best_pauc, display=False)
 glue("best_pauc", table[best_pauc]["AVG"][1], display=False)
 avg_aucs = [cells["AVG"][0] for cells in table.values()]
 glue("spread_auc", max(avg_aucs) - min(avg_aucs), display=False)
-reference = reference.reference_table()
 # Reference marks only over results on the real release: on the stand-in or
 # other recordings they would measure another thing.
 marks = {} if not asd.book.measures_the_release(src) else {
@@ -170,6 +169,17 @@ id_auc = {i: float(np.mean([table[m][i][0] for m in table])) for i in ids}
 hardest = min(id_auc, key=id_auc.get)
 glue("hardest_id", hardest, display=False)
 glue("hardest_auc", id_auc[hardest], display=False)
+# what sets the hardest ID apart in its data, before any network sees it
+n_train = results.train_clips
+others = ", ".join(f"{n} (ID {i})" for i, n in n_train.items() if i != hardest)
+hardest_note = (f"It trained on {n_train[hardest]} clips of its own, the "
+                f"other IDs on {others}.")
+rail = asd.synth.RAILS.get(hardest)
+if results.synthetic and rail and rail.severity[1] < 1:
+    hardest_note += (" And the stand-in draws its faults' severity only up "
+                     f"to {rail.severity[1]:g}: its faults are milder by "
+                     "design.")
+glue("hardest_note", hardest_note, display=False)
 glue("fig_auc", plots.score_bars(
     table, "auc", **marks, title=f"AUC per machine ID: {src.label}"))
 glue("fig_pauc", plots.score_bars(
@@ -200,7 +210,8 @@ glue("fig_pauc", plots.score_bars(
 # ({glue:text}`best_auc:.3f`), the highest average pAUC **{glue:text}`best_pauc_model`**'s
 # ({glue:text}`best_pauc:.3f`). The four networks' average AUCs lie within
 # {glue:text}`spread_auc:.3f` of each other, and machine ID {glue:text}`hardest_id` is the
-# hardest (mean AUC of the four networks {glue:text}`hardest_auc:.3f`). Whether a spread that
+# hardest (mean AUC of the four networks {glue:text}`hardest_auc:.3f`).
+# {glue:text}`hardest_note` Whether a spread that
 # small can rank networks at all is a question of seeds, the next section's. (The report's own
 # ranking is in its table above: a measurement of the real recordings, which says nothing
 # about how these networks rank here, nor these numbers about how they rank there.)
@@ -297,8 +308,11 @@ boot = {f"{a} - {b}": metrics.paired_bootstrap(
             results.models[b].scores, n=n_boot)
         for a, b in ordered}
 boot_resolved = sum(low > 0 or high < 0 for _, low, high in boot.values())
+# where one more training run's difference would fall (prediction interval)
+one_run = {f"{a} - {b}": metrics.paired_difference(
+               avg_auc[a], avg_auc[b], one_run=True) for a, b in ordered}
 width = {kind: float(np.mean([high - low for _, low, high in d.values()]))
-         for kind, d in (("seed", pairs), ("boot", boot))}
+         for kind, d in (("seed", one_run), ("boot", boot))}
 glue("n_boot", n_boot, display=False)
 glue("boot_resolved", f"{boot_resolved} of {len(boot)}", display=False)
 glue("boot_width", width["boot"], display=False)
@@ -318,12 +332,16 @@ glue("fig_boot", plots.paired_differences(
 # 95% interval over resamples of the test clips; pairs and filling as in {numref}`fig-pairs`.
 # ```
 #
-# The test-clip intervals are {glue:text}`boot_width:.3f` wide on average,
-# {glue:text}`boot_vs_seed` than the seeds' ({glue:text}`seed_width:.3f`), and
-# {glue:text}`boot_resolved` pairs exclude zero. The two answer different questions: the
-# seeds, whether another training run would keep an order on these clips; the resamples,
-# whether these trained networks would keep it on another test set of the same size. An order
-# worth reporting survives both. The resamples treat clips as independent, which clips cut
+# The test-clip intervals are {glue:text}`boot_width:.3f` wide on average, and
+# {glue:text}`boot_resolved` pairs exclude zero. They are about seed 0's networks, one
+# training run each, so the seeds' measure to set beside them is not the interval of the mean
+# above but where one more run's difference would fall: the prediction interval
+# (`paired_difference(..., one_run=True)`), $\sqrt{n+1}$ times wider for $n$ seeds,
+# {glue:text}`seed_width:.3f` wide on average: the test clips' intervals are
+# {glue:text}`boot_vs_seed` than that. The two answer different questions: the seeds, whether another
+# training run would keep an order on these clips; the resamples, whether these trained
+# networks would keep it on another test set of the same size. An order worth reporting
+# survives both. The resamples treat clips as independent, which clips cut
 # from the same long recording need not be, so if anything they understate the spread.
 #
 # ### Training in bfloat16
@@ -440,14 +458,20 @@ n_normal = int(np.sum(sel & (y_true == 0)))
 glue("pauc_id", machine_id, display=False)
 glue("pauc_normals", n_normal, display=False)
 glue("pauc_inside", int(cfg.max_fpr * n_normal), display=False)
+# one normal clip inside the strip passing one anomaly more: the raw area
+# moves by 1 / (normal x anomalous clips), the standardised pAUC by half that
+# over the strip's range
+n_anomalous = int(np.sum(sel & (y_true == 1)))
+glue("pauc_step", 0.5 / (n_normal * n_anomalous * (a_max - a_min)),
+     display=False)
 
 # %% [markdown]
 # The strip holds few normal clips: ID {glue:text}`pauc_id` has {glue:text}`pauc_normals`
 # normal test clips here, so false-positive rates up to 0.1 cover only the
 # {glue:text}`pauc_inside` highest-scoring of them: the strip's area is built from that few
 # steps of the curve (the enlarged panels of {numref}`fig-roc` show them), and one normal clip
-# that outscores a few more anomalies moves pAUC by a visible step. Networks whose pAUCs differ
-# by less than such a step are tied.
+# that outscores one anomaly more moves pAUC by {glue:text}`pauc_step:.4f`, a few of them by a
+# visible step. Networks whose pAUCs differ by a few such steps are close to tied.
 
 # %% [markdown]
 # ## One clip scored by hand
@@ -562,8 +586,8 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores,
 # ### Which faults are missed?
 #
 # The release's file names say only *normal* or *anomaly*. The stand-in knows more: each
-# anomalous clip's fault and its severity, drawn uniformly from 0 (none) to 1 ({numref}`fig-faults`
-# in chapter 2). `results.auc_by_fault()` reads them back from the generator's plan
+# anomalous clip's fault and its severity, drawn uniformly from 0 (none) up to 1, or less for
+# some IDs ({numref}`fig-faults` in chapter 2). `results.auc_by_fault()` reads them back from the generator's plan
 # (`asd.synth.faults`) and scores each group of anomalous clips against the normal clips of its
 # own ID, then averages over the IDs (`asd.metrics.auc_by_group`).
 
@@ -611,8 +635,8 @@ glue("fig_fault_auc", fig_fault_auc)
 #
 # {glue:text}`faults_text` On the stand-in a fault's changes to the machine's process shrink
 # with its severity, and the loudness it adds is capped at `asd.synth.MAX_RISE_DB` times the
-# cube of it: for the mildest third at most {glue:text}`mild_rise:.2f` dB and
-# {glue:text}`mild_mean:.2f` dB on average, while normal clips differ in level by about
+# cube of it: for the mildest third at most {glue:text}`mild_rise:.2f` dB, and the cap
+# averages {glue:text}`mild_mean:.2f` dB there, while normal clips differ in level by about
 # {glue:text}`level_sd:.2f` dB among themselves. On real data the same question needs clips
 # labelled by fault, which the MIMII and DCASE releases do not publish.
 #

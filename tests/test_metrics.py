@@ -223,6 +223,23 @@ def test_paired_difference_matches_a_paired_t_test() -> None:
         metrics.paired_difference([0.9], [0.8])
 
 
+def test_one_runs_interval_holds_a_further_run_as_often_as_its_level_says() -> None:
+    """The mean's interval is for the mean over the seeds; one more run's difference falls outside it far
+    more often than 5%, and inside the prediction interval (one_run) 95% of the time."""
+    rng = np.random.default_rng(0)
+    held = {False: 0, True: 0}
+    for _ in range(4000):
+        a, b = rng.normal(0.90, 0.02, 6), rng.normal(0.89, 0.02, 6)  # five runs, and a sixth to predict
+        for one_run in held:
+            _, low, high = metrics.paired_difference(a[:5], b[:5], one_run=one_run)
+            held[one_run] += low <= a[5] - b[5] <= high
+    assert held[True] / 4000 == pytest.approx(0.95, abs=0.015)
+    assert held[False] / 4000 < 0.75
+    mean, low, high = metrics.paired_difference([0.91, 0.92, 0.90], [0.90, 0.90, 0.89], one_run=True)
+    _, mean_low, mean_high = metrics.paired_difference([0.91, 0.92, 0.90], [0.90, 0.90, 0.89])
+    assert (high - low) / (mean_high - mean_low) == pytest.approx(np.sqrt(4))
+
+
 def _two_detectors(rng, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels and two correlated detectors' scores of fresh test clips; ``a`` separates a bit better."""
     y = (rng.random(ids.size) < 0.4).astype(int)
@@ -318,6 +335,16 @@ def test_decision_threshold_recovers_the_quantile_of_gamma_scores(shape, scale):
     assert metrics.decision_threshold(np.zeros(5)) == 0.0  # no spread: anything above the training scores
     with pytest.raises(ValueError, match="differ"):
         metrics.fit_gamma(np.zeros(5))
+
+
+def test_a_threshold_fitted_to_few_scores_leans_low():
+    """Fitted to a handful of scores, the gamma's quantile falls below the true one more often than
+    not and flags more than the nominal share; fitted to hundreds, it is about right."""
+    below, flagged = metrics.small_fit_misses(3, 0.9, draws=1000)
+    assert below > 0.6 and flagged > 0.15
+    below, flagged = metrics.small_fit_misses(500, 0.9, draws=300)
+    assert below == pytest.approx(0.5, abs=0.07) and flagged == pytest.approx(0.1, abs=0.005)
+    assert metrics.small_fit_misses(6, 0.95, draws=500)[1] > 0.05  # other quantiles lean the same way
 
 
 @pytest.mark.parametrize(("scores", "quantile", "match"), [
