@@ -1,4 +1,7 @@
-"""Seeding, device choice, small file helpers and the source hashes that key the caches."""
+"""Seeding, device choice, small file helpers and the source hashes that key the caches.
+
+PyTorch is imported where it is used: the command line's file tools (``asd cut``, ``--help``) start
+without it."""
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 try:
     import fcntl
@@ -72,6 +78,8 @@ def git_commit(package: Path = PACKAGE) -> str | None:
 
 def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's kind and PyTorch's thread count."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
@@ -79,6 +87,8 @@ def device_name(device: torch.device) -> str:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch and make cuDNN deterministic."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -89,6 +99,8 @@ def seed_everything(seed: int) -> None:
 def resolve_device(device: str | None = None) -> torch.device:
     """``auto`` (resolved by :func:`asd.config.setting`: ``$ASD_DEVICE``, else auto) picks CUDA when
     available, else CPU."""
+    import torch
+
     from asd.config import setting
 
     source = "" if device is not None else " (from ASD_DEVICE)"
@@ -128,6 +140,8 @@ def atomic_write_json(path: Path, value, indent: int | None = 2, sort_keys: bool
 
 def atomic_torch_save(path: Path, value) -> None:
     """``torch.save`` of ``value`` at ``path``, written as :func:`atomic_write_bytes` writes."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(value, buffer)
     atomic_write_bytes(path, buffer.getvalue())

@@ -355,6 +355,13 @@ def test_python_m_asd_help():
         assert command in proc.stdout
 
 
+def test_the_file_tools_start_without_pytorch():
+    """`asd --help`, `asd cut`, `asd arrange` and `asd download` load neither PyTorch nor its second of start-up."""
+    code = "import sys, asd.cli, asd.data, asd.download; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
 def test_a_reader_that_stops_early_costs_no_output_files(root, tmp_path):
     """`asd run ... | head -1`: the pipe closes after one line; the run still saves what it was
     asked to, exits 0 and prints no traceback."""
