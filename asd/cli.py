@@ -436,6 +436,7 @@ def _synth(args: argparse.Namespace) -> None:
 def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None]:
     """Every ``asd run`` argument checked before any work; the calibration and its clips."""
     from asd.data import list_clips
+    from asd.experiment import check_idclf
 
     unknown = [m for m in args.models if m not in DETECTORS]
     if unknown:
@@ -443,8 +444,7 @@ def _checked_run(args: argparse.Namespace, root: Path) -> tuple[str, list | None
                          + _spaces(args.models))
     if any("," in mid for mid in args.ids or []):
         raise UsageError(f"--ids {' '.join(args.ids)}{_spaces(args.ids)}")
-    if args.per_id and "idclf" in args.models:
-        raise UsageError("idclf needs at least 2 machine IDs to tell apart: it cannot train --per-id")
+    check_idclf(args.models, per_id=args.per_id)
     _checked_quantile(args.decision_quantile)
     _checked_profile(args.profile)
     _checked_json_out(args.out, args.ground_truth)

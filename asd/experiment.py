@@ -789,9 +789,15 @@ def seed_runs(cfg: Config, root: Path, models: list[str], seeds: list[int], prog
             for s in tqdm(seeds, desc="seeds", disable=not progress)]
 
 
-def check_idclf(models: list[str], ids: list[str]) -> None:
-    """A :class:`DataError` if ``models`` hold the ID classifier and ``ids`` fewer than two IDs to tell apart."""
-    if "idclf" in models and len(ids) < 2:
+def check_idclf(models: list[str], ids: list[str] | None = None, per_id: bool = False) -> None:
+    """A :class:`DataError` if ``models`` hold the ID classifier and it cannot train: ``per_id`` (one ID
+    at a time), or ``ids`` (None: not yet known) fewer than two IDs to tell apart."""
+    if "idclf" not in models:
+        return
+    if per_id:
+        raise DataError("idclf tells machine IDs apart: it cannot train per ID (--per-id; leave it out of the "
+                        "models)")
+    if ids is not None and len(ids) < 2:
         raise DataError(f"idclf tells machine IDs apart: it needs at least 2, the data has ID {ids[0]} "
                         "only (leave it out of the models)")
 
@@ -809,8 +815,7 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
     with ``per_id``, train one after another.
     """
     machine = machine or cfg.machine
-    if "idclf" in models and per_id:
-        raise ValueError("idclf tells machine IDs apart: it cannot train per ID (leave it out of the models)")
+    check_idclf(models, per_id=per_id)  # before any data is read
     start = time.perf_counter()
     dev = resolve_device(device)
     sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels, max_train)

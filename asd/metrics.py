@@ -6,12 +6,22 @@ detector scores 0.5 and a perfect one 1.0 (not the raw area, which would be at m
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from asd.config import DECISION_QUANTILE, MIN_GAMMA_SCORES
+
+@contextmanager
+def _named(where: str) -> Iterator[None]:
+    """A ValueError raised inside, prefixed with ``where`` (``"ID 02"``): which ID could not be evaluated."""
+    try:
+        yield
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
 
 def _columns(**arrays: np.ndarray) -> None:
     """Raise unless the named arrays are 1-d and of one length, naming each array's shape."""
@@ -41,10 +51,8 @@ def per_id(model: str, machine: str, ids: np.ndarray, y_true: np.ndarray, scores
     rows = []
     for mid in sorted(set(ids.tolist())):
         sel = ids == mid
-        try:
+        with _named(f"{machine} ID {mid}"):
             auc, pauc = auc_pauc(y_true[sel], scores[sel], max_fpr)
-        except ValueError as err:
-            raise ValueError(f"{machine} ID {mid}: {err}") from None
         rows.append({"model": model, "machine": machine, "id": mid, "auc": auc, "pauc": pauc})
     return rows
 
@@ -65,10 +73,8 @@ def auc_by_group(y_true, ids, scores, groups) -> dict[str, tuple[float, int]]:
         aucs = []
         for mid in sorted(set(ids[mine & (y_true == 1)].tolist())):
             sel = mine & (ids == mid)
-            try:
+            with _named(f"ID {mid}, {group}"):
                 aucs.append(auc_pauc(y_true[sel], scores[sel])[0])
-            except ValueError as err:
-                raise ValueError(f"ID {mid}, {group}: {err}") from None
         out[group] = (float(np.mean(aucs)), int(np.sum(groups[y_true == 1] == group)))
     return out
 
@@ -95,17 +101,24 @@ def fit_gamma(normal_scores) -> tuple[float, float, float]:
     with scores bunched far from zero, as reconstruction errors are, that fit can put the quantile
     far beyond every score, and a score of exactly 0 makes it fail. Moments never do.
     """
+    x = _gamma_scores(normal_scores)
+    if np.ptp(x) == 0:
+        raise ValueError(f"a gamma fit needs scores that differ, got {x.size} equal to {x[0]:g}")
+    mean, var = float(x.mean()), float(x.var())
+    return mean * mean / var, 0.0, var / mean
+
+
+def _gamma_scores(normal_scores) -> np.ndarray:
+    """``normal_scores`` as a 1-d float array, a ValueError unless a gamma can describe them: at least
+    :data:`MIN_GAMMA_SCORES`, finite, non-negative."""
     x = np.asarray(normal_scores, dtype=float)
     if x.ndim != 1 or x.size < MIN_GAMMA_SCORES:
         raise ValueError(f"a gamma fit needs at least {MIN_GAMMA_SCORES} scores, got {x.size}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"a gamma fit needs finite scores, got {int(np.sum(~np.isfinite(x)))} NaN or infinite")
-    if np.ptp(x) == 0:
-        raise ValueError(f"a gamma fit needs scores that differ, got {x.size} equal to {x[0]:g}")
     if np.any(x < 0):
         raise ValueError("a gamma distribution needs non-negative scores")
-    mean, var = float(x.mean()), float(x.var())
-    return mean * mean / var, 0.0, var / mean
+    return x
 
 
 def decision_threshold(normal_scores, quantile: float = DECISION_QUANTILE) -> float:
@@ -115,10 +128,8 @@ def decision_threshold(normal_scores, quantile: float = DECISION_QUANTILE) -> fl
 
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
-    x = np.asarray(normal_scores, dtype=float)
-    if x.ndim == 1 and x.size >= MIN_GAMMA_SCORES and np.all(np.isfinite(x)) and np.ptp(x) == 0:
-        return float(x[0])
-    return float(gamma.ppf(quantile, *fit_gamma(x)))
+    x = _gamma_scores(normal_scores)
+    return float(x[0]) if np.ptp(x) == 0 else float(gamma.ppf(quantile, *fit_gamma(x)))
 
 
 def small_fit_misses(n_scores: int, quantile: float = DECISION_QUANTILE, draws: int = 2000,
@@ -140,10 +151,8 @@ def thresholds(ids: np.ndarray, normal_scores: np.ndarray, quantile: float = DEC
     ids, normal_scores = np.asarray(ids), np.asarray(normal_scores)
     out = {}
     for mid in sorted(set(ids.tolist())):
-        try:
+        with _named(f"ID {mid}"):
             out[mid] = decision_threshold(normal_scores[ids == mid], quantile)
-        except ValueError as err:
-            raise ValueError(f"ID {mid}: {err}") from None
     return out
 
 
@@ -309,10 +318,8 @@ def paired_bootstrap(y_true, ids, a, b, n: int = 1000, level: float = 0.95,
     groups = sorted(set(ids.tolist()))
     for mid in groups:
         sel = ids == mid
-        try:
+        with _named(f"ID {mid}"):
             observed += auc_pauc(y_true[sel], a[sel])[0] - auc_pauc(y_true[sel], b[sel])[0]
-        except ValueError as err:
-            raise ValueError(f"ID {mid}: {err}") from None
         normal, anomalous = np.flatnonzero(sel & (y_true == 0)), np.flatnonzero(sel & (y_true == 1))
         i = rng.choice(normal, (n, normal.size))
         j = rng.choice(anomalous, (n, anomalous.size))
