@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from asd.config import CLIP_SECONDS
-from asd.utils import and_more, atomic_write_bytes
+from asd.utils import and_more, atomic_write_bytes, written_whole
 
 SPLITS = ("train", "test")
 LABELS = ("normal", "anomaly")
@@ -364,13 +364,8 @@ def cut(sources: list[Path], out: Path, seconds: int = CLIP_SECONDS) -> Cut:
             continue
         info = infos[path]
         y = _piece(path, info, start, plan[path].step)
-        part = target.with_name(f".{target.name}.part")
-        try:
+        with written_whole(target) as part:
             sf.write(part, y, info.samplerate, subtype=_stored(info)[0], format="WAV")
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        part.replace(target)
         made.append(target)
     return Cut(made, len(kept), short)
 
@@ -462,9 +457,8 @@ def _rewrite(names: Path, listed: dict[str, str]) -> None:
 def _place(source: Path, target: Path, copy: bool) -> None:
     """``target`` as a link to ``source``, or a copy of it (whole: written aside, then renamed)."""
     if copy:
-        part = target.with_name(f".{target.name}.part")
-        shutil.copy2(source, part)
-        part.replace(target)
+        with written_whole(target) as part:
+            shutil.copy2(source, part)
     else:
         target.symlink_to(source.absolute())
 

@@ -23,7 +23,6 @@ import copy
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 import signal
 import warnings
@@ -39,7 +38,7 @@ from tqdm.auto import tqdm
 
 from asd.config import Config, SplitCounts, SynthConfig, home
 from asd.data import GROUND_TRUTH, RELEASE_SETS, Clip, DataError
-from asd.utils import atomic_write_bytes, atomic_write_json, exclusive
+from asd.utils import atomic_write_bytes, atomic_write_json, exclusive, written_whole
 
 MACHINE = "slider"
 ANOMALIES = ("rail_damage", "loose_belt", "no_grease")
@@ -513,9 +512,8 @@ def _write(clip: ClipPlan, duration_s: float, hall_db: float = 0.0) -> None:
     """Render ``clip`` at the release's 16 kHz and write it as 16-bit PCM WAV (via a temporary
     file, then renamed)."""
     y = render_clip(clip.machine_id, clip.anomaly, clip.seed, duration_s, hall_db=hall_db)
-    tmp = clip.path.with_name(f".{clip.path.name}.tmp")
-    sf.write(tmp, y, 16000, subtype="PCM_16", format="WAV")
-    os.replace(tmp, clip.path)
+    with written_whole(clip.path) as part:
+        sf.write(part, y, 16000, subtype="PCM_16", format="WAV")
 
 
 def _marker(synth: SynthConfig, seed: int, hall_db: float = 0.0) -> dict:

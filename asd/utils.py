@@ -133,6 +133,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A hidden path beside ``path`` to write to (by a library that takes a path), renamed to ``path``
+    when the block ends and removed if it fails: readers never see a partial file."""
+    part = path.with_name(f".{path.name}.part")
+    try:
+        yield part
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_json(path: Path, value, indent: int | None = 2, sort_keys: bool = False) -> None:
     """``value`` as JSON at ``path``, written as :func:`atomic_write_bytes` writes."""
     atomic_write_bytes(path, json.dumps(value, indent=indent, sort_keys=sort_keys).encode())

@@ -11,7 +11,21 @@ import pytest
 import torch
 
 from asd import utils
-from asd.utils import and_more, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive, not_a_folder
+from asd.utils import (and_more, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive, not_a_folder,
+                       written_whole)
+
+
+def test_written_whole_renames_into_place_or_leaves_nothing(tmp_path):
+    target = tmp_path / "clip.wav"
+    with written_whole(target) as part:
+        part.write_bytes(b"half")
+        assert not target.exists()  # a reader sees no partial file
+        part.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
+    with pytest.raises(OSError), written_whole(tmp_path / "other.wav") as part:
+        part.write_bytes(b"half")
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == [target]
 
 
 def test_not_a_folder_says_why_a_path_cannot_be_read_as_one(tmp_path):
