@@ -180,13 +180,17 @@ class PCADetector:
 
 def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> Detector:
     """A new, unfitted detector by name."""
-    if name == "pca":
-        return PCADetector(cfg)
+    return PCADetector(cfg) if name == "pca" else network(name, cfg, id_index, device)
+
+
+def network(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> NetworkDetector:
+    """A new, untrained network detector by name (every detector but PCA): one that can also train
+    with others at once (:meth:`NetworkDetector.fit_steps`)."""
     if name == "idclf":
         return IDClassifierDetector(name, cfg, id_index, device)
-    if name in DETECTORS:
+    if name in DETECTORS and name != "pca":
         return NetworkDetector(name, cfg, id_index, device)
-    raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+    raise ValueError(f"unknown network {name!r}; choose from {', '.join(d for d in DETECTORS if d != 'pca')}")
 
 
 def level_scores(fs: FrameSet, standardiser: Standardiser) -> np.ndarray:

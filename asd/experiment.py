@@ -28,7 +28,7 @@ from asd.config import CALIBRATIONS, ENVIRONMENT, Config, FeatureConfig, home, s
 from asd.data import (GROUND_TRUTH, Clip, DataError, dataset_root, find_ground_truth, first_per_id, folder_wavs,
                       is_release, list_clips, read_ground_truth, durations, select_ids, time_order, unevaluable,
                       unique_ids, unlabelled_files, unlike_lengths, unlike_rates, usual_rate)
-from asd.detectors import Detector, make
+from asd.detectors import Detector, make, network
 from asd.features import FrameSet, Standardiser, cache_key, extract
 from asd.train import History, fit_together
 from asd.utils import (PACKAGE, atomic_torch_save, atomic_write_bytes, atomic_write_json, device_name, git_commit,
@@ -753,7 +753,7 @@ def run_together(names: list[str], cfg: Config, prep: Prepared, device: torch.de
         if (cached := _cached(path, cache)) is not None:
             results[name] = cached
         else:
-            todo.append((name, make(name, cfg, prep.id_index, device), path))
+            todo.append((name, network(name, cfg, prep.id_index, device), path))
 
     def finish(i: int, history: History) -> None:
         name, detector, path = todo[i]

@@ -20,8 +20,8 @@ import torch
 from asd import cli
 from asd.config import Config, FitConfig, get_config
 from asd.data import Clip
-from asd.detectors import (DETECTORS, PCADetector, halves, id_shift, level_scores, make, n_kept, one_recording_shift,
-                           own_id_probability)
+from asd.detectors import (DETECTORS, NetworkDetector, PCADetector, halves, id_shift, level_scores, make, n_kept,
+                           network, one_recording_shift, own_id_probability)
 from asd.experiment import Prepared, prepare, run
 from asd.features import FrameSet, Standardiser, gather_vectors
 from asd.metrics import auc_pauc
@@ -338,3 +338,15 @@ def test_the_id_probe_standardises_with_training_statistics():
     clf = LogisticRegression(max_iter=500).fit(std.transform(train).frames, np.repeat(["00", "02"], 30))
     p = clf.predict_proba(std.transform(test).frames)
     np.testing.assert_allclose(own_id_probability(train, test), [p[:10, 0].mean(), p[10:, 1].mean()], rtol=1e-4)
+
+
+def test_make_builds_every_detector_and_network_every_network() -> None:
+    cfg, ids = tiny_config(), {"00": 0, "02": 1}
+    assert isinstance(make("pca", cfg, ids, CPU), PCADetector)
+    for name in (d for d in DETECTORS if d != "pca"):
+        assert isinstance(make(name, cfg, ids, CPU), NetworkDetector)
+        assert hasattr(network(name, cfg, ids, CPU), "fit_steps")
+    with pytest.raises(ValueError, match="unknown network 'pca'"):
+        network("pca", cfg, ids, CPU)
+    with pytest.raises(ValueError, match="unknown network 'vae'"):
+        make("vae", cfg, ids, CPU)
