@@ -579,6 +579,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     """``asd score``; its exit status: 1 where ``--fail-on-alarm`` and an alarm was raised, else 0."""
+    from asd import monitor
     from asd.data import clips_at, unique_ids
     from asd.experiment import check_calibration_clips, load_model, saved_results
 
@@ -598,14 +599,14 @@ def _score(args: argparse.Namespace) -> int:
     clips, names = clips_at(args.clips, machine_id=args.id), [s["name"] for s in saved]
     if args.ground_truth is not None:
         clips = _labelled(clips, args.ground_truth, saved[0]["machine"])
-    with _state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
-        state = _alarm_state(args.alarm_state, args.alarm_after)
+    with monitor.state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
+        state = monitor.load_state(args.alarm_state, args.alarm_after)
         if args.new_only:
             clips = _only_new(clips, state, saved, args.alarm_state)
             if not clips:
                 return 0
         else:  # --new-only picks the clips after those counted; others are checked to be so
-            _check_after_counted(state, clips, names, args.alarm_state)
+            monitor.check_after_counted(state, clips, names, args.alarm_state)
         _warn_shared(calibration_clips, clips, "clips to score")
         if args.alarm_after is not None:
             _warn_numbered_apart(clips)
@@ -659,12 +660,14 @@ def _detector_files(paths: list[Path]) -> list[Path]:
 
 def _only_new(clips, state: dict, saved: list[dict], path: Path) -> list:
     """``asd score --new-only``: the clips after those counted in the alarm ``state`` (at ``path``),
-    less those held back as still being written (:func:`_held_back`), each said; none: nothing
+    less those held back as still being written (:func:`asd.monitor.held_back`), each said; none: nothing
     to score, also said."""
-    new, left_out = _new_clips(clips, state, [s["name"] for s in saved])
-    _warn_written_after(path, left_out)
+    from asd import monitor
+
+    new, left_out = monitor.new_clips(clips, state, [s["name"] for s in saved])
+    monitor.warn_written_after(path, left_out)
     usual = max((s["clip_seconds"] for s in saved if s.get("clip_seconds")), default=None)
-    new, held = _held_back(new, usual)
+    new, held = monitor.held_back(new, usual)
     for line in held:
         print(line)
     if not new:
@@ -695,6 +698,7 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
     """``asd score``'s work, once every input is checked: each detector scores the clips and says
     what it flags; the files asked for are written, and the alarm state advanced. Returns how
     many alarms the detectors raised (none without ``--alarm-after``)."""
+    from asd import monitor
     from asd.data import UNLABELLED, unevaluable
     from asd.experiment import describe_clips, score_clips
 
@@ -711,7 +715,7 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
               f"IDs {' '.join(results.unique_ids)} | device: {results.device}")
         if results.evaluable:
             print(results.table())
-        runs = {detector["name"]: _carried(state, detector["name"])}
+        runs = {detector["name"]: monitor.carried(state, detector["name"])}
         print(_flagged(results, args.decision_quantile, calibration, alarm_after=args.alarm_after, alarm_runs=runs))
         if args.scores_dir:
             _write_scores(results, args, calibration)
@@ -723,7 +727,7 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
             report += [{"model": name, "file": str(detector["path"]), "trained_on": results.data, **entry}
                        for name, entry in entries.items()]
         if state is not None:
-            _advance(state, results, args.decision_quantile, calibration)
+            monitor.advance(state, results, args.decision_quantile, calibration)
         if args.alarm_after is not None:
             name = detector["name"]
             raised += int(results.alarms(name, args.alarm_after, args.decision_quantile, calibration, runs[name]).sum())
@@ -732,132 +736,6 @@ def _score_each(args: argparse.Namespace, saved: list[dict], clips, device: str,
     if state is not None:
         _write_alarm_state(args.alarm_state, state)
     return raised
-
-
-def _state_lock(path: Path | None):
-    """A lock held while a call reads, advances and writes the alarm state at ``path`` (none without one)."""
-    from contextlib import nullcontext
-
-    from asd.utils import exclusive
-
-    if path is None:
-        return nullcontext()
-    lock = path.with_name(f".{path.name}.lock")
-    if lock.exists() and not lock.is_file():
-        raise UsageError(f"{lock}: the lock asd score keeps beside --alarm-state {path} is not a file: remove it")
-    return exclusive(lock, f"another asd score is using {path}: waiting for it")
-
-
-def _alarm_state(path: Path | None, after: int) -> dict | None:
-    """``asd score --alarm-state``: per detector and ID, the run of flagged clips the last call
-    ended on and its last clip (nothing yet where ``path`` does not exist), checked to be counted
-    for the same ``--alarm-after``."""
-    import json
-
-    if path is None:
-        return None
-    if not path.exists():
-        return {"alarm_after": after, "detectors": {}}
-    try:
-        state = json.loads(path.read_text())
-        valid = (isinstance(state.get("alarm_after"), int) and isinstance(state.get("detectors"), dict)
-                 and all(type(e.get("run")) is int and e["run"] >= 0 and isinstance(e.get("last_clip"), str)
-                         for per_id in state["detectors"].values() for e in per_id.values()))
-    except (ValueError, AttributeError):  # not JSON, or not the nesting written below
-        valid = False
-    if not valid:
-        raise UsageError(f"--alarm-state {path}: not an alarm state written by asd score (remove it to start anew)")
-    if state["alarm_after"] != after:
-        raise UsageError(f"--alarm-state {path} counts runs for --alarm-after {state['alarm_after']}, not {after}: "
-                         "give that, or a new state file")
-    return state
-
-
-def _last_counted(state: dict, names: list[str]) -> dict[str, tuple[str, str]]:
-    """Per ID, the latest clip that one of the detectors ``names`` counted in ``state`` (in
-    recording order, :func:`asd.data.time_key`), and that detector."""
-    from asd.data import time_key
-
-    last: dict[str, tuple[str, str]] = {}
-    for name in names:
-        for mid, entry in state["detectors"].get(name, {}).items():
-            if mid not in last or time_key(entry["last_clip"]) > time_key(last[mid][0]):
-                last[mid] = entry["last_clip"], name
-    return last
-
-
-def _new_clips(clips, state: dict, names: list[str]) -> tuple[list, list]:
-    """``asd score --new-only``: the clips after the last one counted in ``state`` for their ID,
-    and the others (counted already)."""
-    from asd.data import time_key
-
-    last = {mid: time_key(clip) for mid, (clip, _) in _last_counted(state, names).items()}
-    new, counted = [], []
-    for c in clips:
-        (new if c.machine_id not in last or time_key(c.path.name) > last[c.machine_id] else counted).append(c)
-    return new, counted
-
-
-def _held_back(clips, usual: float | None) -> tuple[list, list[str]]:
-    """``asd score --new-only``: ``clips`` without the newest of each ID where it may still be being
-    recorded (:func:`asd.data.unfinished`; ``usual``: the training clips' length), and a line for
-    each clip held back. Not counted, it comes first in the next call."""
-    from asd.data import time_key, unfinished
-
-    newest = {}
-    for c in clips:
-        if c.machine_id not in newest or time_key(c.path.name) > time_key(newest[c.machine_id].path.name):
-            newest[c.machine_id] = c
-    short = " (a recording's short last piece, as asd cut keeps it, is scored once a later clip comes)"
-    held = {c.path: f"{c.path.name}: the newest clip of ID {c.machine_id} {why}: left for the next call, as it may "
-                    f"still be being recorded{short if why.startswith('is ') else ''}"
-            for c in newest.values() if (why := unfinished(c.path, usual))}
-    return [c for c in clips if c.path not in held], list(held.values())
-
-
-def _warn_written_after(path: Path, left_out: list) -> None:
-    """Warn about clips that ``--new-only`` leaves out as counted already but that were written
-    after the state file: a recorder that started its count anew (``rec1.wav`` again) would
-    otherwise go unheard, call after call."""
-    if not path.exists():
-        return
-    since = path.stat().st_mtime
-    late = [c.path for c in left_out if c.path.stat().st_mtime > since]
-    if late:
-        warnings.warn(f"{and_more(late)}: written after {path}, yet not after the clips counted there, so left out "
-                      "by --new-only: clips copied again, or a recorder that started its count anew (then start a "
-                      "new state file)?")
-
-
-def _check_after_counted(state: dict | None, clips, names: list[str], path: Path | None) -> None:
-    """Every clip after the last one counted in ``state`` for its ID, checked before any work:
-    counted twice, a clip would lengthen a run of flagged clips."""
-    from asd.data import time_key
-
-    for mid, (clip, name) in _last_counted(state or {"detectors": {}}, names).items():
-        early = min((c.path.name for c in clips if c.machine_id == mid), key=time_key, default=None)
-        if early is not None and time_key(early) <= time_key(clip):
-            raise UsageError(f"{early}: {name} counted ID {mid}'s clips up to {clip} in --alarm-state {path}; "
-                             "score only later clips (--new-only picks them), or start a new state file")
-
-
-def _carried(state: dict | None, name: str) -> dict[str, int]:
-    """The runs of flagged clips per ID that detector ``name`` carries over from the state."""
-    return {mid: entry["run"] for mid, entry in (state or {"detectors": {}})["detectors"].get(name, {}).items()}
-
-
-def _advance(state: dict, results, quantile: float, calibration: str) -> None:
-    """Each model's runs of flagged clips and last clip per ID, once ``results`` are counted."""
-    from asd.data import time_order
-    from asd.metrics import open_runs
-
-    order = time_order(results.test.clips)
-    last = {results.test.clips[i].machine_id: results.test.clips[i].path.name for i in order}  # each ID's last
-    for name in results.models:
-        decided = results.decisions(name, quantile, calibration)[order]
-        runs = open_runs(results.test.clip_ids[order], decided, _carried(state, name))
-        state["detectors"].setdefault(name, {}).update(
-            {mid: {"run": runs[mid], "last_clip": clip} for mid, clip in last.items()})
 
 
 def _write_alarm_state(path: Path, state: dict) -> None:
