@@ -66,11 +66,10 @@ def parse_name(path: Path) -> tuple[int, str, int]:
     return LABELS.index(label), machine_id, int(index)
 
 
-def _named_id(name: str) -> str | None:
-    """The machine ID in a clip's file name, None if the name is not a clip's."""
-    if match := UNLABELLED_RE.match(name):
-        return match.group(1)
-    return match.group(2) if (match := NAME_RE.match(name)) else None
+def _release_name(name: str) -> tuple[str, int] | None:
+    """The machine ID and number in a release clip's file name, labelled or not; None for another name."""
+    match = UNLABELLED_RE.match(name) or NAME_RE.match(name)
+    return (match.groups()[-2], int(match.groups()[-1])) if match else None
 
 
 def name_order(path: Path | str) -> tuple:
@@ -86,8 +85,8 @@ def time_key(name: str) -> tuple:
     """Where the clip named ``name`` falls in its machine's recording order: the release's names by
     number, the label aside (``asd arrange`` numbers an ID's test clips on across labels), others
     in :func:`name_order` (a recorder's own names)."""
-    match = NAME_RE.match(name) or UNLABELLED_RE.match(name)
-    return (0, int(match.groups()[-1]), name_order(name)) if match else (1, 0, name_order(name))
+    named = _release_name(name)
+    return (0, named[1], name_order(name)) if named else (1, 0, name_order(name))
 
 
 def time_order(clips: list[Clip]) -> list[int]:
@@ -132,7 +131,7 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     if not folder.is_dir():
         hint = _layout_hint(Path(root), machine, split)
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){hint}")
-    chosen = lambda name: ids is None or (mid := _named_id(name)) is None or mid in ids  # a bad name is an error
+    chosen = lambda name: ids is None or (named := _release_name(name)) is None or named[0] in ids  # a bad name: an error
     clips = [_clip(path, split, labels, unlabelled) for path in folder_wavs(folder) if chosen(path.name)]
     if labels is not None:
         orphans = sorted({name for name in labels if chosen(name)} - {c.path.name for c in clips})
@@ -251,8 +250,7 @@ def arrange(sources: list[Path], root: Path, machine: str, machine_id: str, spli
     relinked = _relink(broken, todo, listed, names, copy)
     moved = _moved_copies([p for p in entries if not p.is_symlink() and ours.fullmatch(p.name)], todo, listed, names)
     todo = [p for p in todo if p not in {source for _, source in relinked} | moved]
-    existing = [m for m in (NAME_RE.match(p.name) or UNLABELLED_RE.match(p.name) for p in entries) if m]
-    taken = [int(m.groups()[-1]) for m in existing if m.groups()[-2] == machine_id]
+    taken = [named[1] for p in entries if (named := _release_name(p.name)) and named[0] == machine_id]
     folder.mkdir(parents=True, exist_ok=True)
     made = []
     for i, source in enumerate(todo, max(taken, default=-1) + 1):
@@ -516,7 +514,7 @@ def clips_at(paths: list[Path], machine_id: str | None = None, id_option: str | 
         raise DataError(f"two clips named {twin} (in {where}): score one folder at a time")
     clips = []
     for index, path in enumerate(files):
-        if UNLABELLED_RE.match(path.name) or NAME_RE.match(path.name):
+        if _release_name(path.name):
             clips.append(_clip(path, "test", None, True))
             if machine_id is not None and clips[-1].machine_id != machine_id:
                 raise DataError(f"{path}: named for ID {clips[-1].machine_id}, not {machine_id}")
