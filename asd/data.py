@@ -131,7 +131,8 @@ def list_clips(root: Path, machine: str, split: str, ids: list[str] | None = Non
     if not folder.is_dir():
         hint = _layout_hint(Path(root), machine, split)
         raise DataError(f"{folder}: folder not found (expected <root>/<machine>/{split}/*.wav){hint}")
-    chosen = lambda name: ids is None or (named := _release_name(name)) is None or named[0] in ids  # a bad name: an error
+    # a clip of another ID is left out; a name that is no clip's is kept, to be an error
+    chosen = lambda name: ids is None or (named := _release_name(name)) is None or named[0] in ids  # noqa: E731
     clips = [_clip(path, split, labels, unlabelled) for path in folder_wavs(folder) if chosen(path.name)]
     if labels is not None:
         orphans = sorted({name for name in labels if chosen(name)} - {c.path.name for c in clips})
