@@ -329,8 +329,9 @@ def _warn_shared(calibration: list | None, others: list, what: str) -> None:
 
 
 def _machine_id(text: str) -> str:
-    """An argparse ``type``: a machine ID, two digits (:func:`asd.data.checked_id`)."""
-    from asd.data import DataError, checked_id
+    """An argparse ``type``: a machine ID, two digits (:func:`asd.recordings.checked_id`)."""
+    from asd.data import DataError
+    from asd.recordings import checked_id
 
     try:
         return checked_id(text)
@@ -344,7 +345,8 @@ SEED_MAX = 2**32 - 1  # the largest seed np.random.seed (seeded with the others)
 def _machine(text: str) -> str:
     """An argparse ``type``: a machine type's folder name (a trailing ``/``, as a shell completes a
     folder's name, dropped)."""
-    from asd.data import DataError, checked_machine
+    from asd.data import DataError
+    from asd.recordings import checked_machine
 
     try:
         return checked_machine(text.rstrip("/") or text)
@@ -921,7 +923,7 @@ def _alarm_cell(mid: str, raised_at: list[str]) -> str:
 
 
 def _cut(args: argparse.Namespace) -> None:
-    from asd.data import cut
+    from asd.recordings import cut
 
     _checked_outputs(out=(args.out, True))
     done = cut(args.sources, args.out, args.seconds)
@@ -939,7 +941,7 @@ def _cut(args: argparse.Namespace) -> None:
 
 
 def _arrange(args: argparse.Namespace) -> None:
-    from asd.data import arrange
+    from asd.recordings import arrange
 
     _checked_outputs(out=(args.out, True))
     if args.split == "test" and args.label is None:  # a label guessed wrong cannot be taken back by arranging again

@@ -68,7 +68,8 @@ import asd.book
 from asd import (detectors, experiment, metrics, models, plots, reference,
                  synth)
 from asd.config import NETWORKS, home
-from asd.data import UNLABELLED, clips_at, cut, load_wav
+from asd.data import UNLABELLED, clips_at, load_wav
+from asd.recordings import cut
 from asd.tables import Table, TextTable
 
 cfg, src = asd.book.setup()
@@ -924,7 +925,7 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 # {glue:text}`n_long_normal` normal clips and then the first faulty clip that
 # {glue:text}`best_report` flags on its own are joined into one
 # {glue:text}`long_seconds`-second recording, scored whole, and then cut back into clips of the
-# training clips' length by `asd.data.cut` (`asd cut`):
+# training clips' length by `asd.recordings.cut` (`asd cut`):
 
 # %% tags=["hide-input"]
 caught = np.flatnonzero(faulty & (flags == 1))

@@ -83,7 +83,7 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
     src = data_source(get_config("quick"))
     assert src.synthetic and f"generator v{synth.VERSION}, seed 3" in src.label
     # its clips arranged as a plant's recordings (asd arrange links them): still synthetic
-    from asd.data import arrange
+    from asd.recordings import arrange
 
     arrange([root / "dev_data" / "slider" / "train"], tmp_path / "plant", "press", "00")
     monkeypatch.setenv("ASD_DATA", str(tmp_path / "plant"))

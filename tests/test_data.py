@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from asd import cli
-from asd.data import (UNLABELLED, Clip, DataError, arrange, clips_at, counts, cut, first_per_id, list_clips,
-                      load_wav, name_order, parse_name, time_order, unevaluable, unique_ids, unlike_lengths,
-                      wav_files)
+from asd.data import (UNLABELLED, Clip, DataError, clips_at, counts, first_per_id, list_clips, load_wav, name_order,
+                      parse_name, time_order, unevaluable, unique_ids, unlike_lengths, wav_files)
+from asd.recordings import arrange, cut
 
 SR = 16000
 
