@@ -24,9 +24,8 @@ from asd.download import MACHINES
 from asd.utils import and_more, not_a_folder
 
 
-PROFILE_HELP = ("quick: few epochs (and, in the synthetic stand-in, few clips), minutes on a laptop; full: the "
-                "report's epochs and batch sizes (and the real data's clip counts in the stand-in); with --data "
-                "every clip there is used (default: $ASD_PROFILE, else quick)")
+PROFILE_HELP = ("quick: few epochs, minutes on a laptop; full: the report's epochs and batch sizes; every clip "
+                "in --data is used either way (default: $ASD_PROFILE, else quick)")
 
 BENCH_PROFILE_HELP = ("without --data, the synthetic set to time on (quick: the reduced set; full: the real "
                       "data's clip counts); both time the report's batch sizes, for the epochs --epochs gives "
@@ -138,7 +137,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r = _command(sub, "run", "train and evaluate detectors, print the AUC/pAUC table")
     r.add_argument("--data", type=Path, required=True,
                    help="folder holding <machine>/train and <machine>/test (dev_data/ of a release root is found)")
-    r.add_argument("--ground-truth", type=Path, default=None,
+    r.add_argument("--ground-truth", type=Path, default=None, metavar="LIST",
                    help="labels of unlabelled eval test clips (default: eval_data_list.csv in or beside --data)")
     r.add_argument("--scores-dir", type=Path, default=None,
                    help="also write DIR/<model>/anomaly_score_<machine>_id_<NN>.csv (the challenge's format) and "
@@ -200,7 +199,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", type=Path, default=None, metavar="FILE.json",
                    help="write the clips, and per detector its thresholds and each clip's score and decision, "
                         "as JSON")
-    _decision_arguments(c)
+    _decision_arguments(c, stored=True)
     c.add_argument("--alarm-state", type=Path, default=None, metavar="FILE",
                    help="with --alarm-after: carry runs of flagged clips over from the last call that wrote FILE "
                         "(none if it does not exist yet) and write where this call's runs end, so that a run "
@@ -208,7 +207,8 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--new-only", action="store_true",
                    help="with --alarm-state: score only the clips after the last one counted there for their ID, "
                         "so that a job run every hour can score a recorder's growing folder (the newest clip "
-                        "of an ID, if not readable or shorter than the training clips, waits for the next call: "
+                        "of an ID, if not readable or over a twentieth shorter than the training clips, waits for "
+                        "the next call: "
                         "the recorder may be writing it)")
     c.add_argument("--fail-on-alarm", action="store_true",
                    help="with --alarm-after: exit with status 1 when this call raises an alarm, so that the job "
@@ -276,16 +276,18 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="write the timings as JSON")
 
 
-def _decision_arguments(p: argparse.ArgumentParser) -> None:
+def _decision_arguments(p: argparse.ArgumentParser, stored: bool = False) -> None:
+    """The options that decide which clips are flagged; ``stored``: asd score's, whose detectors may
+    carry calibration scores saved with them."""
     p.add_argument("--decision-quantile", type=float, default=None, metavar="Q",
                    help="a clip is anomalous above this quantile of a gamma distribution fitted to scores of "
                         f"its ID's normal clips (default {DECISION_QUANTILE}, as the DCASE 2021-2025 baselines)")
     p.add_argument("--calibration", choices=CALIBRATIONS, default=None,
                    help="fit that gamma to the scores of all training clips (default, as the baselines), of the "
                         "clips each network held out from training (its validation clips, never fitted) or of "
-                        "the --calibration-clips (default when they are given; asd score with 'calibration' "
-                        "and no clips: those scored when the detector was saved, its default where every "
-                        "detector was saved with them)")
+                        "the --calibration-clips (default when they are given"
+                        + ("; 'calibration' without clips: those scored when the detector was saved, the default "
+                           "where every detector was saved with them)" if stored else ")"))
     p.add_argument("--calibration-clips", nargs="+", action="extend", type=Path, default=None, metavar="PATH",
                    help="normal WAV files or folders of them, recorded apart from the training clips and named "
                         "as test clips (id_NN_NNNNNNNN.wav): each ID's threshold is fitted to their scores")
@@ -517,7 +519,7 @@ def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> No
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import DataError, dataset_root, unevaluable
+    from asd.data import DataError, dataset_root, find_ground_truth, unevaluable, unlabelled_files
     from asd.experiment import run, select_clips
 
     _checked_data(args.data)
@@ -533,6 +535,8 @@ def _run(args: argparse.Namespace) -> None:
     require_labels = args.scores_dir is None and args.save_models is None  # else scored, evaluated if they can be
     # the clips, checked as the run will check them: said before the training, which can take hours
     sel = select_clips(cfg, root, args.machine, args.ids, args.ground_truth, require_labels, args.max_train)
+    if args.ground_truth is None and unlabelled_files(root, args.machine) and (found := find_ground_truth(root)):
+        print(f"asd: the test clips' labels: {found} (--ground-truth LIST gives others)", file=sys.stderr)
     if args.ids is None:
         for mid in sel.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
@@ -601,6 +605,10 @@ def _score(args: argparse.Namespace) -> int:
     clips, names = clips_at(args.clips, machine_id=args.id), [s["name"] for s in saved]
     if args.ground_truth is not None:
         clips = _labelled(clips, args.ground_truth, saved[0]["machine"])
+    elif found := _ground_truth_beside(clips):
+        print(f"asd: the clips' labels: {found} (found beside the eval set; --ground-truth LIST gives others)",
+              file=sys.stderr)
+        clips = _labelled(clips, found, saved[0]["machine"])
     with monitor.state_lock(args.alarm_state):  # a second call on the same state waits, then reads what this one wrote
         state = monitor.load_state(args.alarm_state, args.alarm_after)
         if args.new_only:
@@ -677,6 +685,17 @@ def _only_new(clips, state: dict, saved: list[dict], path: Path) -> list:
     elif left_out:
         print(f"{_count(len(left_out), 'clip')} counted already in {path}: left out")
     return new
+
+
+def _ground_truth_beside(clips) -> Path | None:
+    """The ``eval_data_list.csv`` of unlabelled ``clips`` that lie in a release's test folder
+    (``eval_data/<machine>/test``), found in or beside its eval root as ``asd run`` finds it."""
+    from asd.data import UNLABELLED, find_ground_truth, is_release
+
+    if not any(c.label == UNLABELLED for c in clips):
+        return None
+    folder = Path(os.path.commonpath([str(c.path.absolute().parent) for c in clips]))
+    return find_ground_truth(folder.parent.parent) if folder.name == "test" and is_release(folder) else None
 
 
 def _labelled(clips, path: Path, machine: str) -> list:
@@ -929,7 +948,7 @@ def _cut(args: argparse.Namespace) -> None:
     done = cut(args.sources, args.out, args.seconds)
     if done.made:
         first, last = done.made[0].name, done.made[-1].name
-        print(f"{_count(len(done.made), 'clip')} of {args.seconds} s written to {args.out}: "
+        print(f"{_count(len(done.made), 'clip')} of up to {args.seconds} s written to {args.out}: "
               f"{first}{'' if first == last else f' ... {last}'}")
     if done.kept:
         print(f"{_count(done.kept, 'clip')} there already, the same audio: kept")
@@ -1017,6 +1036,7 @@ def _bench(args: argparse.Namespace) -> None:
     if args.out:
         blob = {"data": str(root), **info, "precision": cfg.precision, "training": training, "features": features}
         atomic_write_json(args.out, blob)
+        print(f"timings written to {args.out}")
 
 
 class _PipeTolerant:

@@ -258,7 +258,7 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
     The format of the DCASE 2020 evaluator: a line holding only a machine type starts its
     section, then one line per clip ``file,labelled file,label`` (label 0 normal, 1 anomaly),
     e.g. ``id_01_00000000.wav,normal_id_01_00000000.wav,0``. A malformed line (a clip's name
-    alone included), a label other than 0/1 or a label that contradicts the labelled name is a
+    alone, or a line of words that cannot name a machine type, included), a label other than 0/1 or a label that contradicts the labelled name is a
     :class:`DataError` naming file and line.
     """
     path = Path(path)
@@ -278,6 +278,9 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
             continue
         where = f"{path}:{number}"
         if len(fields) == 1 and ".wav" not in fields[0].lower():  # a clip's line is never a section's
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", fields[0]):  # a stray line would hide what follows
+                raise DataError(f"{where}: expected a machine type ('slider') or a clip line "
+                                f"'id_NN_NNNNNNNN.wav,<label>_id_NN_NNNNNNNN.wav,0|1', got {line!r}")
             section = fields[0]
             continue
         if section is None:

@@ -76,11 +76,14 @@ def _generator(made: dict) -> str:
 
 def describe_clips(clips: list[Clip]) -> str:
     """What ``clips`` scored by saved detectors are, as :func:`describe_data` says of a data folder,
-    judged from the folder that holds them all (links followed) and the folders above it."""
-    folder = Path(os.path.commonpath([str(c.path.resolve().parent) for c in clips]))
-    if found := synth.stand_in_above(folder):
-        return f"synthetic slider stand-in clips at {folder} ({_generator(found[0])})"
-    return f"{'real DCASE 2020 data' if is_release(folder) else 'real recordings'} ({folder})"
+    judged from the folder that holds them all and the folders above it, links followed (clips
+    that ``asd arrange`` linked are what they link to); named by the folder as given."""
+    given = Path(os.path.commonpath([str(c.path.absolute().parent) for c in clips]))
+    linked = Path(os.path.commonpath([str(c.path.resolve().parent) for c in clips]))
+    source = f", linked from {linked}" if linked != given.resolve() else ""
+    if found := synth.stand_in_above(linked):
+        return f"synthetic slider stand-in clips at {given}{source} ({_generator(found[0])})"
+    return f"{'real DCASE 2020 data' if is_release(linked) else 'real recordings'} ({given}{source})"
 
 
 def data_source(cfg: Config, progress: bool = True) -> DataSource:

@@ -19,6 +19,7 @@ def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, caps
     printed = capsys.readouterr().out
     assert "sequential" in printed and "clips/s" in printed
     assert "asd loop in fp32, plain loop in fp32" in printed
+    assert printed.endswith(f"timings written to {out}\n")
     blob = json.loads(out.read_text())
     assert [r["model"] for r in blob["training"]] == ["sequential", "batchnorm"]
     for row in blob["training"]:

@@ -103,6 +103,12 @@ def test_asd_data_pointing_at_the_stand_in_stays_synthetic(tmp_path, monkeypatch
         f"synthetic slider stand-in clips at {test} (generator v{synth.VERSION}, seed 3)")
     assert describe_clips(clips_at([tmp_path / "own" / "rec" / "a.wav"], "00")) == (
         f"real recordings ({tmp_path / 'own' / 'rec'})")  # a foreign .complete above does not count
+    arranged = tmp_path / "real" / "press" / "train"  # links to the recorder's files: named as given
+    assert describe_clips(clips_at([arranged], "00")) == (
+        f"real recordings ({arranged}, linked from {tmp_path / 'own' / 'rec'})")
+    assert describe_clips(clips_at([tmp_path / "plant" / "press" / "train"], "00")) == (
+        f"synthetic slider stand-in clips at {tmp_path / 'plant' / 'press' / 'train'}, linked from "
+        f"{root / 'dev_data' / 'slider' / 'train'} (generator v{synth.VERSION}, seed 3)")
     (tmp_path / "dcase" / "eval_data" / "slider" / "test").mkdir(parents=True)
     shutil.copy(tmp_path / "own" / "rec" / "a.wav", tmp_path / "dcase" / "eval_data" / "slider" / "test" / "b.wav")
     assert describe_clips(clips_at([tmp_path / "dcase" / "eval_data" / "slider" / "test"], "00")).startswith(

@@ -123,6 +123,9 @@ def test_asd_score_takes_the_labels_of_unlabelled_clips_from_a_ground_truth_list
     out = capsys.readouterr().out
     assert "AUC" in out and f"scored: real DCASE 2020 data ({test})\n" in out  # what was scored, not only trained on
     assert json.loads((tmp_path / "s.json").read_text())["data"] == f"real DCASE 2020 data ({test})"
+    assert main([*score, "--out", str(tmp_path / "found.json")]) == 0  # the list beside the eval set, found
+    assert f"asd: the clips' labels: {listing} (found beside the eval set" in capsys.readouterr().err
+    assert json.loads((tmp_path / "found.json").read_text())["detectors"][0]["rows"] == scored
     (tmp_path / "few").mkdir()  # a clip the list lacks
     shutil.copy(test / "id_01_00000000.wav", tmp_path / "few" / "id_01_00000099.wav")
     assert main([*score[:3], str(tmp_path / "few"), "--ground-truth", str(listing)]) == 2
@@ -144,6 +147,7 @@ def test_ground_truth_found_beside_the_eval_root(release, capsys):
     code, out, err = _run(["--data", str(release / "eval_data")], capsys)
     assert code == 0, err
     assert "IDs: 01 03 05" in out
+    assert f"asd: the test clips' labels: {release / 'eval_data_list.csv'} (--ground-truth LIST" in err
 
 
 def test_a_list_of_the_chosen_ids_alone_will_do(release, tmp_path, capsys):
@@ -428,7 +432,7 @@ def test_a_long_recording_cut_into_clips_scores_as_the_clips_it_was_made_of(unli
         assert main(["score", pca, "--clips", str(long), "--id", "03", "--quiet"]) == 0
     assert main(["cut", str(tmp_path / "rec"), "--out", str(tmp_path / "cut"), "--seconds", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"{len(clips)} clips of 1 s written to {tmp_path / 'cut'}: press-0800_000000s.wav ... " in out
+    assert f"{len(clips)} clips of up to 1 s written to {tmp_path / 'cut'}: press-0800_000000s.wav ... " in out
     assert f"asd score MODEL --clips {tmp_path / 'cut'} --id NN" in out
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -651,6 +655,7 @@ def test_decision_quantile_out_of_range_is_a_usage_error(release, quantile, caps
     (lambda lines: lines + [lines[1]], "listed twice"),
     (lambda lines: lines[:1] + ["id_01_00000000.wav"] + lines[2:], r":2: expected"),  # a clip's name alone
     (lambda lines: lines[:1] + [lines[1].replace(",", ";")] + lines[2:], r":2: expected"),  # a spreadsheet's ;
+    (lambda lines: lines[:2] + ["garbage line"] + lines[2:], r":3: expected a machine type"),  # would hide line 4
 ])
 def test_malformed_lists_name_file_and_line(tmp_path, mutate, message):
     lines = ["slider", "id_01_00000000.wav,normal_id_01_00000000.wav,0", "id_01_00000001.wav,anomaly_id_01_00000003.wav,1"]
