@@ -258,8 +258,8 @@ def read_ground_truth(path: Path, machine: str) -> dict[str, int]:
     The format of the DCASE 2020 evaluator: a line holding only a machine type starts its
     section, then one line per clip ``file,labelled file,label`` (label 0 normal, 1 anomaly),
     e.g. ``id_01_00000000.wav,normal_id_01_00000000.wav,0``. A malformed line (a clip's name
-    alone, or a line of words that cannot name a machine type, included), a label other than 0/1 or a label that contradicts the labelled name is a
-    :class:`DataError` naming file and line.
+    alone, or words that cannot name a machine type, included), a label other than 0/1 or a label
+    that contradicts the labelled name is a :class:`DataError` naming file and line.
     """
     path = Path(path)
     try:

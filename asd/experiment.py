@@ -451,8 +451,9 @@ def _digest(value) -> str:
 
 def load_model(path: Path) -> dict:
     """The contents of a detector file written by :meth:`Results.save_model` (tensors only: safe to
-    load), its ``path`` and its parsed config (``cfg``). One written by another asd version, or changed since it was written
-    (its contents no longer match their SHA-256, saved with them), is a :class:`DataError`."""
+    load), its ``path`` and its parsed config (``cfg``). One written by another asd version, or changed
+    since it was written (its contents no longer match their SHA-256, saved with them), is a
+    :class:`DataError`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such detector file (write one with asd run --save-models DIR)")

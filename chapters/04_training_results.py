@@ -172,8 +172,8 @@ glue("hardest_auc", id_auc[hardest], display=False)
 # what sets the hardest ID apart in its data, before any network sees it
 n_train = results.train_clips
 others = ", ".join(f"{n} (ID {i})" for i, n in n_train.items() if i != hardest)
-hardest_note = (f"It trained on {n_train[hardest]} clips of its own, the "
-                f"other IDs on {others}.")
+hardest_note = (f"It has {n_train[hardest]} training clips, the other IDs "
+                f"{others}.")
 rail = asd.synth.RAILS.get(hardest)
 if results.synthetic and rail and rail.severity[1] < 1:
     hardest_note += (" And the stand-in draws its faults' severity only up "

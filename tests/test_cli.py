@@ -584,7 +584,8 @@ def test_cut_prints_what_it_cut_kept_and_dropped_and_its_clips_arrange(tmp_path,
     cut = ["cut", str(tmp_path / "rec"), "--out", str(tmp_path / "clips"), "--seconds", "1"]
     assert main(cut) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"3 clips of up to 1 s written to {tmp_path / 'clips'}: press-0800_000000s.wav ... press-0800_000002s.wav"
+    assert out[0] == (f"3 clips of up to 1 s written to {tmp_path / 'clips'}: press-0800_000000s.wav ... "
+                      "press-0800_000002s.wav")
     assert out[1] == f"final piece under 0.5 s dropped from {tmp_path / 'rec' / 'press-0800.wav'}"
     assert main(cut) == 0
     assert capsys.readouterr().out.splitlines()[0] == "3 clips there already, the same audio: kept"

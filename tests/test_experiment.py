@@ -158,7 +158,8 @@ def test_test_ids_without_training_clips_are_refused(make_dataset, tmp_path, cfg
 
 
 def test_result_cache_keys_on_the_modules_from_audio_to_score(tmp_path, monkeypatch):
-    """Editing plots.py, tables.py, reference.py or cli.py keeps the key (results reused); editing models.py changes it."""
+    """Editing plots.py, tables.py, reference.py or cli.py keeps the key (results reused); editing models.py
+    changes it."""
     import shutil
 
     copy = tmp_path / "asd"
