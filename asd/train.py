@@ -236,22 +236,11 @@ class CapturedEpoch:
             self.total.zero_()
             self.step.zero_()
 
-    def _step(self, index: torch.Tensor) -> None:
-        x, id_labels = self.data.batch(index)
-        with autocast(x.device, self.precision):
-            loss = self.model.loss(x, id_labels).float().mean()
-        # fresh gradients from the graph's pool: accumulating into kept ones costs a kernel per parameter
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        with torch.no_grad():
-            self.total.add_(loss.detach(), alpha=len(index))
-
     def _capture(self, index_fn, steps: int, advance: bool) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
             for _ in range(steps):
-                self._step(index_fn())
+                _train_step(self.model, self.opt, self.data, index_fn(), self.precision, self.total)
                 if advance:
                     self.step += 1
         return graph
@@ -277,21 +266,28 @@ class CapturedEpoch:
         return self.n_full + (self.rest > 0)
 
 
+def _train_step(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, index: torch.Tensor,
+                precision: str, total: torch.Tensor) -> None:
+    """One update on the vectors at ``index``, eager or captured in a CUDA graph; its loss, summed over
+    the batch, added to ``total`` on the device."""
+    x, id_labels = data.batch(index)
+    with autocast(x.device, precision):
+        loss = model.loss(x, id_labels).float().mean()
+    # fresh gradients (in a graph, from its pool): accumulating into kept ones costs a kernel per parameter
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        total.add_(loss.detach(), alpha=len(index))
+
+
 def _eager_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: DeviceVectors, perm: torch.Tensor,
                  batch_size: int, precision: str) -> tuple[torch.Tensor, int, int]:
     """One epoch of eager steps over ``perm``'s order: ``(device-side loss sum, vectors, steps)``."""
-    total, seen, steps = torch.zeros((), device=perm.device), 0, n_batches(len(data), batch_size)
+    total, steps = torch.zeros((), device=perm.device), n_batches(len(data), batch_size)
     for b in range(steps):
-        index = perm[b * batch_size : (b + 1) * batch_size]
-        x, id_labels = data.batch(index)
-        with autocast(x.device, precision):
-            loss = model.loss(x, id_labels).float().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total.add_(loss.detach(), alpha=len(index))
-        seen += len(index)
-    return total, seen, steps
+        _train_step(model, opt, data, perm[b * batch_size : (b + 1) * batch_size], precision, total)
+    return total, min(len(perm), steps * batch_size), steps
 
 
 @dataclass
