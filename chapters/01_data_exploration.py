@@ -171,10 +171,11 @@ glue("flag_all", f"{flag_all[most]:.0%} of ID {most}'s test clips and "
 # report's three IDs), the evaluation set IDs 01, 03 and 05 with {glue:text}`full_eval_train`
 # training clips (the "additional training" record) and {glue:text}`full_eval_test` test clips
 # (Zenodo record 3678171 and its companions, {cite}`dcase2020devdata`). The evaluation set's
-# test clips came without labels, so their split into normal and anomalous clips per ID is
-# inferred: 100 normal and 178 anomalous per ID is the only split of an ID's 278 clips whose
-# counts can give the slider AUCs the official evaluator published for its baseline (ID 01's,
-# 0.8836516853932583, is 15729/17800, and 17800 = 100 x 178).
+# test clips came without labels (the list of their labels, `eval_data_list.csv`, came later).
+# The stand-in's split of each ID's 278 clips into 100 normal and 178 anomalous is inferred,
+# not read from that list: it is the only split whose counts can give the slider AUCs of the
+# example result printed in the official evaluator's README (ID 01's is an exact fraction
+# whose denominator is 100 x 178).
 #
 # Three things matter for what follows:
 #
@@ -238,19 +239,21 @@ glue("fig_waveforms", plots.waveforms(
 # slider ID kept beside the project (not shipped with the book) differs in level from its ID's
 # one normal recording by {glue:text}`real_rises` dB (measured once on the real 0 dB recordings; the tests measure
 # it again wherever they are present), and a fault that changes a clip's level by a decibel or less
-# does not stand out at this scale. Listening helps more. The players below normalise each clip's
-# loudness, so turn the volume down first.
+# does not stand out at this scale. Listening helps more. The two players below share one gain
+# (the louder clip's peak at 90% of full scale), so a difference in level can be heard; turn the
+# volume down first.
 #
 # The normal clip:
 
 # %%
-display(Audio(y_normal, rate=sr))
+gain = 0.9 / max(np.abs(y_normal).max(), np.abs(y_anomaly).max())
+display(Audio(gain * y_normal, rate=sr, normalize=False))
 
 # %% [markdown]
 # The anomalous clip:
 
 # %%
-display(Audio(y_anomaly, rate=sr))
+display(Audio(gain * y_anomaly, rate=sr, normalize=False))
 
 # %% [markdown]
 # The difference is in the spectrum over time: which frequencies sound, and when. The next

@@ -329,7 +329,9 @@ glue("fig_boot", plots.paired_differences(
 # :alt: Differences of average AUC between pairs of networks on the test clips, with 95 percent bootstrap intervals, and a dashed line at zero.
 #
 # Difference of the average AUC between two networks of seed 0, {glue:text}`data`, with the
-# 95% interval over resamples of the test clips; pairs and filling as in {numref}`fig-pairs`.
+# 95% interval over resamples of the test clips; the pairs in {numref}`fig-pairs`'s order, set
+# by the mean over the seeds, so a difference of seed 0's networks can be negative; filled: the
+# interval excludes zero.
 # ```
 #
 # The test-clip intervals are {glue:text}`boot_width:.3f` wide on average, and
@@ -477,7 +479,8 @@ glue("pauc_step", 0.5 / (n_normal * n_anomalous * (a_max - a_min)),
 # ## One clip scored by hand
 #
 # `asd.experiment.run` hides the steps from a clip to its score. Here they are for the first
-# normal and the first anomalous test clip of the hardest ID, with the Sequential network (the
+# normal test clip of the hardest ID and a typical anomalous one (the median of the ID's
+# anomalous clips by score), with the Sequential network (the
 # DCASE 2020 baseline autoencoder) rebuilt from the trained weights that the results cache
 # keeps: the clip's standardised log-mel frames, its stacked 640-d vectors, the network's
 # reconstruction, the squared error of each vector, and their mean, the clip's score.
@@ -486,9 +489,13 @@ glue("pauc_step", 0.5 / (n_normal * n_anomalous * (a_max - a_min)),
 # the standardised features, from the cache
 prep = asd.experiment.prepare(cfg, src.dev, progress=False)
 net = results.models["sequential"].detector(cfg, prep.id_index).model.eval()
+seq_scores = results.models["sequential"].scores
+anomalous = np.flatnonzero((clip_ids == hardest) & (y_true == 1))
+by_score = anomalous[np.argsort(seq_scores[anomalous])]
+typical = int(by_score[len(by_score) // 2])
+first_normal = int(np.flatnonzero((clip_ids == hardest) & (y_true == 0))[0])
 picked = {}
-for label, kind in ((0, "normal"), (1, "anomalous")):
-    i = int(np.flatnonzero((clip_ids == hardest) & (y_true == label))[0])
+for i, kind in ((first_normal, "normal"), (typical, "anomalous")):
     frames = prep.test.subset([i]).frames  # (frames, 128)
     stacked = features.stack(frames, cfg.feature.n_frames)  # (vectors, 640)
     vectors = torch.from_numpy(stacked)
@@ -496,7 +503,7 @@ for label, kind in ((0, "normal"), (1, "anomalous")):
         # one mean squared error per vector
         errors = ((net(vectors) - vectors) ** 2).mean(dim=1).numpy()
     score = errors.mean()  # the clip's anomaly score
-    assert np.isclose(score, results.models["sequential"].scores[i], rtol=1e-5)
+    assert np.isclose(score, seq_scores[i], rtol=1e-5)
     clip = prep.test.clips[i].path.name
     picked[f"{kind}: {clip}"] = (frames, errors)
     print(f"{kind} clip {clip}: {len(vectors)} vectors, score {score:.4f}")
@@ -510,15 +517,14 @@ normal_score, anomalous_score = (e.mean() for _, e in picked.values())
 glue("hand_order", "above" if anomalous_score > normal_score else "below",
      display=False)
 normal_of_id = (clip_ids == hardest) & (y_true == 0)
-normals = results.models["sequential"].scores[normal_of_id]
+normals = seq_scores[normal_of_id]
 share = float(np.mean(normals < anomalous_score))
 glue("hand_share", f"{share:.0%}", display=False)
 glue("hand_n", len(normals), display=False)
 glue("hand_scores", f"{anomalous_score:.4f} against {normal_score:.4f}",
      display=False)
 if results.synthetic:  # the stand-in's plan knows the anomalous clip's fault
-    first = int(np.flatnonzero((clip_ids == hardest) & (y_true == 1))[0])
-    plan = asd.synth.planned([prep.test.clips[first]], results.synthetic)[0]
+    plan = asd.synth.planned([prep.test.clips[typical]], results.synthetic)[0]
     severity = asd.synth.fault_severity(plan.machine_id, plan.seed)
     hand_fault = (f"The anomalous clip holds a {plan.anomaly} fault of "
                   f"severity {severity:.2f} (0 none, 1 the severest). ")
@@ -566,6 +572,11 @@ glue("hand_verdict",
 # standardised vectors: one axis per ID, so that the rows compare
 glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores,
                                           share=True))
+# each ID's median normal score, for one network: where its scores lie
+levels = {mid: np.median(scores[best_auc][(clip_ids == mid) & (y_true == 0)])
+          for mid in ids}
+glue("id_levels", ", ".join(f"{v:.3f} (ID {m})" for m, v in levels.items()),
+     display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_scores
@@ -578,8 +589,11 @@ glue("fig_scores", plots.score_histograms(y_true, clip_ids, scores,
 # share their axis.
 # ```
 #
-# The scores of different IDs lie at different levels. Each ID is evaluated on its own, so this
-# does not affect its AUC; but one threshold for all IDs of a machine type would not work,
+# The scores of different IDs can lie at different levels: here the median normal score of
+# {glue:text}`best_auc_model` is {glue:text}`id_levels`. The histograms' bins are too coarse
+# to show differences that small; {numref}`fig-decisions` in chapter 5 draws one ID's scores
+# close up. Each ID is evaluated on its own, so a difference in level does not affect its AUC;
+# but one threshold for all IDs of a machine type would not work,
 # and a deployed system calibrates a threshold per machine, best on normal recordings of it
 # that the detector never trained on ({ref}`sec-decisions` in chapter 5 shows why).
 #
@@ -637,8 +651,9 @@ glue("fig_fault_auc", fig_fault_auc)
 # with its severity, and the loudness it adds is capped at `asd.synth.MAX_RISE_DB` times the
 # cube of it: for the mildest third at most {glue:text}`mild_rise:.2f` dB, and the cap
 # averages {glue:text}`mild_mean:.2f` dB there, while normal clips differ in level by about
-# {glue:text}`level_sd:.2f` dB among themselves. On real data the same question needs clips
-# labelled by fault, which the MIMII and DCASE releases do not publish.
+# {glue:text}`level_sd:.2f` dB among themselves (as the 75 real ID 00 training clips kept beside
+# the project do, measured once: the stand-in is tuned to them). On real data the same
+# question needs clips labelled by fault, which the MIMII and DCASE releases do not publish.
 #
 # Listen to one: the anomalous test clip that the best network ranks lowest among the normal
 # clips of its ID, beside its normal twin, rendered from the same seed without the fault (on
@@ -683,9 +698,10 @@ glue("fig_twin", fig_twin)
 # ```
 
 # %% tags=["hide-input"]
-for name, y in pair.items():  # none without the stand-in
+gain = 0.9 / max((np.abs(y).max() for y in pair.values()), default=1.0)
+for name, y in pair.items():  # none without the stand-in; one gain for both
     print(f"{name}:")
-    display(Audio(y, rate=sr))
+    display(Audio(gain * y, rate=sr, normalize=False))
 
 # %% [markdown]
 # ## The ID the report left out

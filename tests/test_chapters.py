@@ -304,9 +304,10 @@ def test_the_introduction_states_the_release_counts() -> None:
 
 def _quoted(prefix: str) -> set[str]:
     """Dotted names starting with ``prefix`` that the chapters, the glossary and the README quote
-    in backticks (``asd.metrics.auc_pauc``, ``cfg.net.dropout``)."""
+    in backticks (``asd.metrics.auc_pauc``, ``cfg.net.dropout``), and the bibliography's notes."""
     texts = [*SCRIPTS, *CHAPTERS.glob("*.md"), ROOT / "README.md"]
     spans = [s for path in texts for s in re.findall(r"`[^`\n]+`", path.read_text(encoding="utf-8"))]
+    spans.append((ROOT / "references.bib").read_text(encoding="utf-8"))
     return {m for span in spans for m in re.findall(rf"\b{prefix}(?:\.[A-Za-z_]\w*)+", span)}
 
 
