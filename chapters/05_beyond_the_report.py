@@ -933,15 +933,16 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 #
 # A recorder may write one long file an hour rather than ten-second clips, but a clip gets one
 # score, the mean over all of its vectors. Below, the ID's first
-# {glue:text}`n_long_normal` normal clips and then the first faulty clip that
-# {glue:text}`best_report` flags on its own are joined into one
+# {glue:text}`n_long_normal` normal clips that {glue:text}`best_report` does not flag and then
+# the first faulty clip it flags, each scored on its own, are joined into one
 # {glue:text}`long_seconds`-second recording, scored whole, and then cut back into clips of the
 # training clips' length by `asd.recordings.cut` (`asd cut`):
 
 # %% tags=["hide-input"]
 caught = np.flatnonzero(faulty & (flags == 1))
 assert len(caught), "no faulty clip of this ID flagged: nothing to hide"
-joined = [*np.flatnonzero(~faulty)[:15], caught[0]]  # 15 normal, 1 faulty
+passed = np.flatnonzero(~faulty & (flags == 0))  # normal clips it does not flag
+joined = [*passed[:15], caught[0]]  # up to 15 normal, then 1 faulty
 long_dir = home() / "long"
 shutil.rmtree(long_dir, ignore_errors=True)  # another build's data
 recording = long_dir / "recording" / "press.wav"
