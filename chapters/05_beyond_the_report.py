@@ -941,7 +941,7 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 # %% tags=["hide-input"]
 caught = np.flatnonzero(faulty & (flags == 1))
 assert len(caught), "no faulty clip of this ID flagged: nothing to hide"
-passed = np.flatnonzero(~faulty & (flags == 0))  # normal clips it does not flag
+passed = np.flatnonzero(~faulty & (flags == 0))  # normal, not flagged
 joined = [*passed[:15], caught[0]]  # up to 15 normal, then 1 faulty
 long_dir = home() / "long"
 shutil.rmtree(long_dir, ignore_errors=True)  # another build's data
