@@ -126,6 +126,9 @@ def _plain_log_ticks(axis) -> None:
 # of theirs (sky blue, spare, is near the baseline's blue).
 MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#000000", "#D55E00", "#882255", "#56B4E9",
                  "#F0E442")
+# ... and a marker each, for line plots where seven detectors meet: orange and vermillion, pink
+# and wine, are told apart by their markers too.
+MODEL_MARKERS = dict(zip(DETECTORS, "os^DvPX"))
 
 
 def _model_colours(names: Sequence[str]) -> dict[str, str]:
@@ -746,14 +749,16 @@ def hall_shift(levels: Sequence[float], auc: Mapping[str, Sequence[float]],
     fig, grid = _grid(4, ncols=2, panel=(3.45, 2.4))
     axes, legend_ax = grid[:3], grid[3]  # three panels, and the legend in the fourth place
     for name, values in auc.items():
-        axes[0].plot(levels, values, "o-", color=colours[name], ms=3, label=tables.label(name))
+        axes[0].plot(levels, values, "-", marker=MODEL_MARKERS.get(name, "o"), color=colours[name], ms=4,
+                     label=tables.label(name))
     axes[0].axhline(CHANCE, color="0.5", lw=1, ls=":")
     axes[0].set_title("average AUC", fontsize=10)
     for ax, key, label in ((axes[1], "false_alarms", "normal clips flagged"),
                            (axes[2], "recall", "anomalous clips flagged")):
         for calibration, by_model in decided.items():
             for name, values in by_model.items():
-                ax.plot(levels, values[key], styles[calibration][0], color=colours[name], lw=1.2)
+                ax.plot(levels, values[key], styles[calibration][0], marker=MODEL_MARKERS.get(name, "o"),
+                        color=colours[name], lw=1.2, ms=4)
         ax.set_ylim(-0.03, 1.03)
         ax.set_yticks(np.linspace(0, 1, 5))
         ax.set_title(label, fontsize=10)
@@ -782,10 +787,11 @@ def learning_curve(sizes: Sequence[int], auc: Mapping[str, Sequence[float]],
     colours = _model_colours(list(auc))
     fig, axes = _grid(3, panel=(2.3, 2.5), sharex=True)
     for name, values in auc.items():
-        style = {"color": colours[name], "ms": 3, "label": tables.label(name)}
-        axes[0].plot(sizes, values, "o-", **style)
+        style = {"color": colours[name], "ms": 4, "marker": MODEL_MARKERS.get(name, "o"),
+                 "label": tables.label(name)}
+        axes[0].plot(sizes, values, "-", **style)
         for ax, key in ((axes[1], "false_alarms"), (axes[2], "recall")):
-            ax.plot(sizes, decided[name][key], "o-", **style)
+            ax.plot(sizes, decided[name][key], "-", **style)
     low, high = np.min(list(auc.values())), np.max(list(auc.values()))
     middle, half = (low + high) / 2, max(high - low, 0.1) / 2 * 1.1  # small gaps not blown up
     axes[0].set_ylim(middle - half, middle + half)

@@ -493,6 +493,9 @@ def test_hall_shift_draws_each_detector_per_hall_solid_and_dashed_thresholds() -
     auc_ax, alarm_ax, recall_ax, legend_ax = fig.axes
     drawn = {line.get_label(): line for line in auc_ax.lines}
     assert drawn[tables.label("sequential")].get_ydata().tolist() == auc["sequential"]
+    # seven detectors' colours are told apart by their markers too
+    assert drawn[tables.label("pca")].get_marker() != drawn[tables.label("sequential")].get_marker()
+    assert len(set(plots.MODEL_MARKERS.values())) == len(plots.MODEL_MARKERS)
     for ax, key in ((alarm_ax, "false_alarms"), (recall_ax, "recall")):
         data = [line for line in ax.lines if len(line.get_xdata()) == len(levels)]
         assert [(line.get_linestyle(), line.get_ydata().tolist()) for line in data] == [
