@@ -768,7 +768,8 @@ glue("cal_verdict", "closer to" if closer else "no closer to", display=False)
 # %% [markdown]
 # Fitted to the calibration clips, the seven detectors' thresholds flag
 # {glue:text}`cal_alarms` of the other normal test clips on average, against
-# {glue:text}`cal_train_alarms` with the training clips: {glue:text}`cal_verdict` the nominal
+# {glue:text}`cal_train_alarms` with the training clips on the same clips (not all the normal
+# test clips, as above): {glue:text}`cal_verdict` the nominal
 # {glue:text}`nominal_alarms`; recall moves from {glue:text}`cal_train_recall` to
 # {glue:text}`cal_recall`. The same comparison was made once on real slider audio, outside
 # this build (the real training clips of ID 00 kept beside the project; the other detectors

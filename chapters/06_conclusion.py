@@ -329,3 +329,28 @@ glue("full_text", full_text, display=False)
 # :class: dropdown
 # `runs = asd.experiment.seed_runs(cfg, src.dev, list(asd.config.NETWORKS), list(range(cfg.spread_seeds)))` (cached after chapter 4), then `metrics.paired_difference` on `metrics.table(r.rows)[name]["AVG"][1]` for each pair, and compare the intervals with those for AUC.
 # ```
+#
+# 2. pAUC's range is a choice, 0.1 in DCASE 2020. Compute each network's average pAUC with
+#    `max_fpr` 0.05 and 0.2 instead (`asd.metrics.auc_pauc(y_true, scores, max_fpr=...)` per
+#    ID, on `results.test`). Does the ranking of the networks change with the range?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# For each network, average `metrics.auc_pauc(y[sel], s[sel], max_fpr=f)[1]` over the IDs
+# (`sel = results.test.clip_ids == mid`, `y = results.test.y_true`,
+# `s = results.models[name].scores`). A narrower range rests on fewer normal clips (five per ID
+# at 0.1 with 50 normal test clips; two or three at 0.05), so its values move in larger steps
+# and the ranking is less stable; which networks trade places depends on the data and the seed.
+# ```
+#
+# 3. Build the book at the report's scale (`ASD_PROFILE=full`; hours on a CPU, minutes on a
+#    GPU) and set its ranking beside the quick profile's and the committed record's. Which
+#    differences exceed chapter 4's seed spread?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# The full profile trains on the release's clip counts for the report's epochs, so the
+# networks fit the normal sound more closely; rankings that the seeds did not resolve in the
+# quick profile need not hold, and only differences larger than the seeds' spread (measured
+# again at that scale) say anything about the networks.
+# ```
