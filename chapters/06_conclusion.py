@@ -338,8 +338,8 @@ glue("full_text", full_text, display=False)
 # :class: dropdown
 # For each network, average `metrics.auc_pauc(y[sel], s[sel], max_fpr=f)[1]` over the IDs
 # (`sel = results.test.clip_ids == mid`, `y = results.test.y_true`,
-# `s = results.models[name].scores`). A narrower range rests on fewer normal clips (five per ID
-# at 0.1 with 50 normal test clips; two or three at 0.05), so its values move in larger steps
+# `s = results.models[name].scores`). A narrower range rests on fewer normal clips (of the quick
+# profile's 50 normal test clips per ID, five at 0.1 and two at 0.05), so its values move in larger steps
 # and the ranking is less stable; which networks trade places depends on the data and the seed.
 # ```
 #
