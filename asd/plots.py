@@ -554,7 +554,9 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
         for label, text, colour in groups:
             values = scores[test & (y_true == label)]
             if values.size:
-                bottom.hist(values[(values >= lo) & (values <= hi)], bins=edges, alpha=0.6, color=colour, label=text)
+                shown = values[(values >= lo) & (values <= hi)]
+                bottom.hist(shown, bins=edges, alpha=0.45, color=colour, label=text)
+                bottom.hist(shown, bins=edges, histtype="step", color=colour, lw=1.2)  # outlined where they overlap
         for x, side, n, text in ((0.03, "left", np.sum(scores[test] < lo), "\u2190 {} more"),
                                  (0.97, "right", np.sum(scores[test] > hi), "{} more \u2192")):
             if n:
