@@ -131,6 +131,13 @@ MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#000000", "#D55E00
 MODEL_MARKERS = dict(zip(DETECTORS, "os^DvPX"))
 
 
+def _overlaid_hist(ax, values: np.ndarray, edges: np.ndarray, colour: str, label: str) -> None:
+    """A histogram drawn over others: translucent bars, outlined, so that where two overlap both
+    stay visible rather than blending into a colour no legend shows."""
+    ax.hist(values, bins=edges, alpha=0.45, color=colour, label=label)
+    ax.hist(values, bins=edges, histtype="step", color=colour, lw=1.2)
+
+
 def _model_colours(names: Sequence[str]) -> dict[str, str]:
     """Each detector's own colour, the same in every figure whatever else it shares it with; other
     names (a yardstick, a reference) take the palette's spare colour, then the absent detectors',
@@ -502,7 +509,7 @@ def score_histograms(y_true: np.ndarray, clip_ids: np.ndarray, scores: Mapping[s
             lo, hi = span.min(), span.max()
             edges = np.geomspace(lo, hi, bins + 1) if use_log else np.linspace(lo, hi + 1e-12, bins + 1)
             for label, text, colour in ((0, "normal", NORMAL), (1, "anomalous", ANOMALOUS)):
-                ax.hist(s[sel & (y_true == label)], bins=edges, alpha=0.6, color=colour, label=text)
+                _overlaid_hist(ax, s[sel & (y_true == label)], edges, colour, text)
             if use_log:
                 ax.set_xscale("log")
                 _plain_log_ticks(ax.xaxis)
@@ -554,9 +561,7 @@ def decision_histograms(train_ids: np.ndarray, train_scores: np.ndarray, test_id
         for label, text, colour in groups:
             values = scores[test & (y_true == label)]
             if values.size:
-                shown = values[(values >= lo) & (values <= hi)]
-                bottom.hist(shown, bins=edges, alpha=0.45, color=colour, label=text)
-                bottom.hist(shown, bins=edges, histtype="step", color=colour, lw=1.2)  # outlined where they overlap
+                _overlaid_hist(bottom, values[(values >= lo) & (values <= hi)], edges, colour, text)
         for x, side, n, text in ((0.03, "left", np.sum(scores[test] < lo), "\u2190 {} more"),
                                  (0.97, "right", np.sum(scores[test] > hi), "{} more \u2192")):
             if n:
