@@ -179,6 +179,12 @@ if results.synthetic and rail and rail.severity[1] < 1:
     hardest_note += (" And the stand-in draws its faults' severity only up "
                      f"to {rail.severity[1]:g}: its faults are milder by "
                      "design.")
+if results.synthetic:  # the report's hardest ID, on the real slider
+    real_hardest = min(reference.REPORT["baseline"],
+                       key=lambda i: reference.REPORT["baseline"][i][0])
+    hardest_note += (" In the report, on the real slider, the hardest ID is "
+                     f"{real_hardest}: the stand-in does not copy the real "
+                     "IDs' difficulties.")
 glue("hardest_note", hardest_note, display=False)
 glue("fig_auc", plots.score_bars(
     table, "auc", **marks, title=f"AUC per machine ID: {src.label}"))
