@@ -188,8 +188,9 @@ glue("fig_mel_basis", plots.mel_filterbank(basis, fc.sample_rate))
 # ## Step 3: the logarithm
 #
 # Mel power spans many orders of magnitude: on a linear scale a few loud bands hide all the
-# others. The DCASE 2020 baseline takes `20 / power * log10(mel + eps)`, i.e.
-# `10 * log10(mel + eps)` for a power spectrogram, with `eps` the float64 machine epsilon so
+# others. The DCASE 2020 baseline takes `20.0 / power * numpy.log10(mel + eps)`, where
+# `power` is the exponent of the spectrogram (2 for power, 1 for magnitude); for a power
+# spectrogram that is `10 * log10(mel + eps)`, with `eps` the float64 machine epsilon so
 # that silent bands stay finite. Doing it by hand gives the same numbers as the package's
 # feature extraction, `asd.features.extract`, on the path training uses (`fc.backend`: the
 # batched `torch.stft` path, equal to librosa within float32 rounding):

@@ -251,8 +251,8 @@ display(Table(spread, "This book, mean ± standard deviation over "
 # order *on these test clips*; one that straddles zero does not. Two cautions. With six pairs,
 # the chance that at least one interval excludes zero by luck alone is well above 5% (a
 # Bonferroni correction would widen each to 99.2%). And the seeds vary only the training, not
-# the test clips, so an order resolved here is an order of these networks on this test set
-# ({ref}`sec-test-draw` asks about another one).
+# the test clips, so an order resolved here is an order of these networks on this test set;
+# whether it holds on another test set is {ref}`sec-test-draw`'s question.
 
 # %% tags=["hide-input", "remove-output"]
 avg_auc = {name: [t[name]["AVG"][0] for t in seed_tables] for name in networks}

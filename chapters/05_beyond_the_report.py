@@ -406,9 +406,11 @@ for key, mid in (("moved", moved), ("kept", kept)):
 follows = table["idclf"][moved][0] > table["idclf"][kept][0]
 glue("idclf_follows", "It does better where faults move clips further, as "
      "the probe predicts." if follows else
-     "Its per-ID AUC runs against the probe here: the ratio is an average "
-     "over an ID's anomalous clips, while AUC asks how many of them score "
-     "above the normal ones, and three IDs of one run rank nothing firmly.",
+     "Its per-ID AUC does not follow the probe here (the ID whose faults "
+     "move clips furthest is not where it does best): the ratio is an "
+     "average over an ID's anomalous clips, while AUC asks how many of them "
+     "score above the normal ones, and three IDs of one run rank nothing "
+     "firmly.",
      display=False)
 glue("idclf_vs_best", f"its average AUC is {table['idclf']['AVG'][0]:.3f} "
      f"against {best_auc:.3f} for the best report network ({best_report}), "
