@@ -284,10 +284,10 @@ print("training mode: sampled, different scores on each call:",
 # **Validation.** 10% of the training clips (`FitConfig.validation_split`), drawn at random
 # with the seed, are held out and their loss is reported after every epoch. The split is made
 # by **whole clips**: consecutive vectors of one clip share four of their five frames, so a
-# split of shuffled vectors would put near-copies of training vectors into the validation set.
-# (The DCASE baseline's Keras `validation_split` takes the last tenth of the vectors before
-# shuffling: whole clips too, but those of the last ID only.) The validation loss is only monitored, never used to stop training early or pick a model, so
-# every network trains for its configured number of epochs.
+# split of shuffled vectors would put near-copies of training vectors into the validation set
+# (the DCASE baseline's split, above, holds out whole clips too). The validation loss is only
+# monitored, never used to stop training early or pick a model, so every network trains for
+# its configured number of epochs.
 #
 # **One network per machine type.** As in the DCASE baseline, one network is trained on the
 # normal clips of all the IDs in use together (by default the report's 00, 02 and 04) and

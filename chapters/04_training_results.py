@@ -90,7 +90,9 @@ for name, model in results.models.items():
                  f"{model.seconds:.1f}", f"{hist.train_loss[-1]:.4g}", val])
 display(TextTable(["network", "epochs", "batch", "updates", "seconds",
                    ("final loss", "training"), ("final loss", "validation")],
-                  rows, "Training"))
+                  rows, "Training. Final loss per vector: for the VAEs a "
+                  "sum over its 640 elements plus the KL term, for "
+                  "sequential a mean over them, so their scales differ."))
 
 # %% [markdown]
 # ```{admonition} Which data?
