@@ -251,8 +251,8 @@ print(models.summary(models.build("sequential", cfg), cfg.feature.dim))
 # `kl_weight` times the {term}`Kullback-Leibler divergence <KL divergence>` of the approximate posterior
 # $N(\mu, \sigma^2)$ (the encoder's distribution of a vector's code) from the prior $N(0, I)$
 # (the distribution the codes are pushed towards), averaged over the batch. With `kl_weight` =
-# {glue:text}`kl_weight` this is, up to a constant, the negative evidence lower bound (ELBO,
-# the lower bound on the data's log-likelihood that a VAE maximises) {cite}`kingma2014auto` of a Gaussian decoder with fixed variance ½ (a summed squared error
+# {glue:text}`kl_weight` this is, up to a constant, the negative evidence lower bound
+# ({term}`ELBO`, the lower bound on the data's log-likelihood that a VAE maximises) {cite}`kingma2014auto` of a Gaussian decoder with fixed variance ½ (a summed squared error
 # without a factor ½ in front); the PyTorch VAE example also sums its reconstruction
 # term over the elements. Summing rather than averaging matters: it sets the balance between
 # reconstruction and KL, and a mean over the 640 elements would weigh the KL term 640 times

@@ -345,7 +345,7 @@ glue("fig_boot", plots.paired_differences(
 # The test-clip intervals are {glue:text}`boot_width:.3f` wide on average, and
 # {glue:text}`boot_resolved` pairs exclude zero. They are about seed 0's networks, one
 # training run each, so the seeds' measure to set beside them is not the interval of the mean
-# above but where one more run's difference would fall: the prediction interval
+# above but where one more run's difference would fall: the {term}`prediction interval`
 # (`paired_difference(..., one_run=True)`), $\sqrt{n+1}$ times wider for $n$ seeds,
 # {glue:text}`seed_width:.3f` wide on average: the test clips' intervals are
 # {glue:text}`boot_vs_seed` than that. The two answer different questions: the seeds, whether another

@@ -27,8 +27,8 @@
 # The report's best network averages AUC {glue:text}`report_best_auc` and pAUC
 # {glue:text}`report_best_pauc` on the real slider data (IDs 00/02/04) {cite}`report2021`.
 # Published systems do far better on the same release: classifiers trained to tell machine IDs
-# apart, with other IDs as proxy outliers (other machines' clips standing in for the faults no
-# one recorded), reach slider development-set averages of AUC
+# apart, with other IDs as {term}`proxy outliers` (other machines' clips standing in for the
+# faults no one recorded), reach slider development-set averages of AUC
 # {glue:text}`idclf_low` to {glue:text}`idclf_high` over all four IDs, 06 (the DCASE
 # baseline's hardest) included {cite}`primus2020anomalous,liu2022anomalous`, and a simple
 # change to the autoencoder's task, interpolating the centre frame instead of reconstructing
