@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from asd.config import DECISION_QUANTILE, MIN_GAMMA_SCORES
 
+
 @contextmanager
 def _named(where: str) -> Iterator[None]:
     """A ValueError raised inside, prefixed with ``where`` (``"ID 02"``): which ID could not be evaluated."""

@@ -46,7 +46,6 @@ REAL_CURVE_ALARMS = {
 ID_CLASSIFIERS_AUC = {"Primus et al. 2020": 0.98, "STgram-MFN (Liu et al. 2022)": 0.996}
 
 
-
 def reference_table(ids: tuple[str, ...] = ("00", "02", "04")) -> dict[str, dict[str, tuple[float, float]]]:
     """The report's four networks and the DCASE 2020 baseline on ``ids`` (default the report's), averaged.
 
