@@ -599,11 +599,11 @@ glue("id_levels", ", ".join(f"{v:.3f} (ID {m})" for m, v in levels.items()),
 #
 # The scores of different IDs can lie at different levels: here the median normal score of
 # {glue:text}`best_auc_model` is {glue:text}`id_levels`. The histograms' bins are too coarse
-# to show differences that small; {numref}`fig-decisions` in chapter 5 draws one ID's scores
+# to show differences that small; {numref}`fig-decisions` in chapter 6 draws one ID's scores
 # close up. Each ID is evaluated on its own, so a difference in level does not affect its AUC;
 # but one threshold for all IDs of a machine type would not work,
 # and a deployed system calibrates a threshold per machine, best on normal recordings of it
-# that the detector never trained on ({ref}`sec-decisions` in chapter 5 shows why).
+# that the detector never trained on ({ref}`sec-decisions` in chapter 6 shows why).
 #
 # ### Which faults are missed?
 #
