@@ -519,8 +519,8 @@ def _enough_for_thresholds(what: str, clip_ids: list[str], ids: list[str]) -> No
 
 
 def _run(args: argparse.Namespace) -> None:
-    from asd.data import DataError, dataset_root, find_ground_truth, unevaluable, unlabelled_files
-    from asd.experiment import run, select_clips
+    from asd.data import DataError, dataset_root, unevaluable
+    from asd.experiment import run_selection, select_clips
 
     _checked_data(args.data)
     root = dataset_root(args.data, args.machine)
@@ -535,17 +535,16 @@ def _run(args: argparse.Namespace) -> None:
     require_labels = args.scores_dir is None and args.save_models is None  # else scored, evaluated if they can be
     # the clips, checked as the run will check them: said before the training, which can take hours
     sel = select_clips(cfg, root, args.machine, args.ids, args.ground_truth, require_labels, args.max_train)
-    if args.ground_truth is None and unlabelled_files(root, args.machine) and (found := find_ground_truth(root)):
-        print(f"asd: the test clips' labels: {found} (--ground-truth LIST gives others)", file=sys.stderr)
+    if args.ground_truth is None and sel.ground_truth is not None:
+        print(f"asd: the test clips' labels: {sel.ground_truth} (--ground-truth LIST gives others)", file=sys.stderr)
     if args.ids is None:
         for mid in sel.left_out:
             print(f"asd: ID {mid} found, not in the report's set: --ids all includes it", file=sys.stderr)
     if args.epochs is not None:
         cfg = cfg.with_epochs(args.epochs)
     _checked_threshold_clips(args, cfg, calibration, calibration_clips, sel, device)
-    results = run(cfg, root, args.models, ids=args.ids, device=device, per_id=args.per_id,
-                  progress=not args.quiet, cache=not args.no_cache, concurrent=args.concurrent,
-                  ground_truth=args.ground_truth, require_labels=require_labels, max_train=args.max_train)
+    results = run_selection(cfg, sel, args.models, device=device, per_id=args.per_id, progress=not args.quiet,
+                            cache=not args.no_cache, concurrent=args.concurrent)
     if calibration_clips:
         results.calibrate(calibration_clips, progress=not args.quiet)
     if args.alarm_after is not None:

@@ -541,16 +541,17 @@ def _scored(model: ModelResult, cfg: Config, id_index: dict[str, int], fs: Frame
 
 
 def _test_labels(root: Path, machine: str, ground_truth: Path | None,
-                 require_labels: bool) -> dict[str, int] | None:
+                 require_labels: bool) -> tuple[dict[str, int] | None, Path | None]:
     """The labels of unlabelled test clips (the eval set as released) from ``ground_truth`` or an
-    ``eval_data_list.csv`` in or beside ``root``; None where the clips' names carry them."""
+    ``eval_data_list.csv`` in or beside ``root``, and the list they came from; None, None where the
+    clips' names carry them."""
     if not (unlabelled := unlabelled_files(root, machine, "test")):
         if ground_truth is not None:
             warnings.warn(f"{ground_truth}: not used: the test clips' names carry their labels", stacklevel=2)
-        return None
+        return None, None
     ground_truth = ground_truth or find_ground_truth(root)
     if ground_truth is not None:
-        return read_ground_truth(ground_truth, machine)
+        return read_ground_truth(ground_truth, machine), ground_truth
     if require_labels:
         where = f"{Path(root) / machine / 'test'}: {len(unlabelled)} unlabelled test clips, e.g. {unlabelled[0].name}"
         if is_release(Path(root)):
@@ -558,7 +559,7 @@ def _test_labels(root: Path, machine: str, ground_truth: Path | None,
                             f"in or beside {root}; or only score them (--scores-dir DIR)")
         raise DataError(f"{where}: score them and decide (--scores-dir DIR); for an AUC, give their labels "
                         f"(--ground-truth LIST, as the DCASE eval set's {GROUND_TRUTH})")
-    return None
+    return None, None
 
 
 def _check_test_clips(folder: Path, train_clips: list, test_clips: list, require_labels: bool) -> None:
@@ -583,12 +584,14 @@ def _check_test_clips(folder: Path, train_clips: list, test_clips: list, require
 class Selection:
     """The clips of one machine type that a run uses, checked before any features are extracted."""
 
+    root: Path
     machine: str
     train: list[Clip]
     test: list[Clip]
     ids: list[str]  # the machine IDs used, sorted
     left_out: list[str]  # IDs found in the data but not used
     labels: dict[str, int] | None  # the labels of unlabelled-named test clips, from a list
+    ground_truth: Path | None  # that list
 
 
 def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[str] | None = None,
@@ -615,7 +618,7 @@ def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[
         found = "no .wav clips" if folder.is_dir() else "folder not found"
         raise DataError(f"{folder}: {found} (expected <root>/<machine>/test/*.wav); "
                         "to train only, save the detectors (--save-models DIR)")
-    labels = _test_labels(root, machine, ground_truth, require_labels)
+    labels, ground_truth = _test_labels(root, machine, ground_truth, require_labels)
     all_train = list_clips(root, machine, "train")
     tested = [] if trained_only else unique_ids(list_clips(root, machine, "test", unlabelled=True))
     found = sorted(set(unique_ids(all_train)) | set(tested))
@@ -626,8 +629,8 @@ def select_clips(cfg: Config, root: Path, machine: str | None = None, ids: list[
     test_ids = [mid for mid in used if mid in tested]  # labels are checked for the IDs used only
     test_clips = list_clips(root, machine, "test", test_ids, labels, not require_labels) if test_ids else []
     _check_test_clips(folder, train_clips, test_clips, require_labels)
-    return Selection(machine, train_clips, test_clips, unique_ids(train_clips),
-                     [mid for mid in found if mid not in used], labels)
+    return Selection(Path(root), machine, train_clips, test_clips, unique_ids(train_clips),
+                     [mid for mid in found if mid not in used], labels, ground_truth)
 
 
 def extract_selection(cfg: Config, sel: Selection, cache_dir: Path | None = None, progress: bool = True,
@@ -812,30 +815,38 @@ def run(cfg: Config, root: Path, models: list[str], machine: str | None = None, 
         ground_truth: Path | None = None, require_labels: bool = True, max_train: int | None = None) -> Results:
     """Train and evaluate ``models`` on ``root/machine`` and collect the per-ID results
     (``require_labels`` as in :func:`prepare`: false scores test clips that cannot be evaluated;
-    ``max_train`` as in :func:`select_clips`: the first that many training clips of each ID).
+    ``max_train`` as in :func:`select_clips`: the first that many training clips of each ID):
+    :func:`select_clips`, then :func:`run_selection`."""
+    check_idclf(models, per_id=per_id)  # before any data is read
+    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels, max_train)
+    return run_selection(cfg, sel, models, device, per_id, progress, data_label, cache, concurrent)
+
+
+def run_selection(cfg: Config, sel: Selection, models: list[str], device: str | None = None,
+                  per_id: bool = False, progress: bool = True, data_label: str | None = None,
+                  cache: bool = True, concurrent: bool = False) -> Results:
+    """Train and evaluate ``models`` on the clips of ``sel`` (:func:`select_clips`).
 
     ``concurrent`` (CUDA only) trains the networks at the same time, one CUDA stream each, so that
     small networks' kernels overlap on the GPU (:func:`run_together`); PCA, and every detector
     with ``per_id``, train one after another.
     """
-    machine = machine or cfg.machine
-    check_idclf(models, per_id=per_id)  # before any data is read
+    check_idclf(models, sel.ids, per_id)  # before any features are extracted
     start = time.perf_counter()
     dev = resolve_device(device)
-    sel = select_clips(cfg, root, machine, ids, ground_truth, require_labels, max_train)
-    check_idclf(models, sel.ids)  # before any features are extracted
     usual, rate = float(np.median(durations(sel.train))), usual_rate(sel.train)
     for clips, what in ((sel.train, "training clips"), (sel.test, "test clips")):
         _warn_unlike(clips, usual, rate, what)
     prep = extract_selection(cfg, sel, progress=progress, device=dev)
-    results = Results(cfg, machine, data_label or describe_data(root), str(dev), prep.test, prep.train.clip_ids,
-                      prep.unique_ids, prep.left_out, features_seconds=time.perf_counter() - start,
-                      standardiser=prep.standardiser, synthetic=synth.read_marker(Path(root)), clip_seconds=usual,
-                      clip_rate=rate)
+    results = Results(cfg, sel.machine, data_label or describe_data(sel.root), str(dev), prep.test,
+                      prep.train.clip_ids, prep.unique_ids, prep.left_out,
+                      features_seconds=time.perf_counter() - start, standardiser=prep.standardiser,
+                      synthetic=synth.read_marker(sel.root), clip_seconds=usual, clip_rate=rate)
     together = [name for name in models if name != "pca"] if concurrent and dev.type == "cuda" and not per_id else []
     results.concurrent = len(together) > 1
-    trained = run_together(together, cfg, prep, dev, machine, cache) if results.concurrent else {}
+    trained = run_together(together, cfg, prep, dev, sel.machine, cache) if results.concurrent else {}
     for name in models:
-        results.models[name] = trained.get(name) or run_model(name, cfg, prep, dev, machine, per_id, progress, cache)
+        results.models[name] = (trained.get(name)
+                                or run_model(name, cfg, prep, dev, sel.machine, per_id, progress, cache))
     results.wall_seconds = time.perf_counter() - start
     return results

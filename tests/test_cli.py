@@ -121,6 +121,24 @@ def test_ids_given_twice_add_up_and_labelled_decisions_print_their_thresholds(ro
     assert f"highest: {', '.join(f'{n} ({score[n]:.4g})' for n in top[:5])}{more}\n" in out
 
 
+def test_run_selects_the_clips_once(root, monkeypatch, capsys):
+    """asd run checks the clips before training and trains on that selection: the folder is not
+    listed again, so what was checked is what is trained on."""
+    import asd.experiment
+
+    calls = []
+    select = asd.experiment.select_clips
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(asd.experiment, "select_clips", counted)
+    assert main(["run", "--data", str(root), "--models", "pca", "--quiet", "--device", "cpu"]) == 0
+    assert len(calls) == 1
+    assert "pca" in capsys.readouterr().out
+
+
 def test_run_max_train_says_how_many_clips_each_id_trained_on(root, tmp_path, capsys):
     out = tmp_path / "few.json"
     assert main(["run", "--data", str(root), "--models", "pca", "--max-train", "3", "--quiet", "--device", "cpu",

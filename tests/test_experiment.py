@@ -63,7 +63,7 @@ def test_select_clips_checks_the_clips_before_extract_selection_reads_them(root,
     with monkeypatch.context() as m:
         m.setattr("asd.experiment.extract", extract)
         sel = select_clips(cfg, root, ids=["02"])
-    assert sel.ids == ["02"] and sel.left_out == ["00"] and sel.labels is None
+    assert sel.ids == ["02"] and sel.left_out == ["00"] and sel.labels is None and sel.ground_truth is None
     assert sel.train == list_clips(root, "slider", "train", ["02"])
     assert sel.test == list_clips(root, "slider", "test", ["02"])
     prep = extract_selection(cfg, sel, tmp_path / "cache", progress=False)
@@ -592,3 +592,6 @@ def test_the_ground_truth_list_joins_the_features_key(make_dataset, tmp_path, cf
         (tmp_path / f"list{flip}.csv").write_text("slider\n" + "\n".join(lines) + "\n")
         keys.append(prepare(cfg, root, "slider", ground_truth=tmp_path / f"list{flip}.csv", progress=False).key)
     assert keys[0] != keys[1]
+    sel = select_clips(cfg, root, ground_truth=tmp_path / "list1.csv")
+    assert sel.ground_truth == tmp_path / "list1.csv" and sel.root == root
+    assert sel.labels == {f"id_00_{i:08d}.wav": 1 - i % 2 for i in range(len(named))}
