@@ -60,18 +60,13 @@ def _provenance(root: Path, profile: str | None) -> tuple[bool, str]:
     """Whether the data at ``root`` is the synthetic stand-in, and :func:`describe_data`'s label."""
     root = Path(root).absolute()
     if made := synth.read_marker(root):  # the stand-in written by `asd synth`: synthetic wherever it is
-        what = f"synthetic slider stand-in at {root} ({_generator(made)}"
+        what = f"synthetic slider stand-in at {root} ({synth.made_by(made)}"
     elif linked := synth.linked_stand_in(root):  # its clips arranged as a plant's: synthetic all the same
         made, source = linked
-        what = f"synthetic slider stand-in clips at {root}, linked from {source} ({_generator(made)}"
+        what = f"synthetic slider stand-in clips at {root}, linked from {source} ({synth.made_by(made)}"
     else:
         what = f"{'real DCASE 2020 data' if is_release(root) else 'real recordings'} ({root}"
     return made is not None, f"{what}; {profile} profile)" if profile else f"{what})"
-
-
-def _generator(made: dict) -> str:
-    """The generator's version, seed and hall of a stand-in, from its record."""
-    return f"generator v{made['version']}, seed {made['seed']}{synth.hall_note(made.get('hall_db'))}"
 
 
 def describe_clips(clips: list[Clip]) -> str:
@@ -82,7 +77,7 @@ def describe_clips(clips: list[Clip]) -> str:
     linked = Path(os.path.commonpath([str(c.path.resolve().parent) for c in clips]))
     source = f", linked from {linked}" if linked != given.resolve() else ""
     if found := synth.stand_in_above(linked):
-        return f"synthetic slider stand-in clips at {given}{source} ({_generator(found[0])})"
+        return f"synthetic slider stand-in clips at {given}{source} ({synth.made_by(found[0])})"
     return f"{'real DCASE 2020 data' if is_release(linked) else 'real recordings'} ({given}{source})"
 
 

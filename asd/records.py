@@ -51,7 +51,7 @@ def _signed(x: float) -> str:
 
 def _provenance(path: Path, record: dict) -> list[str]:
     made = record.get("synthetic")
-    data = f"synthetic stand-in (generator v{made['version']}, seed {made['seed']})" if made else record["data"]
+    data = f"synthetic stand-in ({synth.made_by(made)})" if made else record["data"]
     if made and made["version"] != synth.VERSION:
         data += (f"\n  (the stand-in is now v{synth.VERSION}: the AUCs below are of older data than\n"
                  "  this book's; the times stand)")

@@ -616,12 +616,18 @@ def hall_note(hall_db: float | None) -> str:
     return f", hall {hall_db:+g} dB" if hall_db else ""
 
 
+def made_by(record: dict) -> str:
+    """A stand-in's provenance from its generator record (:func:`read_marker`), for data labels:
+    ``"generator v3, seed 0, hall +6 dB"``."""
+    return f"generator v{record['version']}, seed {record['seed']}{hall_note(record.get('hall_db'))}"
+
+
 def _made(record: dict, version: bool = False) -> str:
     """A generator record (:func:`read_marker`) in words: its seed, size, hall (and version)."""
     db = record.get("hall_db")
     hall = f"a hall {abs(db):g} dB {'louder' if db > 0 else 'quieter'}" if db else "the usual hall"
-    made_by = f", generator v{record.get('version')}" if version else ""
-    return f"seed {record['seed']} ({sum(record['synth']['dev']['train'])} training clips in dev_data, {hall}{made_by})"
+    generator = f", generator v{record.get('version')}" if version else ""
+    return f"seed {record['seed']} ({sum(record['synth']['dev']['train'])} training clips in dev_data, {hall}{generator})"
 
 
 def _is_complete(root: Path, synth: SynthConfig, seed: int, hall_db: float) -> bool:

@@ -511,86 +511,83 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 # ### Long recordings
 #
 # A recorder may write one long file an hour rather than ten-second clips, but a clip gets one
-# score, the mean over all of its vectors. Below, the ID's first
-# {glue:text}`n_long_normal` normal clips that {glue:text}`best_report` does not flag and then
-# the first faulty clip it flags, each scored on its own, are joined into one
-# {glue:text}`long_seconds`-second recording, scored whole, and then cut back into clips of the
-# training clips' length by `asd.recordings.cut` (`asd cut`):
+# score, the mean over all of its vectors. Below, a typical faulty clip that
+# {glue:text}`best_report` flags (the median score of those it flags) is joined after 0, 1, 3
+# and more of the ID's normal clips that it does not flag, up to {glue:text}`n_long_normal`,
+# and each such recording is scored whole:
 
 # %% tags=["hide-input"]
 caught = np.flatnonzero(faulty & (flags == 1))
 assert len(caught), "no faulty clip of this ID flagged: nothing to hide"
+typical = caught[np.argsort(later_scores[caught])[len(caught) // 2]]
 passed = np.flatnonzero(~faulty & (flags == 0))  # normal, not flagged
-joined = [*passed[:15], caught[0]]  # up to 15 normal, then 1 faulty
+counts = [n for n in (0, 1, 3, 7, 15, 31, 63) if n <= len(passed)]
+limit = limits[later_id]
 long_dir = home() / "long"
 shutil.rmtree(long_dir, ignore_errors=True)  # another build's data
-recording = long_dir / "recording" / "press.wav"
-recording.parent.mkdir(parents=True)
-signal = np.concatenate([load_wav(arriving[k].path) for k in joined])
-sf.write(recording, signal, cfg.feature.sample_rate, subtype="FLOAT")
 saved = experiment.load_model(model_file)
-with warnings.catch_warnings(record=True) as said:
-    warnings.simplefilter("always")
-    whole = experiment.score_clips(saved, clips_at([recording], later_id),
-                                   progress=False)
-for warning in said:
+whole_scores, rows = [], []
+for n in counts:  # n normal clips, then the faulty one, in one file
+    joined = [*passed[:n], typical]
+    recording = long_dir / f"{n:02d}-normal" / "press.wav"
+    recording.parent.mkdir(parents=True)
+    signal = np.concatenate([load_wav(arriving[k].path) for k in joined])
+    sf.write(recording, signal, cfg.feature.sample_rate, subtype="FLOAT")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        whole = experiment.score_clips(
+            saved, clips_at([recording], later_id), progress=False)
+    whole_scores.append(float(whole.models[best_report].scores[0]))
+    rows.append([f"{n} normal, then the faulty clip",
+                 f"{sf.info(recording).duration:.0f} s",
+                 f"{whole_scores[-1]:.4f}",
+                 "anomalous" if whole_scores[-1] > limit else "normal"])
+display(TextTable(["recording", "length", "score", "decision"], rows,
+                  f"{best_report}, ID {later_id} ({src.label}): recordings "
+                  f"scored whole; threshold {limit:.4f}"))
+for warning in said:  # the longest recording's
     print(fill(f"asd: warning: {warning.message}", 79))
+glue("n_long_normal", str(counts[-1]), display=False)
+normal_mean = float(later_scores[passed[:counts[-1]]].mean())
+below = [n for n, s in zip(counts, whole_scores) if s <= limit]
+if below:
+    long_verdict = (
+        f"Here the faulty clip alone scores {whole_scores[0]:.4f}, over the "
+        f"threshold of {limit:.4f}; after {below[0]} normal clips the whole "
+        "recording no longer crosses it"
+        + (", and after more it does not either" if all(
+            s <= limit for s in whole_scores[counts.index(below[0]):]) else "")
+        + f". The normal clips average {normal_mean:.4f}.")
+else:
+    long_verdict = (
+        f"Here the fault is loud enough that even after {counts[-1]} normal "
+        f"clips the whole recording crosses the threshold of {limit:.4f} "
+        f"(the normal clips average {normal_mean:.4f}); a longer file would "
+        "hide it too, one clip in an hour-long file is one part in 360.")
+glue("long_verdict", long_verdict, display=False)
+
+# %% [markdown]
+# Scored whole, a recording gets about the mean of its clips' scores, and the longer it is, the
+# closer that mean comes to the normal clips', whatever the fault. Whether a whole recording
+# crosses the threshold then says more about its length than about the machine.
+# {glue:text}`long_verdict` The cure is to cut a long recording into clips of the training
+# clips' length before scoring, as `asd.recordings.cut` (`asd cut`) does. Cut, the longest
+# recording above gives back its clips, each scoring as it did alone (they hold the
+# recording's own samples), and the faulty one is flagged again:
+
+# %% tags=["hide-input"]
 pieces = cut([recording], long_dir / "clips").made
 cut_scores = experiment.score_clips(saved, clips_at(pieces, later_id),
                                     progress=False).models[best_report].scores
 assert np.allclose(cut_scores, later_scores[joined], rtol=1e-5)
-whole_score = float(whole.models[best_report].scores[0])
 normal_part = cut_scores[:-1]
-duration = f"{sf.info(recording).duration:.0f}"
-
-
-def decision(score):
-    return "anomalous" if score > limits[later_id] else "normal"
-
-
-rows = [[f"whole recording ({duration} s)", f"{whole_score:.4f}",
-         decision(whole_score)],
-        [f"{len(normal_part)} normal clips (mean)",
-         f"{normal_part.mean():.4f}",
-         f"{np.sum(normal_part > limits[later_id])} of {len(normal_part)} "
-         "anomalous"],
-        [f"faulty clip ({pieces[-1].name})", f"{cut_scores[-1]:.4f}",
-         decision(cut_scores[-1])]]
-display(TextTable(["scored", "score", "decision"], rows,
-                  f"{best_report}, ID {later_id} ({src.label}): one recording "
-                  "scored whole, then cut into clips; threshold "
-                  f"{limits[later_id]:.4f}"))
-glue("n_long_normal", str(len(normal_part)), display=False)
-glue("long_seconds", duration, display=False)
-added = whole_score - normal_part.mean()  # the faulty clip's share of the mean
-limit, normal_mean = limits[later_id], normal_part.mean()
-flagged_normal = int(np.sum(normal_part > limit))
-if whole_score > limit and normal_mean > limit:
-    long_verdict = (
-        f"Here the whole recording crosses the threshold, but its normal "
-        f"clips alone average {normal_mean:.4f}, above the threshold of "
-        f"{limit:.4f} already ({flagged_normal} of {len(normal_part)} are "
-        f"flagged on their own): the faulty clip adds only {added:.4f} to the "
-        "mean.")
-elif whole_score > limit:
-    long_verdict = (
-        f"Here the whole recording crosses the threshold of {limit:.4f}, its "
-        f"normal clips alone averaging {normal_mean:.4f}: the faulty clip "
-        f"adds {added:.4f} to the mean, enough this time.")
-else:
-    long_verdict = (
-        "Here the whole recording stays below the threshold, "
-        + ("though its faulty clip is flagged on its own."
-           if cut_scores[-1] > limit else "and so does its faulty clip."))
-glue("long_verdict", long_verdict, display=False)
-glue("n_long_clips", str(len(pieces)), display=False)
+print(fill(f"{len(pieces)} clips cut from {recording.parent.name}/"
+           f"{recording.name}: {np.sum(normal_part > limit)} of "
+           f"{len(normal_part)} normal clips flagged; the faulty one "
+           f"({pieces[-1].name}) scores {cut_scores[-1]:.4f}, "
+           f"{'flagged' if cut_scores[-1] > limit else 'not flagged'}", 79))
 
 # %% [markdown]
-# Scored whole, the recording gets about the mean of its clips' scores: the faulty clip is one
-# part in {glue:text}`n_long_clips`, and the longer the recording, the closer its score comes
-# to the normal clips', whatever the fault. Whether a whole recording crosses the threshold
-# then says more about its length than about the machine. {glue:text}`long_verdict` Cut,
-# the faulty clip scores as it did alone: the clips hold the recording's own samples.
 # `asd run` and `asd score` warn, as above, about clips under half or over twice the
 # training clips' length.
 #

@@ -82,6 +82,16 @@ def test_an_older_stand_ins_record_says_its_aucs_are_of_older_data(tmp_path):
     assert "set-up seconds" not in text  # an older record has none
 
 
+def test_a_record_names_its_stand_ins_hall_as_data_labels_do(tmp_path):
+    made = {"version": synth.VERSION, "seed": 2, "hall_db": 6.0}
+    record = {"rows": [{"model": "pca", "machine": "slider", "id": "00", "auc": 0.9, "pauc": 0.8}],
+              "synthetic": made, "data": "x", "profile": "full", "config": {"precision": "fp32"},
+              "device": "cpu", "date": "2026-01-01T00:00:00", "git_commit": None, "config_hash": "abc",
+              "wall_seconds": 10.0, "features_seconds": 1.0, "seconds": {"pca": 9.0}, "steps": {"pca": 0}}
+    (tmp_path / "full-cpu.json").write_text(json.dumps(record))
+    assert f"data: synthetic stand-in (generator v{synth.VERSION}, seed 2, hall +6 dB)\n" in records.describe(tmp_path)
+
+
 def test_lists_wrap_between_items_never_inside_one():
     items = [f"network{i} +0.00{i}/-0.00{i}" for i in range(9)]
     lines = records._listed(items, width=60).splitlines()
