@@ -177,7 +177,6 @@ class PCADetector:
         return errors, clip_of
 
 
-
 def make(name: str, cfg: Config, id_index: dict[str, int], device: torch.device) -> Detector:
     """A new, unfitted detector by name."""
     return PCADetector(cfg) if name == "pca" else network(name, cfg, id_index, device)
