@@ -40,8 +40,15 @@ def and_more(items: Sequence[object], shown: int = 1) -> str:
 
 
 def not_a_folder(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a folder (``"not a folder"``, ``"no such folder"``), None if it can."""
-    return None if path.is_dir() else "not a folder" if path.exists() else "no such folder"
+    """Why ``path`` cannot be read as a folder (``"not a folder"``, ``"no such folder"``, a link that
+    leads nowhere), None if it can."""
+    if path.is_dir():
+        return None
+    if path.exists():
+        return "not a folder"
+    if path.is_symlink():  # broken, or a loop: exists() cannot tell
+        return f"a symbolic link that leads to no folder ({os.readlink(path)})"
+    return "no such folder"
 
 
 def source_hash(modules: tuple[str, ...], package: Path = PACKAGE) -> str:

@@ -33,6 +33,10 @@ def test_not_a_folder_says_why_a_path_cannot_be_read_as_one(tmp_path):
     assert not_a_folder(tmp_path) is None
     assert not_a_folder(tmp_path / "clip.wav") == "not a folder"
     assert not_a_folder(tmp_path / "missing") == "no such folder"
+    (tmp_path / "broken").symlink_to(tmp_path / "missing")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert not_a_folder(tmp_path / "broken") == f"a symbolic link that leads to no folder ({tmp_path / 'missing'})"
+    assert not_a_folder(tmp_path / "loop") == f"a symbolic link that leads to no folder ({tmp_path / 'loop'})"
 
 
 def test_and_more_names_the_first_items_and_counts_the_rest(tmp_path):
