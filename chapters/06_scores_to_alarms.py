@@ -614,7 +614,8 @@ print(fill(f"{len(pieces)} clips cut from {recording.parent.name}/"
 # asd arrange ~/recorder/quiet-week --out ~/quiet --machine press --id 00 \
 #     --split test --label normal
 # asd run --data ~/plant --machine press --profile full --models sequential \
-#     --calibration-clips ~/quiet/press/test --save-models models --figures figures
+#     --calibration-clips ~/quiet/press/test --save-models models \
+#     --figures figures
 # asd score models/sequential.pt --clips ~/recorder/today --id 00 \
 #     --out today.json --alarm-after 3 --alarm-state runs.json \
 #     --new-only --fail-on-alarm
