@@ -20,6 +20,7 @@
 # - three detectors beyond the report: PCA, the interpolation DNN and an ID classifier
 # - how to test a method's assumption (does a fault move a clip off its machine ID?) before trusting it
 # - why all methods must be compared in one run on the same data
+# - what loudness alone achieves: a yardstick every detector should beat
 # - which faults each detector hears, and which it misses
 # ```
 #

@@ -26,8 +26,11 @@
 #
 # The chapters so far judged detectors by how they *rank* clips. A plant needs more: a yes
 # or no for each clip as it arrives, and an alarm it can act on. This chapter takes the seven
-# detectors of {doc}`05_beyond_the_report` (from the cache that chapter filled: same config,
-# data and code, so nothing is trained again), draws a line through their scores, counts
+# detectors of {doc}`05_beyond_the_report` (the report's four networks, `baseline`,
+# `batchnorm`, `dropout` and `sequential`, and `pca`, `idnn` and `idclf`: the
+# {term}`PCA reconstruction error`, the {term}`IDNN` and the {term}`machine-ID classifier`),
+# from the cache those chapters filled (same config, data and code, so the seven are not
+# trained again), draws a line through their scores, counts
 # what that line gets right and wrong, and follows one detector, {glue:text}`best_report`
 # (the best of the report's networks on this data), from a saved file to a plant's hourly job.
 # It then changes what the detectors hear: a louder hall, and fewer training clips.
@@ -396,7 +399,7 @@ glue("real_cal_nominal", "; ".join(
 # fault lowers it and accepts more false alarms.
 #
 # (sec-train-once)=
-# ### Train once, score what comes in
+# ## Train once, score what comes in
 #
 # A monitoring system trains once and then scores each new recording as it arrives.
 # `results.save_model(name, path)` (`asd run --save-models DIR`) writes a trained detector to one
@@ -505,8 +508,8 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 # checks it); without them, the second call starts counting afresh and its first alarm comes
 # later, or never. The table counts how many alarms fall on normal clips: with thresholds from
 # the training clips, which flag {glue:text}`stream_false` of the normal clips here, runs of
-# false flags can raise false alarms before any fault arrives, the problem of
-# {ref}`sec-decisions` that calibration clips address.
+# false flags can raise false alarms before any fault arrives: the problem that calibration
+# clips address ({ref}`sec-decisions`).
 #
 # ### Long recordings
 #
@@ -573,7 +576,7 @@ glue("long_verdict", long_verdict, display=False)
 # {glue:text}`long_verdict` The cure is to cut a long recording into clips of the training
 # clips' length before scoring, as `asd.recordings.cut` (`asd cut`) does. Cut, the longest
 # recording above gives back its clips, each scoring as it did alone (they hold the
-# recording's own samples), and the faulty one is flagged again:
+# recording's own samples), the faulty one included:
 
 # %% tags=["hide-input"]
 pieces = cut([recording], long_dir / "clips").made
@@ -598,7 +601,7 @@ print(fill(f"{len(pieces)} clips cut from {recording.parent.name}/"
 # (`--profile full` for the report's epochs, as the default `quick` profile is for building
 # this book; `--figures` draws the training curves, to check that the loss settled) and, with
 # `--calibration-clips`, saves with each detector the scores of normal recordings of other
-# days that it never trained on, which set its thresholds, as the previous section advises.
+# days that it never trained on, which set its thresholds, as {ref}`sec-decisions` advises.
 # `asd score` then flags the new recordings (with those thresholds, unless told otherwise),
 # `--out` writes every clip's score and decision as JSON for a monitoring script, and
 # `--alarm-after 3` raises an alarm on three flagged clips in a row, counted on from one call
@@ -632,7 +635,7 @@ print(fill(f"{len(pieces)} clips cut from {recording.parent.name}/"
 # `asd synth --hall-db 6` (`asd.synth.generate(..., hall_db=6)`) raises the background (the
 # hall's noise, its distant events and the drive's steady tones) by 6 dB at the same recording
 # gain, and leaves the machines and their faults as they were. Below, the seven detectors
-# trained in chapter 5 score other recordings of the same machines (data seed
+# of chapters 4 and 5 score other recordings of the same machines (data seed
 # {glue:text}`hall_seed` of the stand-in: clips they have never heard), made in the usual hall
 # and in halls {glue:text}`hall_levels` dB louder; `results.rescored(clips)` scores other clips
 # with a run's trained detectors, without training. Up to {glue:text}`n_hall_calibration`
@@ -812,7 +815,7 @@ glue("hall_retrain", retrain_text, display=False)
 # week it runs unwatched. How many does a detector need? Below, {glue:text}`lc_models` are
 # trained on the first {glue:text}`lc_sizes` training clips of each ID by number (the first
 # recorded, where clips are numbered as they are recorded; `experiment.run(..., max_train=n)`,
-# `asd run --max-train N`), and each is tested on the same test clips as the rest of the chapter. An ID with fewer clips than `n` keeps all of its own. The
+# `asd run --max-train N`), and each is tested on the same test clips as the decisions above (data seed 0). An ID with fewer clips than `n` keeps all of its own. The
 # recipe stays as it is: the same epochs, so a smaller set also means fewer weight updates.
 
 # %% tags=["hide-input", "remove-output"]
@@ -922,7 +925,7 @@ glue("lc_fewer", f"{steps_ratio:.0f}", display=False)
 #
 # Two caveats. The smaller sets were also trained with fewer weight updates: at
 # {glue:text}`lc_first` clips per ID, at least {glue:text}`lc_fewer` times fewer for each
-# network (exercise 8 gives them as many). And each point is one seed: read its gaps against
+# network (exercise 5 gives them as many). And each point is one seed: read its gaps against
 # the spread between seeds in {ref}`sec-seeds`.
 #
 # The thresholds' half of the curve was measured once on real slider audio, outside this
@@ -973,15 +976,19 @@ glue("real_curve_n", str(n_real), display=False)
 # - **Ranking is not deciding.** AUC needs no threshold; an alarm does. A threshold set from
 #   training scores alone is nominal until normal clips the detector has not seen confirm its
 #   false-alarm rate; set it from such clips where you have them.
+# - **Alarm on runs, not on single clips.** Each clip more that an alarm waits for multiplies
+#   scattered false alarms by the false-alarm rate and delays the alarm; no `k` tells a lasting
+#   shift of the normal sound from a fault. Carry the runs from one call to the next
+#   (`--alarm-state`), or a run that spans two calls goes unseen.
+# - **Score clips, not hours.** A saved detector scores new clips as it scored them in its run;
+#   cut long recordings into clips of the training clips' length first (`asd cut`), or the mean
+#   over the file dilutes a fault.
 # - **Listen again when the place changes.** {glue:text}`hall_takeaway`
 #   ({numref}`fig-hall`). After any change around the machine, record normal clips and refit
 #   the thresholds to them; train again where the change is large.
 # - **Count the clips twice: for the ranking and for the thresholds.** {glue:text}`lc_takeaway`
 #   ({numref}`fig-how-many`). Plan the recording time for the thresholds, and keep normal
 #   clips apart to check them.
-
-# %% [markdown]
-#
 
 # %% [markdown]
 # ## Exercises

@@ -447,7 +447,7 @@ def test_a_bug_keeps_its_traceback_and_a_status_of_its_own(root, monkeypatch, ca
     def bug(*args, **kwargs):
         raise KeyError("a bug, not bad input")
 
-    monkeypatch.setattr(asd.experiment, "run", bug)
+    monkeypatch.setattr(asd.experiment, "run_selection", bug)
     assert main(["run", "--data", str(root), "--quiet", "--device", "cpu"]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "KeyError: 'a bug, not bad input'" in err and "a bug in asd" in err
@@ -455,7 +455,7 @@ def test_a_bug_keeps_its_traceback_and_a_status_of_its_own(root, monkeypatch, ca
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(asd.experiment, "run", interrupt)
+    monkeypatch.setattr(asd.experiment, "run_selection", interrupt)
     assert main(["run", "--data", str(root), "--quiet", "--device", "cpu"]) == 130
     assert capsys.readouterr().err == "asd: interrupted\n"
 
@@ -709,7 +709,7 @@ def test_a_calibration_clip_too_short_stops_the_run_before_training(root, tmp_pa
         for n in range(3):
             sf.write(cal / f"id_{mid}_{n:08d}.wav", rng.normal(0, 0.1, 16000).astype("float32"), 16000)
     sf.write(cal / "id_00_00000003.wav", rng.normal(0, 0.1, 1600).astype("float32"), 16000)  # 0.1 s: a header fine
-    monkeypatch.setattr("asd.experiment.run", lambda *a, **k: pytest.fail("trained before the clips were read"))
+    monkeypatch.setattr("asd.experiment.run_selection", lambda *a, **k: pytest.fail("trained before the clips were read"))
     assert main(["run", "--data", str(root), "--models", "pca", "--calibration-clips", str(cal), "--quiet",
                  "--device", "cpu"]) == 2
     assert "id_00_00000003.wav: 1600 samples, need at least" in _error_line(capsys)

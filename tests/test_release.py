@@ -67,7 +67,7 @@ def test_id_06_named_before_training(release, monkeypatch, capsys):
     def training(*args, **kwargs):
         raise KeyboardInterrupt  # a user who reads the notice and stops the run
 
-    monkeypatch.setattr("asd.experiment.run", training)
+    monkeypatch.setattr("asd.experiment.run_selection", training)
     code, _, err = _run(["--data", str(release / "dev_data")], capsys)
     assert code == 130 and "ID 06 found, not in the report's set" in err
 
