@@ -554,12 +554,12 @@ glue("n_long_normal", str(counts[-1]), display=False)
 normal_mean = float(later_scores[passed[:counts[-1]]].mean())
 below = [n for n, s in zip(counts, whole_scores) if s <= limit]
 if below:
+    longer = whole_scores[counts.index(below[0]) + 1:]  # the longer recordings
     long_verdict = (
         f"Here the faulty clip alone scores {whole_scores[0]:.4f}, over the "
         f"threshold of {limit:.4f}; after {below[0]} normal clips the whole "
         "recording no longer crosses it"
-        + (", and after more it does not either" if all(
-            s <= limit for s in whole_scores[counts.index(below[0]):]) else "")
+        + (", nor after more" if longer and max(longer) <= limit else "")
         + f". The normal clips average {normal_mean:.4f}.")
 else:
     long_verdict = (
