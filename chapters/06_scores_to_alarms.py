@@ -511,6 +511,7 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 # false flags can raise false alarms before any fault arrives: the problem that calibration
 # clips address ({ref}`sec-decisions`).
 #
+# (sec-long)=
 # ### Long recordings
 #
 # A recorder may write one long file an hour rather than ten-second clips, but a clip gets one

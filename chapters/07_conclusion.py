@@ -298,8 +298,9 @@ glue("full_text", full_text, display=False)
 #   mel bands alone, which the resampler's low-pass filter softens.
 # - **Clips of about ten seconds.** A clip gets one score, the mean over all of it: a fault
 #   that sounds for one second of a ten-minute recording is averaged away. Cut long recordings
-#   into clips of the training clips' length (`asd cut LONG --out CLIPS`); `asd run` and
-#   `asd score` warn about clips under half or over twice that length.
+#   into clips of the training clips' length (`asd cut LONG --out CLIPS`; {ref}`sec-long`
+#   shows the averaging); `asd run` and `asd score` warn about clips under half or over twice
+#   that length.
 # - **Enough normal clips, and some kept apart.** The real slider IDs have 434 to 968 training
 #   clips each; train on as many normal clips as you can, and keep dozens more, recorded on
 #   other days, to set and check the thresholds (`--calibration-clips`): a threshold fitted to
