@@ -11,6 +11,7 @@ import argparse
 import os
 import shlex
 import sys
+import textwrap
 import traceback
 import warnings
 from collections import Counter
@@ -65,11 +66,19 @@ EXAMPLES = {
 }
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help lines wrapped between words only: an option (``--calibration-clips``) or a path pattern
+    is never split at a hyphen or inside itself, so it can be read and copied whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
 def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with its :data:`EXAMPLES`."""
     return sub.add_parser(name, help=summary, allow_abbrev=False,
                           epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+                          formatter_class=_Formatter)
 
 
 class UsageError(ValueError):
@@ -111,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Unsupervised anomalous machine-sound detection.",
                                 epilog="start with: asd synth ~/asd-data && asd run --data ~/asd-data/dev_data\n"
                                        "each command's --help ends with examples",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=_Formatter)
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_synth_parser, _run_parser, _score_parser, _cut_parser, _arrange_parser, _download_parser,
@@ -191,7 +200,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
                    help="the labels of unlabelled clips, from a list in the DCASE evaluator's format (as "
                         "eval_data_list.csv): AUC/pAUC, as for labelled names")
     c.add_argument("--scores-dir", type=Path, default=None, metavar="DIR",
-                   help="write DIR/<model>/{anomaly_score,decision_result}_<machine>_id_<NN>.csv, as asd run")
+                   help="write the score and decision files of each ID, "
+                        "DIR/<model>/anomaly_score_<machine>_id_<NN>.csv and decision_result_<machine>_id_<NN>.csv, "
+                        "as asd run")
     c.add_argument("--figures", type=Path, default=None, metavar="DIR",
                    help="draw each model's scores, clip by clip in order, against the thresholds "
                         "(DIR/<model>_<machine>.png), and the 2 highest-scoring flagged clips' log-mel and "

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
 
 from asd import bench
 from asd.cli import main
+from asd.config import get_config
+from asd.experiment import prepare
+from asd.train import split_clips
 
 
 def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, capsys):
@@ -17,13 +21,23 @@ def test_bench_times_both_loops_on_the_same_updates(make_dataset, tmp_path, caps
         assert main(["bench", "--data", str(root), "--models", "sequential", "batchnorm", "--epochs", "2",
                      "--device", "cpu", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "sequential" in printed and "clips/s" in printed
     assert "asd loop in fp32, plain loop in fp32" in printed
     assert printed.endswith(f"timings written to {out}\n")
     blob = json.loads(out.read_text())
+    assert bench.format_training(blob["training"]) in printed
     assert [r["model"] for r in blob["training"]] == ["sequential", "batchnorm"]
+    cfg = get_config("quick")
+    train = prepare(cfg, root, progress=False).train
     for row in blob["training"]:
-        assert row["steps"] > 0 and row["plain_steps_per_s"] > 0 and row["asd_steps_per_s"] > 0
+        # the updates, by hand: the training clips less the validation split, in batches, a final batch
+        # of one dropped (BatchNorm cannot train on it)
+        fit_cfg = cfg.fit[row["model"]]
+        tr_idx, _ = split_clips(train.clip_ids, fit_cfg.validation_split, cfg.seed)
+        n = int(train.subset(tr_idx).vector_counts(cfg.feature.n_frames).sum())
+        per_epoch = math.ceil(n / fit_cfg.batch_size) - (n % fit_cfg.batch_size == 1)
+        assert row["steps"] == 2 * per_epoch and row["epochs"] == 2 and row["batch_size"] == fit_cfg.batch_size
+        assert row["speedup"] == pytest.approx(row["plain_s_per_epoch"] / row["asd_s_per_epoch"])
+        assert row["asd_steps_per_s"] == pytest.approx(row["steps"] / (2 * row["asd_s_per_epoch"]))
         # same seed and number of updates: the two loops end at similar losses
         assert abs(row["asd_final_loss"] - row["plain_final_loss"]) < 0.25 * row["plain_final_loss"]
     assert blob["features"]["clips"] == 12

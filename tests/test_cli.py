@@ -215,13 +215,6 @@ def test_options_a_run_would_ignore_are_shown_or_said(root, make_dataset, tmp_pa
     assert not (tmp_path / "s").exists()
 
 
-def test_missing_folder(tmp_path, capsys):
-    missing = tmp_path / "nowhere"
-    assert main(["run", "--data", str(missing), "--quiet"]) == 2
-    line = _error_line(capsys)
-    assert line == f"asd: error: --data {missing}: no such folder"
-
-
 def test_main_leaves_the_warning_format_as_it_found_it(tmp_path):
     import warnings
 
@@ -369,8 +362,8 @@ def test_python_m_asd_help():
     proc = subprocess.run([sys.executable, "-m", "asd", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: asd")
-    for command in ("run", "synth", "download"):
-        assert command in proc.stdout
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert all(f"\n    {name} " in proc.stdout for name in commands)  # each command with what it does
 
 
 def test_the_file_tools_start_without_pytorch():
@@ -407,10 +400,11 @@ def test_every_option_of_every_command_says_what_it_does(capsys):
     for name, command in commands.items():
         with pytest.raises(SystemExit):
             main([name, "--help"])
-        shown = capsys.readouterr().out
+        shown = " ".join(capsys.readouterr().out.split())  # unwrapped
         for action in command._actions:
             assert action.help, f"asd {name} {'/'.join(action.option_strings) or action.dest} has no help"
-            assert action.help.split()[0] in shown
+            said = " ".join(command._get_formatter()._expand_help(action).split())  # %(default)s filled in
+            assert said in shown, f"asd {name} --help does not show {said!r}"
 
 
 def test_version_names_the_package_and_the_libraries_behind_its_numbers(capsys):
@@ -709,7 +703,8 @@ def test_a_calibration_clip_too_short_stops_the_run_before_training(root, tmp_pa
         for n in range(3):
             sf.write(cal / f"id_{mid}_{n:08d}.wav", rng.normal(0, 0.1, 16000).astype("float32"), 16000)
     sf.write(cal / "id_00_00000003.wav", rng.normal(0, 0.1, 1600).astype("float32"), 16000)  # 0.1 s: a header fine
-    monkeypatch.setattr("asd.experiment.run_selection", lambda *a, **k: pytest.fail("trained before the clips were read"))
+    monkeypatch.setattr("asd.experiment.run_selection",
+                        lambda *a, **k: pytest.fail("trained before the clips were read"))
     assert main(["run", "--data", str(root), "--models", "pca", "--calibration-clips", str(cal), "--quiet",
                  "--device", "cpu"]) == 2
     assert "id_00_00000003.wav: 1600 samples, need at least" in _error_line(capsys)
@@ -727,9 +722,12 @@ def test_a_detector_saved_without_thresholds_says_so_on_labelled_data_too(root, 
 
 def test_paths_that_are_not_what_an_option_needs_are_named(root, tmp_path, capsys, monkeypatch):
     (tmp_path / "afile").write_text("")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     for args, message in ((["run", "--data", str(tmp_path / "afile")], f"--data {tmp_path / 'afile'}: not a folder"),
                           (["run", "--data", str(tmp_path / "none")], f"--data {tmp_path / 'none'}: no such folder"),
-                          (["bench", "--data", str(tmp_path / "afile")], "--data"),
+                          (["run", "--data", str(tmp_path / "loop")],
+                           f"--data {tmp_path / 'loop'}: a symbolic link that leads to no folder"),
+                          (["bench", "--data", str(tmp_path / "afile")], f"--data {tmp_path / 'afile'}: not a folder"),
                           (["run", "--data", str(root), "--ground-truth", str(tmp_path)], "a folder, not a file")):
         assert main([*args, "--device", "cpu"]) == 2
         assert message in _error_line(capsys)

@@ -20,8 +20,8 @@ import torch
 from asd import cli
 from asd.config import Config, FitConfig, get_config
 from asd.data import Clip
-from asd.detectors import (DETECTORS, NetworkDetector, PCADetector, halves, id_shift, level_scores, make, n_kept,
-                           network, one_recording_shift, own_id_probability)
+from asd.detectors import (DETECTORS, IDClassifierDetector, NetworkDetector, PCADetector, halves, id_shift,
+                           level_scores, make, n_kept, network, one_recording_shift, own_id_probability)
 from asd.experiment import Prepared, prepare, run
 from asd.features import FrameSet, Standardiser, gather_vectors
 from asd.metrics import auc_pauc
@@ -342,10 +342,12 @@ def test_the_id_probe_standardises_with_training_statistics():
 
 def test_make_builds_every_detector_and_network_every_network() -> None:
     cfg, ids = tiny_config(), {"00": 0, "02": 1}
-    assert isinstance(make("pca", cfg, ids, CPU), PCADetector)
+    assert type(make("pca", cfg, ids, CPU)) is PCADetector
     for name in (d for d in DETECTORS if d != "pca"):
-        assert isinstance(make(name, cfg, ids, CPU), NetworkDetector)
-        assert hasattr(network(name, cfg, ids, CPU), "fit_steps")
+        for det in (make(name, cfg, ids, CPU), network(name, cfg, ids, CPU)):
+            assert type(det) is (IDClassifierDetector if name == "idclf" else NetworkDetector)
+            assert det.name == name and type(det.model) is type(build(name, cfg, n_ids=len(ids)))
+            assert det.id_index == ids and det.cfg is cfg
     with pytest.raises(ValueError, match="unknown network 'pca'"):
         network("pca", cfg, ids, CPU)
     with pytest.raises(ValueError, match="unknown network 'vae'"):

@@ -330,3 +330,24 @@ def test_ground_truth_checksum_mismatch_fails(records, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="eval_data_list.csv: MD5 mismatch"):
         download(tmp_path / "data", "eval", base_url=url, progress=False)
     assert not (tmp_path / "data" / "eval_data_list.csv").exists()
+
+
+def test_asd_download_set_additional_unpacks_the_eval_ids_training_clips(records, tmp_path: Path, monkeypatch,
+                                                                         capsys) -> None:
+    """`asd download DEST --set additional`: the additional-training record's archive, unpacked beside the
+    eval test clips as eval_data/<machine>/train."""
+    import functools
+
+    import asd.download
+    from asd.cli import main
+
+    url, state = records
+    archive = _zip_bytes(tmp_path, "slider/train/normal_id_01_00000000.wav")
+    state["files"][3727685] = {"eval_data_train_slider.zip": archive}
+    monkeypatch.setattr(asd.download, "download", functools.partial(download, base_url=url, progress=False))
+    dest = tmp_path / "dcase"
+    assert main(["download", str(dest), "--set", "additional"]) == 0
+    assert capsys.readouterr().out == f"unpacked into {dest}\n"
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*.wav")] == [
+        "eval_data/slider/train/normal_id_01_00000000.wav"]
+    assert not (dest / "eval_data_list.csv").exists()  # the labels come with the eval test set only

@@ -108,7 +108,11 @@ def test_run_rows_match_sklearn_on_scores(root, cfg, tmp_path):
     assert blob["config_hash"] == cfg.hash() and blob["profile"] == "quick"
     assert blob["steps"] == {n: m.steps for n, m in res.models.items()}
     assert [p.name for p in out.parent.iterdir()] == ["results.json"]  # no temp files left
-    assert "sequential" in res.table() and "AVG" in res.table()
+    lines = res.table().splitlines()  # the printed table shows the rows' numbers, each model on its line
+    for name in res.models:
+        cells = [f"{r['auc']:.3f}/{r['pauc']:.3f}" for r in res.rows if r["model"] == name]
+        line = next(ln for ln in lines if ln.split()[:1] == [name])
+        assert line.split()[1:1 + len(cells)] == cells
 
 
 def test_run_per_id_trains_one_model_per_id(root, cfg):

@@ -75,9 +75,11 @@ def test_waveforms_one_row_per_signal() -> None:
     y = np.sin(np.linspace(0, 20, 1600)).astype(np.float32)
     fig = plots.waveforms({"normal": y, "anomaly": 0.5 * y}, sample_rate=16000)
     _render(fig)
-    assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["normal", "anomaly"]
     assert all(len(ax.lines) == 1 for ax in fig.axes)
-    assert fig.axes[1].lines[0].get_xdata()[-1] == pytest.approx(1599 / 16000)
+    np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), y)  # each row its own signal
+    np.testing.assert_array_equal(fig.axes[1].lines[0].get_ydata(), 0.5 * y)
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_xdata(), np.arange(1600) / 16000)
 
 
 def test_spectrograms_shared_scale_has_one_colourbar() -> None:
@@ -90,6 +92,9 @@ def test_spectrograms_shared_scale_has_one_colourbar() -> None:
     assert all(isinstance(im, AxesImage) for im in images) and len(images) == 2
     assert images[0].get_clim() == images[1].get_clim() == (a.min(), b.max())
     assert images[0].get_extent() == pytest.approx((0, 20 * 0.032, 0, 8))
+    # frames run along x, bins up y: the image is the transposed (frames, bins) matrix
+    np.testing.assert_array_equal(images[0].get_array(), a.T)
+    np.testing.assert_array_equal(images[1].get_array(), b.T)
 
 
 def test_spectrograms_own_scales_have_one_colourbar_each() -> None:
@@ -130,13 +135,26 @@ def test_spectrograms_reject_non_matrices() -> None:
         plots.spectrograms({"bad": np.zeros(5)}, hop_s=0.1)
 
 
+def test_a_note_is_a_figure_of_its_text_alone() -> None:
+    fig = plots.note("only the stand-in knows its faults")
+    _render(fig)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["only the stand-in knows its faults"]
+    assert not ax.axison and not ax.lines and not ax.images
+
+
 def test_mel_filterbank_draws_every_filter() -> None:
     cfg = FeatureConfig(n_mels=16, n_fft=256)
     fig = plots.mel_filterbank(mel_basis(cfg), cfg.sample_rate)
     _render(fig)
-    assert len(fig.axes) == 2
-    assert len(fig.axes[0].lines) == 16
-    assert fig.axes[0].lines[0].get_xdata()[-1] == pytest.approx(8000)
+    basis = mel_basis(cfg)
+    left, right = fig.axes
+    assert len(left.lines) == 16
+    freqs = np.linspace(0, cfg.sample_rate / 2, basis.shape[1])
+    for line, weights in zip(left.lines, basis):  # each filter's weights over the STFT bins' frequencies
+        np.testing.assert_array_equal(line.get_xdata(), freqs)
+        np.testing.assert_array_equal(line.get_ydata(), weights)
+    np.testing.assert_array_equal(right.lines[0].get_ydata(), freqs[basis.argmax(axis=1)])  # band centres
 
 
 def test_network_shapes_one_panel_per_network_one_bar_per_dense_output() -> None:

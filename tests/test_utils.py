@@ -7,12 +7,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from asd import utils
 from asd.utils import (and_more, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive, not_a_folder,
-                       written_whole)
+                       seed_everything, written_whole)
 
 
 def test_written_whole_renames_into_place_or_leaves_nothing(tmp_path):
@@ -147,3 +148,19 @@ def test_versions_name_the_package_and_the_libraries_behind_its_numbers():
     found = utils.versions()
     assert found["asd"] == asd.__version__ and found["torch"] == torch.__version__
     assert {"python", "librosa", "numpy", "scikit-learn"} <= found.keys()
+
+
+def test_seed_everything_seeds_python_numpy_and_torch_and_makes_cudnn_deterministic(monkeypatch):
+    import random
+
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    random.seed(1)  # other seeds first
+    np.random.seed(1)
+    torch.manual_seed(1)
+    seed_everything(7)
+    assert random.random() == random.Random(7).random()
+    assert np.random.rand() == np.random.RandomState(7).rand()
+    assert torch.rand(1).item() == torch.rand(1, generator=torch.Generator().manual_seed(7)).item()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
