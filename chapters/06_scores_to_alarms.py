@@ -94,7 +94,7 @@ glue("best_report", best_report, display=False)
 # distribution to the scores of the normal *training* clips and call a clip anomalous when its
 # score exceeds the fitted distribution's 0.9 quantile. `asd` does the same per machine ID
 # (`asd.metrics.thresholds`; the IDs' scores differ in level), with one change: it fits the
-# gamma distribution by its mean and variance, with the location fixed at 0
+# gamma distribution by its mean and variance, with the location (its left edge) fixed at 0
 # (`asd.metrics.fit_gamma`), where the baselines fit all three parameters by maximum
 # likelihood, a fit that can run away on scores bunched far from zero, as reconstruction
 # errors are. `asd run --scores-dir` writes the decisions beside the scores. Where the gamma
@@ -156,7 +156,7 @@ glue("held_verdict", "closer to" if gain > 0.02 else "further from"
 held_out = results.models[nets[0]].held_out
 n_held = {mid: int(np.sum(held_out & (results.train_ids == mid)))
           for mid in results.unique_ids}
-glue("n_held", ", ".join(f"{n} (ID {mid})" for mid, n in n_held.items()),
+glue("n_held", ", ".join(f"{n} for ID {mid}" for mid, n in n_held.items()),
      display=False)
 # Where the gap comes from: mean scores of held-out and normal test clips,
 # relative to the fitted clips, per ID.
@@ -187,9 +187,9 @@ glue("shift_verdict",
 misses = {n: metrics.small_fit_misses(n, quantile)
           for n in sorted(set(n_held.values()))}
 glue("small_fit", "; ".join(
-    f"{n} clips: below the true quantile in {below:.0%} of fits, "
-    f"{flagged:.0%} of normal scores flagged on average"
-    for n, (below, flagged) in misses.items()), display=False)
+    f"fitted to {n} clips, the {quantile:g} quantile fell below the true one "
+    f"in {below:.0%} of the fits and flagged {flagged:.0%} of normal scores "
+    "on average" for n, (below, flagged) in misses.items()), display=False)
 # measured once on real audio, outside this build (asd.reference)
 real_held = "; ".join(
     f"{name} {train} with training clips, {held} with held-out ones"
@@ -199,15 +199,17 @@ glue("real_held", f"{real_held}, of {reference.REAL_CALIBRATION_CLIPS}",
      display=False)
 
 # %% tags=["hide-input"]
-header = ["detector", *(("F1", f"ID {mid}") for mid in results.unique_ids),
-          ("F1", "average"), "recall",
-          ("false alarms", "training"), ("false alarms", "held-out")]
+# the averages the text quotes first, the F1 of each ID after them
+header = ["detector", ("false alarms", "training"),
+          ("false alarms", "held-out"), "recall", ("F1", "average"),
+          *(("F1", f"ID {mid}") for mid in results.unique_ids)]
 rows = []
 for name, id_rows in by_model.items():
     m = mean[name]
-    rows.append([name, *(f"{r['f1']:.2f}" for r in id_rows), f"{m['f1']:.2f}",
-                 f"{m['recall']:.0%}", f"{m['false_alarms']:.0%}",
-                 f"{held_alarms[name]:.0%}" if name in held_alarms else "-"])
+    rows.append([name, f"{m['false_alarms']:.0%}",
+                 f"{held_alarms[name]:.0%}" if name in held_alarms else "-",
+                 f"{m['recall']:.0%}", f"{m['f1']:.2f}",
+                 *(f"{r['f1']:.2f}" for r in id_rows)])
 display(TextTable(header, rows,
                   f"Decisions at the {quantile:g} quantile of each ID's "
                   f"training scores: {src.label}. Recall: share of anomalous "
@@ -266,8 +268,11 @@ display(TextTable(["clips in a row", "false alarms a day",
                   "independently (an assumption)"))
 
 # %% [markdown]
-# Each clip more in the row multiplies the false alarms by $p$ and delays the alarm by at least
-# a clip, by more the lower the recall. Real recordings are not independent draws: a changed
+# A run of flagged clips raises one alarm, so even at `k` = 1 a day holds fewer alarms than
+# flagged clips. Each clip more in the row multiplies the false alarms by $p$ and delays the
+# alarm by at least a clip, by more the lower the recall: waiting trades a later alarm for
+# fewer false ones, and where even the longest wait leaves more false alarms a day than a
+# plant can answer, the threshold itself must move. Real recordings are not independent draws: a changed
 # recording session or operating state raises the scores of the clips after it together, and
 # the false alarms it brings come in runs that outlast any `k`. The rule thins out scattered
 # false alarms; a shift of the normal sound needs new thresholds (below).
@@ -275,17 +280,18 @@ display(TextTable(["clips in a row", "false alarms a day",
 # The networks already hold out normal clips they never train on: their validation clips, a
 # tenth of each ID's training clips ({glue:text}`n_held` here). Fitted to those clips' scores
 # instead (`calibration="held-out"`, `asd run --calibration held-out`), the thresholds of the
-# {glue:text}`n_nets` networks flag {glue:text}`held_alarms` of the normal test clips on
+# {glue:text}`n_nets` networks (all but PCA) flag {glue:text}`held_alarms` of the normal test clips on
 # average, against {glue:text}`trained_alarms` with all training clips: {glue:text}`held_verdict`
-# the nominal {glue:text}`nominal_alarms`. Why? Two reasons. For {glue:text}`best_report`, the
-# held-out clips score on average {glue:text}`held_shift` relative to the clips it trained on,
-# and the normal test clips {glue:text}`test_shift`, where the scores of the clips it trained on
-# vary by {glue:text}`train_spread` of their mean (standard deviation): on this data
-# {glue:text}`shift_verdict`.
-# And a gamma fitted to a handful of clips does not only scatter, it leans low: a few scores
+# the nominal {glue:text}`nominal_alarms`. Two things decide it. The first is where each set
+# of clips scores. For {glue:text}`best_report`, the held-out clips score on average
+# {glue:text}`held_shift` relative to the clips it trained on, and the normal test clips
+# {glue:text}`test_shift`; the training clips' own scores spread by {glue:text}`train_spread`
+# of their mean (one standard deviation). So on this data {glue:text}`shift_verdict`.
+# The second is how many clips the gamma is fitted to. A gamma fitted to a handful of clips
+# does not only scatter, it leans low: a few scores
 # usually spread less than the distribution they come from, so the fitted tail is too short.
 # Simulated on scores drawn from a gamma distribution itself
-# (`asd.metrics.small_fit_misses`), the 0.9 quantile fitted to {glue:text}`small_fit`. It takes
+# (`asd.metrics.small_fit_misses`): {glue:text}`small_fit`. It takes
 # dozens of clips to come near the nominal rate; at the report's scale each ID holds out
 # dozens. On real slider audio, measured once outside this
 # build (real training clips of ID 00 kept outside this repository; the table below gives the
@@ -298,9 +304,9 @@ display(TextTable(["clips in a row", "false alarms a day",
 # {term}`calibration clips`.
 # `results.calibrate(clips)` scores such clips with every detector, PCA included, and
 # `calibration="calibration"` fits each ID's gamma to their scores (`asd run --calibration-clips
-# PATH`). The DCASE release has no such recordings (the stand-in could render more, as the
-# hall section below does; here the data stays as released), so the first
-# half of each ID's normal test clips ({glue:text}`n_cal` per ID) plays that part, and the
+# PATH`). This build's data, like the DCASE release, has no such recordings (the stand-in
+# could render more, as the hall section below does; here the data keeps the release's
+# layout), so the first half of each ID's normal test clips ({glue:text}`n_cal` per ID) plays that part, and the
 # three calibrations are judged on the other normal test clips and on the anomalous ones:
 
 # %% tags=["hide-input"]
@@ -362,7 +368,7 @@ n_real = reference.REAL_CALIBRATION_CLIPS
 nominal_real = (1 - reference.REAL_CALIBRATION_QUANTILE) * n_real
 display(TextTable(
     ["detector", "training clips", "held-out clips", "calibration clips"],
-    [[name, *("-" if n is None else f"{n} of {n_real}" for n in cells)]
+    [[name, *("-" if n is None else f"{n}/{n_real}" for n in cells)]
      for name, cells in real.items()],
     f"Reference (real data, not computed in this build): normal clips "
     f"flagged among {n_real} unseen real slider clips of ID 00 (nominal "
@@ -371,17 +377,20 @@ display(TextTable(
     "threads), by where each ID's gamma was fitted; the calibration clips "
     f"are {reference.REAL_CALIBRATION_CAL} more unseen ones. PCA holds out "
     "no clips."))
-glue("real_cal_verdict", "cut every measured detector's false alarms"
+glue("real_cal_verdict", "cut every measured detector's false alarms below "
+     "those of thresholds from the training clips"
      if all(c[2] < c[0] for c in real.values()) else
-     "did not cut every measured detector's false alarms", display=False)
+     "did not cut every measured detector's false alarms below those of "
+     "thresholds from the training clips", display=False)
 # Is a count above the nominal one more than chance? The binomial chance of
 # flagging at least that many of the clips at the nominal rate says.
 rate = 1 - reference.REAL_CALIBRATION_QUANTILE
 by_chance = {name: float(binom.sf(c[2] - 1, n_real, rate))
              for name, c in real.items()}
 glue("real_cal_nominal", "; ".join(
-    f"{name}'s {real[name][2]} of {n_real}: {p:.3f}, "
-    + ("well above the nominal rate" if p < 0.05 else "consistent with it")
+    f"{name}'s {real[name][2]} of {n_real}: chance {p:.3f}, so "
+    + ("its rate is well above the nominal one" if p < 0.05
+       else "consistent with the nominal rate")
     for name, p in by_chance.items()), display=False)
 
 # %% [markdown]
@@ -403,7 +412,7 @@ glue("real_cal_nominal", "; ".join(
 #
 # A monitoring system trains once and then scores each new recording as it arrives.
 # `results.save_model(name, path)` (`asd run --save-models DIR`) writes a trained detector to one
-# file: its config, the standardiser fitted on the training frames, its weights and the scores of
+# file: its config, the {term}`standardisation` fitted on the training frames, its weights and the scores of
 # its training clips, from which the thresholds come. `asd.experiment.load_model(path)` reads it
 # back, and `asd.experiment.score_clips(saved, clips)` (`asd score`) scores new clips with it,
 # without training. Here {glue:text}`best_report` is saved and scores the test clips of ID
@@ -475,13 +484,15 @@ display(TextTable(["clip (arrived as)", "score", "threshold", "decision",
 # `asd.metrics.open_runs` returns each ID's run of flagged clips at the end of a batch, and
 # `asd.metrics.alarms(..., runs=)` counts on from it (`asd score --alarm-state FILE` keeps
 # them in a file between calls). Here the stream above is cut into two calls just before its
-# first alarm, inside a run of flagged clips:
+# first alarm on a faulty clip, inside a run of flagged clips:
 
 # %%
 k = 3  # an alarm on three flagged clips in a row
 ids = later.test.clip_ids
 whole = metrics.alarms(ids, flags, k)  # one call over the whole stream
-cut_at = int(np.flatnonzero(whole)[0])  # the clip that raises its first alarm
+on_faults = np.flatnonzero(whole & faulty)  # alarms raised on faulty clips
+assert len(on_faults), "no alarm on a faulty clip: nothing to cut"
+cut_at = int(on_faults[0])  # the clip that raises the first of them
 one, two = slice(0, cut_at), slice(cut_at, None)  # the two calls' clips
 first_call = metrics.alarms(ids[one], flags[one], k)
 runs = metrics.open_runs(ids[one], flags[one])  # where the first call ends
@@ -493,10 +504,11 @@ calls = {
         [first_call, metrics.alarms(ids[two], flags[two], k, runs=runs)]),
 }
 rows = [[how, str(int(raised.sum())), str(int(np.sum(raised & ~faulty))),
-         names[np.flatnonzero(raised)[0]] if raised.any() else "none"]
+         names[np.flatnonzero(raised & faulty)[0]]
+         if (raised & faulty).any() else "none"]
         for how, raised in calls.items()]
 display(TextTable(["scored as", "alarms", "of them false (on normal clips)",
-                   "first alarm at"], rows,
+                   "first alarm on a faulty clip"], rows,
                   f"{best_report}, ID {later_id} ({src.label}): alarms on "
                   f"{k} flagged clips in a row; the second call starts at "
                   f"{names[cut_at]}, after a run of {runs[later_id]} flagged "
@@ -514,8 +526,8 @@ assert np.array_equal(calls["two calls, runs carried on"], whole)
 # (sec-long)=
 # ### Long recordings
 #
-# A recorder may write one long file an hour rather than ten-second clips, but a clip gets one
-# score, the mean over all of its vectors. Below, a typical faulty clip that
+# If a recorder writes one long file an hour, `asd` takes the file for one clip and gives it
+# one score: the mean over all of its vectors. Below, a typical faulty clip that
 # {glue:text}`best_report` flags (the median score of those it flags) is joined after 0, 1, 3
 # and more of the ID's normal clips that it does not flag, up to {glue:text}`n_long_normal`,
 # and each such recording is scored whole:
@@ -720,8 +732,8 @@ if mean_frame:
         f"networks). Their average AUC falls "
         f"from {net_auc[0]:.3f} to {net_auc[1]:.3f} at {halls[1]:g} dB and "
         f"{net_auc[-1]:.3f} at {loud}. Of all seven detectors, {least}'s AUC "
-        f"falls least ({drop[least]:.3f} at {loud}) and {most}'s most "
-        f"({drop[most]:.3f}). A threshold is a fixed level of error, and a "
+        f"falls least, by {drop[least]:.3f} at {loud}, and {most}'s most, "
+        f"by {drop[most]:.3f}. A threshold is a fixed level of error, and a "
         "louder hall raises the error of every clip, normal or faulty.")
     hall_takeaway = (
         "On this data a louder hall raised the networks' false alarms from "
@@ -736,11 +748,13 @@ if mean_frame:
     inside = float(np.sum((pca.components @ shift) ** 2) / np.sum(shift ** 2))
     pca_text = (
         f"At {loud} the mean log-mel frame moves by "
-        f"{np.sqrt(np.mean(shift ** 2)):.1f} training standard deviations per "
-        f"number, and {inside:.2%} of that move lies inside the subspace of "
-        "PCA's components. " + (
+        f"{np.sqrt(np.mean(shift ** 2)):.1f} training standard deviations "
+        "(root mean square over the numbers of a vector), and "
+        f"{inside:.2%} of that move lies inside the subspace of PCA's "
+        "components. " + (
             "PCA measures what is left outside it, so the louder hall adds "
-            "little to its scores: its false alarms go from "
+            f"little to its scores: on data seed {hall_seed}'s clips its "
+            "false alarms go from "
             f"{trained['pca'][0]:.0%} to {trained['pca'][-1]:.0%}. "
             if inside > 0.95 else "PCA's error grows with the rest. ")
         + "The autoencoders (the report's four and IDNN) squeeze each vector "
@@ -890,7 +904,8 @@ threshold_text = (
         f"{alarms[m][0]:.0%} to {alarms[m][-1]:.0%} ({m})" for m in lc_models)
     + f" between {sizes[0]} clips per ID and every clip (nominal "
     f"{nominal:.0%}). " + "".join(
-        f"Fitted to few clips, {m} scores them lower than new normal clips "
+        f"Fitted to few clips, {m} scores those clips lower than new normal "
+        "clips "
         f"(the median normal test clip scores {lc_ratio[m][0]:.2f} times the "
         f"median training clip at {sizes[0]} clips per ID, "
         f"{lc_ratio[m][-1]:.2f} times with every clip), so thresholds set "
